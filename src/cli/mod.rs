@@ -1,0 +1,30 @@
+//! Command-line definitions: one subcommand per verb, flags defined once with their help.
+//!
+//! Results go to stdout, diagnostics and progress to stderr. Exit codes: 0 success, 1 error
+//! (message on stderr), 2 usage error (from clap).
+
+use clap::{Parser, Subcommand};
+
+mod data;
+
+/// Compare GPT-4-style multimodal LLM variants (Lynx, arXiv 2307.02469) through ONNX Runtime.
+#[derive(Debug, Parser)]
+#[command(name = "lynx-zoo", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate, load and inspect benchmark data.
+    #[command(subcommand)]
+    Data(data::DataCommand),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Data(cmd) => data::run(cmd),
+    }
+}
