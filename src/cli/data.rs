@@ -1,0 +1,121 @@
+//! `lynx-zoo data ...`: generate the synthetic benchmark and language data, check annotation files.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use lynx_zoo::data::{self, Benchmark, GenerateConfig, Knobs, Split};
+
+/// The `data` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Generate a seeded split of the synthetic Open-VQA benchmark (images, videos, annotations.jsonl, captions.jsonl).
+    Generate(GenerateArgs),
+    /// Generate the text corpus and text instructions for the language backbones.
+    Text(TextArgs),
+    /// Load an Open-VQA annotation file, decode all of its media and print counts per class.
+    Check(CheckArgs),
+}
+
+/// Flags of `data generate`; the knobs are documented in docs/benchmark.md.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Which split; only `test` carries held-out phrasings and instructions.
+    #[arg(long, value_enum)]
+    split: Split,
+    /// Number of items (classes take turns).
+    #[arg(long)]
+    n: usize,
+    /// Seed; the same command and seed give byte-identical output.
+    #[arg(long)]
+    seed: u64,
+    /// Output folder (created; must not hold generated files unless --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace generated files already in --out.
+    #[arg(long)]
+    force: bool,
+    /// Canvas side in pixels.
+    #[arg(long, default_value_t = Knobs::default().canvas)]
+    canvas: u32,
+    /// Frames per video clip.
+    #[arg(long, default_value_t = Knobs::default().frames)]
+    frames: usize,
+    /// Most objects per scene / counted objects.
+    #[arg(long, default_value_t = Knobs::default().max_objects)]
+    max_objects: usize,
+    /// Most distractor objects per scene.
+    #[arg(long, default_value_t = Knobs::default().distractors)]
+    distractors: usize,
+    /// OCR font pixel size in image pixels (smaller text needs higher resolution).
+    #[arg(long, default_value_t = Knobs::default().text_scale)]
+    text_scale: u32,
+    /// Smallest radius of small objects in pixels.
+    #[arg(long, default_value_t = Knobs::default().small_radius.0)]
+    small_min: f32,
+    /// Largest radius of small objects in pixels.
+    #[arg(long, default_value_t = Knobs::default().small_radius.1)]
+    small_max: f32,
+}
+
+/// Flags of `data text`.
+#[derive(Debug, Args)]
+pub struct TextArgs {
+    /// Number of corpus passages and of text instructions.
+    #[arg(long)]
+    n: usize,
+    /// Seed.
+    #[arg(long)]
+    seed: u64,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Flags of `data check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The annotation file (Open-VQA JSONL).
+    file: PathBuf,
+}
+
+/// Runs a `data` subcommand.
+pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
+    match cmd {
+        DataCommand::Generate(a) => {
+            let defaults = Knobs::default();
+            let knobs = Knobs {
+                canvas: a.canvas,
+                frames: a.frames,
+                max_objects: a.max_objects,
+                distractors: a.distractors,
+                text_scale: a.text_scale,
+                small_radius: (a.small_min, a.small_max),
+                ..defaults
+            };
+            let cfg = GenerateConfig { split: a.split, n: a.n, seed: a.seed, knobs, force: a.force };
+            let start = Instant::now();
+            let summary = data::generate(&cfg, &a.out).with_context(|| format!("generating into `{}`", a.out.display()))?;
+            eprintln!("generated {} items in {:.1}s", summary.items, start.elapsed().as_secs_f64());
+            println!("{}", summary.annotations.display());
+            Ok(())
+        }
+        DataCommand::Text(a) => {
+            data::generate_text(a.n, a.seed, &a.out).with_context(|| format!("generating text into `{}`", a.out.display()))?;
+            println!("{}", a.out.join("corpus.txt").display());
+            println!("{}", a.out.join("text_instructions.jsonl").display());
+            Ok(())
+        }
+        DataCommand::Check(a) => {
+            let bench = Benchmark::load(&a.file)?;
+            let pictures = bench.verify_media()?;
+            println!("{}: {} records, {} pictures decoded", a.file.display(), bench.records.len(), pictures);
+            for (class, n) in bench.class_counts() {
+                println!("  {class:<12} {n}");
+            }
+            Ok(())
+        }
+    }
+}

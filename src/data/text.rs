@@ -1,0 +1,263 @@
+//! Language data from the same synthetic world: a text corpus for pretraining the LLM backbones
+//! ("base") and text instructions -- questions about facts stated in a short context, some with a
+//! format instruction -- for the instruction-tuned ("chat") backbone and the text part of Lynx's
+//! instruction tuning (the LLaMA-vs-Vicuna analogue).
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use super::phrasing::Instruction;
+use super::scene::{Color, Shape};
+use crate::error::{Error, Result};
+
+const NAMES: &[&str] = &[
+    "Anna", "Ben", "Carla", "David", "Emma", "Felix", "Grace", "Hugo", "Ivy", "Jack", "Kim", "Leo", "Mia", "Noah",
+    "Olga", "Paul", "Rosa", "Sam", "Tara", "Victor",
+];
+const THINGS: &[(&str, &str)] = &[
+    ("ball", "balls"),
+    ("box", "boxes"),
+    ("cup", "cups"),
+    ("book", "books"),
+    ("kite", "kites"),
+    ("hat", "hats"),
+    ("shoe", "shoes"),
+    ("lamp", "lamps"),
+    ("key", "keys"),
+    ("pen", "pens"),
+];
+const PLACES: &[&str] = &["kitchen", "garden", "park", "school", "library", "market", "office", "station"];
+const DIRECTIONS: &[(&str, &str)] = &[("left", "right"), ("right", "left"), ("up", "down"), ("down", "up")];
+
+fn sides(shape: Shape) -> Option<usize> {
+    match shape {
+        Shape::Circle => None,
+        Shape::Square | Shape::Diamond => Some(4),
+        Shape::Triangle => Some(3),
+        Shape::Hexagon => Some(6),
+    }
+}
+
+fn shape_fact(shape: Shape) -> &'static str {
+    match shape {
+        Shape::Circle => "A circle is round and has no corners.",
+        Shape::Square => "A square has four equal sides and four corners.",
+        Shape::Triangle => "A triangle has three sides and three corners.",
+        Shape::Diamond => "A diamond looks like a square standing on one corner.",
+        Shape::Hexagon => "A hexagon has six sides, like a honeycomb cell.",
+    }
+}
+
+fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
+    // Every pool above is non-empty.
+    &items[rng.random_range(0..items.len())]
+}
+
+fn plural(n: usize, thing: (&str, &str)) -> String {
+    if n == 1 {
+        format!("1 {}", thing.0)
+    } else {
+        format!("{n} {}", thing.1)
+    }
+}
+
+/// "3 red balls", "1 blue cup".
+fn colored(n: usize, color: &str, thing: (&str, &str)) -> String {
+    if n == 1 {
+        format!("1 {color} {}", thing.0)
+    } else {
+        format!("{n} {color} {}", thing.1)
+    }
+}
+
+/// One corpus sentence from the synthetic world.
+fn sentence(rng: &mut ChaCha8Rng) -> String {
+    let name = *pick(rng, NAMES);
+    let thing = *pick(rng, THINGS);
+    let color = pick(rng, &Color::ALL).name();
+    let shape = *pick(rng, &Shape::ALL);
+    match rng.random_range(0..9) {
+        0 => format!("{name} has {} {color} {}.", rng.random_range(2..7), thing.1),
+        1 => format!("The {} is in the {}.", thing.0, pick(rng, PLACES)),
+        2 => shape_fact(shape).to_string(),
+        3 => {
+            let size = if rng.random_bool(0.5) { "big" } else { "small" };
+            format!("{name} sees a {size} {color} {} in the picture.", shape.name())
+        }
+        4 => {
+            let other = pick(rng, &Shape::ALL).name();
+            format!("First a {color} {} appeared, then a {other} appeared.", shape.name())
+        }
+        5 => {
+            let way = match pick(rng, DIRECTIONS).0 {
+                "left" => "to the left",
+                "right" => "to the right",
+                other => other,
+            };
+            format!("The {color} {} moves {way}.", shape.name())
+        }
+        6 => {
+            let (a, b) = (rng.random_range(0..10), rng.random_range(0..10));
+            format!("{a} plus {b} is {}.", a + b)
+        }
+        7 => {
+            let relation = *pick(rng, &["to the left of", "to the right of", "above", "below"]);
+            format!("The {} is {relation} the {}.", shape.name(), pick(rng, &Shape::ALL).name())
+        }
+        _ => format!("The sign on the {} says {}.", pick(rng, PLACES), thing.0.to_uppercase()),
+    }
+}
+
+/// A text instruction: a question about facts in a short context, with its target response.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TextInstruction {
+    /// The user turn.
+    pub instruction: String,
+    /// The target bot turn.
+    pub response: String,
+}
+
+fn with_format(rng: &mut ChaCha8Rng, question: String, sentence: String, short: String, ins: Instruction) -> TextInstruction {
+    if rng.random_bool(0.3) {
+        let text = *pick(rng, ins.seen());
+        TextInstruction { instruction: format!("{question} {text}"), response: short }
+    } else {
+        TextInstruction { instruction: question, response: sentence }
+    }
+}
+
+/// One text instruction.
+pub fn instruction(rng: &mut ChaCha8Rng) -> TextInstruction {
+    let name = *pick(rng, NAMES);
+    let other = *pick(rng, NAMES);
+    let thing = *pick(rng, THINGS);
+    let thing2 = *pick(rng, THINGS);
+    match rng.random_range(0..8) {
+        0 if thing != thing2 => {
+            let (n, m) = (rng.random_range(1..8usize), rng.random_range(1..8usize));
+            let (c1, c2) = (pick(rng, &Color::ALL).name(), pick(rng, &Color::ALL).name());
+            let q = format!(
+                "{name} has {} and {}. How many {} does {name} have?",
+                colored(n, c1, thing),
+                colored(m, c2, thing2),
+                thing2.1
+            );
+            with_format(rng, q, format!("{name} has {}.", plural(m, thing2)), m.to_string(), Instruction::Number)
+        }
+        1 => {
+            let place = *pick(rng, PLACES);
+            let q = format!("The {} is in the {place}. Where is the {}?", thing.0, thing.0);
+            with_format(rng, q, format!("The {} is in the {place}.", thing.0), place.into(), Instruction::OneWord)
+        }
+        2 => {
+            let (a, b) = (rng.random_range(0..10), rng.random_range(0..10));
+            let q = format!("What is {a} plus {b}?");
+            with_format(rng, q, format!("{a} plus {b} is {}.", a + b), (a + b).to_string(), Instruction::Number)
+        }
+        3 => {
+            let (a, b) = (rng.random_range(0..20), rng.random_range(0..20));
+            let q = format!("Is {a} greater than {b}?");
+            let yes = a > b;
+            let s = if yes { format!("Yes, {a} is greater than {b}.") } else { format!("No, {a} is not greater than {b}.") };
+            with_format(rng, q, s, if yes { "yes" } else { "no" }.into(), Instruction::YesNo)
+        }
+        4 => {
+            let shape = *pick(rng, &[Shape::Triangle, Shape::Square, Shape::Hexagon]);
+            let n = sides(shape).unwrap_or(0);
+            let q = format!("How many sides does a {} have?", shape.name());
+            with_format(rng, q, format!("A {} has {n} sides.", shape.name()), n.to_string(), Instruction::Number)
+        }
+        5 if name != other => {
+            let q = format!("{name} arrived first and {other} arrived later. Who arrived first?");
+            with_format(rng, q, format!("{name} arrived first."), name.into(), Instruction::OneWord)
+        }
+        6 => {
+            let (to, from) = *pick(rng, &DIRECTIONS[..2]);
+            let q = format!("{name} walks from the {from} side to the {to} side. Which way does {name} walk?");
+            with_format(rng, q, format!("{name} walks {to}."), to.into(), Instruction::OneWord)
+        }
+        _ => {
+            let color = pick(rng, &Color::ALL).name();
+            let article = if color.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+            let q = format!("{name} has {article} {color} {}. What color is the {}?", thing.0, thing.0);
+            with_format(rng, q, format!("The {} is {color}.", thing.0), color.into(), Instruction::OneWord)
+        }
+    }
+}
+
+/// Writes `corpus.txt` (n passages of 3-6 sentences) and `text_instructions.jsonl` (n lines) into
+/// `out`, seeded.
+pub fn generate_text(n: usize, seed: u64, out: &Path) -> Result<()> {
+    if n == 0 {
+        return Err(Error::InvalidArgument { what: "--n", value: "0".into(), expected: "at least 1".into() });
+    }
+    fs::create_dir_all(out).map_err(|e| Error::io("creating", out, e))?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7465_7874);
+    let corpus_path = out.join("corpus.txt");
+    let mut corpus = BufWriter::new(fs::File::create(&corpus_path).map_err(|e| Error::io("creating", &corpus_path, e))?);
+    for _ in 0..n {
+        let k = rng.random_range(3..=6);
+        let passage: Vec<String> = (0..k).map(|_| sentence(&mut rng)).collect();
+        writeln!(corpus, "{}", passage.join(" ")).map_err(|e| Error::io("writing", &corpus_path, e))?;
+    }
+    corpus.flush().map_err(|e| Error::io("writing", &corpus_path, e))?;
+    let ins_path = out.join("text_instructions.jsonl");
+    let mut ins = BufWriter::new(fs::File::create(&ins_path).map_err(|e| Error::io("creating", &ins_path, e))?);
+    for _ in 0..n {
+        let item = instruction(&mut rng);
+        let line = serde_json::to_string(&item).map_err(|e| Error::io("writing", &ins_path, std::io::Error::other(e)))?;
+        writeln!(ins, "{line}").map_err(|e| Error::io("writing", &ins_path, e))?;
+    }
+    ins.flush().map_err(|e| Error::io("writing", &ins_path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instructions_answer_their_question() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..300 {
+            let t = instruction(&mut rng);
+            assert!(t.instruction.ends_with('?') || t.instruction.ends_with('.'), "{t:?}");
+            assert!(!t.response.is_empty());
+            if let Some(rest) = t.instruction.strip_prefix("What is ") {
+                let parts: Vec<&str> = rest.trim_end_matches(|c: char| !c.is_ascii_digit()).split(" plus ").collect();
+                let sum: i32 = parts.iter().map(|p| p.trim().parse::<i32>().unwrap()).sum();
+                assert!(t.response.contains(&sum.to_string()), "{t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn count_questions_answer_the_second_count() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let mut seen = 0;
+        for _ in 0..400 {
+            let t = instruction(&mut rng);
+            if t.instruction.contains("How many") && t.instruction.contains(" has ") {
+                seen += 1;
+                let m: String = t.response.chars().filter(|c| c.is_ascii_digit()).collect();
+                assert!(!m.is_empty(), "{t:?}");
+                assert!(t.instruction.contains(&format!(" and {m} ")), "{t:?}");
+            }
+        }
+        assert!(seen > 10);
+    }
+
+    #[test]
+    fn text_generation_is_deterministic() {
+        let t = tempfile::tempdir().unwrap();
+        generate_text(50, 9, &t.path().join("a")).unwrap();
+        generate_text(50, 9, &t.path().join("b")).unwrap();
+        for f in ["corpus.txt", "text_instructions.jsonl"] {
+            assert_eq!(fs::read(t.path().join("a").join(f)).unwrap(), fs::read(t.path().join("b").join(f)).unwrap());
+        }
+    }
+}
