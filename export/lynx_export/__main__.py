@@ -1,0 +1,120 @@
+"""Command line: `python -m lynx_export {list,build,smoke}`.
+
+    python -m lynx_export list
+    python -m lynx_export build --all              # the whole zoo into the repository
+    python -m lynx_export build lynx lynx-xattn    # some variants
+    python -m lynx_export smoke --out DIR          # tiny self-contained zoo for CI (< 3 min)
+
+Progress goes to stderr; exit code 0 on success, 1 on a failed build or parity check, 2 on usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .data import repo_root
+from .profiles import PROFILES
+from .registry import create_variant, list_variants
+
+SMOKE_VARIANTS = ["lynx", "lynx-xattn", "lynx-blind"]
+
+
+def log(msg: str):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def parse(argv=None):
+    root = repo_root()
+    p = argparse.ArgumentParser(prog="python -m lynx_export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="print the registered variants, one per line")
+    b = sub.add_parser("build", help="train (cached) and export variants with manifests and goldens")
+    b.add_argument("variants", nargs="*", help="variant names (see `list`)")
+    b.add_argument("--all", action="store_true", help="every registered variant")
+    b.add_argument("--zoo", type=Path, default=root, help="zoo root receiving variants/ and onnx/ (default: repo)")
+    b.add_argument("--data", type=Path, default=root / "export" / "work" / "data",
+                   help="data root with train/, val/, text/ (generated when missing)")
+    b.add_argument("--work", type=Path, default=root / "export" / "work", help="cache and logs")
+    b.add_argument("--profile", choices=sorted(PROFILES), default="zoo", help="sizes and step counts")
+    b.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    s = sub.add_parser("smoke", help="tiny zoo for CI: build, export, check parity in onnxruntime")
+    s.add_argument("--out", type=Path, required=True, help="zoo folder to write (variants/, onnx/)")
+    s.add_argument("--data", type=Path, default=None, help="data root (default: OUT/../smoke-data, generated)")
+    s.add_argument("--work", type=Path, default=root / "export" / "work", help="cache folder")
+    s.add_argument("--variants", default=",".join(SMOKE_VARIANTS), help="comma-separated variants")
+    s.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    return p.parse_args(argv)
+
+
+def order(names: list[str]) -> list[str]:
+    """Quantised variants after the variant they quantise."""
+    cfgs = [create_variant(n) for n in names]
+    plain = [c.name for c in cfgs if not c.base_variant]
+    quant = [c.name for c in cfgs if c.base_variant]
+    for c in cfgs:
+        if c.base_variant and c.base_variant not in plain:
+            plain.insert(0, c.base_variant)
+    return plain + quant
+
+
+def run_build(names, profile_name, zoo, data, work, threads):
+    from .build import Build
+
+    torch.set_num_threads(threads)
+    profile = PROFILES[profile_name]
+    build = Build(profile, data, work, zoo, log)
+    names = order(names)
+    variants = [create_variant(n) for n in names]
+    frame_counts = sorted({v.frames for v in variants if v.vision_input} | {1})
+    t = time.time()
+    build.prepare_data()
+    # shared components first, so every manifest sees the final shared files
+    for v in variants:
+        if not v.base_variant:
+            build.backbone(v.backbone)
+    if any(v.vision_input for v in variants):
+        build.vit()
+        for res in sorted({v.resolution for v in variants if v.vision_input}, reverse=True):
+            build.features(res, frame_counts)
+    for v in variants:
+        build.export_variant(v, frame_counts, variants)
+    log(f"built {len(variants)} variants in {time.time() - t:.0f}s")
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    try:
+        if args.cmd == "list":
+            for n in list_variants():
+                print(n)
+            return 0
+        if args.cmd == "build":
+            names = list_variants() if args.all else args.variants
+            if not names:
+                print("error: name variants or pass --all", file=sys.stderr)
+                return 2
+            run_build(names, args.profile, args.zoo, args.data, args.work, args.threads)
+            return 0
+        if args.cmd == "smoke":
+            out = args.out.resolve()
+            data = args.data or out.parent / f"{out.name}-data"
+            names = [n for n in args.variants.split(",") if n]
+            run_build(names, "smoke", out, data, args.work, args.threads)
+            return 0
+    except KeyError as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 2
+    except (AssertionError, ValueError, RuntimeError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,487 @@
+"""The build: pretrain shared components, train each variant, export graphs, goldens and manifests.
+
+Every step is cached under `work/cache/PROFILE/` by a hash of everything it depends on (configs,
+step counts, upstream hashes, data signature), so a finished component or variant is never
+retrained and an interrupted build resumes where it stopped.
+
+    data --> tokenizer --> base LLMs --> chat LLMs --+
+        \\--> ViT --> features (64 px, 32 px) --------+--> variant stages --> export --> manifest
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from . import __version__
+from . import graphs as G
+from . import onnx_io as O
+from .config import (BackboneRef, ConnectorKind, Flavour, LlmFreeze, Quantization, VariantConfig,
+                     VisionFreeze, config_hash, to_dict)
+from .data import DataPaths, ensure_data, load_annotations, load_captions, load_corpus, load_text_instructions
+from .features import FeatureStore, extract, load_pixels
+from .goldens import OrtGraphs, TorchGraphs, greedy
+from .manifest import write_manifest
+from .models.lynx import LynxModel
+from .profiles import Profile
+from .recipes import prompt_ids
+from .registry import create_variant
+from .tokenizer import TextCodec, train_tokenizer
+from .train import device, pretrain_lm, pretrain_vit, train_variant, tune_chat
+
+PARITY_ATOL = 1e-4
+
+
+@dataclass
+class Exported:
+    """One exported graph: its file, the data files it references, its I/O and parity."""
+
+    path: Path
+    data: list
+    inputs: list
+    outputs: list
+    parity: float | None = None
+
+
+class Build:
+    def __init__(self, profile: Profile, data_root: Path, work: Path, zoo: Path, log=print):
+        self.profile = profile
+        self.data = DataPaths(Path(data_root))
+        self.work = Path(work)
+        self.cache = self.work / "cache" / profile.name
+        self.zoo = Path(zoo)
+        self.onnx_dir = self.zoo / "onnx"
+        self.log = log
+        self._mem: dict = {}
+        self._shared: dict = {}
+        self.cache.mkdir(parents=True, exist_ok=True)
+
+    # -- data --------------------------------------------------------------------------------
+    def prepare_data(self):
+        p = self.profile
+        ensure_data(self.data, p.n_train, p.n_val, p.n_text, p.data_seed, self.log)
+        if "records" not in self._mem:
+            self._mem["records"] = load_annotations(self.data.train)
+            self._mem["captions"] = load_captions(self.data.train)
+            self._mem["val"] = load_annotations(self.data.val)
+            self._mem["corpus"] = load_corpus(self.data.text)
+            self._mem["instructions"] = load_text_instructions(self.data.text)
+            self._mem["sig"] = self.data.signature()
+            n_vid = sum(r.is_video for r in self._mem["records"])
+            self.log(f"data: {len(self._mem['records'])} QA records ({n_vid} video), "
+                     f"{len(self._mem['captions'])} captions, {len(self._mem['corpus'])} passages, "
+                     f"{len(self._mem['instructions'])} text instructions")
+
+    def _cached(self, kind: str, key: str, make):
+        path = self.cache / f"{kind}-{key}.pt"
+        if path.exists():
+            return torch.load(path, weights_only=False)
+        t = time.time()
+        value = make()
+        tmp = path.with_suffix(".tmp")
+        torch.save(value, tmp)
+        tmp.rename(path)
+        self.log(f"{kind} {key}: built in {time.time() - t:.0f}s")
+        return value
+
+    # -- shared components -------------------------------------------------------------------
+    def tokenizer_key(self) -> str:
+        return config_hash("tokenizer", self.profile.vocab_size, self._mem["sig"])
+
+    def tokenizer_path(self) -> Path:
+        self.prepare_data()
+        path = self.cache / f"tokenizer-{self.tokenizer_key()}.json"
+        if not path.exists():
+            m = self._mem
+            texts = (m["corpus"] + [c.caption for c in m["captions"]] + [r.question for r in m["records"]]
+                     + [r.response for r in m["records"]] + [t for pair in m["instructions"] for t in pair])
+            tok = train_tokenizer(texts, self.profile.vocab_size)
+            tok.save(str(path))
+            self.log(f"tokenizer: {tok.get_vocab_size()} tokens")
+        return path
+
+    def codec(self) -> TextCodec:
+        if "codec" not in self._mem:
+            self._mem["codec"] = TextCodec.load(self.tokenizer_path())
+        return self._mem["codec"]
+
+    def decoder_cfg(self, ref: BackboneRef):
+        """The profile's backbone config with the vocabulary the tokenizer actually learned (a small
+        corpus can yield fewer merges than the profile asks for)."""
+        import dataclasses
+        return dataclasses.replace(self.profile.decoder(ref), vocab_size=self.codec().vocab_size)
+
+    def vit_key(self) -> str:
+        p = self.profile
+        return config_hash("vit", p.vision, p.vit_steps, p.vit_batch, self._mem["sig"])
+
+    def vit(self):
+        self.prepare_data()
+        p = self.profile
+        return self._cached("vit", self.vit_key(), lambda: pretrain_vit(
+            p.vision, self._mem["captions"], p.vit_steps, p.vit_batch, seed=0, log=self.log))
+
+    def backbone_key(self, ref: BackboneRef) -> str:
+        p = self.profile
+        base = config_hash("base", p.decoder(ref), p.lm_steps, p.lm_batch, p.lm_seq, self.tokenizer_key())
+        if ref.flavour is Flavour.BASE:
+            return base
+        return config_hash("chat", base, p.chat_steps, p.chat_batch)
+
+    def backbone(self, ref: BackboneRef):
+        self.prepare_data()
+        p = self.profile
+        cfg = self.decoder_cfg(ref)
+        codec = self.codec()
+        base_ref = BackboneRef(ref.family, Flavour.BASE, ref.size)
+        base = self._cached("llm", self.backbone_key(base_ref), lambda: pretrain_lm(
+            cfg, codec, self._mem["corpus"], p.lm_steps, p.lm_batch, p.lm_seq, seed=0, log=self.log,
+            tag=base_ref.name))
+        if ref.flavour is Flavour.BASE:
+            return base
+        return self._cached("llm", self.backbone_key(ref), lambda: tune_chat(
+            cfg, base[0], codec, self._mem["instructions"], self._mem["corpus"], p.chat_steps, p.chat_batch,
+            seed=0, log=self.log, tag=ref.name))
+
+    def features(self, resolution: int, frame_counts: list[int]) -> FeatureStore:
+        self.prepare_data()
+        frame_counts = sorted(set(frame_counts))
+        key = config_hash("features", self.vit_key(), resolution, frame_counts)
+        mem_key = f"features-{key}"
+        if mem_key in self._mem:
+            return self._mem[mem_key]
+        path = self.cache / f"features-{key}.npz"
+        if path.exists():
+            store = FeatureStore.load(path)
+        else:
+            t = time.time()
+            from .models.vision import VisionEncoder
+            vit = VisionEncoder(self.profile.vision)
+            vit.load_state_dict(self.vit()[0])
+            recs = self._mem["records"]
+            images = sorted({r.media for r in recs if not r.is_video} | {c.image for c in self._mem["captions"]})
+            videos = sorted({r.media for r in recs if r.is_video})
+            store = extract(vit, images, videos, resolution, frame_counts, log=self.log)
+            store.save(path.with_suffix(".tmp.npz"))
+            path.with_suffix(".tmp.npz").rename(path)
+            self.log(f"features {resolution}px: {len(store.final)} frames in {time.time() - t:.0f}s")
+        self._mem[mem_key] = store
+        return store
+
+    # -- variants ----------------------------------------------------------------------------
+    def variant_key(self, v: VariantConfig) -> str:
+        if v.base_variant:
+            return config_hash("quantized", v, self.variant_key(create_variant(v.base_variant)))
+        return config_hash("variant", v, self.vit_key(), self.backbone_key(v.backbone), self.tokenizer_key(),
+                           self.profile.step_scale)
+
+    def build_model(self, v: VariantConfig) -> LynxModel:
+        return LynxModel(v, self.profile.vision, self.decoder_cfg(v.backbone))
+
+    def trained(self, v: VariantConfig, frame_counts: list[int]):
+        """(model, stats) of a trained variant, from the cache when present."""
+        self.prepare_data()
+
+        def make():
+            model = self.build_model(v)
+            vit_state = self.vit()[0] if v.vision_input else None
+            model.load_pretrained(vit_state, self.backbone(v.backbone)[0])
+            store = self.features(v.resolution, frame_counts) if v.vision_input else None
+            stats = train_variant(model, self.codec(), store, self._mem["records"], self._mem["captions"],
+                                  self._mem["instructions"], self.profile.step_scale, self.log)
+            trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            stats["parameters"] = {"total": sum(p.numel() for p in model.parameters()), "trainable": trainable}
+            return {k: t.cpu() for k, t in model.state_dict().items()}, stats
+
+        state, stats = self._cached("variant", self.variant_key(v), make)
+        model = self.build_model(v)
+        model.load_state_dict(state)
+        return model.eval(), stats
+
+    # -- export ------------------------------------------------------------------------------
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.zoo).as_posix()
+
+    def shared_files(self, variants: list[VariantConfig]):
+        """Writes the tokenizer, the ViT graphs and the frozen backbones' data, once per build."""
+        if self._shared:
+            return self._shared
+        self.onnx_dir.mkdir(parents=True, exist_ok=True)
+        tok = self.onnx_dir / "tokenizer.json"
+        shutil.copyfile(self.tokenizer_path(), tok)
+        shared = {"tokenizer": tok}
+        from .models.vision import VisionEncoder
+        if any(v.vision_input for v in variants):
+            vit = VisionEncoder(self.profile.vision)
+            vit.load_state_dict(self.vit()[0])
+            vit.eval()
+            resolutions = sorted({v.resolution for v in variants if v.vision_input}, reverse=True)
+            protos = {}
+            for res in resolutions:
+                ins, outs = G.vision_io(vit, res)
+                protos[res] = (O.export_graph(G.VisionGraph(vit), (torch.randn(2, 3, res, res),), ins, outs), ins, outs)
+            data = O.write_shared(self.onnx_dir / "vit.data", [p[0] for p in protos.values()])
+            shared["vit"] = data
+            for res, (proto, ins, outs) in protos.items():
+                path = self.onnx_dir / f"vit-{res}.onnx"
+                used = O.place(proto, path, [data], None)
+                diff = O.parity(G.VisionGraph(vit), path, (torch.randn(3, 3, res, res),), ["pixel_values"])
+                _check(diff, f"vit-{res}")
+                shared[f"vision-{res}"] = Exported(path, used, ins, outs, diff)
+        refs = {v.backbone for v in variants if v.recipe.llm is LlmFreeze.FROZEN}
+        for ref in sorted(refs, key=lambda r: r.name):
+            from .models.decoder import Decoder
+            dec = Decoder(self.decoder_cfg(ref))
+            dec.load_state_dict(self.backbone(ref)[0])
+            dec.eval()
+            embed_proto, e_in, e_out = self._export_embed(dec)
+            dec_proto = self._export_decoder(dec)[0]
+            data = O.write_shared(self.onnx_dir / f"{ref.name}.data", [embed_proto, dec_proto])
+            shared[ref.name] = data
+            path = self.onnx_dir / f"{ref.name}.embed.onnx"
+            used = O.place(embed_proto, path, [data], None)
+            ids = torch.randint(0, dec.cfg.vocab_size, (2, 7))
+            diff = O.parity(G.EmbedGraph(dec), path, (ids,), ["input_ids"])
+            _check(diff, f"{ref.name}.embed")
+            shared[f"embed-{ref.name}"] = Exported(path, used, e_in, e_out, diff)
+        self._shared = shared
+        return shared
+
+    def _export_embed(self, dec):
+        ins, outs = G.embed_io(dec)
+        ids = torch.randint(0, dec.cfg.vocab_size, (2, 5))
+        return O.export_graph(G.EmbedGraph(dec), (ids,), ins, outs), ins, outs
+
+    def _decoder_args(self, dec, memory: int, batch=2, seq=5, past=3, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        cfg = dec.cfg
+        embeds = torch.randn(batch, seq, cfg.hidden, generator=g)
+        mask = torch.ones(batch, past + seq, dtype=torch.long)
+        mask[-1, :2] = 0  # a left-padded row
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, past:]
+        flat = [torch.randn(batch, cfg.heads, past, cfg.head_dim, generator=g) for _ in range(2 * cfg.layers)]
+        flat += [torch.randn(batch, cfg.heads, memory, cfg.head_dim, generator=g)
+                 for _ in range(2 * len(dec.cross_layers))]
+        return (embeds, mask, pos, *flat)
+
+    def _export_decoder(self, dec, memory: int = 4):
+        ins, outs = G.decoder_io(dec, memory if dec.cross_layers else "memory")
+        args = self._decoder_args(dec, memory)
+        return O.export_graph(G.DecoderGraph(dec), args, ins, outs), ins, outs, args
+
+    def export_variant(self, v: VariantConfig, frame_counts: list[int], variants: list[VariantConfig]):
+        t0 = time.time()
+        key = self.variant_key(v)
+        manifest_path = self.zoo / "variants" / f"{v.name}.yaml"
+        if _up_to_date(manifest_path, key, self.zoo):
+            self.log(f"{v.name}: up to date ({key})")
+            return manifest_path
+        shared = self.shared_files(variants)
+        source = create_variant(v.base_variant) if v.base_variant else v
+        model, stats = self.trained(source, frame_counts)
+        train_seconds = 0.0 if v.base_variant else stats["train_seconds"]
+        own = O.DataFile(self.onnx_dir / f"{v.name}.data")
+        if own.path.exists():
+            own.path.unlink()
+        graphs: dict[str, Exported] = {}
+        torch.manual_seed(0)
+
+        # vision
+        if v.vision_input:
+            frozen_vit = v.recipe.vision is VisionFreeze.FROZEN
+            if frozen_vit:
+                graphs["vision"] = shared[f"vision-{v.resolution}"]
+            else:
+                ins, outs = G.vision_io(model.vision, v.resolution)
+                g = G.VisionGraph(model.vision)
+                px = torch.randn(2, 3, v.resolution, v.resolution)
+                path = self.onnx_dir / f"{v.name}.vision.onnx"
+                used = O.place(O.export_graph(g, (px,), ins, outs), path, [shared["vit"]], own)
+                diff = O.parity(g, path, (torch.randn(3, 3, v.resolution, v.resolution),), ["pixel_values"])
+                graphs["vision"] = Exported(path, used, ins, outs, _check(diff, f"{v.name}.vision"))
+            # connector (int8 shares its base variant's connector file)
+            patches = (v.resolution // self.profile.vision.patch) ** 2
+            vdim = self.profile.vision.width
+            tokens = "visual_tokens" if v.connector.kind is ConnectorKind.PROJECTOR else v.visual_tokens
+            ins, outs = G.connector_io(vdim, patches, model.decoder, model.is_cross, tokens)
+            g = G.ConnectorGraph(model.connector, model.is_cross)
+            owner = v.base_variant or v.name
+            path = self.onnx_dir / f"{owner}.connector.onnx"
+            feats = torch.randn(2, v.frames, patches, vdim)
+            if not v.base_variant:
+                O.place(O.export_graph(g, (feats,), ins, outs), path, [], own)
+            used = _external_files(path)
+            diff = max(O.parity(g, path, (feats,), ["image_features"]),
+                       O.parity(g, path, (torch.randn(3, 1, patches, vdim),), ["image_features"]))
+            graphs["connector"] = Exported(path, used, ins, outs, _check(diff, f"{owner}.connector"))
+
+        # embed + decoder
+        dec = model.decoder
+        frozen_llm = v.recipe.llm is LlmFreeze.FROZEN
+        shared_llm = [shared[v.backbone.name]] if frozen_llm else []
+        if frozen_llm:
+            graphs["embed"] = shared[f"embed-{v.backbone.name}"]
+        else:
+            proto, ins, outs = self._export_embed(dec)
+            path = self.onnx_dir / f"{v.name}.embed.onnx"
+            used = O.place(proto, path, [], own)
+            diff = O.parity(G.EmbedGraph(dec), path, (torch.randint(0, dec.cfg.vocab_size, (2, 7)),), ["input_ids"])
+            graphs["embed"] = Exported(path, used, ins, outs, _check(diff, f"{v.name}.embed"))
+        memory = v.visual_tokens if model.is_cross else 4
+        proto, ins, outs, args = self._export_decoder(dec, memory)
+        path = self.onnx_dir / f"{v.name}.decoder.onnx"
+        names = [s.name for s in ins]
+        if v.quantization is Quantization.INT8_DYNAMIC:
+            diff = self._quantize(proto, path, args, names)
+            used = []
+        else:
+            used = O.place(proto, path, shared_llm, own)
+            diff = max(O.parity(G.DecoderGraph(dec), path, args, names),
+                       O.parity(G.DecoderGraph(dec), path, self._prefill_args(dec, memory), names))
+            _check(diff, f"{v.name}.decoder")
+        graphs["decoder"] = Exported(path, used, ins, outs, diff)
+        if own.path.exists() and not own.buf:
+            own.path.unlink()
+
+        goldens = self.write_goldens(v, model, graphs)
+        sizes = {}
+        for g in graphs.values():
+            for f in [g.path] + list(g.data):
+                sizes[self._rel(f)] = f.stat().st_size
+        provenance = {
+            "profile": self.profile.name, "config_hash": key, "seed": v.recipe.seed,
+            "steps": stats["steps"], "final_loss": stats["final_loss"],
+            "train_seconds": train_seconds, "wall_seconds": round(train_seconds + time.time() - t0, 1),
+            "device": str(device()), "threads": torch.get_num_threads(),
+            "data": {"train_seed": self.profile.data_seed, "train_items": len(self._mem["records"]),
+                     "examples": stats["examples"]},
+            "parity": {k: g.parity for k, g in graphs.items()},
+            "parity_reference": "onnxruntime float graph" if v.base_variant else "pytorch",
+            "exporter": __version__, "torch": torch.__version__.split("+")[0], "onnx": onnx.__version__,
+            "onnxruntime": _ort_version(), "opset": O.OPSET,
+            "date": datetime.date.today().isoformat(),
+        }
+        write_manifest(manifest_path, v, self, model, stats, graphs, goldens, provenance)
+        self.log(f"{v.name}: exported in {time.time() - t0:.0f}s, parity "
+                 + ", ".join(f"{k} {g.parity:.1e}" for k, g in graphs.items()))
+        return manifest_path
+
+    def _prefill_args(self, dec, memory: int):
+        """Prefill shapes: past length 0, longer sequence, batch 1."""
+        args = self._decoder_args(dec, memory, batch=1, seq=11, past=0, seed=1)
+        return args
+
+    def _quantize(self, proto, path: Path, args, names) -> float:
+        """int8 dynamic quantisation; returns the max abs logit diff against the float graph."""
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        tmp = self.work / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        float_path = tmp / f"{path.stem}.float.onnx"
+        onnx.save(proto, str(float_path))
+        quantize_dynamic(str(float_path), str(path), weight_type=QuantType.QInt8)
+        onnx.checker.check_model(str(path))
+        feeds = {n: a.numpy() for n, a in zip(names, args)}
+        ref = O.ort_session(float_path).run(None, feeds)
+        got = O.ort_session(path).run(None, feeds)
+        return O.max_abs_diff([torch.from_numpy(r) for r in ref], got)
+
+    def write_goldens(self, v: VariantConfig, model: LynxModel, graphs: dict) -> Path:
+        """Greedy answers of a few val items, in PyTorch and ONNX Runtime; they must agree."""
+        codec = self.codec()
+        val = self._mem["val"]
+        images = [r for r in val if not r.is_video]
+        videos = [r for r in val if r.is_video]
+        picks = images[: max(1, self.profile.goldens - 1)] + videos[:1]
+        sessions = {name: O.ort_session(g.path) for name, g in graphs.items()}
+        ort_b, torch_b = OrtGraphs(sessions), TorchGraphs(model)
+        cfg = model.decoder.cfg
+        gdir = self.onnx_dir / "goldens"
+        gdir.mkdir(parents=True, exist_ok=True)
+        items = []
+        for r in picks:
+            prompt = prompt_ids(codec, r.question)
+            pixels, pix_entry = None, None
+            if v.vision_input:
+                frames = v.frames if r.is_video else 1
+                pixels = load_pixels(r.media, r.is_video, frames, v.resolution).unsqueeze(0).numpy()
+                blob = pixels.astype("<f4").tobytes()
+                import hashlib
+                ppath = gdir / f"pixels-{v.resolution}-{hashlib.sha256(blob).hexdigest()[:8]}.f32"
+                if not ppath.exists():
+                    ppath.write_bytes(blob)
+                pix_entry = {"path": self._rel(ppath), "shape": list(pixels.shape)}
+            kw = dict(layers=cfg.layers, heads=cfg.heads, head_dim=cfg.head_dim, prefix=model.is_prefix,
+                      cross=model.is_cross, max_new_tokens=self.profile.max_new_tokens, eos=codec.eos)
+            o_last, o_tokens = greedy(ort_b, pixels, prompt, **kw)
+            if v.quantization is Quantization.NONE:
+                t_last, t_tokens = greedy(torch_b, pixels, prompt, **kw)
+                diff = float(np.max(np.abs(t_last - o_last)))
+                if t_tokens != o_tokens or diff > PARITY_ATOL:
+                    raise AssertionError(f"{v.name}: goldens differ between PyTorch and ONNX Runtime "
+                                         f"(logit diff {diff:.2e}, tokens {t_tokens} vs {o_tokens})")
+                last, tokens = t_last, t_tokens
+            else:  # the int8 graph has no PyTorch counterpart: ONNX Runtime is the reference
+                last, tokens = o_last, o_tokens
+            items.append({"question": r.question, "media": None, "class": r.cls, "answer": r.answers,
+                          "pixel_values": pix_entry, "input_ids": [prompt], "attention_mask": [[1] * len(prompt)],
+                          "last_logits": [round(float(x), 6) for x in last], "greedy_tokens": tokens,
+                          "greedy_text": codec.decode(tokens).strip()})
+        path = gdir / f"{v.name}.json"
+        doc = {"variant": v.name, "atol": PARITY_ATOL,
+               "reference": "onnxruntime" if v.quantization is not Quantization.NONE else "pytorch",
+               "decoding": {"strategy": "greedy", "max_new_tokens": self.profile.max_new_tokens,
+                            "min_new_tokens": 0, "stop": "</s> (not emitted)"},
+               "items": items}
+        path.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+        return path
+
+
+def _check(diff: float, what: str) -> float:
+    if not diff <= PARITY_ATOL:
+        raise AssertionError(f"{what}: onnxruntime differs from PyTorch by {diff:.2e} > {PARITY_ATOL}")
+    return diff
+
+
+def _external_files(path: Path) -> list[Path]:
+    model = onnx.load(str(path), load_external_data=False)
+    out = []
+    for t in model.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location":
+                p = path.parent / e.value
+                if p not in out:
+                    out.append(p)
+    return out
+
+
+def _ort_version() -> str:
+    import onnxruntime
+    return onnxruntime.__version__
+
+
+def _up_to_date(manifest: Path, key: str, zoo: Path) -> bool:
+    """True when the manifest was written for this config hash and every file it lists verifies."""
+    if not manifest.exists():
+        return False
+    text = manifest.read_text()
+    if f"config_hash: {key}" not in text and f'config_hash: "{key}"' not in text:
+        return False
+    try:
+        import yaml
+    except ImportError:
+        return False
+    doc = yaml.safe_load(text)
+    files = [(doc["tokenizer"]["path"], doc["tokenizer"]["sha256"]), (doc["goldens"]["path"], doc["goldens"]["sha256"])]
+    for g in doc["graphs"].values():
+        files.append((g["path"], g["sha256"]))
+        files += [(e["path"], e["sha256"]) for e in g["external_data"]]
+    return all((zoo / p).exists() and O.sha256_file(zoo / p) == h for p, h in files)

@@ -1,0 +1,92 @@
+"""Vision features of every training image and video frame, computed once per ViT and resolution.
+
+A frozen ViT gives the same features to every variant, so the build encodes each frame once and
+trains connectors on cached features (BRIEF: frozen components produce identical features). The
+cache holds the ViT output (`final`) and the output of all blocks but the last (`trunk`, for the
+variant whose last block trains), in float16, one row per frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .media import preprocess, read_image, read_video, uniform_indices, video_frame_paths
+from .models.vision import VisionEncoder
+
+
+@dataclass
+class FeatureStore:
+    final: np.ndarray  # (N, P, D) float16
+    trunk: np.ndarray  # (N, P, D) float16
+    rows: dict  # media path (str) -> list of row ids (one per stored frame)
+    video_frames: int  # frames per video in the data (n)
+    stored: list  # which of the n frames are stored, in order
+
+    def lookup(self, media: Path, frames: int, is_video: bool) -> list[int]:
+        """Row ids of `frames` uniformly sampled frames (images: one row)."""
+        rows = self.rows[str(media)]
+        if not is_video:
+            return rows
+        pos = {f: i for i, f in enumerate(self.stored)}
+        return [rows[pos[f]] for f in uniform_indices(self.video_frames, frames)]
+
+    def gather(self, rows: list[list[int]], trunk: bool = False) -> torch.Tensor:
+        """(B, F, P, D) float32 features for per-sample row lists of equal length."""
+        src = self.trunk if trunk else self.final
+        idx = np.asarray(rows)
+        return torch.from_numpy(src[idx.reshape(-1)].astype(np.float32)).reshape(*idx.shape, *src.shape[1:])
+
+    def save(self, path: Path):
+        np.savez(path, final=self.final, trunk=self.trunk,
+                 keys=np.array(list(self.rows), dtype=object),
+                 values=np.array([np.array(v) for v in self.rows.values()], dtype=object),
+                 video_frames=self.video_frames, stored=np.array(self.stored))
+
+    @classmethod
+    def load(cls, path: Path) -> "FeatureStore":
+        z = np.load(path, allow_pickle=True)
+        rows = {k: list(map(int, v)) for k, v in zip(z["keys"], z["values"])}
+        return cls(z["final"], z["trunk"], rows, int(z["video_frames"]), list(map(int, z["stored"])))
+
+
+@torch.no_grad()
+def extract(vit: VisionEncoder, images: list[Path], videos: list[Path], resolution: int,
+            frame_counts: list[int], chunk: int = 256, log=print) -> FeatureStore:
+    """Encodes every image and the union of uniformly sampled frames of every video."""
+    vit.eval()
+    n = len(video_frame_paths(videos[0])) if videos else 8
+    stored = sorted({i for f in frame_counts for i in uniform_indices(n, f)})
+    jobs: list[tuple[str, object]] = [(str(p), p) for p in images]
+    for v in videos:
+        files = video_frame_paths(v)
+        if len(files) != n:
+            raise ValueError(f"{v}: {len(files)} frames, expected {n} like the other videos")
+        jobs += [(str(v), files[i]) for i in stored]
+    p = (resolution // vit.cfg.patch) ** 2
+    final = np.zeros((len(jobs), p, vit.cfg.width), dtype=np.float16)
+    trunk = np.zeros_like(final)
+    rows: dict[str, list[int]] = {}
+    for start in range(0, len(jobs), chunk):
+        part = jobs[start:start + chunk]
+        pixels = preprocess([read_image(f) for _, f in part], resolution)
+        h = vit.trunk(pixels)
+        trunk[start:start + len(part)] = h.numpy().astype(np.float16)
+        final[start:start + len(part)] = vit.head(h).numpy().astype(np.float16)
+        for i, (key, _) in enumerate(part):
+            rows.setdefault(key, []).append(start + i)
+        if (start // chunk) % 20 == 0:
+            log(f"  features {resolution}px: {start + len(part)}/{len(jobs)} frames")
+    return FeatureStore(final, trunk, rows, n, stored)
+
+
+def load_pixels(media: Path, is_video: bool, frames: int, resolution: int) -> torch.Tensor:
+    """(F, 3, R, R) pixels of one record, as the runtime feeds the vision graph."""
+    if is_video:
+        imgs = read_video(media, lambda n: uniform_indices(n, frames))
+    else:
+        imgs = [read_image(media)]
+    return preprocess(imgs, resolution)

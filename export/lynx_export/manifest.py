@@ -1,0 +1,93 @@
+"""The variant manifest `variants/NAME.yaml` (docs/contract.md section 3, docs/manifest.md).
+
+Every path is relative to the zoo root and every referenced file carries its sha256.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import yaml_io
+from .config import AdapterKind, ConnectorKind, VariantConfig
+from .media import CLIP_MEAN, CLIP_STD, RESCALE
+from .onnx_io import sha256_file
+from .recipes import PROMPT_TEMPLATE
+from .tokenizer import BOS, EOS, PAD
+
+SCHEMA_VERSION = 1
+
+
+def axes(v: VariantConfig, size: str | None = None) -> dict:
+    c, a, r = v.connector, v.adapter, v.recipe
+    kind = c.kind.value
+    return {
+        "backbone": {"family": v.backbone.family.value, "flavour": v.backbone.flavour.value, "size": v.backbone.size},
+        "connector": {"kind": kind,
+                      "depth": c.depth if c.kind in (ConnectorKind.RESAMPLER, ConnectorKind.CROSS_ATTENTION) else None,
+                      "latents": c.latents if c.kind in (ConnectorKind.RESAMPLER, ConnectorKind.CROSS_ATTENTION) else None},
+        "cross_attention_every": c.cross_attention_every if c.kind is ConnectorKind.CROSS_ATTENTION else None,
+        "adapter": {"kind": a.kind.value,
+                    "every": a.every if a.kind is AdapterKind.BOTTLENECK else None,
+                    "dim": a.dim if a.kind is AdapterKind.BOTTLENECK else None,
+                    "rank": a.rank if a.kind is AdapterKind.LORA else None},
+        "freeze": {"vision": r.vision.value, "llm": r.llm.value},
+        "resolution": v.resolution if v.vision_input else None,
+        "visual_tokens": v.visual_tokens,
+        "frames": v.frames if v.vision_input else None,
+        "frame_positions": c.frame_positions if v.vision_input else None,
+        "data": {"alignment": r.alignment.value if r.alignment_steps > 0 else "none", "fraction": r.fraction,
+                 "video": r.video, "text_instructions": r.text_instructions, "sampling": r.sampling.value},
+        "prompts": r.prompts.value,
+        "quantization": v.quantization.value,
+        "vision_input": v.vision_input,
+    }
+
+
+def _file(zoo: Path, path: Path) -> dict:
+    return {"path": path.relative_to(zoo).as_posix(), "sha256": sha256_file(path)}
+
+
+def graph_entry(zoo: Path, g) -> dict:
+    entry = _file(zoo, g.path)
+    entry["external_data"] = [_file(zoo, p) for p in g.data]
+    entry["inputs"] = [s.as_dict() for s in g.inputs]
+    entry["outputs"] = [s.as_dict() for s in g.outputs]
+    return entry
+
+
+def write_manifest(path: Path, v: VariantConfig, build, model, stats: dict, graphs: dict, goldens: Path,
+                   provenance: dict):
+    zoo = build.zoo
+    dec = model.decoder.cfg
+    profile = build.profile
+    vision = profile.vision
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "name": v.name,
+        "description": v.description,
+        "axes": axes(v),
+        "changes": v.changes,
+        "paper": v.paper,
+        "model": {
+            "hidden": dec.hidden, "layers": dec.layers, "heads": dec.heads, "kv_heads": dec.heads,
+            "head_dim": dec.head_dim, "vocab_size": dec.vocab_size, "max_positions": dec.max_positions,
+            "cross_attention_layers": model.decoder.cross_layers,
+            "vision_dim": vision.width if v.vision_input else None,
+            "patches": (v.resolution // vision.patch) ** 2 if v.vision_input else None,
+        },
+        "graphs": {name: graph_entry(zoo, g) for name, g in graphs.items()},
+        "preprocess": ({"size": v.resolution, "resize": "bicubic", "crop": "center", "rescale": RESCALE,
+                        "mean": list(CLIP_MEAN), "std": list(CLIP_STD)} if v.vision_input else None),
+        "video": {"frames": v.frames, "sampling": "uniform"} if v.vision_input else None,
+        "tokenizer": {**_file(zoo, zoo / "onnx" / "tokenizer.json"), "bos": BOS, "eos": EOS, "pad": PAD},
+        "prompt": {"template": PROMPT_TEMPLATE, "padding": "left"},
+        "generation": {"strategy": "beam", "beams": 5, "max_new_tokens": profile.max_new_tokens,
+                       "min_new_tokens": 2, "length_penalty": -2.0, "no_repeat_ngram_size": 2,
+                       "temperature": 1.0, "top_k": 3, "top_p": 0.9},
+        "parameters": stats["parameters"],
+        "provenance": provenance,
+        "goldens": _file(zoo, goldens),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml_io.dump(doc))
+    return path

@@ -1,0 +1,1 @@
+"""Model components, one module per component (mirroring one ONNX graph per component)."""

@@ -1,0 +1,37 @@
+"""LLaVA-style MLP projector (Liu et al. 2023) as a prefix connector.
+
+Each frame's patch grid is average-pooled `pool` x `pool` (64 patches -> 16 tokens at 64 px) to
+keep video prefixes short, a frame-position embedding is added, and a two-layer GELU MLP maps
+every pooled patch to one LLM token: (B, F, P, Dv) -> (B, F * P / pool^2, hidden).
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+from torch.nn import functional as F
+
+from ..config import ConnectorConfig
+from .layers import GeluMLP
+from .resampler import FramePositions
+
+
+class Projector(nn.Module):
+    def __init__(self, cfg: ConnectorConfig, vision_dim: int, out_dim: int, patches: int):
+        super().__init__()
+        self.pool = cfg.pool
+        self.grid = math.isqrt(patches)
+        self.frame_pos = FramePositions(cfg.max_frames, vision_dim) if cfg.frame_positions else None
+        self.mlp = GeluMLP(vision_dim, out_dim, out_dim)
+
+    def forward(self, image_features):
+        b, f, p, d = image_features.shape
+        x = image_features
+        if self.frame_pos is not None:
+            x = self.frame_pos(x)
+        x = x.reshape(b * f, self.grid, self.grid, d).permute(0, 3, 1, 2)  # (B*F, Dv, g, g)
+        x = F.avg_pool2d(x, self.pool)  # (B*F, Dv, g/pool, g/pool)
+        x = x.flatten(2).transpose(1, 2)  # (B*F, P', Dv)
+        x = x.reshape(b, -1, d)  # (B, F*P', Dv)
+        return self.mlp(x)  # (B, F*P', hidden)

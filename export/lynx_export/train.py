@@ -1,0 +1,218 @@
+"""Training loops: ViT and LLM pretraining, chat tuning and the two Lynx stages.
+
+All loops share `optimize`: AdamW, linear warm-up then cosine decay to 10%, gradient clipping at
+1.0, seeded. Each returns the steps run and the final loss (mean of the last 20 steps).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import re
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import DecoderConfig, LlmFreeze, VariantConfig, VisionConfig, VisionFreeze
+from .features import FeatureStore
+from .media import preprocess, read_image
+from .models.decoder import Decoder
+from .models.lynx import IGNORE, LynxModel
+from .models.vision import VisionEncoder
+from .recipes import Example, Sampler, alignment_examples, chat_example, collate, qa_examples, subset
+from .tokenizer import TextCodec
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def optimize(groups: list[dict], steps: int, loss_fn, log=print, tag: str = "", weight_decay: float = 0.01) -> dict:
+    """Runs `steps` AdamW steps on `loss_fn(step) -> loss`; returns {steps, final_loss, seconds}."""
+    if steps <= 0:
+        return {"steps": 0, "final_loss": None, "seconds": 0.0}
+    opt = torch.optim.AdamW(groups, betas=(0.9, 0.95), weight_decay=weight_decay)
+    peaks = [g["lr"] for g in opt.param_groups]
+    params = [p for g in groups for p in g["params"]]
+    warmup = max(1, min(50, steps // 10))
+    recent = collections.deque(maxlen=20)
+    start = time.time()
+    for step in range(steps):
+        scale = (step + 1) / warmup if step < warmup else \
+            0.1 + 0.45 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+        for g, peak in zip(opt.param_groups, peaks):
+            g["lr"] = peak * scale
+        loss = loss_fn(step)
+        if loss.requires_grad:  # a text-only batch does not reach cross-attention-only weights
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+        recent.append(float(loss.detach()))
+        if step % 100 == 0 or step == steps - 1:
+            log(f"  {tag} step {step + 1}/{steps} loss {np.mean(recent):.3f} ({time.time() - start:.0f}s)")
+    return {"steps": steps, "final_loss": round(float(np.mean(recent)), 4), "seconds": round(time.time() - start, 1)}
+
+
+# -- ViT pretraining -------------------------------------------------------------------------
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def caption_vocabulary(captions: list[str], size: int = 256) -> list[str]:
+    counts = collections.Counter(w for c in captions for w in set(_WORD.findall(c.lower())))
+    n = len(captions)
+    # words in (almost) every caption carry no information about the image
+    return [w for w, k in counts.most_common() if k < 0.9 * n][:size]
+
+
+class AttributeHead(nn.Module):
+    """Mean-pooled patches -> which caption words describe the image (multi-label)."""
+
+    def __init__(self, width: int, words: int):
+        super().__init__()
+        self.proj = nn.Linear(width, words)
+
+    def forward(self, patches):  # (B, P, W) -> (B, K)
+        return self.proj(patches.mean(1))
+
+
+def pretrain_vit(cfg: VisionConfig, captions, steps: int, batch: int, seed: int, log=print):
+    """Pretrains the ViT to predict the caption words of each image, at 64 px and 32 px.
+
+    Returns (state_dict, stats). Mixed resolutions let one set of weights serve both resolutions.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    dev = device()
+    words = caption_vocabulary([c.caption for c in captions])
+    index = {w: i for i, w in enumerate(words)}
+    targets = torch.zeros(len(captions), len(words))
+    for i, c in enumerate(captions):
+        for w in _WORD.findall(c.caption.lower()):
+            if w in index:
+                targets[i, index[w]] = 1.0
+    log(f"  vit: {len(captions)} images, {len(words)} caption words")
+    images = np.stack([read_image(c.image) for c in captions])  # (N, H, W, 3) uint8
+    vit, head = VisionEncoder(cfg).to(dev), AttributeHead(cfg.width, len(words)).to(dev)
+    high = cfg.grid * cfg.patch
+
+    def loss_fn(step):
+        idx = rng.integers(len(images), size=batch)
+        size = high if step % 2 == 0 else high // 2
+        pixels = preprocess(list(images[idx]), size).to(dev)
+        return F.binary_cross_entropy_with_logits(head(vit(pixels)), targets[idx].to(dev))
+
+    params = list(vit.parameters()) + list(head.parameters())
+    stats = optimize([{"params": params, "lr": 1e-3}], steps, loss_fn, log, "vit", weight_decay=0.05)
+    return {k: v.cpu() for k, v in vit.state_dict().items()}, stats
+
+
+# -- LLM pretraining -------------------------------------------------------------------------
+def pretrain_lm(cfg: DecoderConfig, codec: TextCodec, corpus: list[str], steps: int, batch: int, seq: int,
+                seed: int, log=print, tag: str = "lm"):
+    """Next-token pretraining on the corpus, packed into `seq`-token windows ("base")."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    dev = device()
+    stream = []
+    for ids in codec.encode_batch(corpus):
+        stream += [codec.bos] + ids + [codec.eos]
+    stream = torch.tensor(stream, dtype=torch.long)
+    log(f"  {tag}: {len(stream)} corpus tokens")
+    model = Decoder(cfg).to(dev)
+
+    def loss_fn(step):
+        starts = rng.integers(0, len(stream) - seq - 1, size=batch)
+        x = torch.stack([stream[s:s + seq + 1] for s in starts]).to(dev)  # (B, seq+1)
+        mask = torch.ones_like(x[:, :-1])
+        pos = torch.arange(seq, device=dev).expand(batch, -1)
+        logits, _ = model(model.embed(x[:, :-1]), mask, pos)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
+
+    stats = optimize([{"params": list(model.parameters()), "lr": 2e-3}], steps, loss_fn, log, tag, 0.1)
+    return {k: v.cpu() for k, v in model.state_dict().items()}, stats
+
+
+def tune_chat(cfg: DecoderConfig, base_state: dict, codec: TextCodec, instructions, corpus: list[str],
+              steps: int, batch: int, seed: int, log=print, tag: str = "chat"):
+    """Tunes a base LLM on text instructions in the chat template ("chat", the Vicuna analogue)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    dev = device()
+    model = Decoder(cfg)
+    model.load_state_dict(base_state)
+    model.to(dev)
+    examples = [chat_example(codec, q, a) for q, a in instructions]
+
+    def loss_fn(step):
+        batch_ex = [examples[i] for i in rng.integers(len(examples), size=batch)]
+        ids, mask, labels = (t.to(dev) for t in collate(batch_ex, codec.pad))
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits, _ = model(model.embed(ids), mask, pos)
+        return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+                               ignore_index=IGNORE)
+
+    stats = optimize([{"params": list(model.parameters()), "lr": 1e-3}], steps, loss_fn, log, tag, 0.1)
+    return {k: v.cpu() for k, v in model.state_dict().items()}, stats
+
+
+# -- the two Lynx stages ---------------------------------------------------------------------
+def _features(model: LynxModel, store: FeatureStore, batch: list[Example], dev):
+    if not model.variant.vision_input or batch[0].media is None:
+        return None
+    frames = model.variant.frames if batch[0].is_video else 1
+    rows = [store.lookup(e.media, frames, e.is_video) for e in batch]
+    trunk = model.variant.recipe.vision is VisionFreeze.LAST_BLOCK
+    return store.gather(rows, trunk=trunk).to(dev)
+
+
+def train_variant(model: LynxModel, codec: TextCodec, store: FeatureStore | None, records, captions,
+                  instructions, step_scale: float = 1.0, log=print) -> dict:
+    """Stage 1 (alignment on captions) then stage 2 (instruction tuning), by the variant's recipe."""
+    v: VariantConfig = model.variant
+    r = v.recipe
+    torch.manual_seed(r.seed)
+    dev = device()
+    model.to(dev)
+    trainable = model.apply_freeze()
+    llm_ids = model.llm_parameters() if r.llm is LlmFreeze.TRAINED else set()
+    groups = [{"params": [p for p in trainable if id(p) not in llm_ids], "lr": r.lr}]
+    if llm_ids:
+        groups.append({"params": [p for p in trainable if id(p) in llm_ids], "lr": r.lr_llm})
+    groups = [g for g in groups if g["params"]]
+    model.train()
+
+    def run(sampler: Sampler, steps: int, tag: str):
+        def loss_fn(step):
+            _, batch = sampler.batch(r.batch)
+            ids, mask, labels = (t.to(dev) for t in collate(batch, codec.pad))
+            return model.loss(ids, mask, labels, _features(model, store, batch, dev))
+        return optimize(groups, steps, loss_fn, log, f"{v.name} {tag}")
+
+    captions = subset(captions, r.fraction, r.seed)
+    records = subset(records, r.fraction, r.seed + 1)
+    align = alignment_examples(codec, captions, r)
+    if not v.vision_input:  # blind: captions are text only
+        align = [Example(e.ids, e.labels, None, False, "caption") for e in align]
+        s1 = Sampler([], r.sampling, align, 1.0, r.seed)
+    else:
+        s1 = Sampler(align, r.sampling, [], 0.0, r.seed)
+    stage1 = run(s1, int(round(r.alignment_steps * step_scale)), "alignment")
+
+    qa = qa_examples(codec, records, r)
+    if not v.vision_input:
+        qa = [Example(e.ids, e.labels, None, False, e.task) for e in qa]
+    text = [chat_example(codec, q, a) for q, a in instructions] if r.text_instructions else []
+    if v.vision_input:
+        s2 = Sampler(qa, r.sampling, text, r.text_share, r.seed + 2)
+    else:  # blind: QA and text are all text-only; keep the task sampling over QA
+        s2 = Sampler([], r.sampling, qa + text, 1.0, r.seed + 2)
+    stage2 = run(s2, int(round(r.instruction_steps * step_scale)), "instruction")
+    model.eval().cpu()
+    return {"steps": {"alignment": stage1["steps"], "instruction": stage2["steps"]},
+            "final_loss": {"alignment": stage1["final_loss"], "instruction": stage2["final_loss"]},
+            "train_seconds": round(stage1["seconds"] + stage2["seconds"], 1),
+            "examples": {"captions": len(align), "qa": len(qa), "text": len(text)}}
