@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use lynx_zoo::data::{Benchmark, QuestionClass};
-use lynx_zoo::score::is_correct;
+
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lynx-zoo"))
@@ -74,9 +74,9 @@ fn committed_test_split_loads_covers_every_class_and_scores_its_own_responses() 
     let mut heldout = 0;
     for r in &bench.records {
         let response = r.extra_str("response").unwrap();
-        assert!(is_correct(response, &r.answers), "{}: {response:?} vs {:?}", r.location(), r.answers);
+        assert!(r.is_correct(response), "{}: {response:?} vs {:?}", r.location(), r.answers);
         let canonical = r.extra_str("canonical_response").unwrap();
-        assert!(is_correct(canonical, &r.answers), "{}: {canonical:?} vs {:?}", r.location(), r.answers);
+        assert!(r.is_correct(canonical), "{}: {canonical:?} vs {:?}", r.location(), r.answers);
         if r.extra_str("phrasing") == Some("heldout") {
             heldout += 1;
             assert!(r.instruction().is_some(), "{}", r.location());

@@ -163,6 +163,7 @@ struct AnnotationLine<'a> {
     modality: &'a str,
     canonical_question: String,
     canonical_response: &'a str,
+    wrong_answers: &'a [String],
 }
 
 #[derive(Debug, Serialize)]
@@ -273,6 +274,7 @@ fn generate_item(cfg: &GenerateConfig, index: usize, out: &Path) -> Result<Writt
         modality: class.modality().name(),
         canonical_question,
         canonical_response: &task.sentence,
+        wrong_answers: &task.wrong,
     };
     let annotation = serde_json::to_string(&line).map_err(|e| Error::image(out, format!("cannot serialise item {index}: {e}")))?;
     let caption = match &image {

@@ -80,6 +80,21 @@ impl Record {
         self.extra.get("instruction").and_then(Value::as_str).and_then(Instruction::from_name)
     }
 
+    /// The options the question offers that are wrong (our generator's `wrong_answers` key);
+    /// empty for files without it.
+    pub fn wrong_answers(&self) -> Vec<String> {
+        match self.extra.get("wrong_answers") {
+            Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Scores a prediction: [`crate::score::is_correct_given`] with this record's answers and
+    /// wrong options.
+    pub fn is_correct(&self, prediction: &str) -> bool {
+        crate::score::is_correct_given(prediction, &self.answers, &self.wrong_answers())
+    }
+
     /// A string-valued extra key.
     pub fn extra_str(&self, key: &str) -> Option<&str> {
         self.extra.get(key).and_then(Value::as_str)

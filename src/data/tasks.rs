@@ -138,6 +138,10 @@ pub struct Task {
     pub slots: Vec<(&'static str, String)>,
     /// Accepted answers (the first is the canonical short answer).
     pub answers: Vec<String>,
+    /// The other options the question offers or implies ("big" when the answer is "small"). An
+    /// answer that contains one of them is wrong even if it also contains a right answer, so that
+    /// echoing "small or big" scores nothing.
+    pub wrong: Vec<String>,
     /// The full-sentence response used when the question carries no format instruction.
     pub sentence: String,
     /// A caption of the scene (for alignment pretraining); for a video, of its last frame.
@@ -259,8 +263,20 @@ pub fn build(class: QuestionClass, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task 
     task
 }
 
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Answers and wrong options of a question with a fixed set of options: `groups[answer]` are
+/// the accepted words, every other group's words are wrong.
+fn options(groups: &[&[&str]], answer: usize) -> (Vec<String>, Vec<String>) {
+    let right = strings(groups[answer]);
+    let wrong = groups.iter().enumerate().filter(|(i, _)| *i != answer).flat_map(|(_, g)| strings(g)).collect();
+    (right, wrong)
+}
+
 fn task(class: QuestionClass, media: TaskMedia, slots: Vec<(&'static str, String)>, answers: Vec<String>, sentence: String) -> Task {
-    Task { class, background: [0, 0, 0], media, slots, answers, sentence, caption: String::new() }
+    Task { class, background: [0, 0, 0], media, slots, answers, wrong: Vec::new(), sentence, caption: String::new() }
 }
 
 /// Distinct (shape, colour) pairs, drawn without replacement over both.
@@ -363,13 +379,11 @@ fn size(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
         return size(rng, knobs);
     };
     let a = format!("{} {}", t.color.name(), t.shape.name());
-    task(
-        QuestionClass::Size,
-        TaskMedia::Image(scene),
-        vec![("a", a.clone())],
-        vec![t.size.name().into(), if t.size == Size::Big { "large".into() } else { "little".into() }],
-        format!("The {a} is {}.", t.size.name()),
-    )
+    let (answers, wrong) = options(&[&["big", "large"], &["small", "little"]], usize::from(t.size == Size::Small));
+    let mut out =
+        task(QuestionClass::Size, TaskMedia::Image(scene), vec![("a", a.clone())], answers, format!("The {a} is {}.", t.size.name()));
+    out.wrong = wrong;
+    out
 }
 
 fn counting(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
@@ -421,21 +435,20 @@ fn spatial(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
     b.add_in(b_.0, b_.1, sb, rb, area_b);
     add_distractors(&mut b, knobs, &[a.0, b_.0], &[a.1, b_.1]);
     let scene = Scene { objects: b.finish(), labels: vec![] };
-    let (answers, phrase): (Vec<String>, &str) = match relation {
-        0 => (vec!["left".into()], "to the left of"),
-        1 => (vec!["right".into()], "to the right of"),
-        2 => (vec!["above".into(), "over".into(), "up".into()], "above"),
-        _ => (vec!["below".into(), "under".into(), "beneath".into(), "down".into()], "below"),
-    };
+    const RELATIONS: [&[&str]; 4] = [&["left"], &["right"], &["above", "over", "up"], &["below", "under", "beneath", "down"]];
+    let (answers, wrong) = options(&RELATIONS, relation);
+    let phrase = ["to the left of", "to the right of", "above", "below"][relation];
     let da = format!("{} {}", a.1.name(), a.0.name());
     let db = format!("{} {}", b_.1.name(), b_.0.name());
-    task(
+    let mut out = task(
         QuestionClass::Spatial,
         TaskMedia::Image(scene),
         vec![("a", da.clone()), ("b", db.clone())],
         answers,
         format!("The {da} is {phrase} the {db}."),
-    )
+    );
+    out.wrong = wrong;
+    out
 }
 
 fn ocr(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
@@ -476,16 +489,18 @@ fn compare(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
     }
     add_distractors(&mut b, knobs, &[pairs[0].0, pairs[1].0], &[pairs[0].1, pairs[1].1]);
     let scene = Scene { objects: b.finish(), labels: vec![] };
-    let bigger = if big_first { pairs[0] } else { pairs[1] };
+    let (bigger, smaller) = if big_first { (pairs[0], pairs[1]) } else { (pairs[1], pairs[0]) };
     let da = format!("{} {}", pairs[0].1.name(), pairs[0].0.name());
     let db = format!("{} {}", pairs[1].1.name(), pairs[1].0.name());
-    task(
+    let mut out = task(
         QuestionClass::Compare,
         TaskMedia::Image(scene),
         vec![("a", da), ("b", db)],
         vec![bigger.0.name().into()],
         format!("The {} {} is bigger.", bigger.1.name(), bigger.0.name()),
-    )
+    );
+    out.wrong = vec![smaller.0.name().into()];
+    out
 }
 
 fn more(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
@@ -518,13 +533,16 @@ fn more(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
     } else {
         format!("No, there are not more {} than {}.", x.plural(), y.plural())
     };
-    task(
+    let (answers, wrong) = options(&[&["yes"], &["no"]], usize::from(!yes));
+    let mut out = task(
         QuestionClass::More,
         TaskMedia::Image(scene),
         vec![("xs", x.plural().into()), ("ys", y.plural().into())],
-        vec![if yes { "yes".into() } else { "no".into() }],
+        answers,
         sentence,
-    )
+    );
+    out.wrong = wrong;
+    out
 }
 
 fn motion(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
@@ -567,14 +585,19 @@ fn motion(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
             Scene { objects, labels: vec![] }
         })
         .collect();
-    let (answers, word): (Vec<String>, &str) = match dir {
-        0 => (vec!["left".into(), "leftward".into(), "leftwards".into()], "left"),
-        1 => (vec!["right".into(), "rightward".into(), "rightwards".into()], "right"),
-        2 => (vec!["up".into(), "upward".into(), "upwards".into()], "up"),
-        _ => (vec!["down".into(), "downward".into(), "downwards".into()], "down"),
-    };
+    const WAYS: [&[&str]; 4] = [
+        &["left", "leftward", "leftwards"],
+        &["right", "rightward", "rightwards"],
+        &["up", "upward", "upwards"],
+        &["down", "downward", "downwards"],
+    ];
+    let (answers, wrong) = options(&WAYS, dir);
+    let word = WAYS[dir][0];
     let a = format!("{} {}", color.name(), shape.name());
-    task(QuestionClass::Motion, TaskMedia::Video(frames), vec![("a", a.clone())], answers, format!("The {a} is moving {word}."))
+    let mut out =
+        task(QuestionClass::Motion, TaskMedia::Video(frames), vec![("a", a.clone())], answers, format!("The {a} is moving {word}."));
+    out.wrong = wrong;
+    out
 }
 
 fn order(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
@@ -607,16 +630,18 @@ fn order(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
             Scene { objects, labels: vec![] }
         })
         .collect();
-    let first = pairs[first_idx];
+    let (first, second) = (pairs[first_idx], pairs[1 - first_idx]);
     let da = format!("{} {}", pairs[0].1.name(), pairs[0].0.name());
     let db = format!("{} {}", pairs[1].1.name(), pairs[1].0.name());
-    task(
+    let mut out = task(
         QuestionClass::Order,
         TaskMedia::Video(frames),
         vec![("a", da), ("b", db)],
         vec![first.0.name().into()],
         format!("The {} {} appeared first.", first.1.name(), first.0.name()),
-    )
+    );
+    out.wrong = vec![second.0.name().into()];
+    out
 }
 
 fn count_time(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
@@ -678,13 +703,18 @@ mod tests {
                     (TaskMedia::Video(f), Modality::Video) => assert_eq!(f.len(), knobs.frames),
                     _ => panic!("{class:?} built the wrong modality"),
                 }
-                // The sentence response must itself be scored correct.
+                // The sentence response must itself be scored correct, and echoing the question's
+                // options must not be.
                 assert!(
-                    crate::score::is_correct(&t.sentence, &t.answers),
+                    crate::score::is_correct_given(&t.sentence, &t.answers, &t.wrong),
                     "{class:?}: {:?} does not contain {:?}",
                     t.sentence,
                     t.answers
                 );
+                let echo = format!("{} or {}", t.answers[0], t.wrong.first().cloned().unwrap_or_default());
+                if !t.wrong.is_empty() {
+                    assert!(!crate::score::is_correct_given(&echo, &t.answers, &t.wrong), "{echo}");
+                }
             }
         }
     }

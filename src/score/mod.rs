@@ -8,4 +8,4 @@ pub mod normalize;
 
 pub use format::follows;
 pub use metrics::{accuracy, class_accuracy, mcnemar_exact, paired, Accuracy, ClassAccuracy, PairedTest, DEFAULT_RESAMPLES};
-pub use normalize::{is_correct, normalize, normalize_tokens};
+pub use normalize::{is_correct, is_correct_given, normalize, normalize_tokens};

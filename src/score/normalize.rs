@@ -70,6 +70,13 @@ pub fn is_correct(prediction: &str, references: &[String]) -> bool {
     })
 }
 
+/// [`is_correct`], and the prediction names none of the question's `wrong` options: a
+/// prediction that hedges over the options ("small or big") is wrong. With no wrong options this
+/// is the plain Open-VQA rule.
+pub fn is_correct_given(prediction: &str, references: &[String], wrong: &[String]) -> bool {
+    is_correct(prediction, references) && !is_correct(prediction, wrong)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +116,13 @@ mod tests {
         assert!(is_correct("The label says CAT.", &refs(&["cat"])));
         assert!(!is_correct("blue circle", &refs(&["red circle"])));
         assert!(is_correct("a big red circle", &refs(&["red circle"])));
+    }
+
+    #[test]
+    fn naming_a_wrong_option_makes_an_answer_wrong() {
+        assert!(is_correct_given("It is small.", &refs(&["small"]), &refs(&["big", "large"])));
+        assert!(!is_correct_given("small or big", &refs(&["small"]), &refs(&["big", "large"])));
+        assert!(is_correct_given("small", &refs(&["small"]), &[]));
     }
 
     #[test]
