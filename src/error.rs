@@ -59,6 +59,125 @@ pub enum Error {
     /// Two result sets cannot be compared (different items, different lengths).
     #[error("cannot compare: {0}")]
     Mismatch(String),
+
+    /// A manifest is not valid YAML.
+    #[error("manifest `{path}` is not valid YAML: {message}")]
+    ManifestSyntax {
+        /// The manifest file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+
+    /// A manifest parses but a field is missing, mistyped or inconsistent with another.
+    #[error("manifest `{path}`: field `{field}`: {message}")]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// The field, as a dotted path (`graphs.decoder.inputs`).
+        field: String,
+        /// What is wrong, with the expected value.
+        message: String,
+    },
+
+    /// A manifest path leaves the zoo directory (absolute, `..`, or a symlink pointing out).
+    #[error("manifest `{manifest}`: field `{field}`: path `{path}` escapes the zoo: {reason}")]
+    PathEscape {
+        /// The manifest file.
+        manifest: PathBuf,
+        /// The field holding the path.
+        field: String,
+        /// The path as written.
+        path: String,
+        /// Why it is rejected.
+        reason: String,
+    },
+
+    /// A file's sha256 differs from the manifest's.
+    #[error("checksum mismatch for `{path}`: manifest says sha256 `{expected}`, file has `{got}` (re-export the variant or fix the manifest)")]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// sha256 in the manifest.
+        expected: String,
+        /// sha256 of the file.
+        got: String,
+    },
+
+    /// No variant of that name in the zoo.
+    #[error("no variant `{name}` in `{zoo}`{}", suggest(.similar))]
+    UnknownVariant {
+        /// The name asked for.
+        name: String,
+        /// The zoo directory.
+        zoo: PathBuf,
+        /// Names that are close.
+        similar: Vec<String>,
+    },
+
+    /// The ONNX Runtime shared library could not be found or loaded.
+    #[error("onnx runtime library: {message} (run `bash scripts/setup-ort`, or set ORT_DYLIB_PATH to libonnxruntime.so.1.31.1)")]
+    OrtLibrary {
+        /// What went wrong, with the paths tried.
+        message: String,
+    },
+
+    /// An execution provider was asked for but cannot run.
+    #[error("execution provider `{provider}` is not available: {reason}")]
+    Provider {
+        /// The provider asked for (`cuda`).
+        provider: String,
+        /// Why not, with a hint.
+        reason: String,
+    },
+
+    /// ONNX Runtime failed on a graph (loading a corrupt file, running it).
+    #[error("graph `{graph}` (`{path}`): onnx runtime failed {action}: {message}")]
+    Ort {
+        /// The graph role (`vision`, `decoder`, ...).
+        graph: String,
+        /// Its file.
+        path: PathBuf,
+        /// What we were doing ("to load it", "to run it").
+        action: &'static str,
+        /// ONNX Runtime's message.
+        message: String,
+    },
+
+    /// A graph's inputs or outputs differ from what the manifest declares or the pipeline needs.
+    #[error("graph `{graph}`: tensor `{tensor}`: expected {expected}, got {got}")]
+    GraphIo {
+        /// The graph role.
+        graph: String,
+        /// The tensor name.
+        tensor: String,
+        /// What the manifest or the pipeline expects.
+        expected: String,
+        /// What the session has.
+        got: String,
+    },
+
+    /// The tokenizer could not be loaded or used.
+    #[error("tokenizer `{path}`: {message}")]
+    Tokenizer {
+        /// tokenizer.json.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// The prompt does not fit in the model's context.
+    #[error("the prompt is {tokens} positions long but `{variant}` has a context of {max_positions} (and needs room for {reserve} new tokens); shorten the question")]
+    ContextOverflow {
+        /// The variant.
+        variant: String,
+        /// Positions the prompt takes (visual tokens included).
+        tokens: usize,
+        /// Positions new tokens need at least.
+        reserve: usize,
+        /// The model's context.
+        max_positions: usize,
+    },
 }
 
 impl Error {
@@ -72,8 +191,23 @@ impl Error {
         Self::Jsonl { path: path.into(), line, message: message.into() }
     }
 
+    /// An [`Error::Manifest`] for `field` of the manifest at `path`.
+    pub fn manifest(path: impl Into<PathBuf>, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Manifest { path: path.into(), field: field.into(), message: message.into() }
+    }
+
     /// An [`Error::Image`] for `path`.
     pub fn image(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Self::Image { path: path.into(), message: message.into() }
+    }
+}
+
+/// `; similar: `a`, `b`` or nothing.
+fn suggest(similar: &[String]) -> String {
+    if similar.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = similar.iter().map(|s| format!("`{s}`")).collect();
+        format!("; similar: {}", names.join(", "))
     }
 }

@@ -7,7 +7,24 @@
 //! The pipeline is the layout; one module per stage:
 //!
 //! 1. [`data`]: the benchmark -- a seeded synthetic Open-VQA generator and the Open-VQA loader.
-//! 2. [`score`]: answer normalisation, accuracy, bootstrap intervals and paired tests.
+//! 2. [`manifest`]: a variant as data -- the typed, validated `variants/NAME.yaml`.
+//! 3. [`zoo`]: a folder of variants -- list, check (schema, paths, checksums, graph I/O), load.
+//! 4. [`runtime`]: ONNX Runtime behind one module -- library loading, sessions, providers.
+//! 5. [`preprocess`]: image or video -> pixels (decode, orient, resize, crop, normalise).
+//! 6. [`text`]: the tokenizer and the prompt template, left padding.
+//! 7. [`model`]: vision encoder -> connector -> decoder prefill; [`Model::ask`].
+//! 8. [`generate`]: greedy, beam search and sampling over the KV-cached decoder.
+//! 9. [`score`]: answer normalisation, accuracy, bootstrap intervals and paired tests.
+//! 10. [`eval`]: a variant over a benchmark -- resumable, sharded predictions and their summary.
+//!
+//! ```no_run
+//! use lynx_zoo::{GenerationOptions, Media, RuntimeOptions, Zoo};
+//! let zoo = Zoo::open(".")?;
+//! let mut model = zoo.load("lynx", &RuntimeOptions::new())?;
+//! let answer = model.ask(&Media::image("photo.png"), "What is in the picture?", &GenerationOptions::greedy(24))?;
+//! println!("{}", answer.text);
+//! # Ok::<(), lynx_zoo::Error>(())
+//! ```
 //!
 //! Errors are one enum, [`Error`]; see [`error`].
 
@@ -16,6 +33,20 @@
 
 pub mod data;
 pub mod error;
+pub mod eval;
+pub mod generate;
+pub mod manifest;
+pub mod model;
+pub mod preprocess;
+pub mod runtime;
 pub mod score;
+pub mod text;
+pub mod zoo;
 
 pub use error::{Error, Result};
+pub use generate::GenerationOptions;
+pub use manifest::Manifest;
+pub use model::{Answer, Model, Request, Timings};
+pub use preprocess::Media;
+pub use runtime::{ExecutionProvider, RuntimeOptions};
+pub use zoo::Zoo;

@@ -1,0 +1,234 @@
+//! Generation: greedy, beam search and sampling over a decoder with a KV cache.
+//!
+//! The loops here know nothing of ONNX: they drive a [`StepDecoder`], which turns one new token
+//! per row into next-token logits and keeps its own cache, and which can re-order or duplicate its
+//! rows (beam search). The ONNX decoder implements it in [`crate::model`]; the unit tests implement
+//! it with a table, so every rule is tested without a model.
+//!
+//! Decoding follows Hugging Face `generate`, which Lynx uses (5 beams, length penalty, no-repeat
+//! n-gram size 2, min length; or top-k / top-p sampling): see [`beam`], [`search`] and [`logits`].
+//! Rows stop at EOS (not included in the output); finished rows are fed PAD while others go on.
+
+pub mod beam;
+pub mod logits;
+pub mod search;
+
+use ndarray::Array2;
+
+use crate::error::{Error, Result};
+use crate::manifest::raw::RawGeneration;
+pub use crate::manifest::Strategy;
+
+/// A model that extends each row by one token at a time.
+pub trait StepDecoder {
+    /// Feeds one token per row and returns the next-token logits, (rows, vocab).
+    fn step(&mut self, tokens: &[i64]) -> Result<Array2<f32>>;
+
+    /// Re-orders or duplicates rows: new row `i` continues old row `rows[i]`. Called by beam
+    /// search once to expand B rows to B x beams, then whenever beams swap.
+    fn select_rows(&mut self, rows: &[usize]) -> Result<()>;
+}
+
+/// How to decode.
+///
+/// Starts from a variant's manifest defaults ([`GenerationOptions::from_manifest`]) or
+/// [`GenerationOptions::greedy`]; each `with_*` step checks its value.
+///
+/// ```
+/// use lynx_zoo::generate::{GenerationOptions, Strategy};
+/// let opts = GenerationOptions::greedy(16).with_beams(5)?.with_length_penalty(-2.0);
+/// assert_eq!(opts.strategy, Strategy::Beam);
+/// assert!(GenerationOptions::greedy(16).with_top_p(1.5).is_err());
+/// # Ok::<(), lynx_zoo::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationOptions {
+    /// Greedy, beam or sampling.
+    pub strategy: Strategy,
+    /// Beams (beam search).
+    pub beams: usize,
+    /// Most new tokens.
+    pub max_new_tokens: usize,
+    /// Fewest new tokens before EOS may end a row.
+    pub min_new_tokens: usize,
+    /// Beam score = sum of log-probs / length ^ length_penalty.
+    pub length_penalty: f32,
+    /// No n-gram of this size repeats (0 = off).
+    pub no_repeat_ngram_size: usize,
+    /// Sampling temperature.
+    pub temperature: f32,
+    /// Sampling top-k (0 = off).
+    pub top_k: usize,
+    /// Sampling nucleus (1 = off).
+    pub top_p: f32,
+    /// Sampling seed.
+    pub seed: u64,
+}
+
+impl GenerationOptions {
+    /// Pure argmax decoding of at most `max_new_tokens` tokens (what the parity goldens use).
+    pub fn greedy(max_new_tokens: usize) -> GenerationOptions {
+        GenerationOptions {
+            strategy: Strategy::Greedy,
+            beams: 1,
+            max_new_tokens: max_new_tokens.max(1),
+            min_new_tokens: 0,
+            length_penalty: 1.0,
+            no_repeat_ngram_size: 0,
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            seed: 0,
+        }
+    }
+
+    /// A variant's defaults (its manifest's `generation:`).
+    pub fn from_manifest(g: &RawGeneration) -> GenerationOptions {
+        GenerationOptions {
+            strategy: g.strategy,
+            beams: g.beams.max(1) as usize,
+            max_new_tokens: g.max_new_tokens.max(1) as usize,
+            min_new_tokens: g.min_new_tokens as usize,
+            length_penalty: g.length_penalty,
+            no_repeat_ngram_size: g.no_repeat_ngram_size as usize,
+            temperature: g.temperature,
+            top_k: g.top_k as usize,
+            top_p: g.top_p,
+            seed: 0,
+        }
+    }
+
+    /// Beam search with `beams` beams (1 = greedy).
+    pub fn with_beams(mut self, beams: usize) -> Result<Self> {
+        if beams == 0 {
+            return Err(invalid("beams", beams, "at least 1"));
+        }
+        self.beams = beams;
+        self.strategy = if beams == 1 { Strategy::Greedy } else { Strategy::Beam };
+        Ok(self)
+    }
+
+    /// Greedy decoding (keeps the other settings).
+    pub fn with_greedy(mut self) -> Self {
+        self.strategy = Strategy::Greedy;
+        self.beams = 1;
+        self
+    }
+
+    /// At most `n` new tokens.
+    pub fn with_max_new_tokens(mut self, n: usize) -> Result<Self> {
+        if n == 0 {
+            return Err(invalid("max new tokens", n, "at least 1"));
+        }
+        self.max_new_tokens = n;
+        self.min_new_tokens = self.min_new_tokens.min(n);
+        Ok(self)
+    }
+
+    /// At least `n` new tokens before EOS.
+    pub fn with_min_new_tokens(mut self, n: usize) -> Result<Self> {
+        if n > self.max_new_tokens {
+            return Err(invalid("min new tokens", n, &format!("at most max new tokens ({})", self.max_new_tokens)));
+        }
+        self.min_new_tokens = n;
+        Ok(self)
+    }
+
+    /// Beam length penalty.
+    pub fn with_length_penalty(mut self, penalty: f32) -> Self {
+        self.length_penalty = penalty;
+        self
+    }
+
+    /// No repeated n-grams of this size (0 = off).
+    pub fn with_no_repeat_ngram_size(mut self, n: usize) -> Self {
+        self.no_repeat_ngram_size = n;
+        self
+    }
+
+    /// Sampling at `temperature` (switches the strategy to sampling).
+    pub fn with_temperature(mut self, temperature: f32) -> Result<Self> {
+        if !(temperature.is_finite() && temperature > 0.0) {
+            return Err(invalid("temperature", temperature, "a positive number"));
+        }
+        self.temperature = temperature;
+        self.strategy = Strategy::Sample;
+        Ok(self)
+    }
+
+    /// Sampling from the `k` best tokens (0 = all; switches to sampling).
+    pub fn with_top_k(mut self, k: usize) -> Self {
+        self.top_k = k;
+        self.strategy = Strategy::Sample;
+        self
+    }
+
+    /// Nucleus sampling with mass `p` in (0, 1] (switches to sampling).
+    pub fn with_top_p(mut self, p: f32) -> Result<Self> {
+        if !(p > 0.0 && p <= 1.0) {
+            return Err(invalid("top-p", p, "a number in (0, 1]"));
+        }
+        self.top_p = p;
+        self.strategy = Strategy::Sample;
+        Ok(self)
+    }
+
+    /// Sampling seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Rows the decoder runs per sample (beams for beam search, else 1).
+    pub fn rows_per_sample(&self) -> usize {
+        if self.strategy == Strategy::Beam {
+            self.beams
+        } else {
+            1
+        }
+    }
+}
+
+fn invalid(what: &'static str, value: impl std::fmt::Display, expected: &str) -> Error {
+    Error::InvalidArgument { what, value: value.to_string(), expected: expected.to_string() }
+}
+
+/// Special token ids the loops need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpecialTokens {
+    /// End of sequence.
+    pub eos: u32,
+    /// Padding (fed to finished rows).
+    pub pad: u32,
+}
+
+/// One generated sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    /// New tokens, EOS excluded.
+    pub tokens: Vec<u32>,
+    /// Whether it ended with EOS (rather than at the token limit).
+    pub finished: bool,
+    /// Beam score (sum of log-probs / length ^ penalty), or the sum of log-probs.
+    pub score: f32,
+}
+
+/// Decodes from the prefill's last-position logits `first` (B, vocab), one sequence per sample.
+pub fn generate(
+    first: Array2<f32>,
+    decoder: &mut dyn StepDecoder,
+    options: &GenerationOptions,
+    special: SpecialTokens,
+) -> Result<Vec<Generated>> {
+    match options.strategy {
+        Strategy::Beam if options.beams > 1 => beam::beam_search(first, decoder, options, special),
+        Strategy::Beam | Strategy::Greedy => search::search(first, decoder, options, special, None),
+        Strategy::Sample => {
+            let rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(options.seed);
+            search::search(first, decoder, options, special, Some(rng))
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fake;

@@ -1,0 +1,831 @@
+//! Variant manifests: `variants/NAME.yaml`, the only thing the runtime reads about a variant.
+//!
+//! Two layers, as candle's `LlamaConfig` -> `Config`: [`raw`] mirrors the YAML with serde, and
+//! [`Manifest`] is the validated form, built by `TryFrom<ManifestSource>`. Validation names the file
+//! and the field of every problem, resolves every path inside the zoo root ([`paths`]), and checks
+//! the cross-field rules the pipeline relies on (docs/contract.md section 3, docs/manifest.md):
+//!
+//! - a prefix connector (resampler, projector) outputs `visual_embeds`; a cross-attention connector
+//!   outputs `cross_key_values.*`, each of which the decoder takes as an input of the same name;
+//! - the blind control (`vision_input: false`) has no vision graph, no connector and no
+//!   preprocessing; every other variant has all three;
+//! - the decoder declares `past_key_values.{i}.key|value` and `present.{i}.key|value` for every
+//!   layer `i`.
+//!
+//! Checksums and the comparison with the ONNX sessions' real inputs and outputs come later, when a
+//! variant is checked or loaded ([`crate::zoo`]).
+
+pub mod paths;
+pub mod raw;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+pub use paths::FileRef;
+pub use raw::{
+    AdapterKind, Backbone, BackboneFamily, BackboneFlavour, BackboneSize, ConnectorKind, CropMode,
+    DataRecipe, Dtype, FrameSampling, Freeze, LlmFreeze, PaddingSide, PromptRecipe, Quantization,
+    RawManifest, RawProvenance, ResizeFilter, Strategy, VisionFreeze,
+};
+
+use crate::error::{Error, Result};
+
+/// The schema version this runtime reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A validated variant manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The manifest file.
+    pub file: PathBuf,
+    /// The zoo root its paths are relative to.
+    pub root: PathBuf,
+    /// Variant name (the file stem).
+    pub name: String,
+    /// One-line description.
+    pub description: String,
+    /// The design choices.
+    pub axes: Axes,
+    /// The axis changed from the baseline.
+    pub changes: Option<String>,
+    /// What the paper reports for that axis.
+    pub paper: Option<String>,
+    /// Model dimensions.
+    pub model: ModelDims,
+    /// The graphs.
+    pub graphs: Graphs,
+    /// Image preprocessing (None for the blind control).
+    pub preprocess: Option<PreprocessSpec>,
+    /// Video sampling (None for the blind control).
+    pub video: Option<VideoSpec>,
+    /// Tokenizer.
+    pub tokenizer: TokenizerSpec,
+    /// Prompt template, split around `{question}`.
+    pub prompt: PromptSpec,
+    /// Decoding defaults.
+    pub generation: raw::RawGeneration,
+    /// Parameter counts.
+    pub parameters: raw::RawParameters,
+    /// Training and export record.
+    pub provenance: RawProvenance,
+    /// Parity goldens, if exported.
+    pub goldens: Option<FileRef>,
+    /// The file as parsed (for `show --format yaml|json`).
+    pub raw: RawManifest,
+}
+
+/// The validated `axes:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axes {
+    /// LLM backbone.
+    pub backbone: Backbone,
+    /// How vision reaches the LLM.
+    pub connector: Connector,
+    /// Adapters.
+    pub adapter: raw::RawAdapter,
+    /// Freeze policy.
+    pub freeze: Freeze,
+    /// Image side (0 for the blind control).
+    pub resolution: u32,
+    /// Visual tokens (prefix length per sample, or cross-attention memory), if fixed.
+    pub visual_tokens: Option<u32>,
+    /// Frames per video sample (0 for the blind control).
+    pub frames: u32,
+    /// Learned frame-position embedding.
+    pub frame_positions: bool,
+    /// Data recipe.
+    pub data: DataRecipe,
+    /// Prompt recipe.
+    pub prompts: PromptRecipe,
+    /// Export quantisation.
+    pub quantization: Quantization,
+    /// Whether the variant sees the image.
+    pub vision_input: bool,
+}
+
+/// The connector, with the settings that belong to its kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connector {
+    /// Perceiver resampler: visual prefix tokens.
+    Resampler {
+        /// Depth (if recorded).
+        depth: Option<u32>,
+        /// Latents (if recorded).
+        latents: Option<u32>,
+    },
+    /// Linear/MLP projector: visual prefix tokens.
+    Projector,
+    /// Gated cross-attention every `every` layers.
+    CrossAttention {
+        /// Every k-th layer.
+        every: u32,
+        /// The decoder layers that cross-attend.
+        layers: Vec<u32>,
+    },
+    /// No connector (blind control).
+    None,
+}
+
+impl Connector {
+    /// The kind as written in YAML.
+    pub fn kind(&self) -> ConnectorKind {
+        match self {
+            Connector::Resampler { .. } => ConnectorKind::Resampler,
+            Connector::Projector => ConnectorKind::Projector,
+            Connector::CrossAttention { .. } => ConnectorKind::CrossAttention,
+            Connector::None => ConnectorKind::None,
+        }
+    }
+
+    /// How the connector's output enters the decoder.
+    pub fn family(&self) -> ConnectorFamily {
+        match self {
+            Connector::Resampler { .. } | Connector::Projector => ConnectorFamily::Prefix,
+            Connector::CrossAttention { .. } => ConnectorFamily::CrossAttention,
+            Connector::None => ConnectorFamily::Blind,
+        }
+    }
+}
+
+/// How vision enters the decoder: the one distinction the generation loop cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectorFamily {
+    /// Visual tokens are a prefix of the decoder's input sequence.
+    Prefix,
+    /// The decoder attends to the vision memory through `cross_key_values.*` inputs.
+    CrossAttention,
+    /// No vision at all.
+    Blind,
+}
+
+/// The validated `model:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelDims {
+    /// Decoder width.
+    pub hidden: usize,
+    /// Decoder layers.
+    pub layers: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Head width.
+    pub head_dim: usize,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Context length.
+    pub max_positions: usize,
+    /// Vision feature width (0 for the blind control).
+    pub vision_dim: usize,
+    /// Patches per frame (0 for the blind control).
+    pub patches: usize,
+}
+
+/// The graphs of a variant.
+#[derive(Debug, Clone)]
+pub struct Graphs {
+    /// Vision encoder.
+    pub vision: Option<GraphSpec>,
+    /// Connector.
+    pub connector: Option<GraphSpec>,
+    /// Token embedding.
+    pub embed: GraphSpec,
+    /// Decoder.
+    pub decoder: GraphSpec,
+}
+
+impl Graphs {
+    /// All graphs, in pipeline order.
+    pub fn iter(&self) -> impl Iterator<Item = &GraphSpec> {
+        self.vision.iter().chain(self.connector.iter()).chain([&self.embed, &self.decoder])
+    }
+}
+
+/// The role a graph plays in the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GraphRole {
+    /// `pixel_values` -> `image_features`.
+    Vision,
+    /// `image_features` -> `visual_embeds` or `cross_key_values.*`.
+    Connector,
+    /// `input_ids` -> `inputs_embeds`.
+    Embed,
+    /// One decoder step with KV cache.
+    Decoder,
+}
+
+impl GraphRole {
+    /// The role's name, as in `graphs.NAME`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GraphRole::Vision => "vision",
+            GraphRole::Connector => "connector",
+            GraphRole::Embed => "embed",
+            GraphRole::Decoder => "decoder",
+        }
+    }
+}
+
+impl std::fmt::Display for GraphRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One validated graph.
+#[derive(Debug, Clone)]
+pub struct GraphSpec {
+    /// Its role.
+    pub role: GraphRole,
+    /// The `.onnx` file.
+    pub file: FileRef,
+    /// External-data files.
+    pub external_data: Vec<FileRef>,
+    /// Declared inputs.
+    pub inputs: Vec<TensorSpec>,
+    /// Declared outputs.
+    pub outputs: Vec<TensorSpec>,
+}
+
+impl GraphSpec {
+    /// The declared input called `name`.
+    pub fn input(&self, name: &str) -> Option<&TensorSpec> {
+        self.inputs.iter().find(|t| t.name == name)
+    }
+
+    /// The declared output called `name`.
+    pub fn output(&self, name: &str) -> Option<&TensorSpec> {
+        self.outputs.iter().find(|t| t.name == name)
+    }
+
+    /// Every file of the graph: the `.onnx` and its external data.
+    pub fn files(&self) -> impl Iterator<Item = &FileRef> {
+        std::iter::once(&self.file).chain(self.external_data.iter())
+    }
+}
+
+/// A declared tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorSpec {
+    /// Name.
+    pub name: String,
+    /// Element type.
+    pub dtype: Dtype,
+    /// Dimensions.
+    pub shape: Vec<Dim>,
+}
+
+/// One dimension of a declared tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dim {
+    /// Fixed size.
+    Fixed(usize),
+    /// Dynamic axis with a name.
+    Symbol(String),
+}
+
+impl std::fmt::Display for Dim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Symbol(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::fmt::Display for TensorSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dims: Vec<String> = self.shape.iter().map(Dim::to_string).collect();
+        write!(f, "{} {} [{}]", self.name, self.dtype, dims.join(", "))
+    }
+}
+
+/// The validated `preprocess:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreprocessSpec {
+    /// Output side.
+    pub size: u32,
+    /// Filter.
+    pub resize: ResizeFilter,
+    /// Crop mode.
+    pub crop: CropMode,
+    /// 0..=255 -> 0..=1 factor.
+    pub rescale: f32,
+    /// RGB mean.
+    pub mean: [f32; 3],
+    /// RGB std.
+    pub std: [f32; 3],
+}
+
+/// The validated `video:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoSpec {
+    /// Frames per sample.
+    pub frames: usize,
+    /// Sampling rule.
+    pub sampling: FrameSampling,
+}
+
+/// The validated `tokenizer:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenizerSpec {
+    /// tokenizer.json.
+    pub file: FileRef,
+    /// BOS token.
+    pub bos: String,
+    /// EOS token.
+    pub eos: String,
+    /// PAD token.
+    pub pad: String,
+}
+
+/// The validated `prompt:`: the template split around its one `{question}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptSpec {
+    /// The template as written.
+    pub template: String,
+    /// Padding side.
+    pub padding: PaddingSide,
+}
+
+impl PromptSpec {
+    /// The template with `question` in place of `{question}`.
+    pub fn render(&self, question: &str) -> String {
+        self.template.replacen("{question}", question, 1)
+    }
+}
+
+/// A raw manifest with where it came from: the input of the `TryFrom` conversion.
+#[derive(Debug)]
+pub struct ManifestSource<'a> {
+    /// The parsed YAML.
+    pub raw: RawManifest,
+    /// The manifest file (for error messages and the name check).
+    pub file: &'a Path,
+    /// The zoo root.
+    pub root: &'a Path,
+}
+
+impl Manifest {
+    /// Reads and validates the manifest at `file`, whose paths are relative to `root`.
+    pub fn from_file(file: &Path, root: &Path) -> Result<Manifest> {
+        let text = std::fs::read_to_string(file).map_err(|e| Error::io("reading", file, e))?;
+        Self::from_yaml(&text, file, root)
+    }
+
+    /// Parses and validates manifest text; `file` names it in errors.
+    pub fn from_yaml(text: &str, file: &Path, root: &Path) -> Result<Manifest> {
+        let raw: RawManifest = serde_yaml::from_str(text).map_err(|e| yaml_error(e, file))?;
+        Manifest::try_from(ManifestSource { raw, file, root })
+    }
+
+    /// The decoder's cache input names, `(past_key_values.{i}.key, past_key_values.{i}.value)` per layer.
+    pub fn past_names(&self) -> Vec<(String, String)> {
+        (0..self.model.layers)
+            .map(|i| (format!("past_key_values.{i}.key"), format!("past_key_values.{i}.value")))
+            .collect()
+    }
+
+    /// Every distinct file the variant uses (graphs, external data, tokenizer).
+    pub fn files(&self) -> Vec<&FileRef> {
+        let mut seen = BTreeSet::new();
+        self.graphs
+            .iter()
+            .flat_map(GraphSpec::files)
+            .chain(std::iter::once(&self.tokenizer.file))
+            .filter(|f| seen.insert(f.path.clone()))
+            .collect()
+    }
+}
+
+/// serde_yaml errors become schema errors (with the field path serde_yaml reports) or syntax errors.
+fn yaml_error(e: serde_yaml::Error, file: &Path) -> Error {
+    let message = e.to_string();
+    // serde_yaml prefixes data errors with the dotted path of the field: `axes.connector.kind: ...`.
+    match message.split_once(": ") {
+        Some((field, rest))
+            if !field.contains(' ') && field.chars().any(|c| c.is_ascii_alphabetic()) =>
+        {
+            Error::manifest(file, field, rest.to_string())
+        }
+        _ if message.contains("missing field") || message.contains("unknown") || message.contains("invalid type") => {
+            Error::manifest(file, "(top level)", message)
+        }
+        _ => Error::ManifestSyntax { path: file.to_path_buf(), message },
+    }
+}
+
+impl TryFrom<ManifestSource<'_>> for Manifest {
+    type Error = Error;
+
+    fn try_from(src: ManifestSource<'_>) -> Result<Manifest> {
+        let ManifestSource { raw, file, root } = src;
+        let bad = |field: &str, message: String| Error::manifest(file, field, message);
+
+        if raw.schema_version != SCHEMA_VERSION {
+            return Err(bad(
+                "schema_version",
+                format!("this runtime reads schema version {SCHEMA_VERSION}, the file has `{}`", raw.schema_version),
+            ));
+        }
+        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        if raw.name != stem {
+            return Err(bad("name", format!("`{}` differs from the file name `{stem}`", raw.name)));
+        }
+        if raw.name.is_empty()
+            || !raw.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(bad("name", format!("`{}` must be letters, digits, `-`, `_`, `.`", raw.name)));
+        }
+
+        let model = model_dims(&raw, file)?;
+        let axes = axes(&raw, &model, file)?;
+        let graphs = graphs(&raw, &axes, &model, file, root)?;
+
+        let preprocess = match (&raw.preprocess, axes.vision_input) {
+            (Some(p), true) => Some(preprocess(p, &axes, file)?),
+            (None, false) => None,
+            (None, true) => return Err(bad("preprocess", "missing; a variant with vision input needs it".into())),
+            (Some(_), false) => {
+                return Err(bad("preprocess", "present, but the variant has `vision_input: false`".into()))
+            }
+        };
+        let video = match (&raw.video, axes.vision_input) {
+            (Some(v), true) => {
+                if v.frames == 0 || v.frames != axes.frames {
+                    return Err(bad(
+                        "video.frames",
+                        format!("`{}` must be at least 1 and equal `axes.frames` (`{}`)", v.frames, axes.frames),
+                    ));
+                }
+                Some(VideoSpec { frames: v.frames as usize, sampling: v.sampling })
+            }
+            (None, true) => return Err(bad("video", "missing; a variant with vision input needs it".into())),
+            (_, false) => None,
+        };
+
+        let t = &raw.tokenizer;
+        let tokenizer = TokenizerSpec {
+            file: FileRef {
+                rel: t.path.clone(),
+                path: paths::resolve(root, &t.path, file, "tokenizer.path")?,
+                sha256: paths::parse_sha256(&t.sha256, file, "tokenizer.sha256")?,
+            },
+            bos: t.bos.clone(),
+            eos: t.eos.clone(),
+            pad: t.pad.clone(),
+        };
+        for (field, token) in [("tokenizer.bos", &t.bos), ("tokenizer.eos", &t.eos), ("tokenizer.pad", &t.pad)] {
+            if token.is_empty() {
+                return Err(bad(field, "is empty".into()));
+            }
+        }
+
+        if raw.prompt.template.matches("{question}").count() != 1 {
+            return Err(bad(
+                "prompt.template",
+                format!("`{}` must contain `{{question}}` exactly once", raw.prompt.template.escape_debug()),
+            ));
+        }
+        let prompt = PromptSpec { template: raw.prompt.template.clone(), padding: raw.prompt.padding };
+
+        generation_defaults(&raw.generation, file)?;
+
+        let goldens = match &raw.goldens {
+            Some(g) => Some(FileRef {
+                rel: g.path.clone(),
+                path: paths::resolve(root, &g.path, file, "goldens.path")?,
+                sha256: paths::parse_sha256(&g.sha256, file, "goldens.sha256")?,
+            }),
+            None => None,
+        };
+
+        Ok(Manifest {
+            file: file.to_path_buf(),
+            root: root.to_path_buf(),
+            name: raw.name.clone(),
+            description: raw.description.clone(),
+            axes,
+            changes: raw.changes.clone(),
+            paper: raw.paper.clone(),
+            model,
+            graphs,
+            preprocess,
+            video,
+            tokenizer,
+            prompt,
+            generation: raw.generation.clone(),
+            parameters: raw.parameters,
+            provenance: raw.provenance.clone(),
+            goldens,
+            raw,
+        })
+    }
+}
+
+fn model_dims(raw: &RawManifest, file: &Path) -> Result<ModelDims> {
+    let m = &raw.model;
+    for (field, v) in [
+        ("model.hidden", m.hidden),
+        ("model.layers", m.layers),
+        ("model.heads", m.heads),
+        ("model.kv_heads", m.kv_heads),
+        ("model.head_dim", m.head_dim),
+        ("model.vocab_size", m.vocab_size),
+        ("model.max_positions", m.max_positions),
+    ] {
+        if v == 0 {
+            return Err(Error::manifest(file, field, "must be at least 1"));
+        }
+    }
+    if m.heads % m.kv_heads != 0 {
+        return Err(Error::manifest(
+            file,
+            "model.kv_heads",
+            format!("`{}` must divide `model.heads` (`{}`)", m.kv_heads, m.heads),
+        ));
+    }
+    Ok(ModelDims {
+        hidden: m.hidden as usize,
+        layers: m.layers as usize,
+        heads: m.heads as usize,
+        kv_heads: m.kv_heads as usize,
+        head_dim: m.head_dim as usize,
+        vocab_size: m.vocab_size as usize,
+        max_positions: m.max_positions as usize,
+        vision_dim: m.vision_dim.unwrap_or(0) as usize,
+        patches: m.patches.unwrap_or(0) as usize,
+    })
+}
+
+fn axes(raw: &RawManifest, model: &ModelDims, file: &Path) -> Result<Axes> {
+    let a = &raw.axes;
+    let bad = |field: &str, message: String| Error::manifest(file, field, message);
+    let layers = &raw.model.cross_attention_layers;
+    let connector = match a.connector.kind {
+        ConnectorKind::Resampler => Connector::Resampler { depth: a.connector.depth, latents: a.connector.latents },
+        ConnectorKind::Projector => Connector::Projector,
+        ConnectorKind::CrossAttention => {
+            let every = a.cross_attention_every.ok_or_else(|| {
+                bad("axes.cross_attention_every", "a cross-attention variant needs `k` (cross-attend every k-th layer)".into())
+            })?;
+            if every == 0 {
+                return Err(bad("axes.cross_attention_every", "must be at least 1".into()));
+            }
+            if layers.is_empty() {
+                return Err(bad("model.cross_attention_layers", "a cross-attention variant needs at least one".into()));
+            }
+            if let Some(l) = layers.iter().find(|&&l| l as usize >= model.layers) {
+                return Err(bad(
+                    "model.cross_attention_layers",
+                    format!("layer `{l}` does not exist; the decoder has {} layers", model.layers),
+                ));
+            }
+            Connector::CrossAttention { every, layers: layers.clone() }
+        }
+        ConnectorKind::None => Connector::None,
+    };
+    if connector.family() != ConnectorFamily::CrossAttention && !layers.is_empty() {
+        return Err(bad(
+            "model.cross_attention_layers",
+            format!("must be empty for connector kind `{:?}`", a.connector.kind).to_lowercase(),
+        ));
+    }
+    if a.vision_input == (connector == Connector::None) {
+        return Err(bad(
+            "axes.vision_input",
+            format!(
+                "`{}` contradicts connector kind `{}`: only the blind control (`none`) has no vision input",
+                a.vision_input,
+                serde_yaml::to_string(&a.connector.kind).unwrap_or_default().trim()
+            ),
+        ));
+    }
+    if a.vision_input {
+        if model.vision_dim == 0 || model.patches == 0 {
+            return Err(bad("model.vision_dim", "a variant with vision input needs `vision_dim` and `patches`".into()));
+        }
+        if a.resolution.unwrap_or(0) == 0 {
+            return Err(bad("axes.resolution", "a variant with vision input needs a resolution of at least 1".into()));
+        }
+        if a.frames.unwrap_or(0) == 0 {
+            return Err(bad("axes.frames", "a variant with vision input needs at least 1 frame".into()));
+        }
+    }
+    Ok(Axes {
+        backbone: a.backbone,
+        connector,
+        adapter: a.adapter,
+        freeze: a.freeze,
+        resolution: a.resolution.unwrap_or(0),
+        visual_tokens: a.visual_tokens,
+        frames: a.frames.unwrap_or(0),
+        frame_positions: a.frame_positions.unwrap_or(false),
+        data: a.data,
+        prompts: a.prompts,
+        quantization: a.quantization,
+        vision_input: a.vision_input,
+    })
+}
+
+fn preprocess(p: &raw::RawPreprocess, axes: &Axes, file: &Path) -> Result<PreprocessSpec> {
+    let bad = |field: &str, message: String| Error::manifest(file, field, message);
+    if p.size == 0 || p.size != axes.resolution {
+        return Err(bad(
+            "preprocess.size",
+            format!("`{}` must be at least 1 and equal `axes.resolution` (`{}`)", p.size, axes.resolution),
+        ));
+    }
+    let triple = |field: &str, v: &[f32]| -> Result<[f32; 3]> {
+        match v {
+            [r, g, b] => Ok([*r, *g, *b]),
+            _ => Err(bad(field, format!("needs 3 values (R, G, B), got {}", v.len()))),
+        }
+    };
+    let mean = triple("preprocess.mean", &p.mean)?;
+    let std = triple("preprocess.std", &p.std)?;
+    if std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(bad("preprocess.std", format!("{std:?} must be positive")));
+    }
+    if !(p.rescale.is_finite() && p.rescale > 0.0) {
+        return Err(bad("preprocess.rescale", format!("`{}` must be positive", p.rescale)));
+    }
+    Ok(PreprocessSpec { size: p.size, resize: p.resize, crop: p.crop, rescale: p.rescale, mean, std })
+}
+
+fn generation_defaults(g: &raw::RawGeneration, file: &Path) -> Result<()> {
+    let bad = |field: &str, message: String| Error::manifest(file, field, message);
+    if g.beams == 0 {
+        return Err(bad("generation.beams", "must be at least 1".into()));
+    }
+    if g.max_new_tokens == 0 {
+        return Err(bad("generation.max_new_tokens", "must be at least 1".into()));
+    }
+    if g.min_new_tokens > g.max_new_tokens {
+        return Err(bad(
+            "generation.min_new_tokens",
+            format!("`{}` exceeds `max_new_tokens` (`{}`)", g.min_new_tokens, g.max_new_tokens),
+        ));
+    }
+    if !(g.temperature.is_finite() && g.temperature > 0.0) {
+        return Err(bad("generation.temperature", format!("`{}` must be positive", g.temperature)));
+    }
+    if !(g.top_p > 0.0 && g.top_p <= 1.0) {
+        return Err(bad("generation.top_p", format!("`{}` must be in (0, 1]", g.top_p)));
+    }
+    Ok(())
+}
+
+/// The tensors a graph of each role must declare (beyond what the manifest adds).
+fn required_io(role: GraphRole, family: ConnectorFamily, layers: usize) -> (Vec<(String, Dtype)>, Vec<(String, Dtype)>) {
+    let f = |n: &str| (n.to_string(), Dtype::Float32);
+    let i = |n: &str| (n.to_string(), Dtype::Int64);
+    match role {
+        GraphRole::Vision => (vec![f("pixel_values")], vec![f("image_features")]),
+        GraphRole::Connector => match family {
+            ConnectorFamily::Prefix => (vec![f("image_features")], vec![f("visual_embeds")]),
+            _ => (vec![f("image_features")], vec![]),
+        },
+        GraphRole::Embed => (vec![i("input_ids")], vec![f("inputs_embeds")]),
+        GraphRole::Decoder => {
+            let mut inputs = vec![f("inputs_embeds"), i("attention_mask"), i("position_ids")];
+            let mut outputs = vec![f("logits")];
+            for l in 0..layers {
+                for kv in ["key", "value"] {
+                    inputs.push(f(&format!("past_key_values.{l}.{kv}")));
+                    outputs.push(f(&format!("present.{l}.{kv}")));
+                }
+            }
+            (inputs, outputs)
+        }
+    }
+}
+
+fn graphs(raw: &RawManifest, axes: &Axes, model: &ModelDims, file: &Path, root: &Path) -> Result<Graphs> {
+    let family = axes.connector.family();
+    let g = &raw.graphs;
+    let graph = |role: GraphRole, r: &raw::RawGraph| -> Result<GraphSpec> {
+        let field = format!("graphs.{role}");
+        let file_ref = |rel: &str, sha: &str, what: &str| -> Result<FileRef> {
+            Ok(FileRef {
+                rel: rel.to_string(),
+                path: paths::resolve(root, rel, file, &format!("{field}.{what}"))?,
+                sha256: paths::parse_sha256(sha, file, &format!("{field}.{what}.sha256"))?,
+            })
+        };
+        let onnx = file_ref(&r.path, &r.sha256, "path")?;
+        let external_data = r
+            .external_data
+            .iter()
+            .enumerate()
+            .map(|(k, d)| file_ref(&d.path, &d.sha256, &format!("external_data[{k}]")))
+            .collect::<Result<Vec<_>>>()?;
+        let tensors = |list: &[raw::RawTensor], what: &str| -> Result<Vec<TensorSpec>> {
+            let mut names = BTreeSet::new();
+            list.iter()
+                .map(|t| {
+                    if !names.insert(t.name.clone()) {
+                        return Err(Error::manifest(file, format!("{field}.{what}"), format!("`{}` is declared twice", t.name)));
+                    }
+                    let shape = t
+                        .shape
+                        .iter()
+                        .map(|d| match d {
+                            raw::RawDim::Fixed(n) if *n >= 0 => Ok(Dim::Fixed(*n as usize)),
+                            raw::RawDim::Fixed(n) => Err(Error::manifest(
+                                file,
+                                format!("{field}.{what}.{}.shape", t.name),
+                                format!("dimension `{n}` is negative; use a name for a dynamic axis"),
+                            )),
+                            raw::RawDim::Symbol(s) => Ok(Dim::Symbol(s.clone())),
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok(TensorSpec { name: t.name.clone(), dtype: t.dtype, shape })
+                })
+                .collect()
+        };
+        let spec = GraphSpec {
+            role,
+            file: onnx,
+            external_data,
+            inputs: tensors(&r.inputs, "inputs")?,
+            outputs: tensors(&r.outputs, "outputs")?,
+        };
+        let (need_in, need_out) = required_io(role, family, model.layers);
+        for (list, need, what) in [(&spec.inputs, need_in, "inputs"), (&spec.outputs, need_out, "outputs")] {
+            for (name, dtype) in need {
+                match list.iter().find(|t| t.name == name) {
+                    None => {
+                        return Err(Error::manifest(
+                            file,
+                            format!("{field}.{what}"),
+                            format!("`{name}` ({dtype}) is missing; the {role} graph must declare it"),
+                        ))
+                    }
+                    Some(t) if t.dtype != dtype => {
+                        return Err(Error::manifest(
+                            file,
+                            format!("{field}.{what}.{name}.dtype"),
+                            format!("`{}`, expected `{dtype}`", t.dtype),
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        Ok(spec)
+    };
+
+    let vision = g.vision.as_ref().map(|r| graph(GraphRole::Vision, r)).transpose()?;
+    let connector = g.connector.as_ref().map(|r| graph(GraphRole::Connector, r)).transpose()?;
+    let embed = graph(GraphRole::Embed, &g.embed)?;
+    let decoder = graph(GraphRole::Decoder, &g.decoder)?;
+
+    match (axes.vision_input, &vision, &connector) {
+        (true, Some(_), Some(_)) | (false, None, None) => {}
+        (true, None, _) => return Err(Error::manifest(file, "graphs.vision", "missing; a variant with vision input needs it")),
+        (true, _, None) => return Err(Error::manifest(file, "graphs.connector", "missing; a variant with vision input needs it")),
+        (false, _, _) => {
+            return Err(Error::manifest(
+                file,
+                "graphs",
+                "the blind control (`vision_input: false`) must have neither a vision nor a connector graph",
+            ))
+        }
+    }
+
+    // Cross-attention: what the connector produces is what the decoder takes, by name.
+    if let Some(conn) = &connector {
+        let cross_out: BTreeSet<&str> =
+            conn.outputs.iter().map(|t| t.name.as_str()).filter(|n| n.starts_with("cross_key_values.")).collect();
+        let cross_in: BTreeSet<&str> =
+            decoder.inputs.iter().map(|t| t.name.as_str()).filter(|n| n.starts_with("cross_key_values.")).collect();
+        if family == ConnectorFamily::CrossAttention {
+            if cross_out.is_empty() {
+                return Err(Error::manifest(
+                    file,
+                    "graphs.connector.outputs",
+                    "a cross-attention connector must output `cross_key_values.{j}.key|value`",
+                ));
+            }
+            if cross_out != cross_in {
+                let missing: Vec<&&str> = cross_out.symmetric_difference(&cross_in).collect();
+                return Err(Error::manifest(
+                    file,
+                    "graphs.decoder.inputs",
+                    format!("connector outputs and decoder inputs `cross_key_values.*` differ in {missing:?}"),
+                ));
+            }
+        } else if !cross_in.is_empty() {
+            return Err(Error::manifest(
+                file,
+                "graphs.decoder.inputs",
+                "declares `cross_key_values.*` but the connector is not cross-attention",
+            ));
+        }
+    }
+    Ok(Graphs { vision, connector, embed, decoder })
+}
+
+#[cfg(test)]
+mod tests;

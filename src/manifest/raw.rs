@@ -1,0 +1,582 @@
+//! The serde mirror of `variants/NAME.yaml`: one struct per YAML mapping, field for field.
+//!
+//! This layer only parses. Cross-field rules (a cross-attention variant has cross-attention layers,
+//! a blind variant has no vision graph, paths stay inside the zoo, ...) live in the `TryFrom`
+//! conversion to [`super::Manifest`] (the two-layer config of candle's `LlamaConfig` ->
+//! `into_config`). Unknown keys are errors (`deny_unknown_fields`), so a typo in a manifest is
+//! reported with its field path instead of being silently ignored; only `provenance` is open,
+//! since it records whatever the exporter found worth recording.
+//!
+//! Every field is documented in docs/manifest.md.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole manifest file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawManifest {
+    /// Schema version; this runtime reads version 1.
+    pub schema_version: u32,
+    /// Variant name; must equal the file stem.
+    pub name: String,
+    /// One-line description.
+    #[serde(default)]
+    pub description: String,
+    /// The design choices this variant makes.
+    pub axes: RawAxes,
+    /// The one axis changed from the baseline (`null` for the baseline itself).
+    #[serde(default)]
+    pub changes: Option<String>,
+    /// What the Lynx paper reports for this axis.
+    #[serde(default)]
+    pub paper: Option<String>,
+    /// Dimensions of the exported model.
+    pub model: RawModel,
+    /// The ONNX graphs.
+    pub graphs: RawGraphs,
+    /// Image preprocessing (absent for the blind control).
+    #[serde(default)]
+    pub preprocess: Option<RawPreprocess>,
+    /// Video frame sampling (absent for the blind control).
+    #[serde(default)]
+    pub video: Option<RawVideo>,
+    /// The tokenizer.
+    pub tokenizer: RawTokenizer,
+    /// The prompt template.
+    pub prompt: RawPrompt,
+    /// Default decoding settings.
+    pub generation: RawGeneration,
+    /// Parameter counts.
+    pub parameters: RawParameters,
+    /// How the variant was trained and exported.
+    #[serde(default)]
+    pub provenance: RawProvenance,
+    /// Reference outputs for the parity test.
+    #[serde(default)]
+    pub goldens: Option<RawFile>,
+}
+
+/// `axes:` -- the variant's position in the ablation grid.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAxes {
+    /// LLM backbone.
+    pub backbone: Backbone,
+    /// How vision reaches the LLM.
+    pub connector: RawConnector,
+    /// `k` for cross-attention every k-th layer, else null.
+    #[serde(default)]
+    pub cross_attention_every: Option<u32>,
+    /// Adapters inside the LLM.
+    pub adapter: RawAdapter,
+    /// What stayed frozen in training.
+    pub freeze: Freeze,
+    /// Input image side in pixels (null for the blind control).
+    #[serde(default)]
+    pub resolution: Option<u32>,
+    /// Visual tokens handed to the LLM (prefix length, or cross-attention memory length).
+    #[serde(default)]
+    pub visual_tokens: Option<u32>,
+    /// Video frames per sample (null for the blind control).
+    #[serde(default)]
+    pub frames: Option<u32>,
+    /// Whether a learned frame-position embedding is added before resampling (null for the blind
+    /// control).
+    #[serde(default)]
+    pub frame_positions: Option<bool>,
+    /// Training data recipe.
+    pub data: DataRecipe,
+    /// Prompt recipe.
+    pub prompts: PromptRecipe,
+    /// Quantisation applied at export.
+    pub quantization: Quantization,
+    /// False for the blind control, which never sees the image.
+    pub vision_input: bool,
+}
+
+/// `axes.backbone`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backbone {
+    /// Decoder family.
+    pub family: BackboneFamily,
+    /// Pretrained only, or also tuned on text instructions.
+    pub flavour: BackboneFlavour,
+    /// Size class.
+    pub size: BackboneSize,
+}
+
+/// Decoder family: LLaMA-style (RMSNorm, RoPE, SwiGLU) or GPT-2-style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackboneFamily {
+    /// RMSNorm, rotary positions, SwiGLU.
+    Llama,
+    /// LayerNorm, learned positions, GELU.
+    Gpt2,
+}
+
+/// Backbone flavour: the LLaMA-vs-Vicuna analogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackboneFlavour {
+    /// Language-model pretraining only.
+    Base,
+    /// Further tuned on text instructions.
+    Chat,
+}
+
+/// Backbone size class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackboneSize {
+    /// The default backbone.
+    Small,
+    /// The larger backbone.
+    Large,
+}
+
+/// `axes.connector`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConnector {
+    /// Connector kind.
+    pub kind: ConnectorKind,
+    /// Resampler depth (resampler only).
+    #[serde(default)]
+    pub depth: Option<u32>,
+    /// Resampler latents (resampler only).
+    #[serde(default)]
+    pub latents: Option<u32>,
+}
+
+/// How vision reaches the LLM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorKind {
+    /// Perceiver resampler -> visual prefix tokens (Lynx).
+    Resampler,
+    /// Linear / MLP projector -> visual prefix tokens (LLaVA).
+    Projector,
+    /// Gated cross-attention layers attend to the vision memory (Flamingo).
+    CrossAttention,
+    /// No connector: the blind control.
+    None,
+}
+
+/// `axes.adapter`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdapter {
+    /// Adapter kind.
+    pub kind: AdapterKind,
+    /// Every how many layers (Lynx `adapter_freq`).
+    #[serde(default)]
+    pub every: Option<u32>,
+    /// Bottleneck width.
+    #[serde(default)]
+    pub dim: Option<u32>,
+    /// LoRA rank.
+    #[serde(default)]
+    pub rank: Option<u32>,
+}
+
+/// Adapter kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdapterKind {
+    /// No adapters.
+    None,
+    /// Bottleneck adapters (Lynx).
+    Bottleneck,
+    /// Low-rank adaptation.
+    Lora,
+}
+
+/// `axes.freeze`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Freeze {
+    /// Vision encoder policy.
+    pub vision: VisionFreeze,
+    /// LLM policy.
+    pub llm: LlmFreeze,
+}
+
+/// What of the vision encoder trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisionFreeze {
+    /// Nothing.
+    Frozen,
+    /// The last block.
+    LastBlock,
+    /// Everything.
+    Trained,
+}
+
+/// What of the LLM trained (adapters always train when present).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LlmFreeze {
+    /// Backbone weights frozen.
+    Frozen,
+    /// Full fine-tuning.
+    Trained,
+}
+
+/// `axes.data`: the training data recipe.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataRecipe {
+    /// Alignment-stage captions.
+    pub alignment: AlignmentData,
+    /// Fraction of the instruction data used.
+    pub fraction: f64,
+    /// Whether video tasks were in the instruction data.
+    pub video: bool,
+    /// Whether text-only instruction data was mixed in.
+    pub text_instructions: bool,
+    /// Task sampling during instruction tuning.
+    pub sampling: TaskSampling,
+}
+
+/// Alignment-stage data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlignmentData {
+    /// Clean captions.
+    Clean,
+    /// Captions with injected noise (the data-quality ablation).
+    Noisy,
+    /// No alignment stage.
+    None,
+}
+
+/// Task sampling during instruction tuning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskSampling {
+    /// Tasks sampled in proportion to their size (capped).
+    SizeBalanced,
+    /// Every task equally likely.
+    Uniform,
+}
+
+/// Prompt recipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptRecipe {
+    /// Diversified prompt templates.
+    Diverse,
+    /// One template.
+    Single,
+}
+
+/// Quantisation at export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quantization {
+    /// Float32 throughout.
+    None,
+    /// Dynamic int8 quantisation of the weights.
+    Int8Dynamic,
+}
+
+/// `model:` -- dimensions of the exported model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    /// Decoder width.
+    pub hidden: u32,
+    /// Decoder layers.
+    pub layers: u32,
+    /// Attention heads.
+    pub heads: u32,
+    /// Key/value heads (grouped-query attention when fewer than `heads`).
+    pub kv_heads: u32,
+    /// Width of one head.
+    pub head_dim: u32,
+    /// Vocabulary size (the width of `logits`).
+    pub vocab_size: u32,
+    /// Context length: the most positions one sequence may hold.
+    pub max_positions: u32,
+    /// Decoder layers that cross-attend to the vision memory.
+    #[serde(default)]
+    pub cross_attention_layers: Vec<u32>,
+    /// Vision feature width (absent for the blind control).
+    #[serde(default)]
+    pub vision_dim: Option<u32>,
+    /// Patches per frame (absent for the blind control).
+    #[serde(default)]
+    pub patches: Option<u32>,
+}
+
+/// `graphs:` -- one entry per ONNX graph.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGraphs {
+    /// Vision encoder.
+    #[serde(default)]
+    pub vision: Option<RawGraph>,
+    /// Connector.
+    #[serde(default)]
+    pub connector: Option<RawGraph>,
+    /// Token embedding.
+    pub embed: RawGraph,
+    /// Decoder with KV cache.
+    pub decoder: RawGraph,
+}
+
+/// One graph: its file, checksum, external data and declared I/O.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGraph {
+    /// Path of the `.onnx` file, relative to the zoo root.
+    pub path: String,
+    /// Hex sha256 of the file.
+    pub sha256: String,
+    /// External-data files the graph reads.
+    #[serde(default)]
+    pub external_data: Vec<RawFile>,
+    /// Declared inputs.
+    pub inputs: Vec<RawTensor>,
+    /// Declared outputs.
+    pub outputs: Vec<RawTensor>,
+}
+
+/// A file with its checksum.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFile {
+    /// Path relative to the zoo root.
+    pub path: String,
+    /// Hex sha256.
+    pub sha256: String,
+}
+
+/// A declared graph input or output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTensor {
+    /// Tensor name.
+    pub name: String,
+    /// Element type.
+    pub dtype: Dtype,
+    /// Dimensions: integers, or symbolic names (`batch`, `seq`, `past`, `total`, ...).
+    pub shape: Vec<RawDim>,
+}
+
+/// Tensor element types the zoo uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dtype {
+    /// 32-bit float.
+    Float32,
+    /// 64-bit signed integer.
+    Int64,
+    /// 32-bit signed integer.
+    Int32,
+    /// 16-bit float.
+    Float16,
+    /// Boolean.
+    Bool,
+}
+
+impl std::fmt::Display for Dtype {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Dtype::Float32 => "float32",
+            Dtype::Int64 => "int64",
+            Dtype::Int32 => "int32",
+            Dtype::Float16 => "float16",
+            Dtype::Bool => "bool",
+        })
+    }
+}
+
+/// One dimension as written: a number or a symbol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RawDim {
+    /// A fixed size.
+    Fixed(i64),
+    /// A named dynamic axis.
+    Symbol(String),
+}
+
+/// `preprocess:`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPreprocess {
+    /// Output side in pixels.
+    pub size: u32,
+    /// Resampling filter.
+    pub resize: ResizeFilter,
+    /// Crop after resizing the shortest side.
+    pub crop: CropMode,
+    /// Factor from 0..=255 to 0..=1.
+    pub rescale: f32,
+    /// Per-channel mean (RGB).
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation (RGB).
+    pub std: Vec<f32>,
+}
+
+/// Resampling filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResizeFilter {
+    /// Antialiased bicubic (a = -0.5), as PIL and CLIP.
+    Bicubic,
+    /// Antialiased bilinear.
+    Bilinear,
+}
+
+/// Crop after the shortest-side resize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CropMode {
+    /// Resize the shortest side to `size`, then take the centre `size` x `size` (CLIP).
+    Center,
+    /// Resize both sides to `size`, ignoring the aspect ratio.
+    None,
+}
+
+/// `video:`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVideo {
+    /// Frames fed to the model.
+    pub frames: u32,
+    /// How they are chosen.
+    pub sampling: FrameSampling,
+}
+
+/// Frame sampling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameSampling {
+    /// The centres of F equal segments.
+    Uniform,
+}
+
+/// `tokenizer:`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokenizer {
+    /// tokenizer.json path.
+    pub path: String,
+    /// Hex sha256.
+    pub sha256: String,
+    /// Beginning-of-sequence token.
+    pub bos: String,
+    /// End-of-sequence token.
+    pub eos: String,
+    /// Padding token.
+    pub pad: String,
+}
+
+/// `prompt:`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPrompt {
+    /// Template holding `{question}` once.
+    pub template: String,
+    /// Batch padding side.
+    pub padding: PaddingSide,
+}
+
+/// Batch padding side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaddingSide {
+    /// Pads before the prompt (decoder-only generation needs this).
+    Left,
+}
+
+/// `generation:` -- decoding defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGeneration {
+    /// Strategy.
+    pub strategy: Strategy,
+    /// Beam count (beam search).
+    #[serde(default = "one")]
+    pub beams: u32,
+    /// Most new tokens.
+    pub max_new_tokens: u32,
+    /// Fewest new tokens before EOS may end a sequence.
+    #[serde(default)]
+    pub min_new_tokens: u32,
+    /// Beam-search length penalty exponent.
+    #[serde(default = "one_f")]
+    pub length_penalty: f32,
+    /// No n-gram of this size repeats (0 = off).
+    #[serde(default)]
+    pub no_repeat_ngram_size: u32,
+    /// Sampling temperature.
+    #[serde(default = "one_f")]
+    pub temperature: f32,
+    /// Sampling top-k (0 = off).
+    #[serde(default)]
+    pub top_k: u32,
+    /// Sampling nucleus mass (1 = off).
+    #[serde(default = "one_f")]
+    pub top_p: f32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn one_f() -> f32 {
+    1.0
+}
+
+/// Decoding strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Argmax each step.
+    Greedy,
+    /// Beam search.
+    Beam,
+    /// Temperature / top-k / top-p sampling.
+    Sample,
+}
+
+/// `parameters:`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawParameters {
+    /// All parameters the variant runs with.
+    pub total: u64,
+    /// Parameters its training updated.
+    pub trainable: u64,
+}
+
+/// `provenance:` -- open: known keys are typed, anything else is kept as written.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RawProvenance {
+    /// Training seed.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Steps per stage.
+    #[serde(default)]
+    pub steps: BTreeMap<String, u64>,
+    /// Final loss per stage.
+    #[serde(default)]
+    pub final_loss: BTreeMap<String, f64>,
+    /// Wall time of training and export.
+    #[serde(default)]
+    pub wall_seconds: Option<f64>,
+    /// Where it trained (`cpu`, `cuda`).
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Everything else (data seeds, library versions, opset, date, ...).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_yaml::Value>,
+}

@@ -1,0 +1,187 @@
+//! The decoder's KV cache and one-token steps: the ONNX implementation of [`StepDecoder`].
+//!
+//! Each step feeds the new tokens' embeddings, the grown attention mask and the next position per
+//! row; the graph returns `present.{i}.key|value` (batch, kv_heads, total, head_dim), and those
+//! tensors become the next step's `past_key_values.{i}.key|value` by moving the ONNX Runtime values,
+//! not by copying them. (The graph's own Concat of past and new K/V is the only copy left; a graph
+//! with a shared past/present buffer, as onnxruntime-genai's GroupQueryAttention, would remove it.)
+//!
+//! ```text
+//!  step t:  embed(tokens) (R,1,D) ─┐
+//!           mask (R, T+1) ─────────┼─> decoder ─> logits (R,1,V) ─> next-token scores
+//!           positions (R,1) ───────┤            └> present.* (R,H,T+1,Dh) ──┐
+//!           past.* (R,H,T,Dh) ─────┘                                        │ moved
+//!  step t+1: past.* <───────────────────────────────────────────────────────┘
+//! ```
+//!
+//! Beam search re-orders rows: only rows whose beam changed are rewritten, in place; the one
+//! expansion from B samples to B x beams rows gathers once. Cross-attention K/V (computed once per
+//! sample by the connector) are fed unchanged every step and only re-gathered when a row moves to
+//! another sample, which happens at that expansion alone.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use ndarray::{Array2, ArrayD, Axis, Ix3};
+
+use crate::error::{Error, Result};
+use crate::generate::StepDecoder;
+use crate::runtime::{Input, Session, Value};
+
+/// One cache tensor: its input name, its output name and the current value.
+#[derive(Debug)]
+pub struct CacheEntry {
+    /// `past_key_values.{i}.key|value`.
+    pub past: String,
+    /// `present.{i}.key|value`.
+    pub present: String,
+    /// (rows, kv_heads, total, head_dim)
+    pub value: Value,
+}
+
+/// The state of a batch being decoded.
+#[derive(Debug)]
+pub struct DecodeState<'s> {
+    /// Embedding graph.
+    pub embed: &'s mut Session,
+    /// Decoder graph.
+    pub decoder: &'s mut Session,
+    /// Self-attention cache.
+    pub cache: Vec<CacheEntry>,
+    /// Cross-attention K/V by input name, one row per decoder row.
+    pub cross: Vec<(String, Value)>,
+    /// The sample each row belongs to (for the cross K/V).
+    pub row_sample: Vec<usize>,
+    /// (rows, total) attention mask.
+    pub mask: Vec<Vec<i64>>,
+    /// Time spent in decode steps.
+    pub elapsed: Duration,
+    /// Steps run.
+    pub steps: usize,
+    /// Cache rows rewritten by beam re-ordering (for tests and diagnostics).
+    pub rows_moved: usize,
+}
+
+impl DecodeState<'_> {
+    /// Runs the decoder on `embeds` (R, S, D) with the current mask (already including these S
+    /// positions) and cache; returns the last position's logits (R, V) and moves `present` into
+    /// the cache.
+    pub fn run(&mut self, embeds: &ArrayD<f32>) -> Result<Array2<f32>> {
+        let rows = self.mask.len();
+        let total = self.mask.first().map_or(0, Vec::len);
+        let seq = embeds.shape().get(1).copied().unwrap_or(0);
+        let flat: Vec<i64> = self.mask.iter().flatten().copied().collect();
+        let mask = ArrayD::from_shape_vec(vec![rows, total], flat).map_err(|e| shape_error("attention_mask", e))?;
+        // position_ids = cumsum(mask) - 1, clamped at 0, for the last `seq` positions
+        let mut pos = Vec::with_capacity(rows * seq);
+        for row in &self.mask {
+            let mut c = 0i64;
+            let cums: Vec<i64> = row
+                .iter()
+                .map(|&m| {
+                    c += m;
+                    (c - 1).max(0)
+                })
+                .collect();
+            pos.extend_from_slice(&cums[total - seq..]);
+        }
+        let positions = ArrayD::from_shape_vec(vec![rows, seq], pos).map_err(|e| shape_error("position_ids", e))?;
+
+        let mut inputs: Vec<(&str, Input<'_>)> = vec![
+            ("inputs_embeds", Input::F32(embeds.view())),
+            ("attention_mask", Input::I64(mask.view())),
+            ("position_ids", Input::I64(positions.view())),
+        ];
+        for e in &self.cache {
+            inputs.push((e.past.as_str(), Input::Value(&e.value)));
+        }
+        for (name, v) in &self.cross {
+            inputs.push((name.as_str(), Input::Value(v)));
+        }
+        let mut out = self.decoder.run(&inputs)?;
+        let logits = out.take("logits")?;
+        let view = logits.view_f32()?;
+        let view = view.into_dimensionality::<Ix3>().map_err(|e| shape_error("logits", e))?; // (R, S, V)
+        let last = view.index_axis(Axis(1), seq.saturating_sub(1)).to_owned(); // (R, V)
+        for e in &mut self.cache {
+            e.value = out.take(&e.present)?;
+        }
+        Ok(last)
+    }
+
+    /// Embeds `ids` (R, S).
+    pub fn embed_ids(&mut self, ids: &ArrayD<i64>) -> Result<ArrayD<f32>> {
+        let mut out = self.embed.run(&[("input_ids", Input::I64(ids.view()))])?;
+        let v = out.take("inputs_embeds")?;
+        let view = v.view_f32()?;
+        Ok(view.to_owned())
+    }
+}
+
+fn shape_error(tensor: &str, e: impl std::fmt::Display) -> Error {
+    Error::GraphIo { graph: "decoder".into(), tensor: tensor.into(), expected: "a consistent shape".into(), got: e.to_string() }
+}
+
+/// Makes row `i` of `value` a copy of old row `rows[i]`.
+///
+/// Same row count: an in-place move of the rows that change (the others are not touched).
+/// Different row count (the beam expansion): a gather into a new tensor.
+pub fn select_value_rows(value: &mut Value, rows: &[usize]) -> Result<usize> {
+    let n = value.shape().first().copied().unwrap_or(0);
+    if let Some(&bad) = rows.iter().find(|&&r| r >= n) {
+        return Err(Error::InvalidArgument {
+            what: "row",
+            value: bad.to_string(),
+            expected: format!("a row of a tensor with {n} rows"),
+        });
+    }
+    if rows.len() != n {
+        let gathered = value.view_f32()?.select(Axis(0), rows);
+        *value = Value::from_f32(gathered)?;
+        return Ok(rows.len());
+    }
+    let changed: Vec<usize> = (0..n).filter(|&i| rows[i] != i).collect();
+    if changed.is_empty() {
+        return Ok(0);
+    }
+    let mut view = value.view_f32_mut()?;
+    // Snapshot the source rows first: a row may be both a source and overwritten.
+    let sources: BTreeMap<usize, ArrayD<f32>> =
+        changed.iter().map(|&i| (rows[i], view.index_axis(Axis(0), rows[i]).to_owned())).collect();
+    for &i in &changed {
+        if let Some(src) = sources.get(&rows[i]) {
+            view.index_axis_mut(Axis(0), i).assign(src);
+        }
+    }
+    Ok(changed.len())
+}
+
+impl StepDecoder for DecodeState<'_> {
+    fn step(&mut self, tokens: &[i64]) -> Result<Array2<f32>> {
+        let start = Instant::now();
+        let ids = ArrayD::from_shape_vec(vec![tokens.len(), 1], tokens.to_vec()).map_err(|e| shape_error("input_ids", e))?;
+        let embeds = self.embed_ids(&ids)?; // (R, 1, D)
+        for row in &mut self.mask {
+            row.push(1);
+        }
+        let logits = self.run(&embeds)?;
+        self.elapsed += start.elapsed();
+        self.steps += 1;
+        Ok(logits)
+    }
+
+    fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
+        for e in &mut self.cache {
+            self.rows_moved += select_value_rows(&mut e.value, rows)?;
+        }
+        self.mask = rows.iter().map(|&r| self.mask[r].clone()).collect();
+        let new_samples: Vec<usize> = rows.iter().map(|&r| self.row_sample[r]).collect();
+        if new_samples != self.row_sample {
+            for (_, v) in &mut self.cross {
+                select_value_rows(v, rows)?;
+            }
+        }
+        self.row_sample = new_samples;
+        Ok(())
+    }
+}

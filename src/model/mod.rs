@@ -1,0 +1,419 @@
+//! A loaded variant: vision encoder -> connector -> decoder, and `ask`.
+//!
+//! The sequence the decoder sees follows docs/contract.md section 2. For a prefix connector
+//! (resampler, projector), per row of a left-padded batch:
+//!
+//! ```text
+//! [pad ... pad][visual_embeds (V)][embed(<s> + prompt)]      inputs_embeds (B, V + L, D)
+//!  mask 0       mask 1             mask 1                     attention_mask (B, V + L)
+//! position_ids = cumsum(mask) - 1, clamped at 0
+//! ```
+//!
+//! A cross-attention variant has no visual positions; its connector's `cross_key_values.*`
+//! (B, heads, memory, head_dim) are computed once per sample and fed to every decoder step. The
+//! blind control has neither. Images are videos of one frame: `vision` runs on (B x F) images,
+//! reshaped to (B, F, patches, vision_dim) for the connector (Lynx `concate`).
+//!
+//! # Threads
+//!
+//! [`Model`] is `Send + Sync`. ONNX Runtime sessions are run by one caller at a time (`ort` 2.0's
+//! `Session::run` takes `&mut self`), so [`Model::ask`] takes `&mut self`: to answer from several
+//! threads, load one `Model` per thread (sessions are small next to the shared weights' page cache),
+//! or put one behind a `Mutex`, or batch questions with [`Model::ask_batch`].
+
+pub mod cache;
+
+use std::time::{Duration, Instant};
+
+use ndarray::{concatenate, s, Array2, Array4, ArrayD, Axis, Ix3, IxDyn};
+
+use crate::error::{Error, Result};
+use crate::generate::{generate, GenerationOptions, SpecialTokens};
+use crate::manifest::{ConnectorFamily, GraphSpec, Manifest};
+use crate::preprocess::{Media, Preprocessor};
+use crate::runtime::{ExecutionProvider, Input, RuntimeOptions, Session, Value};
+use crate::text::TextCodec;
+use cache::{CacheEntry, DecodeState};
+
+/// Wall time of each stage of one `ask` (for a batch: of the whole batch).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Decoding and resizing the media.
+    pub preprocess: Duration,
+    /// The vision encoder.
+    pub vision: Duration,
+    /// The connector.
+    pub connector: Duration,
+    /// Embedding the prompt and the decoder's prefill.
+    pub prefill: Duration,
+    /// All one-token decoder steps.
+    pub decode: Duration,
+    /// Decoder steps run.
+    pub decode_steps: usize,
+    /// Everything, end to end.
+    pub total: Duration,
+    /// Rows in the batch this answer was part of.
+    pub batch: usize,
+}
+
+impl Timings {
+    /// Time to the first new token: everything up to the end of the prefill.
+    pub fn time_to_first_token(&self) -> Duration {
+        self.preprocess + self.vision + self.connector + self.prefill
+    }
+
+    /// Mean time of one decoder step.
+    pub fn per_token(&self) -> Option<Duration> {
+        (self.decode_steps > 0).then(|| self.decode / self.decode_steps as u32)
+    }
+}
+
+/// The answer to one question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// Decoded text, trimmed.
+    pub text: String,
+    /// New token ids (EOS excluded).
+    pub tokens: Vec<u32>,
+    /// Whether generation ended at EOS (false: at the token limit).
+    pub finished: bool,
+    /// Stage timings.
+    pub timings: Timings,
+    /// The execution provider that ran every graph.
+    pub provider: ExecutionProvider,
+}
+
+/// One question of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// What it is about.
+    pub media: Media,
+    /// The question.
+    pub question: String,
+}
+
+impl Request {
+    /// A request.
+    pub fn new(media: Media, question: impl Into<String>) -> Request {
+        Request { media, question: question.into() }
+    }
+}
+
+/// The decoder's last-position logits of a prefill, and what produced them (for parity checks).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prefill {
+    /// BOS + prompt token ids, per row, unpadded.
+    pub input_ids: Vec<Vec<i64>>,
+    /// (B, vocab) logits of the last position.
+    pub last_logits: Array2<f32>,
+}
+
+/// A loaded variant.
+#[derive(Debug)]
+pub struct Model {
+    manifest: Manifest,
+    text: TextCodec,
+    preprocessor: Option<Preprocessor>,
+    vision: Option<Session>,
+    connector: Option<Session>,
+    embed: Session,
+    decoder: Session,
+    provider: ExecutionProvider,
+}
+
+/// What the vision side hands the decoder for a batch.
+enum VisionOut {
+    /// (B, V, D) visual embeddings to put before the text.
+    Prefix(ArrayD<f32>),
+    /// `cross_key_values.*` values, one row per sample.
+    Cross(Vec<(String, Value)>),
+    /// Nothing (blind control).
+    Blind,
+}
+
+impl Model {
+    /// Creates sessions for an already verified manifest (see [`crate::zoo::Zoo::load`], which
+    /// verifies checksums first) and checks every session's inputs and outputs against it.
+    pub fn from_verified_manifest(manifest: Manifest, options: &RuntimeOptions) -> Result<Model> {
+        let load = |spec: &GraphSpec| -> Result<Session> {
+            let s = Session::load(spec, options)?;
+            s.check_io(spec)?;
+            Ok(s)
+        };
+        let text = TextCodec::load(&manifest.tokenizer, &manifest.prompt)?;
+        let vision = manifest.graphs.vision.as_ref().map(load).transpose()?;
+        let connector = manifest.graphs.connector.as_ref().map(load).transpose()?;
+        let embed = load(&manifest.graphs.embed)?;
+        let decoder = load(&manifest.graphs.decoder)?;
+        let preprocessor = match (&manifest.preprocess, &manifest.video) {
+            (Some(p), Some(v)) => Some(Preprocessor::new(p.clone(), *v)),
+            _ => None,
+        };
+        if text.vocab_size() > manifest.model.vocab_size {
+            return Err(Error::Tokenizer {
+                path: text.path().to_path_buf(),
+                message: format!(
+                    "has {} tokens but the manifest's `model.vocab_size` is {}",
+                    text.vocab_size(),
+                    manifest.model.vocab_size
+                ),
+            });
+        }
+        Ok(Model { provider: options.ep(), manifest, text, preprocessor, vision, connector, embed, decoder })
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The variant's name.
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// The provider every session runs on.
+    pub fn provider(&self) -> ExecutionProvider {
+        self.provider
+    }
+
+    /// The tokenizer and prompt.
+    pub fn text(&self) -> &TextCodec {
+        &self.text
+    }
+
+    /// The image preprocessor (None for the blind control).
+    pub fn preprocessor(&self) -> Option<&Preprocessor> {
+        self.preprocessor.as_ref()
+    }
+
+    /// The variant's default generation options.
+    pub fn default_generation(&self) -> GenerationOptions {
+        GenerationOptions::from_manifest(&self.manifest.generation)
+    }
+
+    /// Answers one question about `media`.
+    ///
+    /// ```no_run
+    /// use lynx_zoo::{Zoo, Media, RuntimeOptions};
+    /// let zoo = Zoo::open(".")?;
+    /// let mut model = zoo.load("lynx", &RuntimeOptions::new())?;
+    /// let opts = model.default_generation();
+    /// let answer = model.ask(&Media::image("data/test/images/000000.png"), "What colour is the circle?", &opts)?;
+    /// println!("{} ({} tokens, {:?})", answer.text, answer.tokens.len(), answer.timings.total);
+    /// # Ok::<(), lynx_zoo::Error>(())
+    /// ```
+    pub fn ask(&mut self, media: &Media, question: &str, options: &GenerationOptions) -> Result<Answer> {
+        let request = Request { media: media.clone(), question: question.to_string() };
+        let mut answers = self.ask_batch(std::slice::from_ref(&request), options)?;
+        answers.pop().ok_or_else(|| Error::Mismatch("the batch of one returned no answer".into()))
+    }
+
+    /// Answers a batch of questions together (left padding; one decoder run per step for all).
+    /// Images and videos may be mixed: samples are grouped by frame count, answers come back in
+    /// request order.
+    pub fn ask_batch(&mut self, requests: &[Request], options: &GenerationOptions) -> Result<Vec<Answer>> {
+        let start = Instant::now();
+        // Pixels first: a bad image fails the batch before any graph runs.
+        let mut pixels: Vec<Option<Array4<f32>>> = Vec::with_capacity(requests.len());
+        let t = Instant::now();
+        for r in requests {
+            self.text.prompt_ids(&r.question)?; // an empty question fails here
+            pixels.push(match &self.preprocessor {
+                Some(p) => Some(p.pixels(&r.media)?),
+                None => None,
+            });
+        }
+        let preprocess = t.elapsed();
+        // Group by frame count (images: 1, videos: F).
+        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (i, px) in pixels.iter().enumerate() {
+            let f = px.as_ref().map_or(0, |p| p.dim().0);
+            match groups.iter_mut().find(|(g, _)| *g == f) {
+                Some((_, idx)) => idx.push(i),
+                None => groups.push((f, vec![i])),
+            }
+        }
+        let mut answers: Vec<Option<Answer>> = vec![None; requests.len()];
+        for (_, idx) in groups {
+            let px: Vec<Array4<f32>> = idx.iter().filter_map(|&i| pixels[i].clone()).collect();
+            let questions: Vec<&str> = idx.iter().map(|&i| requests[i].question.as_str()).collect();
+            let mut timings = Timings { preprocess, batch: idx.len(), ..Timings::default() };
+            let out = self.run_batch(&px, &questions, options, &mut timings)?;
+            for (&i, (tokens, finished)) in idx.iter().zip(out) {
+                let text = self.text.decode(&tokens)?.trim().to_string();
+                timings.total = start.elapsed();
+                answers[i] = Some(Answer { text, tokens, finished, timings, provider: self.provider });
+            }
+        }
+        answers.into_iter().map(|a| a.ok_or_else(|| Error::Mismatch("a request got no answer".into()))).collect()
+    }
+
+    /// Runs the prefill only, on preprocessed pixels (F, 3, S, S) per sample (ignored by the blind
+    /// control), and returns the last-position logits -- the parity test's view of the pipeline.
+    pub fn prefill_logits(&mut self, pixels: &[Array4<f32>], questions: &[&str]) -> Result<Prefill> {
+        let mut timings = Timings::default();
+        let (state, logits, ids, _) = self.prefill(pixels, questions, 1, &mut timings)?;
+        drop(state);
+        Ok(Prefill { input_ids: ids, last_logits: logits })
+    }
+
+    fn run_batch(
+        &mut self,
+        pixels: &[Array4<f32>],
+        questions: &[&str],
+        options: &GenerationOptions,
+        timings: &mut Timings,
+    ) -> Result<Vec<(Vec<u32>, bool)>> {
+        let special = SpecialTokens { eos: self.text.eos, pad: self.text.pad };
+        let variant = self.manifest.name.clone();
+        let (mut state, first, _, max_new) = self.prefill(pixels, questions, options.max_new_tokens, timings)?;
+        let mut opts = options.clone();
+        if max_new < opts.max_new_tokens {
+            tracing::warn!(
+                %variant,
+                asked = opts.max_new_tokens,
+                allowed = max_new,
+                "max_new_tokens cut to fit the context"
+            );
+            opts.max_new_tokens = max_new;
+            opts.min_new_tokens = opts.min_new_tokens.min(max_new);
+        }
+        let generated = generate(first, &mut state, &opts, special)?;
+        timings.decode = state.elapsed;
+        timings.decode_steps = state.steps;
+        Ok(generated.into_iter().map(|g| (g.tokens, g.finished)).collect())
+    }
+
+    /// Vision -> connector -> prompt embedding -> decoder prefill. Returns the decode state, the
+    /// last-position logits (B, V), the unpadded prompt ids and how many new tokens fit.
+    #[allow(clippy::type_complexity)]
+    fn prefill(
+        &mut self,
+        pixels: &[Array4<f32>],
+        questions: &[&str],
+        max_new_tokens: usize,
+        timings: &mut Timings,
+    ) -> Result<(DecodeState<'_>, Array2<f32>, Vec<Vec<i64>>, usize)> {
+        let b = questions.len();
+        let vision = self.encode(pixels, b, timings)?;
+
+        let t = Instant::now();
+        let batch = self.text.batch(questions)?;
+        let l = batch.ids.first().map_or(0, Vec::len);
+        let flat: Vec<i64> = batch.ids.iter().flatten().copied().collect();
+        let ids = ArrayD::from_shape_vec(IxDyn(&[b, l]), flat).map_err(|e| shape("input_ids", e))?;
+        let mut out = self.embed.run(&[("input_ids", Input::I64(ids.view()))])?;
+        let text_embeds = out.take("inputs_embeds")?.view_f32()?.to_owned(); // (B, L, D)
+
+        let (embeds, mask, cross) = match vision {
+            VisionOut::Prefix(visual) => {
+                // [pad][visual][text] per row: (B, V + L, D)
+                let v = visual.shape().get(1).copied().unwrap_or(0);
+                let text3 = text_embeds.view().into_dimensionality::<Ix3>().map_err(|e| shape("inputs_embeds", e))?;
+                let vis3 = visual.view().into_dimensionality::<Ix3>().map_err(|e| shape("visual_embeds", e))?;
+                let mut rows = Vec::with_capacity(b);
+                let mut mask = Vec::with_capacity(b);
+                for r in 0..b {
+                    let pad = l - batch.lengths[r];
+                    let row = concatenate(
+                        Axis(0),
+                        &[text3.slice(s![r, ..pad, ..]), vis3.slice(s![r, .., ..]), text3.slice(s![r, pad.., ..])],
+                    )
+                    .map_err(|e| shape("inputs_embeds", e))?;
+                    rows.push(row);
+                    let mut m = vec![0i64; pad];
+                    m.extend(std::iter::repeat_n(1, v + batch.lengths[r]));
+                    mask.push(m);
+                }
+                let views: Vec<_> = rows.iter().map(|r| r.view().insert_axis(Axis(0))).collect();
+                let embeds = concatenate(Axis(0), &views).map_err(|e| shape("inputs_embeds", e))?.into_dyn();
+                (embeds, mask, Vec::new())
+            }
+            VisionOut::Cross(cross) => (text_embeds, batch.mask.clone(), cross),
+            VisionOut::Blind => (text_embeds, batch.mask.clone(), Vec::new()),
+        };
+
+        // Context: the longest row's prompt plus the new tokens must fit in max_positions.
+        let prompt_len = mask.iter().map(|m| m.iter().filter(|&&x| x == 1).count()).max().unwrap_or(0);
+        let ctx = self.manifest.model.max_positions;
+        let reserve = 1usize;
+        if prompt_len + reserve > ctx {
+            return Err(Error::ContextOverflow {
+                variant: self.manifest.name.clone(),
+                tokens: prompt_len,
+                reserve,
+                max_positions: ctx,
+            });
+        }
+        let max_new = max_new_tokens.min(ctx - prompt_len);
+
+        let dims = self.manifest.model;
+        let cache = self
+            .manifest
+            .past_names()
+            .into_iter()
+            .enumerate()
+            .flat_map(|(i, (k, v))| [(k, format!("present.{i}.key")), (v, format!("present.{i}.value"))])
+            .map(|(past, present)| {
+                // (B, kv_heads, 0, head_dim): the prefill's empty past
+                Value::empty_f32(&[b, dims.kv_heads, 0, dims.head_dim]).map(|value| CacheEntry { past, present, value })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut state = DecodeState {
+            embed: &mut self.embed,
+            decoder: &mut self.decoder,
+            cache,
+            cross,
+            row_sample: (0..b).collect(),
+            mask,
+            elapsed: Duration::ZERO,
+            steps: 0,
+            rows_moved: 0,
+        };
+        let logits = state.run(&embeds)?;
+        timings.prefill = t.elapsed();
+        let ids: Vec<Vec<i64>> =
+            batch.ids.iter().zip(&batch.lengths).map(|(row, &n)| row[row.len() - n..].to_vec()).collect();
+        Ok((state, logits, ids, max_new))
+    }
+
+    /// Runs vision and connector for B samples of (F, 3, S, S) pixels.
+    fn encode(&mut self, pixels: &[Array4<f32>], b: usize, timings: &mut Timings) -> Result<VisionOut> {
+        let family = self.manifest.axes.connector.family();
+        let (Some(vision), Some(connector)) = (self.vision.as_mut(), self.connector.as_mut()) else {
+            return Ok(VisionOut::Blind);
+        };
+        if pixels.len() != b {
+            return Err(Error::InvalidArgument {
+                what: "media",
+                value: format!("{} pixel tensors for {b} questions", pixels.len()),
+                expected: "one image or video per question".into(),
+            });
+        }
+        let t = Instant::now();
+        let stacked = Preprocessor::stack(pixels)?; // (B, F, 3, S, S)
+        let (_, f, c, h, w) = stacked.dim();
+        let images = stacked.into_shape_with_order((b * f, c, h, w)).map_err(|e| shape("pixel_values", e))?; // (B*F, 3, S, S)
+        let mut out = vision.run(&[("pixel_values", Input::F32(images.view().into_dyn()))])?;
+        let feats = out.take("image_features")?; // (B*F, P, Dv)
+        let fshape = feats.shape();
+        let (p, dv) = (fshape.get(1).copied().unwrap_or(0), fshape.get(2).copied().unwrap_or(0));
+        let feats = feats.view_f32()?.to_owned().into_shape_with_order(IxDyn(&[b, f, p, dv])).map_err(|e| shape("image_features", e))?; // (B, F, P, Dv)
+        timings.vision = t.elapsed();
+
+        let t = Instant::now();
+        let mut out = connector.run(&[("image_features", Input::F32(feats.view()))])?;
+        let result = match family {
+            ConnectorFamily::Prefix => VisionOut::Prefix(out.take("visual_embeds")?.view_f32()?.to_owned()),
+            ConnectorFamily::CrossAttention => VisionOut::Cross(out.take_prefixed("cross_key_values.")),
+            ConnectorFamily::Blind => VisionOut::Blind,
+        };
+        timings.connector = t.elapsed();
+        Ok(result)
+    }
+}
+
+fn shape(tensor: &str, e: impl std::fmt::Display) -> Error {
+    Error::GraphIo { graph: "pipeline".into(), tensor: tensor.into(), expected: "a consistent shape".into(), got: e.to_string() }
+}

@@ -1,0 +1,534 @@
+//! ONNX Runtime, behind one module.
+//!
+//! This is the only module that names `ort` types (ort's API moved between release candidates; a
+//! new one changes this folder only). The rest of the crate sees:
+//!
+//! - [`RuntimeOptions`]: execution provider, threads, graph optimisation, spinning;
+//! - [`Session`]: one loaded graph, its real inputs and outputs, and `run` by name;
+//! - [`Value`]: an ONNX Runtime tensor we own -- kept between runs so that a decoder's `present.*`
+//!   outputs become the next step's `past_key_values.*` inputs without a copy;
+//! - [`Input`]: what `run` takes: an ndarray view or a [`Value`].
+//!
+//! The CUDA execution provider (cargo feature `cuda`) is registered with `error_on_failure`: a
+//! session asked to run on CUDA runs there or fails to load. There is no silent CPU fallback, and
+//! every session records the provider it was created with ([`Session::provider`]).
+
+pub mod library;
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::SessionInputValue;
+use ort::value::{DynValue, Tensor, TensorElementType, TensorRef, ValueType};
+
+use crate::error::{Error, Result};
+use crate::manifest::{Dim, Dtype, GraphRole, GraphSpec, TensorSpec};
+
+pub use library::{ensure_loaded, LoadedLibrary, ORT_VERSION};
+
+/// Where graphs run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ExecutionProvider {
+    /// ONNX Runtime's CPU provider.
+    #[default]
+    Cpu,
+    /// The CUDA provider on one device (cargo feature `cuda`).
+    Cuda {
+        /// CUDA device ordinal.
+        device: i32,
+    },
+}
+
+impl ExecutionProvider {
+    /// ONNX Runtime's name for the provider.
+    pub fn ort_name(self) -> &'static str {
+        match self {
+            ExecutionProvider::Cpu => "CPUExecutionProvider",
+            ExecutionProvider::Cuda { .. } => "CUDAExecutionProvider",
+        }
+    }
+
+    /// Whether this build can run the provider at all.
+    pub fn compiled_in(self) -> bool {
+        match self {
+            ExecutionProvider::Cpu => true,
+            ExecutionProvider::Cuda { .. } => cfg!(feature = "cuda"),
+        }
+    }
+}
+
+impl std::fmt::Display for ExecutionProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExecutionProvider::Cpu => f.write_str("cpu"),
+            ExecutionProvider::Cuda { device } => write!(f, "cuda:{device}"),
+        }
+    }
+}
+
+impl std::str::FromStr for ExecutionProvider {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(ExecutionProvider::Cpu),
+            "cuda" => Ok(ExecutionProvider::Cuda { device: 0 }),
+            other => match other.strip_prefix("cuda:").and_then(|d| d.parse().ok()) {
+                Some(device) => Ok(ExecutionProvider::Cuda { device }),
+                None => Err(Error::InvalidArgument {
+                    what: "execution provider",
+                    value: s.to_string(),
+                    expected: "`cpu`, `cuda` or `cuda:N`".to_string(),
+                }),
+            },
+        }
+    }
+}
+
+/// ONNX Runtime graph optimisation level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Optimization {
+    /// None.
+    Disable,
+    /// Constant folding and redundant-node removal.
+    Basic,
+    /// Plus node fusions.
+    Extended,
+    /// Everything, layout changes included.
+    #[default]
+    All,
+}
+
+/// How sessions are created: provider, threads, optimisation, spinning.
+///
+/// Built with fallible `with_*` steps; `--ep cuda` in a build without the `cuda` feature fails
+/// here, before anything loads.
+///
+/// ```
+/// use lynx_zoo::runtime::{ExecutionProvider, RuntimeOptions};
+/// let opts = RuntimeOptions::new().with_intra_threads(2)?.with_spinning(false);
+/// assert_eq!(opts.ep(), ExecutionProvider::Cpu);
+/// let cuda = RuntimeOptions::new().with_ep(ExecutionProvider::Cuda { device: 0 });
+/// assert_eq!(cuda.is_ok(), cfg!(feature = "cuda"));
+/// # Ok::<(), lynx_zoo::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeOptions {
+    ep: ExecutionProvider,
+    intra_threads: usize,
+    optimization: Optimization,
+    spinning: bool,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RuntimeOptions {
+    /// CPU, intra-op threads = available cores, all optimisations, no spinning (spinning threads
+    /// steal the only other core on a 2-core machine between the many small decoder runs).
+    pub fn new() -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        RuntimeOptions { ep: ExecutionProvider::Cpu, intra_threads: cores, optimization: Optimization::All, spinning: false }
+    }
+
+    /// Runs on `ep`; errors if this build lacks it.
+    pub fn with_ep(mut self, ep: ExecutionProvider) -> Result<Self> {
+        if !ep.compiled_in() {
+            return Err(Error::Provider {
+                provider: ep.to_string(),
+                reason: "this build of lynx-zoo lacks CUDA; rebuild with `cargo build --release --features cuda` \
+                         and fetch the GPU library with `bash scripts/setup-ort --cuda`"
+                    .to_string(),
+            });
+        }
+        self.ep = ep;
+        Ok(self)
+    }
+
+    /// Intra-op threads per session (at least 1).
+    pub fn with_intra_threads(mut self, threads: usize) -> Result<Self> {
+        if threads == 0 {
+            return Err(Error::InvalidArgument {
+                what: "intra-op threads",
+                value: "0".into(),
+                expected: "at least 1".into(),
+            });
+        }
+        self.intra_threads = threads;
+        Ok(self)
+    }
+
+    /// Graph optimisation level.
+    pub fn with_optimization(mut self, level: Optimization) -> Self {
+        self.optimization = level;
+        self
+    }
+
+    /// Whether idle intra-op threads spin.
+    pub fn with_spinning(mut self, spinning: bool) -> Self {
+        self.spinning = spinning;
+        self
+    }
+
+    /// The provider.
+    pub fn ep(&self) -> ExecutionProvider {
+        self.ep
+    }
+
+    /// Intra-op threads.
+    pub fn intra_threads(&self) -> usize {
+        self.intra_threads
+    }
+
+    /// Optimisation level.
+    pub fn optimization(&self) -> Optimization {
+        self.optimization
+    }
+
+    /// Spinning.
+    pub fn spinning(&self) -> bool {
+        self.spinning
+    }
+}
+
+/// A tensor's element type and dimensions as a session reports them (`None` = dynamic).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// Name.
+    pub name: String,
+    /// Element type (`None` when not one the zoo uses, or not a tensor).
+    pub dtype: Option<Dtype>,
+    /// What ONNX Runtime calls the type, for messages.
+    pub type_name: String,
+    /// Dimensions; `None` for a dynamic axis.
+    pub shape: Vec<Option<usize>>,
+}
+
+impl TensorInfo {
+    fn describe(&self) -> String {
+        let dims: Vec<String> =
+            self.shape.iter().map(|d| d.map_or_else(|| "?".to_string(), |n| n.to_string())).collect();
+        format!("{} [{}]", self.type_name, dims.join(", "))
+    }
+}
+
+/// One loaded ONNX graph.
+///
+/// `Send + Sync`; `run` takes `&mut self` (ONNX Runtime sessions are run by one caller at a time in
+/// ort 2.0), so share a session between threads behind a `Mutex`, or load one per thread.
+#[derive(Debug)]
+pub struct Session {
+    inner: ort::session::Session,
+    role: GraphRole,
+    path: PathBuf,
+    provider: ExecutionProvider,
+    inputs: Vec<TensorInfo>,
+    outputs: Vec<TensorInfo>,
+}
+
+/// What a session run takes for one input.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A float32 array (contiguous).
+    F32(ArrayViewD<'a, f32>),
+    /// An int64 array (contiguous).
+    I64(ArrayViewD<'a, i64>),
+    /// A tensor kept from an earlier run.
+    Value(&'a Value),
+}
+
+/// A tensor owned by ONNX Runtime (typically a run's output), kept without copying.
+#[derive(Debug)]
+pub struct Value(DynValue);
+
+/// The outputs of one run, by name.
+#[derive(Debug)]
+pub struct Outputs {
+    graph: GraphRole,
+    values: Vec<(String, Value)>,
+}
+
+fn dtype_of(t: TensorElementType) -> Option<Dtype> {
+    match t {
+        TensorElementType::Float32 => Some(Dtype::Float32),
+        TensorElementType::Int64 => Some(Dtype::Int64),
+        TensorElementType::Int32 => Some(Dtype::Int32),
+        TensorElementType::Float16 => Some(Dtype::Float16),
+        TensorElementType::Bool => Some(Dtype::Bool),
+        _ => None,
+    }
+}
+
+fn info_of(name: &str, ty: &ValueType) -> TensorInfo {
+    match ty {
+        ValueType::Tensor { ty, shape, .. } => TensorInfo {
+            name: name.to_string(),
+            dtype: dtype_of(*ty),
+            type_name: dtype_of(*ty).map_or_else(|| format!("{ty:?}").to_lowercase(), |d| d.to_string()),
+            shape: shape.iter().map(|&d| usize::try_from(d).ok()).collect(),
+        },
+        other => TensorInfo { name: name.to_string(), dtype: None, type_name: format!("{other}"), shape: vec![] },
+    }
+}
+
+impl Session {
+    /// Loads `spec`'s graph with `options`. Checksums are the caller's business (the zoo verifies
+    /// them before calling this).
+    pub fn load(spec: &GraphSpec, options: &RuntimeOptions) -> Result<Session> {
+        Self::load_file(&spec.file.path, spec.role, options)
+    }
+
+    /// Loads the graph at `path` for `role`.
+    pub fn load_file(path: &Path, role: GraphRole, options: &RuntimeOptions) -> Result<Session> {
+        let env = library::environment()?;
+        let ort_err = |e: &dyn std::fmt::Display| Error::Ort {
+            graph: role.to_string(),
+            path: path.to_path_buf(),
+            action: "to load it",
+            message: e.to_string(),
+        };
+        let level = match options.optimization {
+            Optimization::Disable => GraphOptimizationLevel::Disable,
+            Optimization::Basic => GraphOptimizationLevel::Level1,
+            Optimization::Extended => GraphOptimizationLevel::Level2,
+            Optimization::All => GraphOptimizationLevel::All,
+        };
+        let builder = ort::session::Session::builder(env).map_err(|e| ort_err(&e))?;
+        let builder = builder
+            .with_optimization_level(level)
+            .and_then(|b| b.with_intra_threads(options.intra_threads))
+            .and_then(|b| b.with_intra_op_spinning(options.spinning))
+            .and_then(|b| b.with_inter_op_spinning(options.spinning))
+            .map_err(|e| ort_err(&e))?;
+        let mut builder = match options.ep {
+            ExecutionProvider::Cpu => builder,
+            #[cfg(feature = "cuda")]
+            ExecutionProvider::Cuda { device } => builder
+                .with_execution_providers([ort::ep::CUDA::default()
+                    .with_device_id(device)
+                    .build()
+                    .error_on_failure()])
+                .map_err(|e| Error::Provider {
+                    provider: options.ep.to_string(),
+                    reason: format!(
+                        "onnx runtime could not start it ({e}); fetch the GPU library with `bash scripts/setup-ort --cuda` \
+                         and put the CUDA 13 and cuDNN 9 libraries on LD_LIBRARY_PATH"
+                    ),
+                })?,
+            #[cfg(not(feature = "cuda"))]
+            ExecutionProvider::Cuda { .. } => {
+                return Err(Error::Provider {
+                    provider: options.ep.to_string(),
+                    reason: "this build of lynx-zoo lacks CUDA; rebuild with `--features cuda`".to_string(),
+                })
+            }
+        };
+        if !path.is_file() {
+            return Err(Error::io(
+                "opening",
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            ));
+        }
+        let inner = builder.commit_from_file(path).map_err(|e| ort_err(&e))?;
+        let inputs = inner.inputs().iter().map(|o| info_of(o.name(), o.dtype())).collect();
+        let outputs = inner.outputs().iter().map(|o| info_of(o.name(), o.dtype())).collect();
+        tracing::debug!(graph = %role, path = %path.display(), ep = %options.ep, "session ready");
+        Ok(Session { inner, role, path: path.to_path_buf(), provider: options.ep, inputs, outputs })
+    }
+
+    /// The graph's role.
+    pub fn role(&self) -> GraphRole {
+        self.role
+    }
+
+    /// The provider the session was created with (and so runs on: no silent fallback).
+    pub fn provider(&self) -> ExecutionProvider {
+        self.provider
+    }
+
+    /// The session's real inputs.
+    pub fn inputs(&self) -> &[TensorInfo] {
+        &self.inputs
+    }
+
+    /// The session's real outputs.
+    pub fn outputs(&self) -> &[TensorInfo] {
+        &self.outputs
+    }
+
+    /// Whether the graph has an input called `name`.
+    pub fn has_input(&self, name: &str) -> bool {
+        self.inputs.iter().any(|t| t.name == name)
+    }
+
+    /// Compares the manifest's declared inputs and outputs with the session's: the same names, and
+    /// for each the same element type and rank (and the same size where both fix one).
+    pub fn check_io(&self, spec: &GraphSpec) -> Result<()> {
+        let graph = self.role.to_string();
+        for (declared, real, what) in [(&spec.inputs, &self.inputs, "input"), (&spec.outputs, &self.outputs, "output")] {
+            for d in declared.iter() {
+                let Some(r) = real.iter().find(|r| r.name == d.name) else {
+                    return Err(Error::GraphIo {
+                        graph,
+                        tensor: d.name.clone(),
+                        expected: format!("an {what} declared as `{d}`"),
+                        got: format!("no such {what}; the graph has {}", names(real)),
+                    });
+                };
+                check_tensor(&graph, d, r)?;
+            }
+            if let Some(extra) = real.iter().find(|r| !declared.iter().any(|d| d.name == r.name)) {
+                return Err(Error::GraphIo {
+                    graph,
+                    tensor: extra.name.clone(),
+                    expected: format!("only the declared {what}s ({})", names_of(declared)),
+                    got: format!("an undeclared {what} `{}` {}", extra.name, extra.describe()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the graph on named inputs and returns every output.
+    pub fn run(&mut self, inputs: &[(&str, Input<'_>)]) -> Result<Outputs> {
+        let role = self.role;
+        let path = self.path.clone();
+        let fail = |e: &dyn std::fmt::Display| Error::Ort {
+            graph: role.to_string(),
+            path: path.clone(),
+            action: "to run it",
+            message: e.to_string(),
+        };
+        let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
+        for (name, input) in inputs {
+            let value: SessionInputValue<'_> = match input {
+                Input::F32(view) => TensorRef::from_array_view(view.view()).map_err(|e| fail(&e))?.into(),
+                Input::I64(view) => TensorRef::from_array_view(view.view()).map_err(|e| fail(&e))?.into(),
+                Input::Value(v) => SessionInputValue::from(&v.0),
+            };
+            values.push((Cow::Borrowed(*name), value));
+        }
+        let outputs = self.inner.run(values).map_err(|e| fail(&e))?;
+        let values = outputs.into_iter().map(|(name, v)| (name.to_string(), Value(v))).collect();
+        Ok(Outputs { graph: role, values })
+    }
+}
+
+fn names(list: &[TensorInfo]) -> String {
+    let n: Vec<String> = list.iter().map(|t| format!("`{}`", t.name)).collect();
+    n.join(", ")
+}
+
+fn names_of(list: &[TensorSpec]) -> String {
+    let n: Vec<String> = list.iter().map(|t| format!("`{}`", t.name)).collect();
+    n.join(", ")
+}
+
+fn check_tensor(graph: &str, declared: &TensorSpec, real: &TensorInfo) -> Result<()> {
+    let mismatch = || Error::GraphIo {
+        graph: graph.to_string(),
+        tensor: declared.name.clone(),
+        expected: format!("`{declared}` as the manifest declares"),
+        got: format!("`{}`", real.describe()),
+    };
+    if real.dtype != Some(declared.dtype) || real.shape.len() != declared.shape.len() {
+        return Err(mismatch());
+    }
+    for (d, r) in declared.shape.iter().zip(&real.shape) {
+        if let (Dim::Fixed(want), Some(got)) = (d, r) {
+            if want != got {
+                return Err(mismatch());
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Outputs {
+    /// Takes the output called `name`.
+    pub fn take(&mut self, name: &str) -> Result<Value> {
+        match self.values.iter().position(|(n, _)| n == name) {
+            Some(i) => Ok(self.values.swap_remove(i).1),
+            None => Err(Error::GraphIo {
+                graph: self.graph.to_string(),
+                tensor: name.to_string(),
+                expected: "an output of that name".to_string(),
+                got: format!("outputs {:?}", self.values.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>()),
+            }),
+        }
+    }
+
+    /// Takes every output whose name starts with `prefix`, sorted by name.
+    pub fn take_prefixed(&mut self, prefix: &str) -> Vec<(String, Value)> {
+        let (mut hit, rest): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.values).into_iter().partition(|(n, _)| n.starts_with(prefix));
+        self.values = rest;
+        hit.sort_by(|a, b| a.0.cmp(&b.0));
+        hit
+    }
+}
+
+impl Value {
+    /// Wraps an owned float32 array (moved, not copied).
+    pub fn from_f32(array: ArrayD<f32>) -> Result<Value> {
+        let array = array.as_standard_layout().into_owned();
+        Tensor::from_array(array).map(|t| Value(t.into_dyn())).map_err(|e| Error::GraphIo {
+            graph: "(input)".into(),
+            tensor: "(array)".into(),
+            expected: "a float32 array ONNX Runtime accepts".into(),
+            got: e.to_string(),
+        })
+    }
+
+    /// An empty float32 tensor of `shape` (an axis of 0 -- the `past = 0` cache of a prefill).
+    pub fn empty_f32(shape: &[usize]) -> Result<Value> {
+        Self::from_f32(ArrayD::zeros(IxDyn(shape)))
+    }
+
+    /// The dimensions.
+    pub fn shape(&self) -> Vec<usize> {
+        match self.0.dtype() {
+            ValueType::Tensor { shape, .. } => shape.iter().map(|&d| usize::try_from(d).unwrap_or(0)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A float32 view of the data (no copy).
+    pub fn view_f32(&self) -> Result<ArrayViewD<'_, f32>> {
+        self.0.try_extract_array::<f32>().map_err(|e| self.type_error(&e))
+    }
+
+    /// A mutable float32 view of the data (no copy), for in-place row moves of a KV cache.
+    pub fn view_f32_mut(&mut self) -> Result<ArrayViewMutD<'_, f32>> {
+        match self.0.try_extract_array_mut::<f32>() {
+            Ok(v) => Ok(v),
+            Err(e) => Err(Error::GraphIo {
+                graph: "(value)".into(),
+                tensor: "(value)".into(),
+                expected: "a float32 tensor in host memory".into(),
+                got: e.to_string(),
+            }),
+        }
+    }
+
+    fn type_error(&self, e: &dyn std::fmt::Display) -> Error {
+        Error::GraphIo {
+            graph: "(value)".into(),
+            tensor: "(value)".into(),
+            expected: "a float32 tensor in host memory".into(),
+            got: format!("{} ({e})", self.0.dtype()),
+        }
+    }
+}
+
+/// Describes the loaded ONNX Runtime: version and library path.
+pub fn describe() -> Result<String> {
+    let lib = ensure_loaded()?;
+    Ok(format!("onnxruntime {} ({})", lib.version, lib.path.display()))
+}
