@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 
 mod data;
+mod zoo;
 
 /// Compare GPT-4-style multimodal LLM variants (Lynx, arXiv 2307.02469) through ONNX Runtime.
 #[derive(Debug, Parser)]
@@ -20,11 +21,23 @@ enum Command {
     /// Generate, load and inspect benchmark data.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// List the zoo's variants and their axes.
+    List(zoo::ListArgs),
+    /// Show one variant's manifest: axes, graphs and their tensors, provenance.
+    Show(zoo::ShowArgs),
+    /// Verify variants: schema, paths, checksums, tokenizer, graph inputs and outputs.
+    Check(zoo::CheckArgs),
+    /// Answer a question about an image or a video with one variant.
+    Ask(zoo::AskArgs),
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Data(cmd) => data::run(cmd),
+        Command::List(args) => zoo::list(args),
+        Command::Show(args) => zoo::show(args),
+        Command::Check(args) => zoo::check(args),
+        Command::Ask(args) => zoo::ask(args),
     }
 }
