@@ -7,9 +7,11 @@
 //! and the generation loop, independently of image resizing (tests/runtime_preprocess.rs checks
 //! that).
 //!
-//! It runs over the runtime's fixture zoo (tests/fixtures/runtime/zoo, always present) and the
-//! shipped zoo at the repository root: every variant that exists is tested, so a new variant is
-//! covered by this file unchanged. The shipped zoo being empty is reported, not failed.
+//! It runs over the runtime's fixture zoo (tests/fixtures/runtime/zoo, always present), the
+//! shipped zoo at the repository root, and the exporter's smoke zoo (`$LYNX_ZOO_SMOKE`, default
+//! target/smoke-zoo) when it has been built: every variant that exists is checked (`Zoo::check`)
+//! and tested, so a new variant is covered by this file unchanged. An empty shipped zoo, or a smoke
+//! zoo not built, is reported, not failed.
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +42,9 @@ fn read_pixels(zoo: &Path, entry: &Json) -> Result<Array4<f32>, String> {
 /// Checks every golden item of `name`; returns the problems found.
 fn check_variant(zoo: &Zoo, name: &str) -> Vec<String> {
     let mut problems = Vec::new();
+    if let Err(e) = zoo.check(name, &RuntimeOptions::new()) {
+        return vec![format!("{name}: check failed: {e}")];
+    }
     let mut model = match zoo.load(name, &RuntimeOptions::new()) {
         Ok(m) => m,
         Err(e) => return vec![format!("{name}: load failed: {e}")],
@@ -146,4 +151,16 @@ fn shipped_zoo_matches_its_goldens() {
         return;
     }
     assert!(problems.is_empty(), "parity problems in {n} variants:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn smoke_zoo_matches_its_goldens() {
+    let dir = std::env::var_os("LYNX_ZOO_SMOKE").map(PathBuf::from).unwrap_or_else(|| repo().join("target/smoke-zoo"));
+    if !dir.join("variants").is_dir() {
+        eprintln!("notice: no smoke zoo at {} (built by the exporter's smoke path); nothing to compare", dir.display());
+        return;
+    }
+    let (n, problems) = check_zoo(&dir);
+    assert!(n > 0, "the smoke zoo at {} has no variants", dir.display());
+    assert!(problems.is_empty(), "parity problems in the smoke zoo:\n{}", problems.join("\n"));
 }

@@ -1,0 +1,115 @@
+//! The generation loop on real ONNX graphs (the fixture zoo): batches with left padding answer as
+//! single questions do, beam search and sampling run over the KV cache, and results record the
+//! provider that ran them.
+
+use std::path::PathBuf;
+
+use lynx_zoo::generate::{GenerationOptions, Strategy};
+use lynx_zoo::{ExecutionProvider, Media, Model, Request, RuntimeOptions, Zoo};
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runtime")
+}
+
+fn load(name: &str) -> Model {
+    Zoo::open(fixture().join("zoo")).unwrap().load(name, &RuntimeOptions::new().with_intra_threads(1).unwrap()).unwrap()
+}
+
+fn requests() -> Vec<Request> {
+    let image = Media::image(fixture().join("media/scene.png"));
+    let video = Media::video(fixture().join("media/clip"));
+    vec![
+        Request::new(image.clone(), "what colour is the block?"),
+        Request::new(video, "where does the block move?"),
+        Request::new(image.clone(), "how many shapes are there?"),
+        Request::new(image, "red?"),
+    ]
+}
+
+fn singles(model: &mut Model, requests: &[Request], opts: &GenerationOptions) -> Vec<Vec<u32>> {
+    requests.iter().map(|r| model.ask(&r.media, &r.question, opts).unwrap().tokens).collect()
+}
+
+#[test]
+fn batches_with_left_padding_answer_as_single_questions() {
+    for name in ["tiny", "tiny-xattn", "tiny-blind"] {
+        let mut model = load(name);
+        let reqs = requests();
+        for opts in [GenerationOptions::greedy(8), GenerationOptions::greedy(8).with_beams(3).unwrap()] {
+            let one: Vec<Vec<u32>> = singles(&mut model, &reqs, &opts);
+            let batch = model.ask_batch(&reqs, &opts).unwrap();
+            let got: Vec<Vec<u32>> = batch.iter().map(|a| a.tokens.clone()).collect();
+            assert_eq!(got, one, "{name}, {:?}: batch differs from single questions", opts.strategy);
+            assert!(batch.iter().all(|a| a.provider == ExecutionProvider::Cpu));
+            assert!(one.iter().any(|t| !t.is_empty()), "{name}: every answer is empty");
+        }
+    }
+}
+
+#[test]
+fn one_beam_is_greedy_and_beams_stay_within_limits() {
+    let mut model = load("tiny");
+    let r = &requests()[0];
+    let greedy = model.ask(&r.media, &r.question, &GenerationOptions::greedy(6)).unwrap();
+    let one = model.ask(&r.media, &r.question, &GenerationOptions::greedy(6).with_beams(1).unwrap()).unwrap();
+    assert_eq!(greedy.tokens, one.tokens);
+    let beam = model.ask(&r.media, &r.question, &GenerationOptions::greedy(6).with_beams(4).unwrap()).unwrap();
+    assert!(beam.timings.decode_steps >= 1);
+    assert!(beam.tokens.len() <= 6);
+}
+
+#[test]
+fn manifest_defaults_decode_with_the_manifest_strategy() {
+    let mut model = load("tiny");
+    let opts = model.default_generation();
+    assert_eq!(opts.strategy, Strategy::Greedy);
+    assert_eq!(opts.max_new_tokens, 8);
+    let r = &requests()[0];
+    let answer = model.ask(&r.media, &r.question, &opts).unwrap();
+    assert!(answer.tokens.len() <= 8);
+    assert!(answer.timings.total >= answer.timings.time_to_first_token());
+}
+
+#[test]
+fn sampling_is_reproducible_per_seed() {
+    let mut model = load("tiny-xattn");
+    let r = &requests()[1];
+    let hot = GenerationOptions::greedy(8).with_temperature(3.0).unwrap().with_top_k(50).with_top_p(0.95).unwrap();
+    let a = model.ask(&r.media, &r.question, &hot.clone().with_seed(11)).unwrap();
+    let b = model.ask(&r.media, &r.question, &hot.clone().with_seed(11)).unwrap();
+    assert_eq!(a.tokens, b.tokens);
+    let others: Vec<Vec<u32>> =
+        (0..5).map(|s| model.ask(&r.media, &r.question, &hot.clone().with_seed(100 + s)).unwrap().tokens).collect();
+    assert!(others.iter().any(|t| t != &a.tokens), "five other seeds all gave {:?}", a.tokens);
+}
+
+#[test]
+fn blind_control_ignores_the_media() {
+    let mut model = load("tiny-blind");
+    let opts = GenerationOptions::greedy(8);
+    let with = model.ask(&Media::image(fixture().join("media/scene.png")), "what colour is the block?", &opts).unwrap();
+    let without = model.ask(&Media::None, "what colour is the block?", &opts).unwrap();
+    assert_eq!(with.tokens, without.tokens);
+    assert_eq!(with.timings.vision, std::time::Duration::ZERO);
+}
+
+#[test]
+fn model_and_zoo_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Model>();
+    check::<Zoo>();
+    // one model per thread
+    let handles: Vec<_> = ["tiny", "tiny-xattn"]
+        .into_iter()
+        .map(|name| {
+            std::thread::spawn(move || {
+                let mut m = load(name);
+                m.ask(&Media::image(fixture().join("media/scene.png")), "what colour?", &GenerationOptions::greedy(3))
+                    .map(|a| a.tokens.len())
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(h.join().unwrap().unwrap() <= 3);
+    }
+}
