@@ -1,0 +1,88 @@
+//! Manifest parsing and validation on the fixture zoo's manifests, and on edited copies of them.
+
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runtime/zoo")
+}
+
+fn text(name: &str) -> String {
+    std::fs::read_to_string(root().join("variants").join(format!("{name}.yaml"))).unwrap_or_default()
+}
+
+fn parse(name: &str, yaml: &str) -> Result<Manifest> {
+    let file = root().join("variants").join(format!("{name}.yaml"));
+    Manifest::from_yaml(yaml, &file, &root())
+}
+
+fn field_of(r: Result<Manifest>) -> String {
+    match r {
+        Err(Error::Manifest { field, .. }) => field,
+        other => format!("not a field error: {other:?}"),
+    }
+}
+
+#[test]
+fn fixture_manifests_parse_into_typed_values() -> Result<()> {
+    let m = parse("tiny", &text("tiny"))?;
+    assert_eq!(m.axes.connector, Connector::Resampler { depth: Some(1), latents: Some(3) });
+    assert_eq!(m.axes.connector.family(), ConnectorFamily::Prefix);
+    assert_eq!(m.axes.backbone.family, BackboneFamily::Gpt2);
+    assert_eq!(m.model.layers, 2);
+    assert_eq!(m.graphs.decoder.external_data.len(), 1);
+    assert_eq!(m.graphs.decoder.input("past_key_values.1.value").map(|t| t.shape.len()), Some(4));
+    assert_eq!(m.preprocess.as_ref().map(|p| p.size), Some(16));
+    assert_eq!(m.prompt.render("q"), "User: q\nBot:");
+    assert_eq!(m.past_names()[1].0, "past_key_values.1.key");
+    assert_eq!(m.files().len(), 6, "vision, connector, embed, decoder, decoder data, tokenizer");
+
+    let x = parse("tiny-xattn", &text("tiny-xattn"))?;
+    assert_eq!(x.axes.connector, Connector::CrossAttention { every: 2, layers: vec![1] });
+    let b = parse("tiny-blind", &text("tiny-blind"))?;
+    assert_eq!(b.axes.connector.family(), ConnectorFamily::Blind);
+    assert!(b.graphs.vision.is_none() && b.preprocess.is_none() && b.video.is_none());
+    Ok(())
+}
+
+#[test]
+fn schema_rules_name_their_field() {
+    let t = text("tiny");
+    let cases: Vec<(String, &str)> = vec![
+        (t.replacen("schema_version: 1", "schema_version: 2", 1), "schema_version"),
+        (t.replacen("name: tiny", "name: other", 1), "name"),
+        (t.replacen("  heads: 2\n", "  heads: 3\n", 1), "model.kv_heads"),
+        (t.replacen("  resolution: 16", "  resolution: 32", 1), "preprocess.size"),
+        (t.replacen("  frames: 2\n  sampling", "  frames: 3\n  sampling", 1), "video.frames"),
+        (t.replacen("- 0.26862954", "- 0.0", 1), "preprocess.std"),
+        (t.replacen("max_new_tokens: 8", "max_new_tokens: 0", 1), "generation.max_new_tokens"),
+        (t.replacen("top_p: 1.0", "top_p: 1.5", 1), "generation.top_p"),
+        (t.replacen("    - name: visual_embeds", "    - name: visual_embedz", 1), "graphs.connector.outputs"),
+        (t.replacen("    - name: present.1.value", "    - name: present.1.valu", 1), "graphs.decoder.outputs"),
+        (t.replacen("kind: resampler", "kind: perceiver", 1), "axes.connector.kind"),
+        (t.replacen("  prompts: diverse", "  prompts: many", 1), "axes.prompts"),
+        (t.replacen("  vision_input: true", "  vision_input: true\n  colour: blue", 1), "axes"),
+    ];
+    for (yaml, want) in cases {
+        assert_ne!(yaml, t, "case {want}: the edit did not apply");
+        assert_eq!(field_of(parse("tiny", &yaml)), want);
+    }
+}
+
+#[test]
+fn sha256_must_be_hex() {
+    let t = text("tiny");
+    let sha = t.lines().find_map(|l| l.trim().strip_prefix("sha256: ")).unwrap_or_default().to_string();
+    let yaml = t.replacen(&sha, "abc", 1);
+    let r = parse("tiny", &yaml);
+    assert!(field_of(r).ends_with("sha256"));
+}
+
+#[test]
+fn manifest_path_is_in_errors() {
+    let err = parse("tiny", &text("tiny").replacen("kind: resampler", "kind: x", 1)).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(&Path::new("variants").join("tiny.yaml").display().to_string()), "{msg}");
+    assert!(msg.contains("axes.connector.kind"), "{msg}");
+}
