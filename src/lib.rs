@@ -16,6 +16,8 @@
 //! 8. [`generate`]: greedy, beam search and sampling over the KV-cached decoder.
 //! 9. [`score`]: answer normalisation, accuracy, bootstrap intervals and paired tests.
 //! 10. [`eval`]: a variant over a benchmark -- resumable, sharded predictions and their summary.
+//! 11. [`bench`]: latency per stage, throughput, memory and size of a variant.
+//! 12. [`report`]: comparison tables (terminal, Markdown, CSV, JSON), Pareto front, plot.
 //!
 //! ```no_run
 //! use lynx_zoo::{GenerationOptions, Media, RuntimeOptions, Zoo};
@@ -31,6 +33,7 @@
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod bench;
 pub mod data;
 pub mod error;
 pub mod eval;
@@ -38,6 +41,7 @@ pub mod generate;
 pub mod manifest;
 pub mod model;
 pub mod preprocess;
+pub mod report;
 pub mod runtime;
 pub mod score;
 pub mod text;

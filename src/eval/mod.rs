@@ -1,0 +1,218 @@
+//! Evaluation: runs a variant over a benchmark, scores and stores every answer as it goes
+//! ([`store`]), in shards that merge back into one file, and summarises the results per class with
+//! confidence intervals and instruction following.
+
+pub mod runner;
+pub mod store;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Benchmark, Record};
+use crate::error::{Error, Result};
+use crate::score::{self, Accuracy, ClassAccuracy};
+pub use runner::{evaluate, media_of, EvalOptions, ItemTiming, RunSpec};
+pub use store::{read_predictions, JsonlAppender, Prediction, PredictionStore};
+
+/// Shard `index` of `count`: the records whose position modulo `count` is `index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// 0-based shard number.
+    pub index: usize,
+    /// Number of shards.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The whole benchmark.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Whether the record at `position` belongs to this shard.
+    pub fn contains(&self, position: usize) -> bool {
+        position % self.count == self.index
+    }
+
+    /// The predictions file name of this shard: `predictions.jsonl` or
+    /// `predictions.shard-I-of-N.jsonl`.
+    pub fn file_name(&self) -> String {
+        if self.count == 1 {
+            "predictions.jsonl".into()
+        } else {
+            format!("predictions.shard-{}-of-{}.jsonl", self.index, self.count)
+        }
+    }
+}
+
+impl FromStr for Shard {
+    type Err = Error;
+
+    /// Parses `I/N` with 0 <= I < N.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::InvalidArgument { what: "--shard", value: s.into(), expected: "I/N with 0 <= I < N, e.g. 0/2".into() };
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// The records of `bench` to evaluate: the first `limit` (when given), then this shard's share.
+/// Returns (position, record) pairs.
+pub fn select<'b>(bench: &'b Benchmark, limit: Option<usize>, shard: Shard) -> Vec<(usize, &'b Record)> {
+    bench
+        .records
+        .iter()
+        .enumerate()
+        .take(limit.unwrap_or(usize::MAX))
+        .filter(|(i, _)| shard.contains(*i))
+        .collect()
+}
+
+/// Scores `answer` to `record` at `position` into a [`Prediction`].
+pub fn score_answer(record: &Record, position: usize, answer: &str, new_tokens: usize) -> Prediction {
+    let instruction = record.instruction();
+    Prediction {
+        id: record.id(),
+        position,
+        class: record.class_or_all().to_string(),
+        prediction: answer.to_string(),
+        correct: record.is_correct(answer),
+        instruction: instruction.map(|i| i.name().to_string()),
+        follows: instruction.map(|i| score::follows(i, answer)),
+        phrasing: record.extra_str("phrasing").map(str::to_string),
+        new_tokens,
+    }
+}
+
+/// Merges shard files into one list in benchmark order; every position must appear exactly once.
+pub fn merge(shards: &[Vec<Prediction>]) -> Result<Vec<Prediction>> {
+    let mut by_position: BTreeMap<usize, Prediction> = BTreeMap::new();
+    for p in shards.iter().flatten() {
+        if let Some(prev) = by_position.insert(p.position, p.clone()) {
+            if prev != *p {
+                return Err(Error::Mismatch(format!("item `{}` (position {}) has two different predictions", p.id, p.position)));
+            }
+        }
+    }
+    Ok(by_position.into_values().collect())
+}
+
+/// Accuracy, per-class accuracy and instruction following of one variant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Overall and per class.
+    pub accuracy: ClassAccuracy,
+    /// Share of answers in the asked-for format, over items that carry an instruction.
+    pub instruction_following: Option<Accuracy>,
+    /// Instruction following over held-out phrasings only.
+    pub instruction_following_heldout: Option<Accuracy>,
+    /// Accuracy over held-out phrasings only.
+    pub heldout_accuracy: Option<Accuracy>,
+}
+
+/// Summarises predictions (bootstrap seeded, so summaries are reproducible).
+pub fn summarize(predictions: &[Prediction]) -> Summary {
+    const SEED: u64 = 2307_02469;
+    let resamples = score::DEFAULT_RESAMPLES;
+    let accuracy = score::class_accuracy(predictions.iter().map(|p| (p.class.as_str(), p.correct)), resamples, SEED);
+    let share = |f: &dyn Fn(&Prediction) -> Option<bool>| {
+        let v: Vec<bool> = predictions.iter().filter_map(f).collect();
+        (!v.is_empty()).then(|| score::accuracy(&v, resamples, SEED))
+    };
+    let heldout = |p: &Prediction| p.phrasing.as_deref() == Some("heldout");
+    Summary {
+        accuracy,
+        instruction_following: share(&|p| p.follows),
+        instruction_following_heldout: share(&|p| if heldout(p) { p.follows } else { None }),
+        heldout_accuracy: share(&|p| heldout(p).then_some(p.correct)),
+    }
+}
+
+/// Outcomes of two variants on the items both answered, aligned by id (in `a`'s order).
+pub fn aligned_outcomes(a: &[Prediction], b: &[Prediction]) -> (Vec<bool>, Vec<bool>) {
+    let b_by_id: HashMap<&str, bool> = b.iter().map(|p| (p.id.as_str(), p.correct)).collect();
+    a.iter().filter_map(|p| b_by_id.get(p.id.as_str()).map(|&ok| (p.correct, ok))).unzip()
+}
+
+/// Checks that `predictions` cover `bench` (first `limit` records) exactly, naming what is missing.
+pub fn check_complete(bench: &Benchmark, limit: Option<usize>, predictions: &[Prediction], file: &Path) -> Result<()> {
+    let expected = select(bench, limit, Shard::ALL);
+    if predictions.len() != expected.len() {
+        let have: std::collections::HashSet<&str> = predictions.iter().map(|p| p.id.as_str()).collect();
+        let missing: Vec<String> = expected.iter().filter(|(_, r)| !have.contains(r.id().as_str())).take(5).map(|(_, r)| r.id()).collect();
+        return Err(Error::Mismatch(format!(
+            "`{}` holds {} predictions for {} items (missing e.g. {})",
+            file.display(),
+            predictions.len(),
+            expected.len(),
+            missing.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse_and_partition() {
+        let s: Shard = "1/3".parse().unwrap();
+        assert_eq!(s, Shard { index: 1, count: 3 });
+        assert!(s.contains(4) && !s.contains(3));
+        assert_eq!(s.file_name(), "predictions.shard-1-of-3.jsonl");
+        for bad in ["3/3", "1", "a/b", "0/0", "-1/2"] {
+            let err = bad.parse::<Shard>().unwrap_err().to_string();
+            assert!(err.contains("--shard"), "{err}");
+        }
+        let covered: usize = (0..3).map(|i| (0..10).filter(|p| Shard { index: i, count: 3 }.contains(*p)).count()).sum();
+        assert_eq!(covered, 10);
+    }
+
+    fn p(position: usize, correct: bool) -> Prediction {
+        Prediction {
+            id: format!("d/{position}"),
+            position,
+            class: if position % 2 == 0 { "even".into() } else { "odd".into() },
+            prediction: "x".into(),
+            correct,
+            instruction: Some("one_word".into()),
+            follows: Some(position % 3 == 0),
+            phrasing: Some(if position < 3 { "heldout".into() } else { "seen".into() }),
+            new_tokens: 1,
+        }
+    }
+
+    #[test]
+    fn merge_orders_and_rejects_conflicts() {
+        let merged = merge(&[vec![p(2, true), p(0, true)], vec![p(1, false)]]).unwrap();
+        assert_eq!(merged.iter().map(|p| p.position).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert!(merge(&[vec![p(0, true)], vec![p(0, false)]]).is_err());
+    }
+
+    #[test]
+    fn summary_counts_classes_and_instruction_following() {
+        let preds: Vec<Prediction> = (0..6).map(|i| p(i, i < 4)).collect();
+        let s = summarize(&preds);
+        assert_eq!(s.accuracy.overall.correct, 4);
+        assert_eq!(s.accuracy.per_class["even"].n, 3);
+        assert_eq!(s.instruction_following.unwrap().correct, 2); // positions 0 and 3
+        assert_eq!(s.instruction_following_heldout.unwrap().n, 3);
+        assert_eq!(s.heldout_accuracy.unwrap().correct, 3);
+        let (a, b) = aligned_outcomes(&preds, &preds[2..]);
+        assert_eq!(a.len(), 4);
+        assert_eq!(a, b);
+    }
+}

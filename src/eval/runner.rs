@@ -1,0 +1,181 @@
+//! Runs one variant over a benchmark, writing each finished batch of predictions at once so that
+//! an interrupted run resumes where it stopped (see [`super::store`]).
+//!
+//! ```text
+//! OUT/VARIANT/run.json                          what was run (checked on resume)
+//! OUT/VARIANT/predictions[.shard-I-of-N].jsonl  deterministic per-item results
+//! OUT/VARIANT/timings[.shard-I-of-N].jsonl      per-item latency (not deterministic)
+//! ```
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::store::{JsonlAppender, Prediction, PredictionStore};
+use super::{score_answer, select, Shard};
+use crate::data::{self, Benchmark, Record};
+use crate::error::{Error, Result};
+use crate::generate::GenerationOptions;
+use crate::model::{Model, Request, Timings};
+use crate::preprocess::Media;
+
+/// What an evaluation run is; a resumed run must match it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// Variant name.
+    pub variant: String,
+    /// sha256 of the variant's manifest file.
+    pub manifest_sha256: String,
+    /// The benchmark file, as given.
+    pub bench: PathBuf,
+    /// sha256 of the benchmark file.
+    pub bench_sha256: String,
+    /// First N records only.
+    pub limit: Option<usize>,
+    /// Decoding (greedy unless beams > 1).
+    pub beams: usize,
+    /// Most new tokens per answer.
+    pub max_new_tokens: usize,
+    /// Items per batch.
+    pub batch: usize,
+}
+
+/// Per-item latency, one line of `timings.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemTiming {
+    /// `dataset/index`.
+    pub id: String,
+    /// Items in the batch that produced this answer.
+    pub batch: usize,
+    /// Execution provider that ran.
+    pub provider: String,
+    /// Milliseconds per stage (for a batch: the batch's time divided by its size).
+    pub preprocess_ms: f64,
+    /// Vision encoder.
+    pub vision_ms: f64,
+    /// Connector.
+    pub connector_ms: f64,
+    /// Prefill.
+    pub prefill_ms: f64,
+    /// All decode steps.
+    pub decode_ms: f64,
+    /// Decode steps run.
+    pub decode_steps: usize,
+    /// End to end.
+    pub total_ms: f64,
+}
+
+impl ItemTiming {
+    fn new(id: String, t: &Timings, provider: &str) -> Self {
+        let per = |d: std::time::Duration| d.as_secs_f64() * 1e3 / t.batch.max(1) as f64;
+        Self {
+            id,
+            batch: t.batch,
+            provider: provider.to_string(),
+            preprocess_ms: per(t.preprocess),
+            vision_ms: per(t.vision),
+            connector_ms: per(t.connector),
+            prefill_ms: per(t.prefill),
+            decode_ms: per(t.decode),
+            decode_steps: t.decode_steps,
+            total_ms: per(t.total),
+        }
+    }
+}
+
+/// The runtime's view of a benchmark record's media.
+pub fn media_of(record: &Record) -> Media {
+    match &record.media {
+        data::Media::Image(p) => Media::Image(p.clone()),
+        data::Media::Video(p) => Media::Video(p.clone()),
+    }
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+    Ok(format!("{:x}", Sha256::digest(&bytes)))
+}
+
+/// Options of [`evaluate`].
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// First N records only.
+    pub limit: Option<usize>,
+    /// Which shard.
+    pub shard: Shard,
+    /// Items per batch.
+    pub batch: usize,
+    /// Decoding.
+    pub generation: GenerationOptions,
+}
+
+/// Called after each batch with (items done in this shard, items in this shard).
+pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
+
+/// Evaluates `model` on `bench` into `out/VARIANT/`, resuming a previous run of the same spec.
+/// Returns the path of the predictions file and every prediction of this shard.
+pub fn evaluate(
+    model: &mut Model,
+    manifest_path: &Path,
+    bench: &Benchmark,
+    out: &Path,
+    options: &EvalOptions,
+    progress: Progress<'_>,
+) -> Result<(PathBuf, Vec<Prediction>)> {
+    let dir = out.join(model.name());
+    fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+    let spec = RunSpec {
+        variant: model.name().to_string(),
+        manifest_sha256: sha256_file(manifest_path)?,
+        bench: bench.path.clone(),
+        bench_sha256: sha256_file(&bench.path)?,
+        limit: options.limit,
+        beams: options.generation.beams,
+        max_new_tokens: options.generation.max_new_tokens,
+        batch: options.batch,
+    };
+    let spec_path = dir.join("run.json");
+    if spec_path.exists() {
+        let text = fs::read_to_string(&spec_path).map_err(|e| Error::io("reading", &spec_path, e))?;
+        let old: RunSpec = serde_json::from_str(&text).map_err(|e| Error::jsonl(&spec_path, 1, format!("not a run spec: {e}")))?;
+        let same = RunSpec { bench: spec.bench.clone(), batch: spec.batch, ..old.clone() } == spec;
+        if !same {
+            return Err(Error::Mismatch(format!(
+                "`{}` holds results of another run (variant, manifest, benchmark, limit or decoding differ); use another --out or remove that folder",
+                dir.display()
+            )));
+        }
+    } else {
+        let text = serde_json::to_string_pretty(&spec).map_err(|e| Error::Mismatch(e.to_string()))?;
+        fs::write(&spec_path, text + "\n").map_err(|e| Error::io("writing", &spec_path, e))?;
+    }
+    let shard_suffix = options.shard.file_name().replacen("predictions", "", 1);
+    let mut store = PredictionStore::open(dir.join(options.shard.file_name()))?;
+    let (mut timings, _) = JsonlAppender::open(dir.join(format!("timings{shard_suffix}")))?;
+
+    let items = select(bench, options.limit, options.shard);
+    let total = items.len();
+    let todo: Vec<(usize, &Record)> = items.into_iter().filter(|(_, r)| !store.is_done(&r.id())).collect();
+    let mut done = total - todo.len();
+    progress(done, total);
+    let provider = model.provider().ort_name().to_string();
+    for chunk in todo.chunks(options.batch.max(1)) {
+        let requests: Vec<Request> = chunk.iter().map(|(_, r)| Request::new(media_of(r), r.question.clone())).collect();
+        let answers = model.ask_batch(&requests, &options.generation).map_err(|e| match chunk {
+            [(_, r)] => Error::Mismatch(format!("{}: {e}", r.location())),
+            _ => Error::Mismatch(format!("{} (batch starting at {}): {e}", chunk[0].1.file.display(), chunk[0].1.location())),
+        })?;
+        for ((position, record), answer) in chunk.iter().zip(&answers) {
+            store.push(score_answer(record, *position, &answer.text, answer.tokens.len()))?;
+            timings.append(&ItemTiming::new(record.id(), &answer.timings, &provider))?;
+        }
+        done += chunk.len();
+        progress(done, total);
+    }
+    let path = store.path().to_path_buf();
+    let mut preds = store.predictions().to_vec();
+    preds.sort_by_key(|p| p.position);
+    Ok((path, preds))
+}
