@@ -25,8 +25,11 @@ use crate::text::TextCodec;
 pub struct Zoo {
     root: PathBuf,
     names: Vec<String>,
-    hashes: Mutex<HashMap<PathBuf, (u64, Option<SystemTime>, String)>>,
+    hashes: Mutex<HashMap<PathBuf, HashEntry>>,
 }
+
+/// A remembered checksum: file size, modification time, sha256.
+type HashEntry = (u64, Option<SystemTime>, String);
 
 /// What `check` verified for one variant.
 #[derive(Debug, Clone, PartialEq, Eq)]

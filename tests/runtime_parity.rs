@@ -99,7 +99,7 @@ fn check_variant(zoo: &Zoo, name: &str) -> Vec<String> {
             problems.push(format!("{name}[{k}]: {} logits, golden has {}", got.len(), want.len()));
         } else {
             let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-            if !(diff <= atol) {
+            if diff.is_nan() || diff > atol {
                 problems.push(format!("{name}[{k}]: last logits differ by {diff:.3e} > atol {atol:.1e}"));
             }
         }

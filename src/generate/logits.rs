@@ -63,7 +63,7 @@ pub fn sampling_probs(scores: &[f32], temperature: f32, top_k: usize, top_p: f32
     let weights: Vec<f32> = kept.iter().map(|&i| (scaled[i] - max).exp()).collect();
     let total: f32 = weights.iter().sum();
     let mut probs = vec![0.0f32; scaled.len()];
-    if !(total > 0.0) {
+    if total.is_nan() || total <= 0.0 {
         return probs;
     }
     // Nucleus: the smallest prefix whose mass reaches top_p (at least one token).

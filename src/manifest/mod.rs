@@ -538,7 +538,7 @@ fn model_dims(raw: &RawManifest, file: &Path) -> Result<ModelDims> {
             return Err(Error::manifest(file, field, "must be at least 1"));
         }
     }
-    if m.heads % m.kv_heads != 0 {
+    if !m.heads.is_multiple_of(m.kv_heads) {
         return Err(Error::manifest(
             file,
             "model.kv_heads",
@@ -676,8 +676,11 @@ fn generation_defaults(g: &raw::RawGeneration, file: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The tensors a graph of each role must declare (beyond what the manifest adds).
-fn required_io(role: GraphRole, family: ConnectorFamily, layers: usize) -> (Vec<(String, Dtype)>, Vec<(String, Dtype)>) {
+/// Names and dtypes of tensors.
+type TensorList = Vec<(String, Dtype)>;
+
+/// The (inputs, outputs) a graph of each role must declare (beyond what the manifest adds).
+fn required_io(role: GraphRole, family: ConnectorFamily, layers: usize) -> (TensorList, TensorList) {
     let f = |n: &str| (n.to_string(), Dtype::Float32);
     let i = |n: &str| (n.to_string(), Dtype::Int64);
     match role {

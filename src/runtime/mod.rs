@@ -299,12 +299,10 @@ impl Session {
             Optimization::All => GraphOptimizationLevel::All,
         };
         let builder = ort::session::Session::builder(env).map_err(|e| ort_err(&e))?;
-        let builder = builder
-            .with_optimization_level(level)
-            .and_then(|b| b.with_intra_threads(options.intra_threads))
-            .and_then(|b| b.with_intra_op_spinning(options.spinning))
-            .and_then(|b| b.with_inter_op_spinning(options.spinning))
-            .map_err(|e| ort_err(&e))?;
+        let builder = builder.with_optimization_level(level).map_err(|e| ort_err(&e))?;
+        let builder = builder.with_intra_threads(options.intra_threads).map_err(|e| ort_err(&e))?;
+        let builder = builder.with_intra_op_spinning(options.spinning).map_err(|e| ort_err(&e))?;
+        let builder = builder.with_inter_op_spinning(options.spinning).map_err(|e| ort_err(&e))?;
         let mut builder = match options.ep {
             ExecutionProvider::Cpu => builder,
             #[cfg(feature = "cuda")]
