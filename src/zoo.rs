@@ -5,6 +5,20 @@
 //! and outputs against its ONNX Runtime session); [`Zoo::load`] verifies checksums before creating
 //! any session and returns a [`Model`].
 //!
+//! ```
+//! use lynx_zoo::{GenerationOptions, Media, RuntimeOptions, Zoo};
+//! let zoo = Zoo::open("tests/fixtures/runtime/zoo")?;
+//! assert_eq!(zoo.variants(), ["tiny", "tiny-blind", "tiny-xattn"]);
+//! let report = zoo.check("tiny", &RuntimeOptions::new())?;
+//! assert_eq!(report.graphs, ["vision", "connector", "embed", "decoder"]);
+//! let mut model = zoo.load("tiny", &RuntimeOptions::new())?;
+//! let image = Media::image("tests/fixtures/runtime/media/scene.png");
+//! let answer = model.ask(&image, "what colour is the block?", &GenerationOptions::greedy(4))?;
+//! assert_eq!(answer.tokens.len(), 4);
+//! assert_eq!(answer.provider, lynx_zoo::ExecutionProvider::Cpu);
+//! # Ok::<(), lynx_zoo::Error>(())
+//! ```
+//!
 //! `Zoo` is `Send + Sync` and cheap to share: load models from it on several threads at once.
 //! Checksums of files shared by several variants (a frozen backbone, the tokenizer) are computed
 //! once per process and remembered by path, size and modification time.
