@@ -215,10 +215,12 @@ impl Model {
     pub fn ask_batch(&mut self, requests: &[Request], options: &GenerationOptions) -> Result<Vec<Answer>> {
         let start = Instant::now();
         // Pixels first: a bad image fails the batch before any graph runs.
+        for r in requests {
+            self.text.prompt_ids(&r.question)?; // an empty question fails here
+        }
         let mut pixels: Vec<Option<Array4<f32>>> = Vec::with_capacity(requests.len());
         let t = Instant::now();
         for r in requests {
-            self.text.prompt_ids(&r.question)?; // an empty question fails here
             pixels.push(match &self.preprocessor {
                 Some(p) => Some(p.pixels(&r.media)?),
                 None => None,
