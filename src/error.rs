@@ -60,6 +60,16 @@ pub enum Error {
     #[error("cannot compare: {0}")]
     Mismatch(String),
 
+    /// Answering one benchmark record failed.
+    #[error("{location}: {source}")]
+    Item {
+        /// `file:line` of the record.
+        location: String,
+        /// What went wrong.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A manifest is not valid YAML.
     #[error("manifest `{path}` is not valid YAML: {message}")]
     ManifestSyntax {

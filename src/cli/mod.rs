@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod compare;
 mod data;
 mod zoo;
 
@@ -29,6 +30,21 @@ enum Command {
     Check(zoo::CheckArgs),
     /// Answer a question about an image or a video with one variant.
     Ask(zoo::AskArgs),
+    /// Evaluate variants on a benchmark; resumable, shardable, predictions written as they come.
+    Eval(compare::EvalArgs),
+    /// Merge the shard files of `eval --shard I/N` into one predictions file.
+    Merge(compare::MergeArgs),
+    /// Time variants stage by stage (preprocess, vision, connector, prefill, decode) at two batch sizes.
+    Bench(compare::BenchArgs),
+    /// Compare variants: accuracy, latency, and accuracy against cost with the Pareto front.
+    Compare(compare::CompareArgs),
+    /// Write docs/results.md (tables and plot) from a results folder.
+    Report {
+        #[command(flatten)]
+        args: compare::ReportArgs,
+        #[command(flatten)]
+        zoo: zoo::ZooArgs,
+    },
 }
 
 /// Runs the parsed command line.
@@ -39,5 +55,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Show(args) => zoo::show(args),
         Command::Check(args) => zoo::check(args),
         Command::Ask(args) => zoo::ask(args),
+        Command::Eval(args) => compare::eval(args),
+        Command::Merge(args) => compare::merge(args),
+        Command::Bench(args) => compare::bench(args),
+        Command::Compare(args) => compare::compare(args),
+        Command::Report { args, zoo } => compare::report(args, &zoo),
     }
 }

@@ -29,8 +29,15 @@ pub struct RuntimeArgs {
     threads: Option<usize>,
 }
 
+impl ZooArgs {
+    /// Opens the zoo folder.
+    pub(crate) fn open(&self) -> anyhow::Result<Zoo> {
+        open(self)
+    }
+}
+
 impl RuntimeArgs {
-    fn options(&self) -> anyhow::Result<RuntimeOptions> {
+    pub(crate) fn options(&self) -> anyhow::Result<RuntimeOptions> {
         let ep: ExecutionProvider = self.ep.parse()?;
         let mut opts = RuntimeOptions::new().with_ep(ep)?;
         if let Some(t) = self.threads {

@@ -163,10 +163,21 @@ pub fn evaluate(
     let provider = model.provider().ort_name().to_string();
     for chunk in todo.chunks(options.batch.max(1)) {
         let requests: Vec<Request> = chunk.iter().map(|(_, r)| Request::new(media_of(r), r.question.clone())).collect();
-        let answers = model.ask_batch(&requests, &options.generation).map_err(|e| match chunk {
-            [(_, r)] => Error::Mismatch(format!("{}: {e}", r.location())),
-            _ => Error::Mismatch(format!("{} (batch starting at {}): {e}", chunk[0].1.file.display(), chunk[0].1.location())),
-        })?;
+        let answers = match model.ask_batch(&requests, &options.generation) {
+            Ok(a) => a,
+            Err(batch_err) => {
+                // Find the record at fault: answer the batch's items one by one.
+                for ((_, record), request) in chunk.iter().zip(&requests) {
+                    if let Err(e) = model.ask(&request.media, &request.question, &options.generation) {
+                        return Err(Error::Item { location: record.location(), source: Box::new(e) });
+                    }
+                }
+                return Err(Error::Item {
+                    location: format!("batch of {} from {}", chunk.len(), chunk[0].1.location()),
+                    source: Box::new(batch_err),
+                });
+            }
+        };
         for ((position, record), answer) in chunk.iter().zip(&answers) {
             store.push(score_answer(record, *position, &answer.text, answer.tokens.len()))?;
             timings.append(&ItemTiming::new(record.id(), &answer.timings, &provider))?;

@@ -77,7 +77,7 @@ impl Table {
     fn render_terminal(&self) -> String {
         use prettytable::{format, Cell as PCell, Row};
         let mut t = prettytable::Table::new();
-        t.set_format(*format::consts::FORMAT_BOX_CHARS);
+        t.set_format(*format::consts::FORMAT_NO_LINESEP_WITH_TITLE);
         t.set_titles(Row::new(self.header.iter().map(|h| PCell::new(h)).collect()));
         for row in &self.rows {
             t.add_row(Row::new(row.iter().map(|c| PCell::new(&c.text)).collect()));

@@ -1,0 +1,143 @@
+//! `eval`, `merge`, `compare`, `bench` and `report` from the command line, on the fixture zoo
+//! (tests/fixtures/runtime/zoo: tiny random-weight variants of each connector family).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lynx-zoo"));
+    c.env("LYNX_ZOO_DIR", repo().join("tests/fixtures/runtime/zoo"));
+    c
+}
+
+/// A benchmark of `n` short questions over two committed test images and one clip (the fixture
+/// variants have a 48-position context).
+fn short_bench(dir: &Path, n: usize) -> PathBuf {
+    let media = dir.join("m");
+    fs::create_dir_all(media.join("v")).unwrap();
+    let test = repo().join("data/test");
+    fs::copy(test.join("images/000000.png"), media.join("a.png")).unwrap();
+    fs::copy(test.join("images/000003.png"), media.join("b.png")).unwrap();
+    for e in fs::read_dir(test.join("videos/000008")).unwrap() {
+        let p = e.unwrap().path();
+        fs::copy(&p, media.join("v").join(p.file_name().unwrap())).unwrap();
+    }
+    let mut text = String::new();
+    for i in 0..n {
+        let (key, path, q, a, class) = [
+            ("image", "m/a.png", "What shape?", "square", "object"),
+            ("image", "m/b.png", "How many?", "5", "counting"),
+            ("video", "m/v", "Which way?", "right", "motion"),
+        ][i % 3];
+        let ins = if i % 2 == 1 { "\"one_word\"" } else { "null" };
+        text.push_str(&format!(
+            "{{\"dataset\":\"t\",\"question\":\"{q}\",\"answer\":[\"{a}\"],\"index\":{i},\"{key}\":\"{path}\",\"class\":\"{class}\",\"instruction\":{ins}}}\n"
+        ));
+    }
+    let p = dir.join("ann.jsonl");
+    fs::write(&p, text).unwrap();
+    p
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn sigkilled_eval_resumes_to_the_same_predictions() {
+    let t = tempfile::tempdir().unwrap();
+    let bench = short_bench(t.path(), 600);
+    let eval = |out: &Path| {
+        let mut c = bin();
+        c.args(["eval", "tiny", "--batch", "1", "--bench"]).arg(&bench).arg("--out").arg(out);
+        c
+    };
+    run_ok(&mut eval(&t.path().join("whole")));
+    let whole = fs::read(t.path().join("whole/tiny/predictions.jsonl")).unwrap();
+    assert_eq!(whole.iter().filter(|&&b| b == b'\n').count(), 600);
+
+    let out = t.path().join("killed");
+    let file = out.join("tiny/predictions.jsonl");
+    let mut child = eval(&out).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let start = Instant::now();
+    let lines = |p: &Path| fs::read(p).map(|b| b.iter().filter(|&&c| c == b'\n').count()).unwrap_or(0);
+    while lines(&file) < 50 && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let at_kill = lines(&file);
+    assert!((50..600).contains(&at_kill), "the run was not interrupted midway ({at_kill} lines)");
+
+    run_ok(&mut eval(&out));
+    assert_eq!(fs::read(&file).unwrap(), whole, "resumed predictions differ from an uninterrupted run");
+}
+
+#[test]
+fn shards_merge_into_the_unsharded_file() {
+    let t = tempfile::tempdir().unwrap();
+    let bench = short_bench(t.path(), 30);
+    run_ok(bin().args(["eval", "tiny-xattn", "--bench"]).arg(&bench).arg("--out").arg(t.path().join("a")));
+    let out = t.path().join("b");
+    for shard in ["0/3", "1/3", "2/3"] {
+        run_ok(bin().args(["eval", "tiny-xattn", "--shard", shard, "--bench"]).arg(&bench).arg("--out").arg(&out));
+    }
+    let msg = run_ok(bin().args(["merge", "tiny-xattn", "--out"]).arg(&out));
+    assert!(msg.contains("merged 3 shards"), "{msg}");
+    assert_eq!(
+        fs::read(out.join("tiny-xattn/predictions.jsonl")).unwrap(),
+        fs::read(t.path().join("a/tiny-xattn/predictions.jsonl")).unwrap()
+    );
+    // An incomplete set of shards is refused.
+    fs::remove_file(out.join("tiny-xattn/predictions.shard-2-of-3.jsonl")).unwrap();
+    let o = bin().args(["merge", "tiny-xattn", "--out"]).arg(&out).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("missing"));
+}
+
+#[test]
+fn compare_prints_both_tables_in_every_format_and_report_writes_markdown_and_plot() {
+    let t = tempfile::tempdir().unwrap();
+    let bench = short_bench(t.path(), 12);
+    let results = t.path().join("results");
+    let compare = |format: &str| {
+        let mut c = bin();
+        c.args(["compare", "--baseline", "tiny", "--items", "1", "--repeats", "1", "--format", format, "--bench"])
+            .arg(&bench)
+            .arg("--out")
+            .arg(&results);
+        run_ok(&mut c)
+    };
+    let table = compare("table");
+    for title in ["Accuracy (baseline `tiny`)", "Latency", "Accuracy against cost"] {
+        assert!(table.contains(title), "{table}");
+    }
+    for v in ["tiny", "tiny-xattn", "tiny-blind"] {
+        assert!(table.contains(v));
+    }
+    let json: serde_json::Value = serde_json::from_str(&compare("json")).unwrap();
+    let tables = json.as_array().unwrap();
+    assert_eq!(tables.len(), 3);
+    let latency = &tables[1]["rows"][0];
+    assert!(latency[9]["value"].as_f64().unwrap() > 0.0, "end-to-end latency missing: {latency}");
+    let csv = compare("csv");
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(csv.as_bytes());
+    assert!(reader.records().count() >= 3 * 4);
+
+    let doc = t.path().join("docs/results.md");
+    fs::create_dir_all(doc.parent().unwrap()).unwrap();
+    fs::write(&doc, "# Results\n\nA hand-written reading.\n\n<!-- report:begin -->\nold\n<!-- report:end -->\n\nMore text.\n").unwrap();
+    let plot = t.path().join("docs/plot.svg");
+    run_ok(bin().args(["report", "--results"]).arg(&results).arg("--out").arg(&doc).arg("--plot").arg(&plot));
+    let md = fs::read_to_string(&doc).unwrap();
+    assert!(md.contains("A hand-written reading.") && md.contains("More text.") && !md.contains("\nold\n"), "{md}");
+    assert!(md.contains("### Accuracy") && md.contains("](plot.svg)"), "{md}");
+    assert!(fs::read_to_string(&plot).unwrap().contains("<svg"));
+}
