@@ -1,0 +1,71 @@
+//! criterion benchmarks of each stage of the pipeline, for the baseline (prefix through a
+//! resampler) and the cross-attention variant: preprocessing, vision encoder + connector +
+//! prefill, a decode step, and end-to-end `ask`.
+//!
+//! The zoo is `$LYNX_ZOO_DIR`, else this checkout when it ships `variants/lynx.yaml` and
+//! `variants/lynx-xattn.yaml`, else the fixture zoo (`tiny`, `tiny-xattn`). Run with
+//! `cargo bench --bench pipeline`; results and how to read them: docs/results.md.
+
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use lynx_zoo::{GenerationOptions, Media, RuntimeOptions, Zoo};
+
+fn zoo_and_variants() -> (Zoo, [String; 2]) {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let shipped = ["lynx", "lynx-xattn"].map(|v| repo.join("variants").join(format!("{v}.yaml")).is_file());
+    let (dir, names) = match std::env::var_os("LYNX_ZOO_DIR") {
+        Some(d) => (PathBuf::from(d), ["lynx".to_string(), "lynx-xattn".to_string()]),
+        None if shipped.iter().all(|&s| s) => (repo.clone(), ["lynx".to_string(), "lynx-xattn".to_string()]),
+        None => (repo.join("tests/fixtures/runtime/zoo"), ["tiny".to_string(), "tiny-xattn".to_string()]),
+    };
+    eprintln!("benchmarking {} and {} from `{}`", names[0], names[1], dir.display());
+    match Zoo::open(&dir) {
+        Ok(zoo) => (zoo, names),
+        Err(e) => panic!("cannot open the zoo `{}`: {e}", dir.display()),
+    }
+}
+
+fn stages(c: &mut Criterion) {
+    let (zoo, names) = zoo_and_variants();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let image = Media::image(repo.join("data/test/images/000003.png"));
+    let video = Media::video(repo.join("data/test/videos/000008"));
+    let question = "How many?";
+    // One intra-op thread per session: the comparison is about the graphs, not the thread pool.
+    let options = match RuntimeOptions::new().with_intra_threads(1) {
+        Ok(o) => o,
+        Err(e) => panic!("{e}"),
+    };
+    for name in &names {
+        let mut model = match zoo.load(name, &options) {
+            Ok(m) => m,
+            Err(e) => panic!("cannot load `{name}`: {e}"),
+        };
+        let mut group = c.benchmark_group(name.as_str());
+        group.sample_size(30);
+        if let Some(pre) = model.preprocessor().cloned() {
+            group.bench_function("preprocess/image", |b| b.iter(|| pre.pixels(&image).map(|p| p.len())));
+            group.bench_function("preprocess/video", |b| b.iter(|| pre.pixels(&video).map(|p| p.len())));
+            let pixels = match pre.pixels(&image) {
+                Ok(p) => p,
+                Err(e) => panic!("{e}"),
+            };
+            group.bench_function("vision+connector+prefill", |b| {
+                b.iter_batched(|| vec![pixels.clone()], |px| model.prefill_logits(&px, &[question]).map(|p| p.last_logits.len()), BatchSize::SmallInput)
+            });
+        }
+        let one = GenerationOptions::greedy(1);
+        let nine = GenerationOptions::greedy(9).with_min_new_tokens(9).unwrap_or_else(|_| GenerationOptions::greedy(9));
+        group.bench_function("ask/1 token", |b| b.iter(|| model.ask(&image, question, &one).map(|a| a.tokens.len())));
+        // Nine tokens minus one token = eight decode steps; criterion reports both, the docs the difference / 8.
+        group.bench_function("ask/9 tokens", |b| b.iter(|| model.ask(&image, question, &nine).map(|a| a.tokens.len())));
+        let default = GenerationOptions::greedy(24);
+        group.bench_function("ask/end to end (image)", |b| b.iter(|| model.ask(&image, question, &default).map(|a| a.text.len())));
+        group.bench_function("ask/end to end (video)", |b| b.iter(|| model.ask(&video, question, &default).map(|a| a.text.len())));
+        group.finish();
+    }
+}
+
+criterion_group!(benches, stages);
+criterion_main!(benches);
