@@ -49,18 +49,24 @@ def parse(argv=None):
     s.add_argument("--work", type=Path, default=root / "export" / "work", help="cache folder")
     s.add_argument("--variants", default=",".join(SMOKE_VARIANTS), help="comma-separated variants")
     s.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    z = sub.add_parser("zoo-doc", help="write docs/zoo.md from the manifests (and eval results)")
+    z.add_argument("--zoo", type=Path, default=root, help="zoo root (default: repo)")
+    z.add_argument("--out", type=Path, default=root / "docs" / "zoo.md")
+    z.add_argument("--results", type=Path, default=None, help="JSON {variant: {val: acc, test: acc}}")
+    z.add_argument("--build-log", type=Path, default=root / "export" / "work" / "logs" / "build-times.json")
     return p.parse_args(argv)
 
 
 def order(names: list[str]) -> list[str]:
-    """Quantised variants after the variant they quantise."""
-    cfgs = [create_variant(n) for n in names]
-    plain = [c.name for c in cfgs if not c.base_variant]
-    quant = [c.name for c in cfgs if c.base_variant]
-    for c in cfgs:
-        if c.base_variant and c.base_variant not in plain:
-            plain.insert(0, c.base_variant)
-    return plain + quant
+    """The given order, with a quantised variant's base variant built before it."""
+    out: list[str] = []
+    for name in names:
+        base = create_variant(name).base_variant
+        if base and base not in out:
+            out.append(base)
+        if name not in out:
+            out.append(name)
+    return out
 
 
 def run_build(names, profile_name, zoo, data, work, threads):
@@ -74,17 +80,19 @@ def run_build(names, profile_name, zoo, data, work, threads):
     frame_counts = sorted({v.frames for v in variants if v.vision_input} | {1})
     t = time.time()
     build.prepare_data()
-    # shared components first, so every manifest sees the final shared files
-    for v in variants:
-        if not v.base_variant:
-            build.backbone(v.backbone)
-    if any(v.vision_input for v in variants):
-        build.vit()
-        for res in sorted({v.resolution for v in variants if v.vision_input}, reverse=True):
-            build.features(res, frame_counts)
+    # shared files are written once, when a variant first needs them, and never rewritten
     for v in variants:
         build.export_variant(v, frame_counts, variants)
-    log(f"built {len(variants)} variants in {time.time() - t:.0f}s")
+    seconds = time.time() - t
+    log(f"built {len(variants)} variants in {seconds:.0f}s")
+    record = Path(work) / "logs" / "build-times.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    import json
+    import platform
+    record.write_text(json.dumps({"profile": profile_name, "variants": len(variants), "seconds": round(seconds, 1),
+                                  "machine": f"{platform.machine()} {torch.get_num_threads()} threads, "
+                                             f"{'cuda' if torch.cuda.is_available() else 'cpu'}",
+                                  "note": "one run of `build`; cached steps are not rebuilt"}))
 
 
 def main(argv=None) -> int:
@@ -100,6 +108,10 @@ def main(argv=None) -> int:
                 print("error: name variants or pass --all", file=sys.stderr)
                 return 2
             run_build(names, args.profile, args.zoo, args.data, args.work, args.threads)
+            return 0
+        if args.cmd == "zoo-doc":
+            from .report import write
+            write(args.zoo, args.out, args.results, args.build_log)
             return 0
         if args.cmd == "smoke":
             out = args.out.resolve()

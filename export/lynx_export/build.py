@@ -210,50 +210,62 @@ class Build:
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.zoo).as_posix()
 
-    def shared_files(self, variants: list[VariantConfig]):
-        """Writes the tokenizer, the ViT graphs and the frozen backbones' data, once per build."""
-        if self._shared:
+    def shared_vit(self, resolutions: list[int]) -> dict:
+        """The frozen ViT's graphs (one per resolution) over one shared data file, written once."""
+        if "vit" in self._shared:
             return self._shared
-        self.onnx_dir.mkdir(parents=True, exist_ok=True)
-        tok = self.onnx_dir / "tokenizer.json"
-        shutil.copyfile(self.tokenizer_path(), tok)
-        shared = {"tokenizer": tok}
         from .models.vision import VisionEncoder
-        if any(v.vision_input for v in variants):
-            vit = VisionEncoder(self.profile.vision)
-            vit.load_state_dict(self.vit()[0])
-            vit.eval()
-            resolutions = sorted({v.resolution for v in variants if v.vision_input}, reverse=True)
-            protos = {}
-            for res in resolutions:
-                ins, outs = G.vision_io(vit, res)
-                protos[res] = (O.export_graph(G.VisionGraph(vit), (torch.randn(2, 3, res, res),), ins, outs), ins, outs)
-            data = O.write_shared(self.onnx_dir / "vit.data", [p[0] for p in protos.values()])
-            shared["vit"] = data
-            for res, (proto, ins, outs) in protos.items():
-                path = self.onnx_dir / f"vit-{res}.onnx"
-                used = O.place(proto, path, [data], None)
-                diff = O.parity(G.VisionGraph(vit), path, (torch.randn(3, 3, res, res),), ["pixel_values"])
-                _check(diff, f"vit-{res}")
-                shared[f"vision-{res}"] = Exported(path, used, ins, outs, diff)
-        refs = {v.backbone for v in variants if v.recipe.llm is LlmFreeze.FROZEN}
-        for ref in sorted(refs, key=lambda r: r.name):
-            from .models.decoder import Decoder
-            dec = Decoder(self.decoder_cfg(ref))
-            dec.load_state_dict(self.backbone(ref)[0])
-            dec.eval()
-            embed_proto, e_in, e_out = self._export_embed(dec)
-            dec_proto = self._export_decoder(dec)[0]
-            data = O.write_shared(self.onnx_dir / f"{ref.name}.data", [embed_proto, dec_proto])
-            shared[ref.name] = data
-            path = self.onnx_dir / f"{ref.name}.embed.onnx"
-            used = O.place(embed_proto, path, [data], None)
-            ids = torch.randint(0, dec.cfg.vocab_size, (2, 7))
-            diff = O.parity(G.EmbedGraph(dec), path, (ids,), ["input_ids"])
-            _check(diff, f"{ref.name}.embed")
-            shared[f"embed-{ref.name}"] = Exported(path, used, e_in, e_out, diff)
-        self._shared = shared
-        return shared
+        self.onnx_dir.mkdir(parents=True, exist_ok=True)
+        vit = VisionEncoder(self.profile.vision)
+        vit.load_state_dict(self.vit()[0])
+        vit.eval()
+        protos = {}
+        for res in sorted(set(resolutions), reverse=True):
+            ins, outs = G.vision_io(vit, res)
+            protos[res] = (O.export_graph(G.VisionGraph(vit), (torch.randn(2, 3, res, res),), ins, outs), ins, outs)
+        data = O.write_shared(self.onnx_dir / "vit.data", [p[0] for p in protos.values()])
+        self._shared["vit"] = data
+        for res, (proto, ins, outs) in protos.items():
+            path = self.onnx_dir / f"vit-{res}.onnx"
+            used = O.place(proto, path, [data], None)
+            diff = O.parity(G.VisionGraph(vit), path, (torch.randn(3, 3, res, res),), ["pixel_values"])
+            _check(diff, f"vit-{res}")
+            self._shared[f"vision-{res}"] = Exported(path, used, ins, outs, diff)
+        return self._shared
+
+    def shared_backbone(self, ref: BackboneRef) -> dict:
+        """A frozen backbone's weights (embedding and layers) in one data file plus its embed graph."""
+        if ref.name in self._shared:
+            return self._shared
+        from .models.decoder import Decoder
+        self.onnx_dir.mkdir(parents=True, exist_ok=True)
+        dec = Decoder(self.decoder_cfg(ref))
+        dec.load_state_dict(self.backbone(ref)[0])
+        dec.eval()
+        embed_proto, e_in, e_out = self._export_embed(dec)
+        dec_proto = self._export_decoder(dec)[0]
+        data = O.write_shared(self.onnx_dir / f"{ref.name}.data", [embed_proto, dec_proto])
+        self._shared[ref.name] = data
+        path = self.onnx_dir / f"{ref.name}.embed.onnx"
+        used = O.place(embed_proto, path, [data], None)
+        ids = torch.randint(0, dec.cfg.vocab_size, (2, 7))
+        diff = O.parity(G.EmbedGraph(dec), path, (ids,), ["input_ids"])
+        _check(diff, f"{ref.name}.embed")
+        self._shared[f"embed-{ref.name}"] = Exported(path, used, e_in, e_out, diff)
+        return self._shared
+
+    def shared_files(self, v: VariantConfig, variants: list[VariantConfig]) -> dict:
+        """Shared files this variant references (tokenizer, frozen ViT, frozen backbone)."""
+        self.onnx_dir.mkdir(parents=True, exist_ok=True)
+        if "tokenizer" not in self._shared:
+            tok = self.onnx_dir / "tokenizer.json"
+            shutil.copyfile(self.tokenizer_path(), tok)
+            self._shared["tokenizer"] = tok
+        if v.vision_input:
+            self.shared_vit([x.resolution for x in variants if x.vision_input])
+        if v.recipe.llm is LlmFreeze.FROZEN:
+            self.shared_backbone(v.backbone)
+        return self._shared
 
     def _export_embed(self, dec):
         ins, outs = G.embed_io(dec)
@@ -284,7 +296,7 @@ class Build:
         if _up_to_date(manifest_path, key, self.zoo):
             self.log(f"{v.name}: up to date ({key})")
             return manifest_path
-        shared = self.shared_files(variants)
+        shared = self.shared_files(v, variants)
         source = create_variant(v.base_variant) if v.base_variant else v
         model, stats = self.trained(source, frame_counts)
         train_seconds = 0.0 if v.base_variant else stats["train_seconds"]

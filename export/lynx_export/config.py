@@ -162,8 +162,8 @@ class RecipeConfig:
     text_instructions: bool = True  # text-only instructions in instruction tuning
     sampling: Sampling = Sampling.SIZE_BALANCED  # task sampling in instruction tuning
     prompts: Prompts = Prompts.DIVERSE  # prompt recipe
-    alignment_steps: int = 150  # stage 1 optimizer steps (0: no alignment stage)
-    instruction_steps: int = 700  # stage 2 optimizer steps
+    alignment_steps: int = 100  # stage 1 optimizer steps (0: no alignment stage)
+    instruction_steps: int = 500  # stage 2 optimizer steps
     batch: int = 32  # sequences per step
     lr: float = 1e-3  # peak learning rate (AdamW, warm-up then cosine)
     lr_llm: float = 2e-4  # peak learning rate of LLM weights when the LLM is trained
@@ -285,6 +285,8 @@ def replace(cfg, **changes):
         else:
             kwargs[key] = value
     names = {f.name for f in dataclasses.fields(cfg)}
+    hints = typing.get_type_hints(type(cfg))
+    kwargs = {k: (_convert(hints[k], v, f"{type(cfg).__name__}.{k}") if k in hints else v) for k, v in kwargs.items()}
     unknown = sorted(set(kwargs) - names)
     if unknown:
         raise ConfigError(f"{type(cfg).__name__}: unknown key `{unknown[0]}`")

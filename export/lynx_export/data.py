@@ -8,6 +8,7 @@ keep unknown keys and name the file and line of any malformed record.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -163,10 +164,13 @@ def ensure_data(paths: DataPaths, n_train: int, n_val: int, n_text: int, seed: i
     for out, args in missing:
         tmp = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        # cargo rebuilds a stale binary; the bare binary serves machines without a toolchain.
-        cmd = (["cargo", "run", "--quiet", "--release", "--"] if shutil.which("cargo") else [str(binary)]) + args + ["--out", str(tmp)]
+        # A built release binary is used as is (set LYNX_ZOO_BIN to choose another); otherwise cargo builds it.
+        exe = os.environ.get("LYNX_ZOO_BIN") or (str(binary) if binary.exists() else None)
+        cmd = ([exe] if exe else ["cargo", "run", "--quiet", "--release", "--"]) + args + ["--out", str(tmp)]
         log(f"generating {out}: {' '.join(cmd)}")
-        subprocess.run(cmd, cwd=root, check=True)
+        done = subprocess.run(cmd, cwd=root, stdout=subprocess.DEVNULL)
+        if done.returncode != 0:
+            raise DataError(f"data generator failed (exit {done.returncode}): {' '.join(cmd)}")
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     return paths

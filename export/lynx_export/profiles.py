@@ -26,12 +26,12 @@ class Profile:
     n_val: int = 600  # generated validation records (goldens come from here)
     n_text: int = 6000  # generated corpus passages / text instructions
     data_seed: int = 1  # seed of the generated training data
-    vit_steps: int = 500  # ViT pretraining steps (caption-attribute prediction)
+    vit_steps: int = 400  # ViT pretraining steps (caption-attribute prediction)
     vit_batch: int = 64
-    lm_steps: int = 1200  # base LLM pretraining steps on the corpus
+    lm_steps: int = 800  # base LLM pretraining steps on the corpus
     lm_batch: int = 16
     lm_seq: int = 128  # packed sequence length in pretraining
-    chat_steps: int = 400  # chat tuning steps on text instructions
+    chat_steps: int = 300  # chat tuning steps on text instructions
     chat_batch: int = 32
     step_scale: float = 1.0  # multiplies every variant's stage steps
     goldens: int = 3  # golden items per variant (images and a video)

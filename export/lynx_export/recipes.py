@@ -9,6 +9,7 @@ training and at inference.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -78,7 +79,15 @@ def phrasing_key(question: str) -> str:
 
 
 def single_prompt(records: list[QARecord]) -> list[QARecord]:
-    """Keeps, per task, only the records asked with the task's most common phrasing."""
+    """Every record asked with its task's one fixed template.
+
+    The generator writes `canonical_question` / `canonical_response` (the task's fixed template)
+    next to the diverse phrasing; data without them keep, per task, only the records asked with
+    the task's most common phrasing.
+    """
+    if all("canonical_question" in r.raw for r in records):
+        return [dataclasses.replace(r, question=r.raw["canonical_question"],
+                                    response=r.raw.get("canonical_response") or r.response) for r in records]
     by_task = collections.defaultdict(collections.Counter)
     for r in records:
         by_task[r.cls][phrasing_key(r.question)] += 1

@@ -33,6 +33,13 @@ def lynx():
 
 
 _DEFS = [
+    # the reference points first: a partial build still has the blind margin and the int8 cost
+    ("lynx-int8", "The baseline with its decoder quantised to int8 (dynamic) at export.", "quantization",
+     "Not in Lynx; measures the inference cost of the baseline.",
+     dict(quantization="int8_dynamic", base_variant="lynx")),
+    ("lynx-blind", "Blind control: the same recipe without any image input.", "vision_input",
+     "Not in Lynx; measures how much the question alone gives away.",
+     dict(connector={"kind": "none"}, vision_input=False)),
     ("lynx-xattn", "Gated cross-attention every 2nd layer (Flamingo) instead of the prefix; the gated blocks replace the adapters.", "connector",
      "Prefix-finetuning with adapters beats cross-attention (Lynx Table 2).",
      dict(connector={"kind": "cross_attention"}, adapter={"kind": "none"})),
@@ -99,12 +106,6 @@ _DEFS = [
     ("lynx-no-align", "No alignment stage: instruction tuning only.", "stages",
      "Lynx pretrains on image-text pairs before instruction tuning.",
      dict(recipe={"alignment_steps": 0})),
-    ("lynx-int8", "The baseline with its decoder quantised to int8 (dynamic) at export.", "quantization",
-     "Not in Lynx; measures the inference cost of the baseline.",
-     dict(quantization="int8_dynamic", base_variant="lynx")),
-    ("lynx-blind", "Blind control: the same recipe without any image input.", "vision_input",
-     "Not in Lynx; measures how much the question alone gives away.",
-     dict(connector={"kind": "none"}, vision_input=False)),
 ]
 
 

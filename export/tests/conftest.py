@@ -1,0 +1,26 @@
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+torch.set_num_threads(2)
+
+from lynx_export.config import DecoderConfig, Family, VisionConfig  # noqa: E402
+from lynx_export.profiles import PROFILES  # noqa: E402
+
+
+@pytest.fixture
+def tiny_vision():
+    return VisionConfig(width=32, layers=2, heads=2)
+
+
+def tiny_decoder(family: Family = Family.LLAMA) -> DecoderConfig:
+    return DecoderConfig(family, vocab_size=64, hidden=32, layers=2, heads=2, ffn=48, max_positions=64)
+
+
+@pytest.fixture
+def smoke_profile():
+    return PROFILES["smoke"]

@@ -1,0 +1,114 @@
+"""Shapes and behaviour of each component."""
+
+import torch
+
+from conftest import tiny_decoder
+from lynx_export.config import AdapterConfig, AdapterKind, ConnectorConfig, ConnectorKind, Family
+from lynx_export.models.adapters import BottleneckAdapter, LoRALinear
+from lynx_export.models.connector import CrossAttentionConnector
+from lynx_export.models.decoder import Decoder
+from lynx_export.models.projector import Projector
+from lynx_export.models.resampler import PerceiverResampler
+from lynx_export.models.vision import VisionEncoder
+
+
+def test_vit_shapes_at_two_resolutions(tiny_vision):
+    vit = VisionEncoder(tiny_vision)
+    assert vit(torch.randn(2, 3, 64, 64)).shape == (2, 64, 32)
+    assert vit(torch.randn(2, 3, 32, 32)).shape == (2, 16, 32)
+    x = torch.randn(1, 3, 64, 64)
+    assert torch.allclose(vit.head(vit.trunk(x)), vit(x))
+
+
+def test_resampler_outputs_latents_for_any_frame_count():
+    r = PerceiverResampler(ConnectorConfig(latents=8, width=16, heads=2), vision_dim=32, out_dim=24)
+    assert r(torch.randn(2, 1, 64, 32)).shape == (2, 8, 24)
+    assert r(torch.randn(2, 5, 64, 32)).shape == (2, 8, 24)
+
+
+def test_frame_positions_make_frame_order_matter():
+    torch.manual_seed(0)
+    cfg = ConnectorConfig(latents=4, width=16, heads=2)
+    r = PerceiverResampler(cfg, 32, 16)
+    with torch.no_grad():
+        r.frame_pos.table.normal_()
+    x = torch.randn(1, 3, 4, 32)
+    swapped = x[:, [2, 1, 0]]
+    assert not torch.allclose(r(x), r(swapped), atol=1e-4)
+    r_plain = PerceiverResampler(ConnectorConfig(latents=4, width=16, heads=2, frame_positions=False), 32, 16)
+    assert torch.allclose(r_plain(x), r_plain(swapped), atol=1e-5)
+
+
+def test_projector_pools_patches_per_frame():
+    p = Projector(ConnectorConfig(kind=ConnectorKind.PROJECTOR), 32, 24, patches=64)
+    assert p(torch.randn(2, 1, 64, 32)).shape == (2, 16, 24)
+    assert p(torch.randn(2, 5, 64, 32)).shape == (2, 80, 24)
+
+
+def test_cross_attention_connector_gives_per_block_kv():
+    dec = tiny_decoder()
+    c = CrossAttentionConnector(ConnectorConfig(latents=8, width=16, heads=2), 32, dec, n_blocks=2)
+    kv = c(torch.randn(3, 5, 16, 32))
+    assert len(kv) == 2 and kv[0][0].shape == (3, dec.heads, 8, dec.head_dim)
+
+
+def test_gated_cross_attention_starts_as_identity():
+    dec = Decoder(tiny_decoder())
+    x = torch.randn(1, 4, 32)
+    mask = torch.ones(1, 4, dtype=torch.long)
+    pos = torch.arange(4)[None]
+    ref, _ = dec(x, mask, pos)
+    ids = dec.add_cross_attention(every=2)
+    assert ids == [1]
+    kv = [(torch.randn(1, 2, 5, 16), torch.randn(1, 2, 5, 16))]
+    out, _ = dec(x, mask, pos, None, kv)
+    assert torch.allclose(ref, out, atol=1e-6)
+
+
+def test_adapters_start_as_identity_and_sit_every_kth_layer():
+    a = BottleneckAdapter(16, 4)
+    x = torch.randn(2, 3, 16)
+    assert torch.equal(a(x), x)
+    dec = Decoder(tiny_decoder())
+    dec.add_adapters(AdapterConfig(kind=AdapterKind.BOTTLENECK, every=2))
+    assert [layer.adapter is not None for layer in dec.layers] == [False, True]
+    lin = torch.nn.Linear(8, 8)
+    lora = LoRALinear(lin, rank=2, alpha=4)
+    y = torch.randn(3, 8)
+    assert torch.allclose(lora(y), lin(y))
+
+
+def _kv_cache_matches_full_pass(family):
+    torch.manual_seed(0)
+    dec = Decoder(tiny_decoder(family)).eval()
+    cfg = dec.cfg
+    x = torch.randn(2, 6, cfg.hidden)
+    mask = torch.ones(2, 6, dtype=torch.long)
+    mask[1, :2] = 0  # left padding
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    full, _ = dec(x, mask, pos)
+    empty = [(torch.zeros(2, cfg.heads, 0, cfg.head_dim),) * 2 for _ in range(cfg.layers)]
+    first, present = dec(x[:, :4], mask[:, :4], pos[:, :4], empty)
+    step, _ = dec(x[:, 4:], mask, pos[:, 4:], present)
+    real = mask.bool()  # outputs at padding positions are unused (and see no keys at all)
+    assert torch.allclose(full[:, :4][real[:, :4]], first[real[:, :4]], atol=1e-5)
+    assert torch.allclose(full[:, 4:], step, atol=1e-5)
+
+
+def test_kv_cache_matches_full_pass_llama():
+    _kv_cache_matches_full_pass(Family.LLAMA)
+
+
+def test_kv_cache_matches_full_pass_gpt2():
+    _kv_cache_matches_full_pass(Family.GPT2)
+
+
+def test_left_padding_does_not_change_real_positions():
+    torch.manual_seed(0)
+    dec = Decoder(tiny_decoder()).eval()
+    x = torch.randn(1, 4, 32)
+    alone, _ = dec(x, torch.ones(1, 4, dtype=torch.long), torch.arange(4)[None])
+    padded_x = torch.cat([torch.randn(1, 2, 32), x], dim=1)
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1]])
+    padded, _ = dec(padded_x, mask, (mask.cumsum(-1) - 1).clamp(min=0))
+    assert torch.allclose(alone, padded[:, 2:], atol=1e-5)

@@ -1,0 +1,56 @@
+"""End to end on a tiny fake data set: train, export, manifest, goldens (the smoke path's code)."""
+
+import dataclasses
+import json
+
+import numpy as np
+import yaml
+
+from fake_data import make_all
+from lynx_export import onnx_io as O
+from lynx_export.__main__ import run_build
+from lynx_export.profiles import PROFILES
+
+
+def test_build_writes_verifiable_manifests_and_goldens(tmp_path, monkeypatch):
+    data = make_all(tmp_path / "data", n_train=80, n_val=8, n_text=120)
+    tiny = dataclasses.replace(PROFILES["smoke"], vit_steps=5, lm_steps=10, chat_steps=5, step_scale=0.05)
+    monkeypatch.setitem(PROFILES, "smoke", tiny)
+    zoo = tmp_path / "zoo"
+    run_build(["lynx-int8", "lynx-blind"], "smoke", zoo, data, tmp_path / "work", threads=2)
+    names = sorted(p.stem for p in (zoo / "variants").iterdir())
+    assert names == ["lynx", "lynx-blind", "lynx-int8"]
+    for name in names:
+        doc = yaml.safe_load((zoo / "variants" / f"{name}.yaml").read_text())
+        assert doc["name"] == name and doc["schema_version"] == 1
+        files = [doc["tokenizer"], doc["goldens"]]
+        for g in doc["graphs"].values():
+            files += [g] + g["external_data"]
+        for f in files:  # every referenced file exists inside the zoo with its checksum
+            assert not f["path"].startswith("/") and ".." not in f["path"]
+            assert O.sha256_file(zoo / f["path"]) == f["sha256"], f["path"]
+        gold = json.loads((zoo / doc["goldens"]["path"]).read_text())
+        assert gold["variant"] == name and gold["items"]
+        for item in gold["items"]:
+            assert len(item["last_logits"]) == doc["model"]["vocab_size"]
+            assert item["input_ids"][0][0] == 1  # <s>
+            if doc["axes"]["vision_input"]:
+                shape = item["pixel_values"]["shape"]
+                raw = np.fromfile(zoo / item["pixel_values"]["path"], dtype="<f4")
+                assert raw.size == np.prod(shape) and shape[-1] == doc["preprocess"]["size"]
+            else:
+                assert item["pixel_values"] is None
+    blind = yaml.safe_load((zoo / "variants" / "lynx-blind.yaml").read_text())
+    assert set(blind["graphs"]) == {"embed", "decoder"}
+    base = yaml.safe_load((zoo / "variants" / "lynx.yaml").read_text())
+    int8 = yaml.safe_load((zoo / "variants" / "lynx-int8.yaml").read_text())
+    # the frozen backbone and the baseline's connector are stored once and shared
+    assert int8["graphs"]["connector"]["path"] == base["graphs"]["connector"]["path"]
+    shared = {e["path"] for e in base["graphs"]["decoder"]["external_data"]}
+    assert "onnx/llama-chat-small.data" in shared
+    assert "onnx/llama-chat-small.data" in {e["path"] for e in blind["graphs"]["decoder"]["external_data"]}
+    assert base["provenance"]["parity"]["decoder"] <= 1e-4
+    # a second run finds everything up to date and rewrites nothing
+    before = {p.name: p.stat().st_mtime_ns for p in (zoo / "variants").iterdir()}
+    run_build(["lynx-int8", "lynx-blind"], "smoke", zoo, data, tmp_path / "work", threads=2)
+    assert before == {p.name: p.stat().st_mtime_ns for p in (zoo / "variants").iterdir()}

@@ -1,0 +1,72 @@
+"""The variant registry: every variant builds, names are unique, unknown keys are errors."""
+
+import pytest
+
+from lynx_export import config as C
+from lynx_export.models.lynx import LynxModel
+from lynx_export.profiles import PROFILES
+from lynx_export.registry import create_variant, list_variants
+
+
+def test_at_least_twenty_variants_and_a_baseline():
+    names = list_variants()
+    assert len(names) >= 20
+    assert names[0] == "lynx"
+    assert len(set(names)) == len(names)
+
+
+@pytest.mark.parametrize("name", list_variants())
+def test_every_variant_builds(name):
+    v = create_variant(name)
+    assert v.name == name
+    model = LynxModel(v, PROFILES["smoke"].vision, PROFILES["smoke"].decoder(v.backbone))
+    trainable = model.apply_freeze()
+    assert trainable, f"{name} trains nothing"
+    if v.vision_input:
+        assert model.vision is not None and model.connector is not None
+    else:
+        assert model.vision is None and model.connector is None
+
+
+@pytest.mark.parametrize("name", [n for n in list_variants() if n != "lynx"])
+def test_every_variant_changes_exactly_one_named_axis(name):
+    v = create_variant(name)
+    assert v.changes, f"{name} names no axis"
+    assert v.paper
+    assert C.to_dict(v) != C.to_dict(create_variant("lynx"))
+
+
+def test_unknown_key_is_an_error():
+    with pytest.raises(C.ConfigError, match="unknown key `latent`"):
+        C.from_dict(C.ConnectorConfig, {"latent": 8})
+    with pytest.raises(C.ConfigError, match="unknown key"):
+        create_variant("lynx", recipe={"alignmnet_steps": 0})
+
+
+def test_unknown_enum_value_is_an_error():
+    with pytest.raises(C.ConfigError, match="unknown value `xattn`"):
+        C.from_dict(C.ConnectorConfig, {"kind": "xattn"})
+
+
+def test_unknown_variant_suggests_a_close_name():
+    with pytest.raises(KeyError, match="similar: `lynx-xattn`"):
+        create_variant("lynx-xatn")
+
+
+def test_round_trip_through_plain_data():
+    v = create_variant("lynx-lora")
+    assert C.from_dict(C.VariantConfig, C.to_dict(v)) == v
+
+
+def test_inconsistent_variant_is_rejected():
+    with pytest.raises(C.ConfigError, match="vision_input"):
+        create_variant("lynx", vision_input=False)
+    with pytest.raises(C.ConfigError, match="adapters on a fully trained LLM"):
+        create_variant("lynx", recipe={"llm": "trained"})
+
+
+def test_config_hash_changes_with_any_field():
+    a = create_variant("lynx")
+    b = create_variant("lynx", recipe={"seed": 1})
+    assert C.config_hash(a) != C.config_hash(b)
+    assert C.config_hash(a) == C.config_hash(create_variant("lynx"))
