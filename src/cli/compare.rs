@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lynx_zoo::bench::{self, BenchOptions, LatencyReport};
 use lynx_zoo::data::Benchmark;
 use lynx_zoo::eval::{self, EvalOptions, RunSpec, Shard};
+use lynx_zoo::model::FeatureCache;
 use lynx_zoo::report::{self, Comparison, Format, VariantResult};
 use lynx_zoo::{GenerationOptions, Zoo};
 
@@ -175,9 +176,12 @@ fn eval_variant(
     set: &EvalSetArgs,
     shard: Shard,
     runtime: &RuntimeArgs,
+    features: &FeatureCache,
 ) -> anyhow::Result<Vec<eval::Prediction>> {
     let options = EvalOptions { limit: set.limit, shard, batch: set.batch, generation: set.generation()? };
-    let mut model = zoo.load(name, &runtime.options()?).with_context(|| format!("loading variant `{name}`"))?;
+    let model = zoo.load(name, &runtime.options()?).with_context(|| format!("loading variant `{name}`"))?;
+    // Accuracy only: shared frozen encoders run once per item across the variants of this call.
+    let mut model = model.with_feature_cache(features.clone());
     let manifest_path = model.manifest().file.clone();
     let bar = progress_bar(name);
     let mut tick = |done: usize, total: usize| {
@@ -195,8 +199,9 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let zoo = args.zoo.open()?;
     let bench = load_bench(&args.set.bench)?;
     let shard = args.shard.unwrap_or(Shard::ALL);
+    let features = FeatureCache::new();
     for name in &args.variants {
-        let preds = eval_variant(&zoo, name, &bench, &args.set, shard, &args.runtime)?;
+        let preds = eval_variant(&zoo, name, &bench, &args.set, shard, &args.runtime, &features)?;
         let s = eval::summarize(&preds);
         let a = s.accuracy.overall;
         let file = args.set.out.join(name).join(shard.file_name());
@@ -316,11 +321,14 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     let bench = load_bench(&args.set.bench)?;
     let opts = bench_options(&args.latency, &args.set)?;
     let mut results = Vec::new();
+    let features = FeatureCache::new();
     for name in &names {
-        let preds = eval_variant(&zoo, name, &bench, &args.set, Shard::ALL, &args.runtime)?;
+        let preds = eval_variant(&zoo, name, &bench, &args.set, Shard::ALL, &args.runtime, &features)?;
         let latency = if args.no_latency { None } else { Some(measure_variant(&zoo, name, &bench, &opts, &args.runtime, &args.set.out)?) };
         results.push(result_of(&zoo, name, preds, latency)?);
     }
+    let (hits, misses) = features.stats();
+    tracing::info!(hits, misses, "vision features shared across variants");
     let c = Comparison::new(results, &baseline)?;
     let summary = args.set.out.join("comparison.json");
     fs::write(&summary, serde_json::to_string_pretty(&c)? + "\n").with_context(|| format!("writing `{}`", summary.display()))?;

@@ -22,6 +22,7 @@
 //! or put one behind a `Mutex`, or batch questions with [`Model::ask_batch`].
 
 pub mod cache;
+pub mod features;
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,7 @@ use crate::preprocess::{Media, Preprocessor};
 use crate::runtime::{ExecutionProvider, Input, RuntimeOptions, Session, Value};
 use crate::text::TextCodec;
 use cache::{CacheEntry, DecodeState};
+pub use features::FeatureCache;
 
 /// Wall time of each stage of one `ask` (for a batch: of the whole batch).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -119,6 +121,7 @@ pub struct Model {
     embed: Session,
     decoder: Session,
     provider: ExecutionProvider,
+    features: Option<FeatureCache>,
 }
 
 /// What the vision side hands the decoder for a batch.
@@ -159,7 +162,14 @@ impl Model {
                 ),
             });
         }
-        Ok(Model { provider: options.ep(), manifest, text, preprocessor, vision, connector, embed, decoder })
+        Ok(Model { provider: options.ep(), manifest, text, preprocessor, vision, connector, embed, decoder, features: None })
+    }
+
+    /// Shares vision features with every model given the same cache: for variants whose vision
+    /// graph has the same sha256 (a frozen encoder stored once), each sample is encoded once.
+    pub fn with_feature_cache(mut self, cache: FeatureCache) -> Model {
+        self.features = Some(cache);
+        self
     }
 
     /// The manifest.
@@ -394,14 +404,36 @@ impl Model {
             });
         }
         let t = Instant::now();
-        let stacked = Preprocessor::stack(pixels)?; // (B, F, 3, S, S)
-        let (_, f, c, h, w) = stacked.dim();
-        let images = stacked.into_shape_with_order((b * f, c, h, w)).map_err(|e| shape("pixel_values", e))?; // (B*F, 3, S, S)
-        let mut out = vision.run(&[("pixel_values", Input::F32(images.view().into_dyn()))])?;
-        let feats = out.take("image_features")?; // (B*F, P, Dv)
-        let fshape = feats.shape();
-        let (p, dv) = (fshape.get(1).copied().unwrap_or(0), fshape.get(2).copied().unwrap_or(0));
-        let feats = feats.view_f32()?.to_owned().into_shape_with_order(IxDyn(&[b, f, p, dv])).map_err(|e| shape("image_features", e))?; // (B, F, P, Dv)
+        let sha = self.manifest.graphs.vision.as_ref().map(|g| g.file.sha256.clone()).unwrap_or_default();
+        let keys: Vec<_> = match &self.features {
+            Some(_) => pixels.iter().map(|p| Some(FeatureCache::key(&sha, p))).collect(),
+            None => vec![None; b],
+        };
+        let mut per_sample: Vec<Option<std::sync::Arc<ndarray::Array3<f32>>>> = match &self.features {
+            Some(cache) => keys.iter().map(|k| k.as_ref().and_then(|k| cache.get(k))).collect(),
+            None => vec![None; b],
+        };
+        let missing: Vec<usize> = (0..b).filter(|&i| per_sample[i].is_none()).collect();
+        if !missing.is_empty() {
+            let todo: Vec<Array4<f32>> = missing.iter().map(|&i| pixels[i].clone()).collect();
+            let stacked = Preprocessor::stack(&todo)?; // (M, F, 3, S, S)
+            let (m, f, c, h, w) = stacked.dim();
+            let images = stacked.into_shape_with_order((m * f, c, h, w)).map_err(|e| shape("pixel_values", e))?; // (M*F, 3, S, S)
+            let mut out = vision.run(&[("pixel_values", Input::F32(images.view().into_dyn()))])?;
+            let feats = out.take("image_features")?; // (M*F, P, Dv)
+            let fshape = feats.shape();
+            let (p, dv) = (fshape.get(1).copied().unwrap_or(0), fshape.get(2).copied().unwrap_or(0));
+            let feats = feats.view_f32()?.to_owned().into_shape_with_order((m, f, p, dv)).map_err(|e| shape("image_features", e))?; // (M, F, P, Dv)
+            for (j, &i) in missing.iter().enumerate() {
+                let sample = feats.index_axis(Axis(0), j).to_owned(); // (F, P, Dv)
+                if let (Some(cache), Some(key)) = (&self.features, &keys[i]) {
+                    cache.insert(key.clone(), sample.clone());
+                }
+                per_sample[i] = Some(std::sync::Arc::new(sample));
+            }
+        }
+        let views: Vec<_> = per_sample.iter().flatten().map(|s| s.view().insert_axis(Axis(0))).collect();
+        let feats = concatenate(Axis(0), &views).map_err(|e| shape("image_features", e))?.into_dyn(); // (B, F, P, Dv)
         timings.vision = t.elapsed();
 
         let t = Instant::now();
