@@ -38,6 +38,9 @@ from .tokenizer import TextCodec, train_tokenizer
 from .train import device, pretrain_lm, pretrain_vit, train_variant, tune_chat
 
 PARITY_ATOL = 1e-4
+# Bumped when the exported files change for the same trained weights (goldens, layout), so that
+# `_up_to_date` re-exports without retraining.
+EXPORT_REVISION = 2
 
 
 @dataclass
@@ -369,7 +372,7 @@ class Build:
             for f in [g.path] + list(g.data):
                 sizes[self._rel(f)] = f.stat().st_size
         provenance = {
-            "profile": self.profile.name, "config_hash": key, "seed": v.recipe.seed,
+            "profile": self.profile.name, "config_hash": key, "export_revision": EXPORT_REVISION, "seed": v.recipe.seed,
             "steps": stats["steps"], "final_loss": stats["final_loss"],
             "train_seconds": train_seconds, "wall_seconds": round(train_seconds + time.time() - t0, 1),
             "device": str(device()), "threads": torch.get_num_threads(),
@@ -406,13 +409,28 @@ class Build:
         got = O.ort_session(path).run(None, feeds)
         return O.max_abs_diff([torch.from_numpy(r) for r in ref], got)
 
+    def golden_items(self):
+        """Items for goldens: from the committed test split (data/test, so `media` is a path relative
+        to the repository root that the runtime's tests can open) when present, else the val split."""
+        from .data import repo_root
+        test = repo_root() / "data" / "test"
+        if (test / "annotations.jsonl").exists():
+            records, media_root = load_annotations(test), repo_root()
+        else:
+            records, media_root = self._mem["val"], None
+        n_images = max(1, self.profile.goldens - 1)
+        images, seen = [], set()
+        for r in records:  # one image per class, in file order
+            if not r.is_video and r.cls not in seen and len(images) < n_images:
+                images.append(r)
+                seen.add(r.cls)
+        videos = [r for r in records if r.is_video][:1]
+        return images + videos, media_root
+
     def write_goldens(self, v: VariantConfig, model: LynxModel, graphs: dict) -> Path:
         """Greedy answers of a few val items, in PyTorch and ONNX Runtime; they must agree."""
         codec = self.codec()
-        val = self._mem["val"]
-        images = [r for r in val if not r.is_video]
-        videos = [r for r in val if r.is_video]
-        picks = images[: max(1, self.profile.goldens - 1)] + videos[:1]
+        picks, media_root = self.golden_items()
         sessions = {name: O.ort_session(g.path) for name, g in graphs.items()}
         ort_b, torch_b = OrtGraphs(sessions), TorchGraphs(model)
         cfg = model.decoder.cfg
@@ -443,7 +461,8 @@ class Build:
                 last, tokens = t_last, t_tokens
             else:  # the int8 graph has no PyTorch counterpart: ONNX Runtime is the reference
                 last, tokens = o_last, o_tokens
-            items.append({"question": r.question, "media": None, "class": r.cls, "answer": r.answers,
+            media = r.media.relative_to(media_root).as_posix() if media_root else None
+            items.append({"question": r.question, "media": media, "class": r.cls, "answer": r.answers,
                           "pixel_values": pix_entry, "input_ids": [prompt], "attention_mask": [[1] * len(prompt)],
                           "last_logits": [round(float(x), 6) for x in last], "greedy_tokens": tokens,
                           "greedy_text": codec.decode(tokens).strip()})
@@ -486,6 +505,8 @@ def _up_to_date(manifest: Path, key: str, zoo: Path) -> bool:
         return False
     text = manifest.read_text()
     if f"config_hash: {key}" not in text and f'config_hash: "{key}"' not in text:
+        return False
+    if f"export_revision: {EXPORT_REVISION}\n" not in text:
         return False
     try:
         import yaml
