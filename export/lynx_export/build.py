@@ -373,7 +373,8 @@ class Build:
                 sizes[self._rel(f)] = f.stat().st_size
         provenance = {
             "profile": self.profile.name, "config_hash": key, "export_revision": EXPORT_REVISION, "seed": v.recipe.seed,
-            "steps": stats["steps"], "final_loss": stats["final_loss"],
+            "steps": stats["steps"],
+            "final_loss": {k: x for k, x in stats["final_loss"].items() if x is not None},  # stages that ran
             "train_seconds": train_seconds, "wall_seconds": round(train_seconds + time.time() - t0, 1),
             "device": str(device()), "threads": torch.get_num_threads(),
             "data": {"train_seed": self.profile.data_seed, "train_items": len(self._mem["records"]),

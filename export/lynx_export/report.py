@@ -60,7 +60,7 @@ def render(zoo: Path, results: dict, build_log: dict) -> str:
         steps = p["steps"]
         loss = p["final_loss"]
         total_wall += p["wall_seconds"]
-        fl = " / ".join("-" if loss[k] is None else f"{loss[k]:.2f}" for k in ("alignment", "instruction"))
+        fl = " / ".join(f"{loss[k]:.2f}" if loss.get(k) is not None else "-" for k in ("alignment", "instruction"))
         lines.append(
             f"| `{d['name']}` | {d['changes'] or 'baseline'} | {d['paper']} | {_acc(results, d['name'], 'val')} | "
             f"{_acc(results, d['name'], 'test')} | {steps['alignment']} + {steps['instruction']} | {fl} | "
