@@ -307,16 +307,9 @@ fn object(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
     let n = rng.random_range(2..=knobs.max_objects.clamp(2, 5));
     let pairs = distinct_pairs(rng, n);
     let mut b = SceneBuilder { layout: Layout::new(rng, knobs.canvas), objects: vec![] };
-    let mut placed = Vec::new();
-    for &(shape, color) in &pairs {
-        let size = random_size(b.layout_rng());
-        let r = radius(b.layout_rng(), knobs, size);
-        if b.add(shape, color, size, r) {
-            placed.push((shape, color));
-        }
-    }
+    b.add_pairs(knobs, &pairs);
     let objects = b.finish();
-    let &(shape, color) = placed.choose(rng).unwrap_or(&pairs[0]);
+    let (shape, color) = objects.choose(rng).map_or(pairs[0], |o| (o.shape, o.color));
     let scene = Scene { objects, labels: vec![] };
     task(
         QuestionClass::Object,
@@ -332,6 +325,16 @@ impl SceneBuilder<'_> {
         self.layout.rng()
     }
 
+    /// Adds one object per (shape, colour) pair, each of a random size; an object that finds no
+    /// room is left out.
+    fn add_pairs(&mut self, knobs: &Knobs, pairs: &[(Shape, Color)]) {
+        for &(shape, color) in pairs {
+            let size = random_size(self.layout_rng());
+            let r = radius(self.layout_rng(), knobs, size);
+            self.add(shape, color, size, r);
+        }
+    }
+
     /// The placed objects; ends the builder's borrow of the generator.
     fn finish(self) -> Vec<Object> {
         self.objects
@@ -342,16 +345,9 @@ fn color(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
     let n = rng.random_range(2..=knobs.max_objects.clamp(2, 5));
     let pairs = distinct_pairs(rng, n);
     let mut b = SceneBuilder { layout: Layout::new(rng, knobs.canvas), objects: vec![] };
-    let mut placed = Vec::new();
-    for &(shape, color) in &pairs {
-        let size = random_size(b.layout_rng());
-        let r = radius(b.layout_rng(), knobs, size);
-        if b.add(shape, color, size, r) {
-            placed.push((shape, color));
-        }
-    }
+    b.add_pairs(knobs, &pairs);
     let objects = b.finish();
-    let &(shape, color) = placed.choose(rng).unwrap_or(&pairs[0]);
+    let (shape, color) = objects.choose(rng).map_or(pairs[0], |o| (o.shape, o.color));
     let scene = Scene { objects, labels: vec![] };
     task(
         QuestionClass::Color,
@@ -366,11 +362,7 @@ fn size(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
     let n = rng.random_range(1..=knobs.max_objects.clamp(1, 4));
     let pairs = distinct_pairs(rng, n);
     let mut b = SceneBuilder { layout: Layout::new(rng, knobs.canvas), objects: vec![] };
-    for &(shape, color) in &pairs {
-        let size = random_size(b.layout_rng());
-        let r = radius(b.layout_rng(), knobs, size);
-        b.add(shape, color, size, r);
-    }
+    b.add_pairs(knobs, &pairs);
     let objects = b.finish();
     let target = objects.choose(rng).cloned();
     let scene = Scene { objects, labels: vec![] };
@@ -609,11 +601,7 @@ fn order(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
     let t2 = rng.random_range(t1 + 1..frames_n);
     let first_is_a = rng.random_bool(0.5);
     let mut b = SceneBuilder { layout: Layout::new(rng, knobs.canvas), objects: vec![] };
-    for &(shape, color) in &pairs {
-        let size = random_size(b.layout_rng());
-        let r = radius(b.layout_rng(), knobs, size);
-        b.add(shape, color, size, r);
-    }
+    b.add_pairs(knobs, &pairs);
     let objs = b.finish();
     let first_idx = if first_is_a { 0 } else { 1 };
     let frames: Vec<Scene> = (0..frames_n)
@@ -656,11 +644,7 @@ fn count_time(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
     let mut starts: Vec<usize> = starts.into_iter().take(n).collect();
     starts.sort_unstable();
     let mut b = SceneBuilder { layout: Layout::new(rng, knobs.canvas), objects: vec![] };
-    for &(shape, color) in &pairs {
-        let size = random_size(b.layout_rng());
-        let r = radius(b.layout_rng(), knobs, size);
-        b.add(shape, color, size, r);
-    }
+    b.add_pairs(knobs, &pairs);
     let objs = b.finish();
     let count = objs.len();
     let frames: Vec<Scene> = (0..frames_n)
