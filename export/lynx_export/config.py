@@ -131,7 +131,7 @@ class ConnectorConfig:
     kind: ConnectorKind = ConnectorKind.RESAMPLER  # resampler | projector | cross_attention | none
     depth: int = 2  # Perceiver resampler layers (Lynx: 3 at full scale)
     latents: int = 32  # resampler latent tokens = visual tokens (Lynx: 32)
-    width: int = 96  # resampler width (projected in from vision_dim, out to hidden)
+    width: int = 64  # resampler width (projected in from vision_dim, out to hidden)
     heads: int = 4  # resampler attention heads
     pool: int = 2  # projector: average-pool patches pool x pool before the MLP
     frame_positions: bool = True  # learned frame-position embedding added per frame (Lynx)

@@ -9,12 +9,15 @@ import yaml
 from fake_data import make_all
 from lynx_export import onnx_io as O
 from lynx_export.__main__ import run_build
+from lynx_export.config import VisionConfig
 from lynx_export.profiles import PROFILES
 
 
 def test_build_writes_verifiable_manifests_and_goldens(tmp_path, monkeypatch):
     data = make_all(tmp_path / "data", n_train=80, n_val=8, n_text=120)
-    tiny = dataclasses.replace(PROFILES["smoke"], vit_steps=5, lm_steps=10, chat_steps=5, step_scale=0.05)
+    dec = dataclasses.replace(PROFILES["smoke"].llama_small, hidden=32, layers=2, heads=2, ffn=48)
+    tiny = dataclasses.replace(PROFILES["smoke"], vision=VisionConfig(width=32, layers=1, heads=2), llama_small=dec,
+                               vit_steps=5, lm_steps=10, chat_steps=5, step_scale=0.05, max_new_tokens=4)
     monkeypatch.setitem(PROFILES, "smoke", tiny)
     zoo = tmp_path / "zoo"
     run_build(["lynx-int8", "lynx-blind"], "smoke", zoo, data, tmp_path / "work", threads=2)
