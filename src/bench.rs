@@ -280,28 +280,6 @@ pub fn utc_now() -> String {
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn median_and_p90() {
-        let s = Stat::of(&[5.0, 1.0, 3.0, 2.0, 4.0, 6.0, 7.0, 8.0, 9.0, 10.0]);
-        assert_eq!(s.n, 10);
-        assert_eq!(s.median_ms, 5.5);
-        assert_eq!(s.p90_ms, 9.0);
-        assert_eq!(Stat::of(&[3.0]).p90_ms, 3.0);
-        assert_eq!(Stat::of(&[]).n, 0);
-    }
-
-    #[test]
-    fn utc_date_is_well_formed() {
-        let d = utc_now();
-        assert_eq!(d.len(), 20, "{d}");
-        assert!(d.starts_with("20") && d.ends_with('Z'));
-    }
-}
-
 /// A made-up report with end-to-end median `ms`, for tests of tables and plots.
 #[cfg(test)]
 pub(crate) fn sample_report(variant: &str, ms: f64) -> LatencyReport {
@@ -335,5 +313,27 @@ pub(crate) fn sample_report(variant: &str, ms: f64) -> LatencyReport {
         disk_bytes: 1_000_000,
         parameters_total: 2_000_000,
         parameters_trainable: 10_000,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_p90() {
+        let s = Stat::of(&[5.0, 1.0, 3.0, 2.0, 4.0, 6.0, 7.0, 8.0, 9.0, 10.0]);
+        assert_eq!(s.n, 10);
+        assert_eq!(s.median_ms, 5.5);
+        assert_eq!(s.p90_ms, 9.0);
+        assert_eq!(Stat::of(&[3.0]).p90_ms, 3.0);
+        assert_eq!(Stat::of(&[]).n, 0);
+    }
+
+    #[test]
+    fn utc_date_is_well_formed() {
+        let d = utc_now();
+        assert_eq!(d.len(), 20, "{d}");
+        assert!(d.starts_with("20") && d.ends_with('Z'));
     }
 }

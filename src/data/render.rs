@@ -20,9 +20,9 @@ pub fn render(scene: &Scene, size: u32, background: [u8; 3]) -> RgbImage {
 
 fn blend(img: &mut RgbImage, x: u32, y: u32, color: [u8; 3], coverage: f32) {
     let p = img.get_pixel_mut(x, y);
-    for c in 0..3 {
-        let v = p.0[c] as f32 * (1.0 - coverage) + color[c] as f32 * coverage;
-        p.0[c] = v.round().clamp(0.0, 255.0) as u8;
+    for (channel, &target) in p.0.iter_mut().zip(&color) {
+        let v = *channel as f32 * (1.0 - coverage) + target as f32 * coverage;
+        *channel = v.round().clamp(0.0, 255.0) as u8;
     }
 }
 

@@ -70,7 +70,7 @@ impl fmt::Display for Shard {
 
 /// The records of `bench` to evaluate: the first `limit` (when given), then this shard's share.
 /// Returns (position, record) pairs.
-pub fn select<'b>(bench: &'b Benchmark, limit: Option<usize>, shard: Shard) -> Vec<(usize, &'b Record)> {
+pub fn select(bench: &Benchmark, limit: Option<usize>, shard: Shard) -> Vec<(usize, &Record)> {
     bench
         .records
         .iter()
