@@ -163,9 +163,9 @@ class RecipeConfig:
     sampling: Sampling = Sampling.SIZE_BALANCED  # task sampling in instruction tuning
     prompts: Prompts = Prompts.DIVERSE  # prompt recipe
     alignment_steps: int = 100  # stage 1 optimizer steps (0: no alignment stage)
-    instruction_steps: int = 500  # stage 2 optimizer steps
+    instruction_steps: int = 700  # stage 2 optimizer steps
     batch: int = 32  # sequences per step
-    lr: float = 1e-3  # peak learning rate (AdamW, warm-up then cosine)
+    lr: float = 3e-3  # peak learning rate (AdamW, warm-up then cosine)
     lr_llm: float = 2e-4  # peak learning rate of LLM weights when the LLM is trained
     text_share: float = 0.2  # share of instruction steps on text-only instructions
     video_share: float = 0.25  # share of instruction steps on video QA (of the visual steps)

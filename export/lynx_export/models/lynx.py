@@ -51,6 +51,8 @@ class LynxModel(nn.Module):
             raise KeyError(f"decoder checkpoint has unexpected keys {unexpected[:3]}")
         if self.vision is not None and vision_state is not None:
             self.vision.load_state_dict(vision_state)
+        if self.is_prefix:
+            self.connector.match_output_scale(float(self.decoder.embed_tokens.weight.detach().std()))
 
     def apply_freeze(self) -> list[nn.Parameter]:
         """Sets requires_grad by the variant's freeze policy; returns the trainable parameters."""

@@ -25,6 +25,11 @@ class Projector(nn.Module):
         self.frame_pos = FramePositions(cfg.max_frames, vision_dim) if cfg.frame_positions else None
         self.mlp = GeluMLP(vision_dim, out_dim, out_dim)
 
+    def match_output_scale(self, std: float):
+        """Initialises the last layer so visual tokens start at the LLM's embedding scale."""
+        nn.init.normal_(self.mlp.fc_out.weight, std=std / self.mlp.fc_out.in_features ** 0.5)
+        nn.init.zeros_(self.mlp.fc_out.bias)
+
     def forward(self, image_features):
         b, f, p, d = image_features.shape
         x = image_features

@@ -57,6 +57,12 @@ class PerceiverResampler(nn.Module):
         self.norm = nn.LayerNorm(cfg.width)
         self.out_proj = nn.Linear(cfg.width, out_dim)
 
+    def match_output_scale(self, std: float):
+        """Initialises the output projection so visual tokens start at the LLM's embedding scale
+        (the normed latents have unit variance; out-of-scale prefix tokens swamp a frozen LLM)."""
+        nn.init.normal_(self.out_proj.weight, std=std / self.out_proj.in_features ** 0.5)
+        nn.init.zeros_(self.out_proj.bias)
+
     def forward(self, image_features):
         b, f, p, _ = image_features.shape
         media = self.in_proj(image_features)  # (B, F, P, W)
