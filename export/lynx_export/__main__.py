@@ -52,7 +52,9 @@ def parse(argv=None):
     z = sub.add_parser("zoo-doc", help="write docs/zoo.md from the manifests (and eval results)")
     z.add_argument("--zoo", type=Path, default=root, help="zoo root (default: repo)")
     z.add_argument("--out", type=Path, default=root / "docs" / "zoo.md")
-    z.add_argument("--results", type=Path, default=None, help="JSON {variant: {val: acc, test: acc}}")
+    z.add_argument("--eval", action="append", default=[], metavar="SPLIT=DIR",
+                   help="a `lynx-zoo eval --out DIR` folder scored on SPLIT (repeatable)")
+    z.add_argument("--notes", type=Path, default=None, help="Markdown appended after the table")
     z.add_argument("--build-log", type=Path, default=root / "export" / "work" / "logs" / "build-times.json")
     return p.parse_args(argv)
 
@@ -111,7 +113,9 @@ def main(argv=None) -> int:
             return 0
         if args.cmd == "zoo-doc":
             from .report import write
-            write(args.zoo, args.out, args.results, args.build_log)
+            evals = dict(e.split("=", 1) for e in args.eval)
+            notes = args.notes.read_text() if args.notes else ""
+            write(args.zoo, args.out, evals, args.build_log, notes)
             return 0
         if args.cmd == "smoke":
             out = args.out.resolve()

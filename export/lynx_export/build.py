@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -89,7 +90,7 @@ class Build:
             return torch.load(path, weights_only=False)
         t = time.time()
         value = make()
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two builds may share one cache
         torch.save(value, tmp)
         tmp.rename(path)
         self.log(f"{kind} {key}: built in {time.time() - t:.0f}s")
@@ -173,8 +174,9 @@ class Build:
             images = sorted({r.media for r in recs if not r.is_video} | {c.image for c in self._mem["captions"]})
             videos = sorted({r.media for r in recs if r.is_video})
             store = extract(vit, images, videos, resolution, frame_counts, log=self.log)
-            store.save(path.with_suffix(".tmp.npz"))
-            path.with_suffix(".tmp.npz").rename(path)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+            store.save(tmp)
+            tmp.rename(path)
             self.log(f"features {resolution}px: {len(store.final)} frames in {time.time() - t:.0f}s")
         self._mem[mem_key] = store
         return store
