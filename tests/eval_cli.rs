@@ -141,3 +141,29 @@ fn compare_prints_both_tables_in_every_format_and_report_writes_markdown_and_plo
     assert!(md.contains("### Accuracy") && md.contains("](plot.svg)"), "{md}");
     assert!(fs::read_to_string(&plot).unwrap().contains("<svg"));
 }
+
+#[test]
+fn eval_refuses_a_folder_of_another_run_and_compare_replaces_it() {
+    let t = tempfile::tempdir().unwrap();
+    let bench = short_bench(t.path(), 6);
+    let out = t.path().join("r");
+    let eval = |extra: &[&str]| {
+        let mut c = bin();
+        c.args(["eval", "tiny", "--bench"]).arg(&bench).arg("--out").arg(&out).args(extra);
+        c.output().unwrap()
+    };
+    assert!(eval(&[]).status.success());
+    let o = eval(&["--max-new-tokens", "3"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("holds results of another run"));
+    let o = bin()
+        .args(["compare", "tiny", "--no-latency", "--max-new-tokens", "3", "--bench"])
+        .arg(&bench)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let spec: serde_json::Value = serde_json::from_str(&fs::read_to_string(out.join("tiny/run.json")).unwrap()).unwrap();
+    assert_eq!(spec["max_new_tokens"], 3);
+}

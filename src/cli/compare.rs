@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use lynx_zoo::bench::{self, BenchOptions, LatencyReport};
 use lynx_zoo::data::Benchmark;
-use lynx_zoo::eval::{self, EvalOptions, RunSpec, Shard};
+use lynx_zoo::eval::{self, EvalOptions, RunSpec, Shard, StaleResults};
 use lynx_zoo::model::FeatureCache;
 use lynx_zoo::report::{self, Comparison, Format, VariantResult};
 use lynx_zoo::{GenerationOptions, Zoo};
@@ -168,17 +168,22 @@ fn load_bench(path: &Path) -> anyhow::Result<Benchmark> {
     Benchmark::load(path).with_context(|| format!("loading the benchmark `{}` (see --bench)", path.display()))
 }
 
+/// What the variants of one `eval` or `compare` call share.
+struct EvalRun<'a> {
+    zoo: &'a Zoo,
+    bench: &'a Benchmark,
+    set: &'a EvalSetArgs,
+    runtime: &'a RuntimeArgs,
+    /// Vision features of shared frozen encoders, computed once per item.
+    features: FeatureCache,
+    stale: StaleResults,
+}
+
 /// Evaluates one variant (resuming), returning its sorted predictions of `shard`.
-fn eval_variant(
-    zoo: &Zoo,
-    name: &str,
-    bench: &Benchmark,
-    set: &EvalSetArgs,
-    shard: Shard,
-    runtime: &RuntimeArgs,
-    features: &FeatureCache,
-) -> anyhow::Result<Vec<eval::Prediction>> {
-    let options = EvalOptions { limit: set.limit, shard, batch: set.batch, generation: set.generation()? };
+fn eval_variant(run: &EvalRun<'_>, name: &str, shard: Shard) -> anyhow::Result<Vec<eval::Prediction>> {
+    let EvalRun { zoo, bench, set, runtime, features, stale } = run;
+    let stale = *stale;
+    let options = EvalOptions { limit: set.limit, shard, batch: set.batch, generation: set.generation()?, stale };
     let model = zoo.load(name, &runtime.options()?).with_context(|| format!("loading variant `{name}`"))?;
     // Accuracy only: shared frozen encoders run once per item across the variants of this call.
     let mut model = model.with_feature_cache(features.clone());
@@ -199,9 +204,9 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let zoo = args.zoo.open()?;
     let bench = load_bench(&args.set.bench)?;
     let shard = args.shard.unwrap_or(Shard::ALL);
-    let features = FeatureCache::new();
+    let run = EvalRun { zoo: &zoo, bench: &bench, set: &args.set, runtime: &args.runtime, features: FeatureCache::new(), stale: StaleResults::Refuse };
     for name in &args.variants {
-        let preds = eval_variant(&zoo, name, &bench, &args.set, shard, &args.runtime, &features)?;
+        let preds = eval_variant(&run, name, shard)?;
         let s = eval::summarize(&preds);
         let a = s.accuracy.overall;
         let file = args.set.out.join(name).join(shard.file_name());
@@ -321,13 +326,13 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     let bench = load_bench(&args.set.bench)?;
     let opts = bench_options(&args.latency, &args.set)?;
     let mut results = Vec::new();
-    let features = FeatureCache::new();
+    let run = EvalRun { zoo: &zoo, bench: &bench, set: &args.set, runtime: &args.runtime, features: FeatureCache::new(), stale: StaleResults::Replace };
     for name in &names {
-        let preds = eval_variant(&zoo, name, &bench, &args.set, Shard::ALL, &args.runtime, &features)?;
+        let preds = eval_variant(&run, name, Shard::ALL)?;
         let latency = if args.no_latency { None } else { Some(measure_variant(&zoo, name, &bench, &opts, &args.runtime, &args.set.out)?) };
         results.push(result_of(&zoo, name, preds, latency)?);
     }
-    let (hits, misses) = features.stats();
+    let (hits, misses) = run.features.stats();
     tracing::info!(hits, misses, "vision features shared across variants");
     let c = Comparison::new(results, &baseline)?;
     let summary = args.set.out.join("comparison.json");

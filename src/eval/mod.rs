@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Benchmark, Record};
 use crate::error::{Error, Result};
 use crate::score::{self, Accuracy, ClassAccuracy};
-pub use runner::{evaluate, media_of, EvalOptions, ItemTiming, RunSpec};
+pub use runner::{evaluate, media_of, EvalOptions, ItemTiming, RunSpec, StaleResults};
 pub use store::{read_predictions, JsonlAppender, Prediction, PredictionStore};
 
 /// Shard `index` of `count`: the records whose position modulo `count` is `index`.

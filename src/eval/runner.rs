@@ -109,6 +109,18 @@ pub struct EvalOptions {
     pub batch: usize,
     /// Decoding.
     pub generation: GenerationOptions,
+    /// What to do when the folder holds results of another run.
+    pub stale: StaleResults,
+}
+
+/// What [`evaluate`] does with a folder that holds results of another run (another manifest,
+/// benchmark, limit, decoding or batch size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleResults {
+    /// Stop with an error naming the folder (`eval`: results are the user's).
+    Refuse,
+    /// Delete them and start over, with a warning (`compare`: its folder is a cache).
+    Replace,
 }
 
 /// Called after each batch with (items done in this shard, items in this shard).
@@ -140,14 +152,25 @@ pub fn evaluate(
     if spec_path.exists() {
         let text = fs::read_to_string(&spec_path).map_err(|e| Error::io("reading", &spec_path, e))?;
         let old: RunSpec = serde_json::from_str(&text).map_err(|e| Error::jsonl(&spec_path, 1, format!("not a run spec: {e}")))?;
-        let same = RunSpec { bench: spec.bench.clone(), batch: spec.batch, ..old.clone() } == spec;
-        if !same {
-            return Err(Error::Mismatch(format!(
-                "`{}` holds results of another run (variant, manifest, benchmark, limit or decoding differ); use another --out or remove that folder",
-                dir.display()
-            )));
+        // The same benchmark may be named by another path; everything else must match, the batch
+        // size too (left padding can move a logit by an ulp, and resumed files must be identical).
+        let same = RunSpec { bench: spec.bench.clone(), ..old.clone() } == spec;
+        match (same, options.stale) {
+            (true, _) => {}
+            (false, StaleResults::Refuse) => {
+                return Err(Error::Mismatch(format!(
+                    "`{}` holds results of another run (manifest, benchmark, limit, decoding or batch differ); use another --out or remove that folder",
+                    dir.display()
+                )))
+            }
+            (false, StaleResults::Replace) => {
+                tracing::warn!(folder = %dir.display(), "replacing results of another run (the variant or the settings changed)");
+                fs::remove_dir_all(&dir).map_err(|e| Error::io("removing", &dir, e))?;
+                fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+            }
         }
-    } else {
+    }
+    if !spec_path.exists() {
         let text = serde_json::to_string_pretty(&spec).map_err(|e| Error::Mismatch(e.to_string()))?;
         fs::write(&spec_path, text + "\n").map_err(|e| Error::io("writing", &spec_path, e))?;
     }
