@@ -54,7 +54,8 @@ def parse(argv=None):
     z.add_argument("--out", type=Path, default=root / "docs" / "zoo.md")
     z.add_argument("--eval", action="append", default=[], metavar="SPLIT=DIR",
                    help="a `lynx-zoo eval --out DIR` folder scored on SPLIT (repeatable)")
-    z.add_argument("--notes", type=Path, default=None, help="Markdown appended after the table")
+    z.add_argument("--notes", type=Path, default=root / "export" / "zoo-notes.md",
+                   help="Markdown appended after the table (findings, rebuild time)")
     z.add_argument("--build-log", type=Path, default=root / "export" / "work" / "logs" / "build-times.json")
     return p.parse_args(argv)
 
@@ -114,7 +115,7 @@ def main(argv=None) -> int:
         if args.cmd == "zoo-doc":
             from .report import write
             evals = dict(e.split("=", 1) for e in args.eval)
-            notes = args.notes.read_text() if args.notes else ""
+            notes = args.notes.read_text() if args.notes and args.notes.exists() else ""
             write(args.zoo, args.out, evals, args.build_log, notes)
             return 0
         if args.cmd == "smoke":
