@@ -1,0 +1,52 @@
+"""Recipe probe: trains one variant with overrides on the cached zoo components and scores greedy
+answers on 300 val items with a simple contains-match (not the benchmark scorer).
+
+    PYTHONPATH=export .venv/bin/python export/probes/recipe_probe.py lynx 2000 "{'recipe': {'lr': 3e-3}}"
+
+Needs a finished `build` (tokenizer, ViT, backbones and features in export/work/cache/zoo).
+"""
+import sys, time, re, torch, numpy as np, dataclasses
+torch.set_num_threads(1)
+from pathlib import Path
+from lynx_export.build import Build
+from lynx_export.profiles import PROFILES
+from lynx_export.registry import create_variant
+from lynx_export.train import train_variant
+from lynx_export.goldens import TorchGraphs, greedy
+from lynx_export.recipes import prompt_ids
+from lynx_export.features import load_pixels
+import lynx_export.config as C
+root = Path("/work/main")
+b = Build(PROFILES["zoo"], root/"export/work/data", root/"export/work", Path("/tmp/expzoo"), log=lambda m: None)
+b.prepare_data()
+codec = b.codec()
+name = sys.argv[1]; steps = int(sys.argv[2]); overrides = eval(sys.argv[3]) if len(sys.argv) > 3 else {}
+v = create_variant(name, **overrides)
+v = C.replace(v, recipe={"instruction_steps": steps})
+model = b.build_model(v)
+model.load_pretrained(b.vit()[0] if v.vision_input else None, b.backbone(v.backbone)[0])
+store = b.features(v.resolution, [1, 5]) if v.vision_input else None
+emb = model.decoder.embed_tokens.weight
+print("embed std", emb.std().item(), "row norm", emb.norm(dim=-1).mean().item())
+t = time.time()
+stats = train_variant(model, codec, store, b._mem["records"], b._mem["captions"], b._mem["instructions"], 1.0, log=print)
+print("train", time.time() - t, stats["final_loss"])
+tg = TorchGraphs(model)
+def norm(s): return " ".join(re.findall(r"[a-z0-9]+", s.lower()))
+val = b._mem["val"][:300]
+correct = {}
+cfg = model.decoder.cfg
+for r in val:
+    px = None
+    if v.vision_input:
+        px = load_pixels(r.media, r.is_video, v.frames if r.is_video else 1, v.resolution).unsqueeze(0).numpy()
+    _, toks = greedy(tg, px, prompt_ids(codec, r.question), cfg.layers, cfg.heads, cfg.head_dim, model.is_prefix, model.is_cross, 16, codec.eos)
+    pred = norm(codec.decode(toks))
+    ok = any(f" {norm(a)} " in f" {pred} " for a in r.answers)
+    correct.setdefault(r.cls, []).append(ok)
+allc = [x for l in correct.values() for x in l]
+print("ACC", name, overrides, round(100*np.mean(allc),1), {k: round(100*np.mean(l)) for k, l in correct.items()})
+with torch.no_grad():
+    if v.vision_input and model.is_prefix:
+        f = store.gather([[0]])
+        print("visual std", model.connector(f).std().item())
