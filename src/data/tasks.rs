@@ -238,6 +238,27 @@ impl<'r> SceneBuilder<'r> {
     }
 }
 
+impl SceneBuilder<'_> {
+    fn layout_rng(&mut self) -> &mut ChaCha8Rng {
+        self.layout.rng()
+    }
+
+    /// Adds one object per (shape, colour) pair, each of a random size; an object that finds no
+    /// room is left out.
+    fn add_pairs(&mut self, knobs: &Knobs, pairs: &[(Shape, Color)]) {
+        for &(shape, color) in pairs {
+            let size = random_size(self.layout_rng());
+            let r = radius(self.layout_rng(), knobs, size);
+            self.add(shape, color, size, r);
+        }
+    }
+
+    /// The placed objects; ends the builder's borrow of the generator.
+    fn finish(self) -> Vec<Object> {
+        self.objects
+    }
+}
+
 /// Builds one task of `class` from `rng`.
 pub fn build(class: QuestionClass, rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
     let grey = rng.random_range(25..=75u8);
@@ -302,8 +323,9 @@ fn add_distractors(b: &mut SceneBuilder, knobs: &Knobs, avoid_shapes: &[Shape], 
     }
 }
 
-fn object(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
-    // Several objects of distinct colours and shapes; ask for the shape of one colour.
+/// Two to five objects of distinct shapes and distinct colours, and one of them picked as the
+/// question's target (so "the red object" and "the circle" each name exactly one object).
+fn distinct_scene(rng: &mut ChaCha8Rng, knobs: &Knobs) -> (Scene, (Shape, Color)) {
     let n = rng.random_range(2..=knobs.max_objects.clamp(2, 5));
     let pairs = distinct_pairs(rng, n);
     let mut b = SceneBuilder { layout: Layout::new(rng, knobs.canvas), objects: vec![] };
@@ -311,6 +333,11 @@ fn object(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
     let objects = b.finish();
     let (shape, color) = objects.choose(rng).map_or(pairs[0], |o| (o.shape, o.color));
     let scene = Scene { objects, labels: vec![] };
+    (scene, (shape, color))
+}
+
+fn object(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
+    let (scene, (shape, color)) = distinct_scene(rng, knobs);
     task(
         QuestionClass::Object,
         TaskMedia::Image(scene),
@@ -320,35 +347,8 @@ fn object(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
     )
 }
 
-impl SceneBuilder<'_> {
-    fn layout_rng(&mut self) -> &mut ChaCha8Rng {
-        self.layout.rng()
-    }
-
-    /// Adds one object per (shape, colour) pair, each of a random size; an object that finds no
-    /// room is left out.
-    fn add_pairs(&mut self, knobs: &Knobs, pairs: &[(Shape, Color)]) {
-        for &(shape, color) in pairs {
-            let size = random_size(self.layout_rng());
-            let r = radius(self.layout_rng(), knobs, size);
-            self.add(shape, color, size, r);
-        }
-    }
-
-    /// The placed objects; ends the builder's borrow of the generator.
-    fn finish(self) -> Vec<Object> {
-        self.objects
-    }
-}
-
 fn color(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
-    let n = rng.random_range(2..=knobs.max_objects.clamp(2, 5));
-    let pairs = distinct_pairs(rng, n);
-    let mut b = SceneBuilder { layout: Layout::new(rng, knobs.canvas), objects: vec![] };
-    b.add_pairs(knobs, &pairs);
-    let objects = b.finish();
-    let (shape, color) = objects.choose(rng).map_or(pairs[0], |o| (o.shape, o.color));
-    let scene = Scene { objects, labels: vec![] };
+    let (scene, (shape, color)) = distinct_scene(rng, knobs);
     task(
         QuestionClass::Color,
         TaskMedia::Image(scene),
