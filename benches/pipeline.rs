@@ -52,7 +52,11 @@ fn stages(c: &mut Criterion) {
                 Err(e) => panic!("{e}"),
             };
             group.bench_function("vision+connector+prefill", |b| {
-                b.iter_batched(|| vec![pixels.clone()], |px| model.prefill_logits(&px, &[question]).map(|p| p.last_logits.len()), BatchSize::SmallInput)
+                b.iter_batched(
+                    || vec![pixels.clone()],
+                    |px| model.prefill_logits(&px, &[question]).map(|p| p.last_logits.len()),
+                    BatchSize::SmallInput,
+                )
             });
         }
         let one = GenerationOptions::greedy(1);
@@ -61,8 +65,12 @@ fn stages(c: &mut Criterion) {
         // Nine tokens minus one token = eight decode steps; criterion reports both, the docs the difference / 8.
         group.bench_function("ask/9 tokens", |b| b.iter(|| model.ask(&image, question, &nine).map(|a| a.tokens.len())));
         let default = GenerationOptions::greedy(24);
-        group.bench_function("ask/end to end (image)", |b| b.iter(|| model.ask(&image, question, &default).map(|a| a.text.len())));
-        group.bench_function("ask/end to end (video)", |b| b.iter(|| model.ask(&video, question, &default).map(|a| a.text.len())));
+        group.bench_function("ask/end to end (image)", |b| {
+            b.iter(|| model.ask(&image, question, &default).map(|a| a.text.len()))
+        });
+        group.bench_function("ask/end to end (video)", |b| {
+            b.iter(|| model.ask(&video, question, &default).map(|a| a.text.len()))
+        });
         group.finish();
     }
 }

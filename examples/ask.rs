@@ -33,10 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let greedy = model.ask(&media, &question, &GenerationOptions::greedy(16))?;
     println!("greedy: {:?}", greedy.text);
 
-    let batch = [
-        Request::new(media.clone(), question.clone()),
-        Request::new(media, "How many shapes are there?"),
-    ];
+    let batch = [Request::new(media.clone(), question.clone()), Request::new(media, "How many shapes are there?")];
     for (request, answer) in batch.iter().zip(model.ask_batch(&batch, &GenerationOptions::greedy(16))?) {
         println!("batch: {:?} -> {:?}", request.question, answer.text);
     }

@@ -146,7 +146,12 @@ pub struct LatencyReport {
 pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -160,7 +165,9 @@ pub fn reset_peak_rss() {
 pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|t| {
+            t.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(0.0, |kib| kib / 1024.0)
 }
 
@@ -180,7 +187,12 @@ fn ms(d: std::time::Duration) -> f64 {
 }
 
 /// Measures `model` on `items`. `runtime` is only recorded (threads).
-pub fn measure(model: &mut Model, items: &[&Record], runtime: &RuntimeOptions, options: &BenchOptions) -> Result<LatencyReport> {
+pub fn measure(
+    model: &mut Model,
+    items: &[&Record],
+    runtime: &RuntimeOptions,
+    options: &BenchOptions,
+) -> Result<LatencyReport> {
     let requests: Vec<Request> = items.iter().map(|r| Request::new(media_of(r), r.question.clone())).collect();
     let g = &options.generation;
     for _ in 0..options.warmup {
@@ -198,7 +210,9 @@ pub fn measure(model: &mut Model, items: &[&Record], runtime: &RuntimeOptions, o
     }
     let single_wall = start.elapsed().as_secs_f64();
     let col = |f: &dyn Fn(&Timings) -> f64| Stat::of(&single.iter().map(|(_, t, _)| f(t)).collect::<Vec<_>>());
-    let of_kind = |video: bool| Stat::of(&single.iter().filter(|(v, _, _)| *v == video).map(|(_, t, _)| ms(t.preprocess)).collect::<Vec<_>>());
+    let of_kind = |video: bool| {
+        Stat::of(&single.iter().filter(|(v, _, _)| *v == video).map(|(_, t, _)| ms(t.preprocess)).collect::<Vec<_>>())
+    };
     let per_token: Vec<f64> = single.iter().filter_map(|(_, t, _)| t.per_token().map(ms)).collect();
     let stages = Stages {
         preprocess_image: of_kind(false),
@@ -236,7 +250,12 @@ pub fn measure(model: &mut Model, items: &[&Record], runtime: &RuntimeOptions, o
         }
     }
     let wall = start.elapsed().as_secs_f64();
-    let batched = Throughput { batch: b, items_per_s: items as f64 / wall, tokens_per_s: tokens as f64 / wall, per_batch: Stat::of(&batch_ms) };
+    let batched = Throughput {
+        batch: b,
+        items_per_s: items as f64 / wall,
+        tokens_per_s: tokens as f64 / wall,
+        per_batch: Stat::of(&batch_ms),
+    };
 
     let manifest = model.manifest();
     let files: BTreeSet<&std::path::Path> = manifest.files().into_iter().map(|f| f.path.as_path()).collect();

@@ -73,10 +73,10 @@ impl TextCodec {
             });
         }
         let text = self.prompt.render(question);
-        let enc = self
-            .tokenizer
-            .encode(text.as_str(), false)
-            .map_err(|e| Error::Tokenizer { path: self.path.clone(), message: format!("cannot encode the prompt: {e}") })?;
+        let enc = self.tokenizer.encode(text.as_str(), false).map_err(|e| Error::Tokenizer {
+            path: self.path.clone(),
+            message: format!("cannot encode the prompt: {e}"),
+        })?;
         let mut ids = Vec::with_capacity(enc.len() + 1);
         ids.push(i64::from(self.bos));
         ids.extend(enc.get_ids().iter().map(|&i| i64::from(i)));

@@ -212,7 +212,8 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        let names: Vec<String> = ["lynx", "lynx-xattn", "lynx-projector", "lynx-blind"].iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> =
+            ["lynx", "lynx-xattn", "lynx-projector", "lynx-blind"].iter().map(|s| s.to_string()).collect();
         assert_eq!(similar("lynx-xatn", &names).first().map(String::as_str), Some("lynx-xattn"));
         assert!(similar("zzzzzzzz", &names).is_empty());
         assert_eq!(edit_distance("kitten", "sitting"), 3);

@@ -7,7 +7,6 @@ use std::process::Command;
 
 use lynx_zoo::data::{Benchmark, QuestionClass};
 
-
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lynx-zoo"))
 }
@@ -56,7 +55,8 @@ fn same_command_same_bytes_other_seed_other_bytes() {
 #[test]
 fn committed_test_split_is_what_the_generator_makes() {
     let committed = repo().join("data/test");
-    let meta: serde_json::Value = serde_json::from_str(&fs::read_to_string(committed.join("meta.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(committed.join("meta.json")).unwrap()).unwrap();
     let (n, seed) = (meta["n"].as_u64().unwrap() as usize, meta["seed"].as_u64().unwrap());
     let t = tempfile::tempdir().unwrap();
     generate("test", n, seed, t.path());
@@ -69,7 +69,12 @@ fn committed_test_split_loads_covers_every_class_and_scores_its_own_responses() 
     assert!(bench.records.len() <= 600);
     let counts = bench.class_counts();
     for class in QuestionClass::ALL {
-        assert!(counts.get(class.name()).copied().unwrap_or(0) >= 30, "class {} has {:?} items", class.name(), counts.get(class.name()));
+        assert!(
+            counts.get(class.name()).copied().unwrap_or(0) >= 30,
+            "class {} has {:?} items",
+            class.name(),
+            counts.get(class.name())
+        );
     }
     let mut heldout = 0;
     for r in &bench.records {

@@ -133,7 +133,11 @@ fn compare_prints_both_tables_in_every_format_and_report_writes_markdown_and_plo
 
     let doc = t.path().join("docs/results.md");
     fs::create_dir_all(doc.parent().unwrap()).unwrap();
-    fs::write(&doc, "# Results\n\nA hand-written reading.\n\n<!-- report:begin -->\nold\n<!-- report:end -->\n\nMore text.\n").unwrap();
+    fs::write(
+        &doc,
+        "# Results\n\nA hand-written reading.\n\n<!-- report:begin -->\nold\n<!-- report:end -->\n\nMore text.\n",
+    )
+    .unwrap();
     let plot = t.path().join("docs/plot.svg");
     run_ok(bin().args(["report", "--results"]).arg(&results).arg("--out").arg(&doc).arg("--plot").arg(&plot));
     let md = fs::read_to_string(&doc).unwrap();
@@ -164,6 +168,7 @@ fn eval_refuses_a_folder_of_another_run_and_compare_replaces_it() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let spec: serde_json::Value = serde_json::from_str(&fs::read_to_string(out.join("tiny/run.json")).unwrap()).unwrap();
+    let spec: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("tiny/run.json")).unwrap()).unwrap();
     assert_eq!(spec["max_new_tokens"], 3);
 }

@@ -33,11 +33,13 @@ fn shared_encoder_features_are_reused_and_answers_unchanged() {
     let got_b: Vec<String> = mb.ask_batch(&requests, &g).unwrap().into_iter().map(|x| x.text).collect();
     assert_eq!(cache.stats(), (2, 2), "the second variant should reuse both samples' features");
     // A mixed batch: one cached sample, one new.
-    let mixed = vec![requests[0].clone(), Request::new(Media::image(root.join("data/test/images/000003.png")), "How many?")];
+    let mixed =
+        vec![requests[0].clone(), Request::new(Media::image(root.join("data/test/images/000003.png")), "How many?")];
     let got_mixed: Vec<String> = mb.ask_batch(&mixed, &g).unwrap().into_iter().map(|x| x.text).collect();
     assert_eq!(cache.stats(), (3, 3));
     assert_eq!(got_a, plain[0]);
     assert_eq!(got_b, plain[1]);
-    let fresh: Vec<String> = zoo.load(b, &opts).unwrap().ask_batch(&mixed, &g).unwrap().into_iter().map(|x| x.text).collect();
+    let fresh: Vec<String> =
+        zoo.load(b, &opts).unwrap().ask_batch(&mixed, &g).unwrap().into_iter().map(|x| x.text).collect();
     assert_eq!(got_mixed, fresh);
 }

@@ -62,11 +62,23 @@ fn ask_answers_like_the_reference() {
         serde_json::from_str(&std::fs::read_to_string(fixture().join("zoo/onnx/goldens/tiny.json")).unwrap()).unwrap();
     let item = &goldens["items"][0];
     let image = fixture().join("media/scene.png");
-    let o = lynx(&["ask", "tiny", "--image", image.to_str().unwrap(), "--question", item["question"].as_str().unwrap()]);
+    let o =
+        lynx(&["ask", "tiny", "--image", image.to_str().unwrap(), "--question", item["question"].as_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).trim_end_matches('\n'), item["greedy_text"].as_str().unwrap().trim());
 
-    let o = lynx(&["ask", "tiny", "--image", image.to_str().unwrap(), "--question", "what?", "--beams", "3", "--format", "json"]);
+    let o = lynx(&[
+        "ask",
+        "tiny",
+        "--image",
+        image.to_str().unwrap(),
+        "--question",
+        "what?",
+        "--beams",
+        "3",
+        "--format",
+        "json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["provider"], "cpu");

@@ -91,16 +91,26 @@ fn declared_io_that_differs_from_the_graph_names_graph_and_tensor() {
     // a fixed dimension that differs: image_features is (batch, 4, 8), declared (batch, 5, 8)
     let (_d, root) = zoo_copy();
     edit_manifest(&root, "tiny", |t| {
-        t.replacen("    - name: image_features\n      dtype: float32\n      shape:\n      - batch\n      - 4\n", "    - name: image_features\n      dtype: float32\n      shape:\n      - batch\n      - 5\n", 1)
+        t.replacen(
+            "    - name: image_features\n      dtype: float32\n      shape:\n      - batch\n      - 4\n",
+            "    - name: image_features\n      dtype: float32\n      shape:\n      - batch\n      - 5\n",
+            1,
+        )
     });
     match load(&root, "tiny") {
-        Err(Error::GraphIo { graph, tensor, .. }) => assert_eq!((graph.as_str(), tensor.as_str()), ("vision", "image_features")),
+        Err(Error::GraphIo { graph, tensor, .. }) => {
+            assert_eq!((graph.as_str(), tensor.as_str()), ("vision", "image_features"))
+        }
         other => panic!("expected a graph I/O error, got {other:?}"),
     }
     // a tensor the graph does not have
     let (_d, root) = zoo_copy();
     edit_manifest(&root, "tiny-blind", |t| {
-        t.replacen("    - name: input_ids\n", "    - name: token_type_ids\n      dtype: int64\n      shape: [batch, seq]\n    - name: input_ids\n", 1)
+        t.replacen(
+            "    - name: input_ids\n",
+            "    - name: token_type_ids\n      dtype: int64\n      shape: [batch, seq]\n    - name: input_ids\n",
+            1,
+        )
     });
     match load(&root, "tiny-blind") {
         Err(e @ Error::GraphIo { .. }) => {
@@ -167,7 +177,9 @@ fn unknown_connector_kind_names_the_field() {
 fn inconsistent_manifests_name_the_field() {
     // a cross-attention variant without cross-attention layers
     let (_d, root) = zoo_copy();
-    edit_manifest(&root, "tiny-xattn", |t| t.replacen("  cross_attention_layers:\n  - 1\n", "  cross_attention_layers: []\n", 1));
+    edit_manifest(&root, "tiny-xattn", |t| {
+        t.replacen("  cross_attention_layers:\n  - 1\n", "  cross_attention_layers: []\n", 1)
+    });
     match Zoo::open(&root).unwrap().manifest("tiny-xattn") {
         Err(Error::Manifest { field, .. }) => assert_eq!(field, "model.cross_attention_layers"),
         other => panic!("expected a schema error, got {other:?}"),

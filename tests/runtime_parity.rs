@@ -52,9 +52,10 @@ fn check_variant(zoo: &Zoo, name: &str) -> Vec<String> {
     let Some(goldens) = model.manifest().goldens.clone() else {
         return vec![format!("{name}: the manifest names no goldens")];
     };
-    let doc: Json = match std::fs::read_to_string(&goldens.path).map_err(|e| e.to_string()).and_then(|t| {
-        serde_json::from_str(&t).map_err(|e| e.to_string())
-    }) {
+    let doc: Json = match std::fs::read_to_string(&goldens.path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+    {
         Ok(d) => d,
         Err(e) => return vec![format!("{name}: goldens `{}`: {e}", goldens.path.display())],
     };
@@ -92,8 +93,10 @@ fn check_variant(zoo: &Zoo, name: &str) -> Vec<String> {
         if prefill.input_ids[0] != want_ids {
             problems.push(format!("{name}[{k}]: input ids {:?} != golden {:?}", prefill.input_ids[0], want_ids));
         }
-        let want: Vec<f32> =
-            item["last_logits"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64().map(|v| v as f32)).collect()).unwrap_or_default();
+        let want: Vec<f32> = item["last_logits"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_f64().map(|v| v as f32)).collect())
+            .unwrap_or_default();
         let got = prefill.last_logits.row(0);
         if got.len() != want.len() {
             problems.push(format!("{name}[{k}]: {} logits, golden has {}", got.len(), want.len()));
@@ -111,7 +114,8 @@ fn check_variant(zoo: &Zoo, name: &str) -> Vec<String> {
                     .map(|a| a.iter().filter_map(|v| v.as_u64().map(|v| v as u32)).collect())
                     .unwrap_or_default();
                 if answer.tokens != want_tokens {
-                    problems.push(format!("{name}[{k}]: greedy tokens {:?} != golden {:?}", answer.tokens, want_tokens));
+                    problems
+                        .push(format!("{name}[{k}]: greedy tokens {:?} != golden {:?}", answer.tokens, want_tokens));
                 }
                 let want_text = item["greedy_text"].as_str().unwrap_or_default().trim();
                 if answer.text != want_text {

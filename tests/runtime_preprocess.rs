@@ -70,7 +70,9 @@ fn rgba_grey_and_16_bit_become_rgb() {
     assert_eq!(rgb.dimensions(), (5, 4));
     assert_eq!(rgb.get_pixel(2, 1), &Rgb([200, 20, 7]));
     // 16-bit grey: equal channels, 8-bit values
-    let grey = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(3, 3, |x, y| image::Luma([((x + 3 * y) * 8000) as u16]));
+    let grey = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(3, 3, |x, y| {
+        image::Luma([((x + 3 * y) * 8000) as u16])
+    });
     let p = dir.path().join("grey16.png");
     grey.save(&p).unwrap();
     let rgb = load_image(&p, DEFAULT_MAX_PIXELS).unwrap();

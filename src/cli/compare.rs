@@ -204,7 +204,14 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let zoo = args.zoo.open()?;
     let bench = load_bench(&args.set.bench)?;
     let shard = args.shard.unwrap_or(Shard::ALL);
-    let run = EvalRun { zoo: &zoo, bench: &bench, set: &args.set, runtime: &args.runtime, features: FeatureCache::new(), stale: StaleResults::Refuse };
+    let run = EvalRun {
+        zoo: &zoo,
+        bench: &bench,
+        set: &args.set,
+        runtime: &args.runtime,
+        features: FeatureCache::new(),
+        stale: StaleResults::Refuse,
+    };
     for name in &args.variants {
         let preds = eval_variant(&run, name, shard)?;
         let s = eval::summarize(&preds);
@@ -225,7 +232,8 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
 
 fn read_spec(dir: &Path) -> anyhow::Result<RunSpec> {
     let p = dir.join("run.json");
-    let text = fs::read_to_string(&p).with_context(|| format!("reading `{}` (was the variant evaluated into this folder?)", p.display()))?;
+    let text = fs::read_to_string(&p)
+        .with_context(|| format!("reading `{}` (was the variant evaluated into this folder?)", p.display()))?;
     serde_json::from_str(&text).with_context(|| format!("parsing `{}`", p.display()))
 }
 
@@ -257,7 +265,13 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<()> {
             text.push('\n');
         }
         fs::write(&out, text).with_context(|| format!("writing `{}`", out.display()))?;
-        println!("{name}: merged {} shards ({}) into {} ({} items)", files.len(), files.join(", "), out.display(), merged.len());
+        println!(
+            "{name}: merged {} shards ({}) into {} ({} items)",
+            files.len(),
+            files.join(", "),
+            out.display(),
+            merged.len()
+        );
     }
     Ok(())
 }
@@ -272,7 +286,14 @@ fn bench_options(l: &LatencyArgs, set: &EvalSetArgs) -> anyhow::Result<BenchOpti
     })
 }
 
-fn measure_variant(zoo: &Zoo, name: &str, bench: &Benchmark, opts: &BenchOptions, runtime: &RuntimeArgs, out: &Path) -> anyhow::Result<LatencyReport> {
+fn measure_variant(
+    zoo: &Zoo,
+    name: &str,
+    bench: &Benchmark,
+    opts: &BenchOptions,
+    runtime: &RuntimeArgs,
+    out: &Path,
+) -> anyhow::Result<LatencyReport> {
     bench::reset_peak_rss();
     let rt = runtime.options()?;
     let mut model = zoo.load(name, &rt).with_context(|| format!("loading variant `{name}`"))?;
@@ -285,9 +306,20 @@ fn measure_variant(zoo: &Zoo, name: &str, bench: &Benchmark, opts: &BenchOptions
     Ok(report)
 }
 
-fn result_of(zoo: &Zoo, name: &str, predictions: Vec<eval::Prediction>, latency: Option<LatencyReport>) -> anyhow::Result<VariantResult> {
+fn result_of(
+    zoo: &Zoo,
+    name: &str,
+    predictions: Vec<eval::Prediction>,
+    latency: Option<LatencyReport>,
+) -> anyhow::Result<VariantResult> {
     let m = zoo.manifest(name)?;
-    Ok(VariantResult { name: name.to_string(), changes: m.changes.clone(), paper: m.paper.clone(), predictions, latency })
+    Ok(VariantResult {
+        name: name.to_string(),
+        changes: m.changes.clone(),
+        paper: m.paper.clone(),
+        predictions,
+        latency,
+    })
 }
 
 /// `lynx-zoo bench`.
@@ -326,17 +358,29 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     let bench = load_bench(&args.set.bench)?;
     let opts = bench_options(&args.latency, &args.set)?;
     let mut results = Vec::new();
-    let run = EvalRun { zoo: &zoo, bench: &bench, set: &args.set, runtime: &args.runtime, features: FeatureCache::new(), stale: StaleResults::Replace };
+    let run = EvalRun {
+        zoo: &zoo,
+        bench: &bench,
+        set: &args.set,
+        runtime: &args.runtime,
+        features: FeatureCache::new(),
+        stale: StaleResults::Replace,
+    };
     for name in &names {
         let preds = eval_variant(&run, name, Shard::ALL)?;
-        let latency = if args.no_latency { None } else { Some(measure_variant(&zoo, name, &bench, &opts, &args.runtime, &args.set.out)?) };
+        let latency = if args.no_latency {
+            None
+        } else {
+            Some(measure_variant(&zoo, name, &bench, &opts, &args.runtime, &args.set.out)?)
+        };
         results.push(result_of(&zoo, name, preds, latency)?);
     }
     let (hits, misses) = run.features.stats();
     tracing::info!(hits, misses, "vision features shared across variants");
     let c = Comparison::new(results, &baseline)?;
     let summary = args.set.out.join("comparison.json");
-    fs::write(&summary, serde_json::to_string_pretty(&c)? + "\n").with_context(|| format!("writing `{}`", summary.display()))?;
+    fs::write(&summary, serde_json::to_string_pretty(&c)? + "\n")
+        .with_context(|| format!("writing `{}`", summary.display()))?;
     println!("{}", report::render(&c.tables()?, args.format)?);
     Ok(())
 }
@@ -355,7 +399,9 @@ fn load_results(dir: &Path, zoo: Option<&Zoo>) -> anyhow::Result<Vec<VariantResu
         let d = dir.join(&name);
         let predictions = eval::read_predictions(d.join("predictions.jsonl"))?;
         let latency = match fs::read_to_string(d.join("latency.json")) {
-            Ok(t) => Some(serde_json::from_str(&t).with_context(|| format!("parsing `{}`", d.join("latency.json").display()))?),
+            Ok(t) => Some(
+                serde_json::from_str(&t).with_context(|| format!("parsing `{}`", d.join("latency.json").display()))?,
+            ),
             Err(_) => None,
         };
         let (changes, paper) = match zoo.and_then(|z| z.manifest(&name).ok()) {
@@ -393,13 +439,19 @@ pub fn report(args: ReportArgs, zoo: &ZooArgs) -> anyhow::Result<()> {
         let rel = relative_link(&args.out, &args.plot);
         body.push_str(&format!("\n![accuracy against latency]({rel})\n"));
     }
-    let papers: Vec<String> = c
-        .rows
-        .iter()
-        .filter_map(|r| r.result.paper.as_ref().map(|p| format!("| {} | {} | {} |", r.result.name, r.result.changes.clone().unwrap_or_default(), p)))
-        .collect();
+    let papers: Vec<String> =
+        c.rows
+            .iter()
+            .filter_map(|r| {
+                r.result.paper.as_ref().map(|p| {
+                    format!("| {} | {} | {} |", r.result.name, r.result.changes.clone().unwrap_or_default(), p)
+                })
+            })
+            .collect();
     if !papers.is_empty() {
-        body.push_str("\n### What the paper reported for each axis\n\n| variant | changes | Lynx |\n| --- | --- | --- |\n");
+        body.push_str(
+            "\n### What the paper reported for each axis\n\n| variant | changes | Lynx |\n| --- | --- | --- |\n",
+        );
         body.push_str(&papers.join("\n"));
         body.push('\n');
     }

@@ -97,13 +97,15 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
             };
             let cfg = GenerateConfig { split: a.split, n: a.n, seed: a.seed, knobs, force: a.force };
             let start = Instant::now();
-            let summary = data::generate(&cfg, &a.out).with_context(|| format!("generating into `{}`", a.out.display()))?;
+            let summary =
+                data::generate(&cfg, &a.out).with_context(|| format!("generating into `{}`", a.out.display()))?;
             eprintln!("generated {} items in {:.1}s", summary.items, start.elapsed().as_secs_f64());
             println!("{}", summary.annotations.display());
             Ok(())
         }
         DataCommand::Text(a) => {
-            data::generate_text(a.n, a.seed, &a.out).with_context(|| format!("generating text into `{}`", a.out.display()))?;
+            data::generate_text(a.n, a.seed, &a.out)
+                .with_context(|| format!("generating text into `{}`", a.out.display()))?;
             println!("{}", a.out.join("corpus.txt").display());
             println!("{}", a.out.join("text_instructions.jsonl").display());
             Ok(())

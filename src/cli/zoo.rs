@@ -216,7 +216,12 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
                 table.add_row(row![
                     m.name,
                     connector(m),
-                    format!("{}-{}-{}", yaml_value(&a.backbone.family), yaml_value(&a.backbone.flavour), yaml_value(&a.backbone.size)),
+                    format!(
+                        "{}-{}-{}",
+                        yaml_value(&a.backbone.family),
+                        yaml_value(&a.backbone.flavour),
+                        yaml_value(&a.backbone.size)
+                    ),
                     match a.adapter.every {
                         Some(k) => format!("{}/{k}", yaml_value(&a.adapter.kind)),
                         None => yaml_value(&a.adapter.kind),

@@ -276,7 +276,8 @@ fn generate_item(cfg: &GenerateConfig, index: usize, out: &Path) -> Result<Writt
         canonical_response: &task.sentence,
         wrong_answers: &task.wrong,
     };
-    let annotation = serde_json::to_string(&line).map_err(|e| Error::image(out, format!("cannot serialise item {index}: {e}")))?;
+    let annotation =
+        serde_json::to_string(&line).map_err(|e| Error::image(out, format!("cannot serialise item {index}: {e}")))?;
     let caption = match &image {
         Some(img) => Some(
             serde_json::to_string(&CaptionLine { image: img, caption: &task.caption })

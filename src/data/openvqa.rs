@@ -119,7 +119,8 @@ fn take_string(obj: &mut Map<String, Value>, key: &str, path: &Path, line: usize
 }
 
 fn require_string(obj: &mut Map<String, Value>, key: &str, path: &Path, line: usize) -> Result<String> {
-    take_string(obj, key, path, line)?.ok_or_else(|| Error::jsonl(path, line, format!("missing key `{key}` (a string)")))
+    take_string(obj, key, path, line)?
+        .ok_or_else(|| Error::jsonl(path, line, format!("missing key `{key}` (a string)")))
 }
 
 fn parse_line(text: &str, path: &Path, line: usize, base: &Path) -> Result<Record> {
@@ -141,12 +142,16 @@ fn parse_line(text: &str, path: &Path, line: usize, base: &Path) -> Result<Recor
                 match item {
                     Value::String(s) => out.push(s),
                     Value::Number(n) => out.push(n.to_string()),
-                    other => return Err(Error::jsonl(path, line, format!("key `answer` must hold strings, got {other}"))),
+                    other => {
+                        return Err(Error::jsonl(path, line, format!("key `answer` must hold strings, got {other}")))
+                    }
                 }
             }
             out
         }
-        Some(other) => return Err(Error::jsonl(path, line, format!("key `answer` must be a list of strings, got {other}"))),
+        Some(other) => {
+            return Err(Error::jsonl(path, line, format!("key `answer` must be a list of strings, got {other}")))
+        }
     };
     if answers.is_empty() {
         return Err(Error::jsonl(path, line, "key `answer` is an empty list"));
@@ -155,15 +160,21 @@ fn parse_line(text: &str, path: &Path, line: usize, base: &Path) -> Result<Recor
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::String(s)) => s,
         None => return Err(Error::jsonl(path, line, "missing key `index` (a number or string)")),
-        Some(other) => return Err(Error::jsonl(path, line, format!("key `index` must be a number or string, got {other}"))),
+        Some(other) => {
+            return Err(Error::jsonl(path, line, format!("key `index` must be a number or string, got {other}")))
+        }
     };
     let image = take_string(&mut obj, "image", path, line)?;
     let video = take_string(&mut obj, "video", path, line)?;
     let media = match (image, video) {
         (Some(i), None) => Media::Image(base.join(i)),
         (None, Some(v)) => Media::Video(base.join(v)),
-        (None, None) => return Err(Error::jsonl(path, line, "missing key `image` or `video` (a path relative to the file)")),
-        (Some(_), Some(_)) => return Err(Error::jsonl(path, line, "has both `image` and `video`; expected exactly one")),
+        (None, None) => {
+            return Err(Error::jsonl(path, line, "missing key `image` or `video` (a path relative to the file)"))
+        }
+        (Some(_), Some(_)) => {
+            return Err(Error::jsonl(path, line, "has both `image` and `video`; expected exactly one"))
+        }
     };
     match &media {
         Media::Image(p) if !p.is_file() => {
@@ -176,7 +187,18 @@ fn parse_line(text: &str, path: &Path, line: usize, base: &Path) -> Result<Recor
     }
     let origin_dataset = take_string(&mut obj, "origin_dataset", path, line)?;
     let class = take_string(&mut obj, "class", path, line)?;
-    Ok(Record { dataset, question, answers, index, media, origin_dataset, class, extra: obj, file: path.to_path_buf(), line })
+    Ok(Record {
+        dataset,
+        question,
+        answers,
+        index,
+        media,
+        origin_dataset,
+        class,
+        extra: obj,
+        file: path.to_path_buf(),
+        line,
+    })
 }
 
 impl Benchmark {
@@ -194,7 +216,11 @@ impl Benchmark {
             }
             let record = parse_line(line, path, i + 1, base)?;
             if let Some(first) = seen.insert(record.id(), i + 1) {
-                return Err(Error::jsonl(path, i + 1, format!("duplicate index `{}` (first on line {first})", record.id())));
+                return Err(Error::jsonl(
+                    path,
+                    i + 1,
+                    format!("duplicate index `{}` (first on line {first})", record.id()),
+                ));
             }
             records.push(record);
         }

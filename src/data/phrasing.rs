@@ -83,34 +83,49 @@ pub fn templates(class: QuestionClass, phrasing: Phrasing) -> &'static [&'static
             "Which shape is colored {color}?",
             "What is the shape of the {color} thing?",
         ],
-        (Object, Heldout) => &["Can you tell me the shape of the {color} item?", "Name the shape of the object that is {color}."],
-        (Color, Seen) => &["What color is the {shape}?", "Which color does the {shape} have?", "What is the color of the {shape}?"],
+        (Object, Heldout) => {
+            &["Can you tell me the shape of the {color} item?", "Name the shape of the object that is {color}."]
+        }
+        (Color, Seen) => {
+            &["What color is the {shape}?", "Which color does the {shape} have?", "What is the color of the {shape}?"]
+        }
         (Color, Heldout) => &["Tell me the colour of the {shape}.", "The {shape} is painted in which color?"],
         (Size, Seen) => &["Is the {a} big or small?", "What size is the {a}?", "How big is the {a}?"],
         (Size, Heldout) => &["Would you call the {a} small or big?", "Describe the size of the {a}."],
-        (Counting, Seen) => &["How many {shapes} are there?", "Count the {shapes} in the image.", "What is the number of {shapes}?"],
+        (Counting, Seen) => {
+            &["How many {shapes} are there?", "Count the {shapes} in the image.", "What is the number of {shapes}?"]
+        }
         (Counting, Heldout) => &["How many {shapes} can you see?", "Tell me how many {shapes} the picture shows."],
         (Spatial, Seen) => &[
             "Where is the {a} relative to the {b}?",
             "Is the {a} left of, right of, above or below the {b}?",
             "In which direction from the {b} is the {a}?",
         ],
-        (Spatial, Heldout) => &["Relative to the {b}, where can the {a} be found?", "Where does the {a} sit compared with the {b}?"],
-        (Ocr, Seen) => &["What word is written in the image?", "What does the label say?", "Read the text in the image."],
+        (Spatial, Heldout) => {
+            &["Relative to the {b}, where can the {a} be found?", "Where does the {a} sit compared with the {b}?"]
+        }
+        (Ocr, Seen) => {
+            &["What word is written in the image?", "What does the label say?", "Read the text in the image."]
+        }
         (Ocr, Heldout) => &["Which word appears on the sign?", "What text is printed on the label?"],
         (Compare, Seen) => &[
             "Which is bigger, the {a} or the {b}?",
             "Which one is larger: the {a} or the {b}?",
             "Is the {a} or the {b} bigger?",
         ],
-        (Compare, Heldout) => &["Of the {a} and the {b}, which is the larger one?", "Which object is greater in size, the {a} or the {b}?"],
+        (Compare, Heldout) => &[
+            "Of the {a} and the {b}, which is the larger one?",
+            "Which object is greater in size, the {a} or the {b}?",
+        ],
         (More, Seen) => &[
             "Are there more {xs} than {ys}?",
             "Does the image contain more {xs} than {ys}?",
             "Is the number of {xs} greater than the number of {ys}?",
         ],
         (More, Heldout) => &["Do the {xs} outnumber the {ys}?", "Compared with the {ys}, are there more {xs}?"],
-        (Motion, Seen) => &["Which way is the {a} moving?", "In which direction does the {a} move?", "Where is the {a} going?"],
+        (Motion, Seen) => {
+            &["Which way is the {a} moving?", "In which direction does the {a} move?", "Where is the {a} going?"]
+        }
         (Motion, Heldout) => &["Tell me the direction the {a} travels in.", "Toward which side does the {a} move?"],
         (Order, Seen) => &[
             "Which appeared first, the {a} or the {b}?",
@@ -126,7 +141,9 @@ pub fn templates(class: QuestionClass, phrasing: Phrasing) -> &'static [&'static
             "How many different shapes show up in the clip?",
             "Count the objects that appear over time.",
         ],
-        (CountTime, Heldout) => &["In total, how many shapes flash up in this video?", "How many things appear one after another?"],
+        (CountTime, Heldout) => {
+            &["In total, how many shapes flash up in this video?", "How many things appear one after another?"]
+        }
     }
 }
 

@@ -156,7 +156,8 @@ const WORDS: &[&str] = &[
     "CAKE", "DOOR", "FROG", "KITE", "LION", "ROSE", "SHIP", "WOLF", "MILK", "BOOK", "RAIN", "SNOW", "GOLD", "FARM",
 ];
 
-const NUMBER_WORDS: [&str; 11] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"];
+const NUMBER_WORDS: [&str; 11] =
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"];
 
 fn number_answers(n: usize) -> Vec<String> {
     let mut v = vec![n.to_string()];
@@ -296,7 +297,13 @@ fn options(groups: &[&[&str]], answer: usize) -> (Vec<String>, Vec<String>) {
     (right, wrong)
 }
 
-fn task(class: QuestionClass, media: TaskMedia, slots: Vec<(&'static str, String)>, answers: Vec<String>, sentence: String) -> Task {
+fn task(
+    class: QuestionClass,
+    media: TaskMedia,
+    slots: Vec<(&'static str, String)>,
+    answers: Vec<String>,
+    sentence: String,
+) -> Task {
     Task { class, background: [0, 0, 0], media, slots, answers, wrong: Vec::new(), sentence, caption: String::new() }
 }
 
@@ -372,8 +379,13 @@ fn size(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
     };
     let a = format!("{} {}", t.color.name(), t.shape.name());
     let (answers, wrong) = options(&[&["big", "large"], &["small", "little"]], usize::from(t.size == Size::Small));
-    let mut out =
-        task(QuestionClass::Size, TaskMedia::Image(scene), vec![("a", a.clone())], answers, format!("The {a} is {}.", t.size.name()));
+    let mut out = task(
+        QuestionClass::Size,
+        TaskMedia::Image(scene),
+        vec![("a", a.clone())],
+        answers,
+        format!("The {a} is {}.", t.size.name()),
+    );
     out.wrong = wrong;
     out
 }
@@ -427,7 +439,8 @@ fn spatial(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
     b.add_in(b_.0, b_.1, sb, rb, area_b);
     add_distractors(&mut b, knobs, &[a.0, b_.0], &[a.1, b_.1]);
     let scene = Scene { objects: b.finish(), labels: vec![] };
-    const RELATIONS: [&[&str]; 4] = [&["left"], &["right"], &["above", "over", "up"], &["below", "under", "beneath", "down"]];
+    const RELATIONS: [&[&str]; 4] =
+        [&["left"], &["right"], &["above", "over", "up"], &["below", "under", "beneath", "down"]];
     let (answers, wrong) = options(&RELATIONS, relation);
     let phrase = ["to the left of", "to the right of", "above", "below"][relation];
     let da = format!("{} {}", a.1.name(), a.0.name());
@@ -559,7 +572,12 @@ fn motion(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
     let steps = 8;
     for k in 0..=steps {
         let t = k as f32 / steps as f32;
-        layout.reserve_rect((x0 + dx * t - r).max(0.0) as u32, (y0 + dy * t - r).max(0.0) as u32, (2.0 * r) as u32, (2.0 * r) as u32);
+        layout.reserve_rect(
+            (x0 + dx * t - r).max(0.0) as u32,
+            (y0 + dy * t - r).max(0.0) as u32,
+            (2.0 * r) as u32,
+            (2.0 * r) as u32,
+        );
     }
     let mut statics = Vec::new();
     for &(s, c) in &pairs[1..] {
@@ -586,8 +604,13 @@ fn motion(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
     let (answers, wrong) = options(&WAYS, dir);
     let word = WAYS[dir][0];
     let a = format!("{} {}", color.name(), shape.name());
-    let mut out =
-        task(QuestionClass::Motion, TaskMedia::Video(frames), vec![("a", a.clone())], answers, format!("The {a} is moving {word}."));
+    let mut out = task(
+        QuestionClass::Motion,
+        TaskMedia::Video(frames),
+        vec![("a", a.clone())],
+        answers,
+        format!("The {a} is moving {word}."),
+    );
     out.wrong = wrong;
     out
 }
@@ -649,16 +672,16 @@ fn count_time(rng: &mut ChaCha8Rng, knobs: &Knobs) -> Task {
     let count = objs.len();
     let frames: Vec<Scene> = (0..frames_n)
         .map(|f| {
-            let objects = objs
-                .iter()
-                .zip(&starts)
-                .filter(|(_, &s)| f == s || f == s + 1)
-                .map(|(o, _)| o.clone())
-                .collect();
+            let objects =
+                objs.iter().zip(&starts).filter(|(_, &s)| f == s || f == s + 1).map(|(o, _)| o.clone()).collect();
             Scene { objects, labels: vec![] }
         })
         .collect();
-    let sentence = if count == 1 { "1 object appears in the video.".to_string() } else { format!("{count} objects appear in the video.") };
+    let sentence = if count == 1 {
+        "1 object appears in the video.".to_string()
+    } else {
+        format!("{count} objects appear in the video.")
+    };
     task(QuestionClass::CountTime, TaskMedia::Video(frames), vec![], number_answers(count), sentence)
 }
 

@@ -122,7 +122,13 @@ pub struct TextInstruction {
     pub response: String,
 }
 
-fn with_format(rng: &mut ChaCha8Rng, question: String, sentence: String, short: String, ins: Instruction) -> TextInstruction {
+fn with_format(
+    rng: &mut ChaCha8Rng,
+    question: String,
+    sentence: String,
+    short: String,
+    ins: Instruction,
+) -> TextInstruction {
     if rng.random_bool(0.3) {
         let text = *pick(rng, ins.seen());
         TextInstruction { instruction: format!("{question} {text}"), response: short }
@@ -163,7 +169,11 @@ pub fn instruction(rng: &mut ChaCha8Rng) -> TextInstruction {
             let (a, b) = (rng.random_range(0..20), rng.random_range(0..20));
             let q = format!("Is {a} greater than {b}?");
             let yes = a > b;
-            let s = if yes { format!("Yes, {a} is greater than {b}.") } else { format!("No, {a} is not greater than {b}.") };
+            let s = if yes {
+                format!("Yes, {a} is greater than {b}.")
+            } else {
+                format!("No, {a} is not greater than {b}.")
+            };
             with_format(rng, q, s, if yes { "yes" } else { "no" }.into(), Instruction::YesNo)
         }
         4 => {
@@ -199,7 +209,8 @@ pub fn generate_text(n: usize, seed: u64, out: &Path) -> Result<()> {
     fs::create_dir_all(out).map_err(|e| Error::io("creating", out, e))?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7465_7874);
     let corpus_path = out.join("corpus.txt");
-    let mut corpus = BufWriter::new(fs::File::create(&corpus_path).map_err(|e| Error::io("creating", &corpus_path, e))?);
+    let mut corpus =
+        BufWriter::new(fs::File::create(&corpus_path).map_err(|e| Error::io("creating", &corpus_path, e))?);
     for _ in 0..n {
         let k = rng.random_range(3..=6);
         let passage: Vec<String> = (0..k).map(|_| sentence(&mut rng)).collect();
@@ -210,7 +221,8 @@ pub fn generate_text(n: usize, seed: u64, out: &Path) -> Result<()> {
     let mut ins = BufWriter::new(fs::File::create(&ins_path).map_err(|e| Error::io("creating", &ins_path, e))?);
     for _ in 0..n {
         let item = instruction(&mut rng);
-        let line = serde_json::to_string(&item).map_err(|e| Error::io("writing", &ins_path, std::io::Error::other(e)))?;
+        let line =
+            serde_json::to_string(&item).map_err(|e| Error::io("writing", &ins_path, std::io::Error::other(e)))?;
         writeln!(ins, "{line}").map_err(|e| Error::io("writing", &ins_path, e))?;
     }
     ins.flush().map_err(|e| Error::io("writing", &ins_path, e))

@@ -52,9 +52,14 @@ impl FromStr for Shard {
 
     /// Parses `I/N` with 0 <= I < N.
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::InvalidArgument { what: "--shard", value: s.into(), expected: "I/N with 0 <= I < N, e.g. 0/2".into() };
+        let bad = || Error::InvalidArgument {
+            what: "--shard",
+            value: s.into(),
+            expected: "I/N with 0 <= I < N, e.g. 0/2".into(),
+        };
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        let (index, count): (usize, usize) =
+            (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
         if count == 0 || index >= count {
             return Err(bad());
         }
@@ -71,13 +76,7 @@ impl fmt::Display for Shard {
 /// The records of `bench` to evaluate: the first `limit` (when given), then this shard's share.
 /// Returns (position, record) pairs.
 pub fn select(bench: &Benchmark, limit: Option<usize>, shard: Shard) -> Vec<(usize, &Record)> {
-    bench
-        .records
-        .iter()
-        .enumerate()
-        .take(limit.unwrap_or(usize::MAX))
-        .filter(|(i, _)| shard.contains(*i))
-        .collect()
+    bench.records.iter().enumerate().take(limit.unwrap_or(usize::MAX)).filter(|(i, _)| shard.contains(*i)).collect()
 }
 
 /// Scores `answer` to `record` at `position` into a [`Prediction`].
@@ -102,7 +101,10 @@ pub fn merge(shards: &[Vec<Prediction>]) -> Result<Vec<Prediction>> {
     for p in shards.iter().flatten() {
         if let Some(prev) = by_position.insert(p.position, p.clone()) {
             if prev != *p {
-                return Err(Error::Mismatch(format!("item `{}` (position {}) has two different predictions", p.id, p.position)));
+                return Err(Error::Mismatch(format!(
+                    "item `{}` (position {}) has two different predictions",
+                    p.id, p.position
+                )));
             }
         }
     }
@@ -151,7 +153,8 @@ pub fn check_complete(bench: &Benchmark, limit: Option<usize>, predictions: &[Pr
     let expected = select(bench, limit, Shard::ALL);
     if predictions.len() != expected.len() {
         let have: std::collections::HashSet<&str> = predictions.iter().map(|p| p.id.as_str()).collect();
-        let missing: Vec<String> = expected.iter().filter(|(_, r)| !have.contains(r.id().as_str())).take(5).map(|(_, r)| r.id()).collect();
+        let missing: Vec<String> =
+            expected.iter().filter(|(_, r)| !have.contains(r.id().as_str())).take(5).map(|(_, r)| r.id()).collect();
         return Err(Error::Mismatch(format!(
             "`{}` holds {} predictions for {} items (missing e.g. {})",
             file.display(),
@@ -177,7 +180,8 @@ mod tests {
             let err = bad.parse::<Shard>().unwrap_err().to_string();
             assert!(err.contains("--shard"), "{err}");
         }
-        let covered: usize = (0..3).map(|i| (0..10).filter(|p| Shard { index: i, count: 3 }.contains(*p)).count()).sum();
+        let covered: usize =
+            (0..3).map(|i| (0..10).filter(|p| Shard { index: i, count: 3 }.contains(*p)).count()).sum();
         assert_eq!(covered, 10);
     }
 

@@ -151,7 +151,8 @@ pub fn evaluate(
     let spec_path = dir.join("run.json");
     if spec_path.exists() {
         let text = fs::read_to_string(&spec_path).map_err(|e| Error::io("reading", &spec_path, e))?;
-        let old: RunSpec = serde_json::from_str(&text).map_err(|e| Error::jsonl(&spec_path, 1, format!("not a run spec: {e}")))?;
+        let old: RunSpec =
+            serde_json::from_str(&text).map_err(|e| Error::jsonl(&spec_path, 1, format!("not a run spec: {e}")))?;
         // The same benchmark may be named by another path; everything else must match, the batch
         // size too (left padding can move a logit by an ulp, and resumed files must be identical).
         let same = RunSpec { bench: spec.bench.clone(), ..old.clone() } == spec;

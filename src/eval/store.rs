@@ -73,13 +73,15 @@ impl JsonlAppender {
                 }
             }
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io("opening", &path, e))?;
+        let file =
+            OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io("opening", &path, e))?;
         Ok((Self { path, file }, lines))
     }
 
     /// Appends one value as a line and flushes it to the operating system.
     pub fn append<T: Serialize>(&mut self, value: &T) -> Result<()> {
-        let mut line = serde_json::to_vec(value).map_err(|e| Error::io("serialising for", &self.path, std::io::Error::other(e)))?;
+        let mut line = serde_json::to_vec(value)
+            .map_err(|e| Error::io("serialising for", &self.path, std::io::Error::other(e)))?;
         line.push(b'\n');
         // One write call per line: a kill leaves either the whole line or a cut tail that the
         // next open removes.
@@ -146,7 +148,9 @@ pub fn read_predictions(path: impl AsRef<Path>) -> Result<Vec<Prediction>> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| Error::jsonl(path, i + 1, format!("not a prediction line: {e}"))))
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| Error::jsonl(path, i + 1, format!("not a prediction line: {e}")))
+        })
         .collect()
 }
 

@@ -16,7 +16,7 @@
 use ndarray::{Array2, Axis};
 
 use super::logits::{ban_early_eos, ban_repeated_ngrams, log_softmax};
-use super::{GenerationOptions, Generated, SpecialTokens, StepDecoder};
+use super::{Generated, GenerationOptions, SpecialTokens, StepDecoder};
 use crate::error::Result;
 
 /// Finished hypotheses of one sample, the best `k` kept.
@@ -68,7 +68,7 @@ pub fn beam_search(
     let expand: Vec<usize> = (0..b).flat_map(|s| std::iter::repeat_n(s, k)).collect();
     decoder.select_rows(&expand)?;
     let mut logits = first.select(Axis(0), &expand); // (B*K, V)
-    // Only beam 0 of each sample is live at first, so the K beams start from K different tokens.
+                                                     // Only beam 0 of each sample is live at first, so the K beams start from K different tokens.
     let mut beam_scores: Vec<f32> = (0..b * k).map(|r| if r % k == 0 { 0.0 } else { -1e9 }).collect();
     let mut histories: Vec<Vec<u32>> = vec![Vec::new(); b * k];
     let mut hyps: Vec<Hypotheses> = (0..b).map(|_| Hypotheses::new(k, options.length_penalty)).collect();

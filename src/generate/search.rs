@@ -5,7 +5,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::logits::{argmax, ban_early_eos, ban_repeated_ngrams, log_softmax, sampling_probs};
-use super::{GenerationOptions, Generated, SpecialTokens, StepDecoder};
+use super::{Generated, GenerationOptions, SpecialTokens, StepDecoder};
 use crate::error::Result;
 
 /// Greedy (`rng` None) or sampled decoding of every row of `first` (B, vocab).

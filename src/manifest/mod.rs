@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 
 pub use paths::FileRef;
 pub use raw::{
-    AdapterKind, Backbone, BackboneFamily, BackboneFlavour, BackboneSize, ConnectorKind, CropMode,
-    DataRecipe, Dtype, FrameSampling, Freeze, LlmFreeze, PaddingSide, PromptRecipe, Quantization,
-    RawManifest, RawProvenance, ResizeFilter, Strategy, VisionFreeze,
+    AdapterKind, Backbone, BackboneFamily, BackboneFlavour, BackboneSize, ConnectorKind, CropMode, DataRecipe, Dtype,
+    FrameSampling, Freeze, LlmFreeze, PaddingSide, PromptRecipe, Quantization, RawManifest, RawProvenance,
+    ResizeFilter, Strategy, VisionFreeze,
 };
 
 use crate::error::{Error, Result};
@@ -403,9 +403,7 @@ fn yaml_error(e: serde_yaml::Error, file: &Path) -> Error {
     let message = e.to_string();
     // serde_yaml prefixes data errors with the dotted path of the field: `axes.connector.kind: ...`.
     match message.split_once(": ") {
-        Some((field, rest))
-            if !field.contains(' ') && field.chars().any(|c| c.is_ascii_alphabetic()) =>
-        {
+        Some((field, rest)) if !field.contains(' ') && field.chars().any(|c| c.is_ascii_alphabetic()) => {
             Error::manifest(file, field, rest.to_string())
         }
         _ if message.contains("missing field") || message.contains("unknown") || message.contains("invalid type") => {
@@ -432,9 +430,7 @@ impl TryFrom<ManifestSource<'_>> for Manifest {
         if raw.name != stem {
             return Err(bad("name", format!("`{}` differs from the file name `{stem}`", raw.name)));
         }
-        if raw.name.is_empty()
-            || !raw.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
+        if raw.name.is_empty() || !raw.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
             return Err(bad("name", format!("`{}` must be letters, digits, `-`, `_`, `.`", raw.name)));
         }
 
@@ -567,7 +563,10 @@ fn axes(raw: &RawManifest, model: &ModelDims, file: &Path) -> Result<Axes> {
         ConnectorKind::Projector => Connector::Projector,
         ConnectorKind::CrossAttention => {
             let every = a.cross_attention_every.ok_or_else(|| {
-                bad("axes.cross_attention_every", "a cross-attention variant needs `k` (cross-attend every k-th layer)".into())
+                bad(
+                    "axes.cross_attention_every",
+                    "a cross-attention variant needs `k` (cross-attend every k-th layer)".into(),
+                )
             })?;
             if every == 0 {
                 return Err(bad("axes.cross_attention_every", "must be at least 1".into()));
@@ -728,7 +727,11 @@ fn graphs(raw: &RawManifest, axes: &Axes, model: &ModelDims, file: &Path, root: 
             list.iter()
                 .map(|t| {
                     if !names.insert(t.name.clone()) {
-                        return Err(Error::manifest(file, format!("{field}.{what}"), format!("`{}` is declared twice", t.name)));
+                        return Err(Error::manifest(
+                            file,
+                            format!("{field}.{what}"),
+                            format!("`{}` is declared twice", t.name),
+                        ));
                     }
                     let shape = t
                         .shape
@@ -786,8 +789,12 @@ fn graphs(raw: &RawManifest, axes: &Axes, model: &ModelDims, file: &Path, root: 
 
     match (axes.vision_input, &vision, &connector) {
         (true, Some(_), Some(_)) | (false, None, None) => {}
-        (true, None, _) => return Err(Error::manifest(file, "graphs.vision", "missing; a variant with vision input needs it")),
-        (true, _, None) => return Err(Error::manifest(file, "graphs.connector", "missing; a variant with vision input needs it")),
+        (true, None, _) => {
+            return Err(Error::manifest(file, "graphs.vision", "missing; a variant with vision input needs it"))
+        }
+        (true, _, None) => {
+            return Err(Error::manifest(file, "graphs.connector", "missing; a variant with vision input needs it"))
+        }
         (false, _, _) => {
             return Err(Error::manifest(
                 file,

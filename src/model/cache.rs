@@ -119,7 +119,12 @@ impl DecodeState<'_> {
 }
 
 fn shape_error(tensor: &str, e: impl std::fmt::Display) -> Error {
-    Error::GraphIo { graph: "decoder".into(), tensor: tensor.into(), expected: "a consistent shape".into(), got: e.to_string() }
+    Error::GraphIo {
+        graph: "decoder".into(),
+        tensor: tensor.into(),
+        expected: "a consistent shape".into(),
+        got: e.to_string(),
+    }
 }
 
 /// Makes row `i` of `value` a copy of old row `rows[i]`.
@@ -159,7 +164,8 @@ pub fn select_value_rows(value: &mut Value, rows: &[usize]) -> Result<usize> {
 impl StepDecoder for DecodeState<'_> {
     fn step(&mut self, tokens: &[i64]) -> Result<Array2<f32>> {
         let start = Instant::now();
-        let ids = ArrayD::from_shape_vec(vec![tokens.len(), 1], tokens.to_vec()).map_err(|e| shape_error("input_ids", e))?;
+        let ids =
+            ArrayD::from_shape_vec(vec![tokens.len(), 1], tokens.to_vec()).map_err(|e| shape_error("input_ids", e))?;
         let embeds = self.embed_ids(&ids)?; // (R, 1, D)
         for row in &mut self.mask {
             row.push(1);

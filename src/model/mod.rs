@@ -162,7 +162,17 @@ impl Model {
                 ),
             });
         }
-        Ok(Model { provider: options.ep(), manifest, text, preprocessor, vision, connector, embed, decoder, features: None })
+        Ok(Model {
+            provider: options.ep(),
+            manifest,
+            text,
+            preprocessor,
+            vision,
+            connector,
+            embed,
+            decoder,
+            features: None,
+        })
     }
 
     /// Shares vision features with every model given the same cache: for variants whose vision
@@ -423,7 +433,11 @@ impl Model {
             let feats = out.take("image_features")?; // (M*F, P, Dv)
             let fshape = feats.shape();
             let (p, dv) = (fshape.get(1).copied().unwrap_or(0), fshape.get(2).copied().unwrap_or(0));
-            let feats = feats.view_f32()?.to_owned().into_shape_with_order((m, f, p, dv)).map_err(|e| shape("image_features", e))?; // (M, F, P, Dv)
+            let feats = feats
+                .view_f32()?
+                .to_owned()
+                .into_shape_with_order((m, f, p, dv))
+                .map_err(|e| shape("image_features", e))?; // (M, F, P, Dv)
             for (j, &i) in missing.iter().enumerate() {
                 let sample = feats.index_axis(Axis(0), j).to_owned(); // (F, P, Dv)
                 if let (Some(cache), Some(key)) = (&self.features, &keys[i]) {
@@ -449,5 +463,10 @@ impl Model {
 }
 
 fn shape(tensor: &str, e: impl std::fmt::Display) -> Error {
-    Error::GraphIo { graph: "pipeline".into(), tensor: tensor.into(), expected: "a consistent shape".into(), got: e.to_string() }
+    Error::GraphIo {
+        graph: "pipeline".into(),
+        tensor: tensor.into(),
+        expected: "a consistent shape".into(),
+        got: e.to_string(),
+    }
 }

@@ -159,7 +159,11 @@ impl Preprocessor {
     /// Stacks per-sample pixels (each (F, 3, S, S), the same F) into (B, F, 3, S, S).
     pub fn stack(samples: &[Array4<f32>]) -> Result<Array5<f32>> {
         let Some(first) = samples.first() else {
-            return Err(Error::InvalidArgument { what: "batch", value: "0 items".into(), expected: "at least 1".into() });
+            return Err(Error::InvalidArgument {
+                what: "batch",
+                value: "0 items".into(),
+                expected: "at least 1".into(),
+            });
         };
         let dim = first.dim();
         let mut out = Array5::<f32>::zeros((samples.len(), dim.0, dim.1, dim.2, dim.3));
@@ -245,9 +249,8 @@ pub fn load_video(path: &Path, frames: usize, max_pixels: u64) -> Result<Vec<Rgb
         return uniform_indices(files.len(), frames).into_iter().map(|i| load_image(&files[i], max_pixels)).collect();
     }
     let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-    let mut decoder = image::codecs::gif::GifDecoder::new(BufReader::new(file)).map_err(|e| {
-        Error::image(path, format!("is neither a folder of frames nor an animated GIF ({e})"))
-    })?;
+    let mut decoder = image::codecs::gif::GifDecoder::new(BufReader::new(file))
+        .map_err(|e| Error::image(path, format!("is neither a folder of frames nor an animated GIF ({e})")))?;
     let (w, h) = decoder.dimensions();
     check_pixels(path, w, h, max_pixels)?;
     decoder.set_limits(limits(max_pixels)).map_err(|e| image_error(path, e))?;
@@ -258,7 +261,10 @@ pub fn load_video(path: &Path, frames: usize, max_pixels: u64) -> Result<Vec<Rgb
         total += u64::from(w) * u64::from(h);
         // Every composited frame is a full canvas: bound the sum too.
         if total > max_pixels.saturating_mul(4) {
-            return Err(Error::image(path, format!("decodes to more than {} pixels in all; shorten the GIF", max_pixels * 4)));
+            return Err(Error::image(
+                path,
+                format!("decodes to more than {} pixels in all; shorten the GIF", max_pixels * 4),
+            ));
         }
         all.push(DynamicImage::ImageRgba8(frame.into_buffer()).to_rgb8());
     }

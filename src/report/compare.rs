@@ -82,7 +82,12 @@ impl Comparison {
         }
         let points: Vec<(f64, f64)> = rows
             .iter()
-            .map(|r| (r.summary.accuracy.overall.accuracy, r.result.latency.as_ref().map_or(f64::NAN, |l| l.stages.end_to_end.median_ms)))
+            .map(|r| {
+                (
+                    r.summary.accuracy.overall.accuracy,
+                    r.result.latency.as_ref().map_or(f64::NAN, |l| l.stages.end_to_end.median_ms),
+                )
+            })
             .collect();
         for i in pareto_front(&points) {
             rows[i].pareto = true;
@@ -92,7 +97,8 @@ impl Comparison {
 
     /// The accuracy table.
     pub fn accuracy_table(&self) -> Result<Table> {
-        let mut header: Vec<String> = vec!["variant".into(), "changes".into(), "overall [95% CI]".into(), "vs baseline".into()];
+        let mut header: Vec<String> =
+            vec!["variant".into(), "changes".into(), "overall [95% CI]".into(), "vs baseline".into()];
         header.extend(self.classes.iter().cloned());
         header.push("instr. following".into());
         header.push("held-out instr.".into());
@@ -122,7 +128,10 @@ impl Comparison {
         t.notes.push(format!(
             "Accuracy in %; 95% bootstrap intervals; `vs baseline` is the difference in points, * where an exact McNemar test gives p < {ALPHA}."
         ));
-        t.notes.push("Instruction following: share of answers in the format the question asked for (all / held-out phrasings).".into());
+        t.notes.push(
+            "Instruction following: share of answers in the format the question asked for (all / held-out phrasings)."
+                .into(),
+        );
         Ok(t)
     }
 
@@ -131,8 +140,22 @@ impl Comparison {
         let mut t = Table::new(
             "Latency (batch 1, median / p90 ms)",
             &[
-                "variant", "provider", "preprocess img", "preprocess video", "vision", "connector", "prefill", "TTFT", "per token",
-                "end to end", "items/s b1", "items/s batched", "tokens/s batched", "peak RSS MiB", "disk MB", "params (trainable)",
+                "variant",
+                "provider",
+                "preprocess img",
+                "preprocess video",
+                "vision",
+                "connector",
+                "prefill",
+                "TTFT",
+                "per token",
+                "end to end",
+                "items/s b1",
+                "items/s batched",
+                "tokens/s batched",
+                "peak RSS MiB",
+                "disk MB",
+                "params (trainable)",
             ],
         );
         for row in &self.rows {
@@ -159,7 +182,10 @@ impl Comparison {
                 Cell::number(l.batched.tokens_per_s, format!("{:.0}", l.batched.tokens_per_s)),
                 Cell::number(l.peak_rss_mib, format!("{:.0}", l.peak_rss_mib)),
                 Cell::number(l.disk_bytes as f64 / 1e6, format!("{:.2}", l.disk_bytes as f64 / 1e6)),
-                Cell::number(l.parameters_total as f64, format!("{} ({})", human(l.parameters_total), human(l.parameters_trainable))),
+                Cell::number(
+                    l.parameters_total as f64,
+                    format!("{} ({})", human(l.parameters_total), human(l.parameters_trainable)),
+                ),
             ])?;
         }
         if let Some(m) = self.rows.iter().find_map(|r| r.result.latency.as_ref().map(|l| &l.machine)) {
@@ -170,7 +196,10 @@ impl Comparison {
 
     /// Accuracy against cost, Pareto-optimal variants marked.
     pub fn tradeoff_table(&self) -> Result<Table> {
-        let mut t = Table::new("Accuracy against cost", &["variant", "accuracy %", "end to end ms", "items/s batched", "disk MB", "Pareto"]);
+        let mut t = Table::new(
+            "Accuracy against cost",
+            &["variant", "accuracy %", "end to end ms", "items/s batched", "disk MB", "Pareto"],
+        );
         let mut order: Vec<&ComparedVariant> = self.rows.iter().collect();
         order.sort_by(|a, b| b.summary.accuracy.overall.accuracy.total_cmp(&a.summary.accuracy.overall.accuracy));
         for row in order {
@@ -178,9 +207,15 @@ impl Comparison {
             t.push(vec![
                 Cell::text(&row.result.name),
                 pct(&row.summary.accuracy.overall),
-                l.map_or_else(Cell::empty, |l| Cell::number(l.stages.end_to_end.median_ms, format!("{:.2}", l.stages.end_to_end.median_ms))),
-                l.map_or_else(Cell::empty, |l| Cell::number(l.batched.items_per_s, format!("{:.1}", l.batched.items_per_s))),
-                l.map_or_else(Cell::empty, |l| Cell::number(l.disk_bytes as f64 / 1e6, format!("{:.2}", l.disk_bytes as f64 / 1e6))),
+                l.map_or_else(Cell::empty, |l| {
+                    Cell::number(l.stages.end_to_end.median_ms, format!("{:.2}", l.stages.end_to_end.median_ms))
+                }),
+                l.map_or_else(Cell::empty, |l| {
+                    Cell::number(l.batched.items_per_s, format!("{:.1}", l.batched.items_per_s))
+                }),
+                l.map_or_else(Cell::empty, |l| {
+                    Cell::number(l.disk_bytes as f64 / 1e6, format!("{:.2}", l.disk_bytes as f64 / 1e6))
+                }),
                 Cell::text(if row.pareto { "yes" } else { "" }),
             ])?;
         }
@@ -245,8 +280,20 @@ mod tests {
         let better: Vec<bool> = (0..200).map(|i| i % 2 == 0 || i % 5 == 1).collect();
         let results = vec![
             VariantResult { name: "lynx".into(), changes: None, paper: None, predictions: preds(&base), latency: None },
-            VariantResult { name: "same".into(), changes: Some("x".into()), paper: None, predictions: preds(&base), latency: None },
-            VariantResult { name: "better".into(), changes: Some("y".into()), paper: None, predictions: preds(&better), latency: None },
+            VariantResult {
+                name: "same".into(),
+                changes: Some("x".into()),
+                paper: None,
+                predictions: preds(&base),
+                latency: None,
+            },
+            VariantResult {
+                name: "better".into(),
+                changes: Some("y".into()),
+                paper: None,
+                predictions: preds(&better),
+                latency: None,
+            },
         ];
         let c = Comparison::new(results, "lynx").unwrap();
         let t = c.accuracy_table().unwrap();

@@ -9,9 +9,10 @@ pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
         .filter(|&i| {
             let a = points[i];
             finite(&a)
-                && !points.iter().enumerate().any(|(j, b)| {
-                    j != i && finite(b) && b.0 >= a.0 && b.1 <= a.1 && (b.0 > a.0 || b.1 < a.1)
-                })
+                && !points
+                    .iter()
+                    .enumerate()
+                    .any(|(j, b)| j != i && finite(b) && b.0 >= a.0 && b.1 <= a.1 && (b.0 > a.0 || b.1 < a.1))
         })
         .collect()
 }

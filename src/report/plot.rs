@@ -15,7 +15,12 @@ pub fn accuracy_vs_latency(comparison: &Comparison, path: &Path) -> Result<()> {
         .iter()
         .filter_map(|r| {
             r.result.latency.as_ref().map(|l| {
-                (r.result.name.clone(), l.stages.end_to_end.median_ms, r.summary.accuracy.overall.accuracy * 100.0, r.pareto)
+                (
+                    r.result.name.clone(),
+                    l.stages.end_to_end.median_ms,
+                    r.summary.accuracy.overall.accuracy * 100.0,
+                    r.pareto,
+                )
             })
         })
         .collect();
@@ -51,7 +56,9 @@ pub fn accuracy_vs_latency(comparison: &Comparison, path: &Path) -> Result<()> {
         }))
         .map_err(|e| err(&e))?;
     chart
-        .draw_series(pts.iter().map(|(name, x, y, _)| Text::new(name.clone(), (*x, *y), ("sans-serif", 13).into_font())))
+        .draw_series(
+            pts.iter().map(|(name, x, y, _)| Text::new(name.clone(), (*x, *y), ("sans-serif", 13).into_font())),
+        )
         .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
@@ -81,10 +88,34 @@ mod tests {
                 .collect()
         };
         let results = vec![
-            VariantResult { name: "lynx".into(), changes: None, paper: None, predictions: preds(8), latency: Some(sample_report("lynx", 4.0)) },
-            VariantResult { name: "fast".into(), changes: None, paper: None, predictions: preds(5), latency: Some(sample_report("fast", 1.0)) },
-            VariantResult { name: "slow".into(), changes: None, paper: None, predictions: preds(4), latency: Some(sample_report("slow", 9.0)) },
-            VariantResult { name: "unmeasured".into(), changes: None, paper: None, predictions: preds(9), latency: None },
+            VariantResult {
+                name: "lynx".into(),
+                changes: None,
+                paper: None,
+                predictions: preds(8),
+                latency: Some(sample_report("lynx", 4.0)),
+            },
+            VariantResult {
+                name: "fast".into(),
+                changes: None,
+                paper: None,
+                predictions: preds(5),
+                latency: Some(sample_report("fast", 1.0)),
+            },
+            VariantResult {
+                name: "slow".into(),
+                changes: None,
+                paper: None,
+                predictions: preds(4),
+                latency: Some(sample_report("slow", 9.0)),
+            },
+            VariantResult {
+                name: "unmeasured".into(),
+                changes: None,
+                paper: None,
+                predictions: preds(9),
+                latency: None,
+            },
         ];
         let c = Comparison::new(results, "lynx").unwrap();
         assert_eq!(c.rows.iter().map(|r| r.pareto).collect::<Vec<_>>(), vec![true, true, false, false]);
@@ -92,7 +123,11 @@ mod tests {
         let p = t.path().join("plot.svg");
         accuracy_vs_latency(&c, &p).unwrap();
         let svg = std::fs::read_to_string(&p).unwrap();
-        assert!(svg.starts_with("<svg") && svg.contains("\nlynx\n") && svg.contains("\nslow\n"), "{}", &svg[..200.min(svg.len())]);
+        assert!(
+            svg.starts_with("<svg") && svg.contains("\nlynx\n") && svg.contains("\nslow\n"),
+            "{}",
+            &svg[..200.min(svg.len())]
+        );
         assert!(!svg.contains("unmeasured"));
         assert_eq!(svg.matches("<circle").count(), 3);
     }

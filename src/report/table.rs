@@ -62,13 +62,23 @@ pub enum Format {
 impl Table {
     /// An empty table with `header`.
     pub fn new(title: impl Into<String>, header: &[&str]) -> Self {
-        Self { title: title.into(), header: header.iter().map(|s| s.to_string()).collect(), rows: Vec::new(), notes: Vec::new() }
+        Self {
+            title: title.into(),
+            header: header.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+            notes: Vec::new(),
+        }
     }
 
     /// Adds a row; it must be as long as the header.
     pub fn push(&mut self, row: Vec<Cell>) -> Result<()> {
         if row.len() != self.header.len() {
-            return Err(Error::Mismatch(format!("table `{}`: row of {} cells for {} columns", self.title, row.len(), self.header.len())));
+            return Err(Error::Mismatch(format!(
+                "table `{}`: row of {} cells for {} columns",
+                self.title,
+                row.len(),
+                self.header.len()
+            )));
         }
         self.rows.push(row);
         Ok(())
@@ -92,7 +102,12 @@ impl Table {
 
     fn render_markdown(&self) -> String {
         let esc = |s: &str| s.replace('|', "\\|");
-        let mut out = format!("### {}\n\n| {} |\n|{}\n", self.title, self.header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | "), " --- |".repeat(self.header.len()));
+        let mut out = format!(
+            "### {}\n\n| {} |\n|{}\n",
+            self.title,
+            self.header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | "),
+            " --- |".repeat(self.header.len())
+        );
         for row in &self.rows {
             out.push_str(&format!("| {} |\n", row.iter().map(|c| esc(&c.text)).collect::<Vec<_>>().join(" | ")));
         }
@@ -111,7 +126,9 @@ pub fn render(tables: &[Table], format: Format) -> Result<String> {
     match format {
         Format::Table => Ok(tables.iter().map(Table::render_terminal).collect::<Vec<_>>().join("\n")),
         Format::Markdown => Ok(tables.iter().map(Table::render_markdown).collect::<Vec<_>>().join("\n")),
-        Format::Json => serde_json::to_string_pretty(tables).map_err(|e| Error::Mismatch(format!("cannot write JSON: {e}"))),
+        Format::Json => {
+            serde_json::to_string_pretty(tables).map_err(|e| Error::Mismatch(format!("cannot write JSON: {e}")))
+        }
         Format::Csv => {
             // One CSV stream; each table's rows carry the table's title in the first column and a
             // header row starts each table, so a reader can split them or filter by title.

@@ -133,7 +133,12 @@ impl RuntimeOptions {
     /// steal the only other core on a 2-core machine between the many small decoder runs).
     pub fn new() -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        RuntimeOptions { ep: ExecutionProvider::Cpu, intra_threads: cores, optimization: Optimization::All, spinning: false }
+        RuntimeOptions {
+            ep: ExecutionProvider::Cpu,
+            intra_threads: cores,
+            optimization: Optimization::All,
+            spinning: false,
+        }
     }
 
     /// Runs on `ep`; errors if this build lacks it.
@@ -327,11 +332,7 @@ impl Session {
             }
         };
         if !path.is_file() {
-            return Err(Error::io(
-                "opening",
-                path,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            ));
+            return Err(Error::io("opening", path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")));
         }
         let inner = builder.commit_from_file(path).map_err(|e| ort_err(&e))?;
         let inputs = inner.inputs().iter().map(|o| info_of(o.name(), o.dtype())).collect();
@@ -369,7 +370,8 @@ impl Session {
     /// for each the same element type and rank (and the same size where both fix one).
     pub fn check_io(&self, spec: &GraphSpec) -> Result<()> {
         let graph = self.role.to_string();
-        for (declared, real, what) in [(&spec.inputs, &self.inputs, "input"), (&spec.outputs, &self.outputs, "output")] {
+        for (declared, real, what) in [(&spec.inputs, &self.inputs, "input"), (&spec.outputs, &self.outputs, "output")]
+        {
             for d in declared.iter() {
                 let Some(r) = real.iter().find(|r| r.name == d.name) else {
                     return Err(Error::GraphIo {

@@ -45,9 +45,8 @@ pub fn accuracy(outcomes: &[bool], resamples: usize, seed: u64) -> Accuracy {
         return Accuracy { n, correct, accuracy: 0.0, ci_low: 0.0, ci_high: 0.0 };
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut stats: Vec<f64> = (0..resamples)
-        .map(|_| (0..n).filter(|_| outcomes[rng.random_range(0..n)]).count() as f64 / n as f64)
-        .collect();
+    let mut stats: Vec<f64> =
+        (0..resamples).map(|_| (0..n).filter(|_| outcomes[rng.random_range(0..n)]).count() as f64 / n as f64).collect();
     stats.sort_by(f64::total_cmp);
     Accuracy {
         n,
@@ -68,7 +67,11 @@ pub struct ClassAccuracy {
 }
 
 /// Scores `(class, correct)` outcomes overall and per class.
-pub fn class_accuracy<'a>(outcomes: impl IntoIterator<Item = (&'a str, bool)>, resamples: usize, seed: u64) -> ClassAccuracy {
+pub fn class_accuracy<'a>(
+    outcomes: impl IntoIterator<Item = (&'a str, bool)>,
+    resamples: usize,
+    seed: u64,
+) -> ClassAccuracy {
     let mut all = Vec::new();
     let mut by_class: BTreeMap<String, Vec<bool>> = BTreeMap::new();
     for (class, ok) in outcomes {

@@ -7,5 +7,7 @@ pub mod metrics;
 pub mod normalize;
 
 pub use format::follows;
-pub use metrics::{accuracy, class_accuracy, mcnemar_exact, paired, Accuracy, ClassAccuracy, PairedTest, DEFAULT_RESAMPLES};
+pub use metrics::{
+    accuracy, class_accuracy, mcnemar_exact, paired, Accuracy, ClassAccuracy, PairedTest, DEFAULT_RESAMPLES,
+};
 pub use normalize::{is_correct, is_correct_given, normalize, normalize_tokens};

@@ -7,8 +7,26 @@
 //! answer `"left"`.
 
 const UNITS: [&str; 20] = [
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
 ];
 const TENS: [&str; 8] = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
 
@@ -22,10 +40,8 @@ fn tens_value(word: &str) -> Option<u32> {
 
 /// The normalised tokens of `text`.
 pub fn normalize_tokens(text: &str) -> Vec<String> {
-    let lowered: String = text
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c.to_lowercase().next().unwrap_or(c) } else { ' ' })
-        .collect();
+    let lowered: String =
+        text.chars().map(|c| if c.is_alphanumeric() { c.to_lowercase().next().unwrap_or(c) } else { ' ' }).collect();
     let words: Vec<&str> = lowered.split_whitespace().filter(|w| !matches!(*w, "a" | "an" | "the")).collect();
     let mut out = Vec::with_capacity(words.len());
     let mut i = 0;
