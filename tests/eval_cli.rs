@@ -172,3 +172,31 @@ fn eval_refuses_a_folder_of_another_run_and_compare_replaces_it() {
         serde_json::from_str(&fs::read_to_string(out.join("tiny/run.json")).unwrap()).unwrap();
     assert_eq!(spec["max_new_tokens"], 3);
 }
+
+#[test]
+fn the_main_job_runs_on_the_shipped_zoo() {
+    // `bash scripts/compare` on a slice: the shipped baseline, its cross-attention twin and the
+    // blind control answer the first 22 test items (two per class) and are compared.
+    let t = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lynx-zoo"))
+        .current_dir(repo())
+        .args(["compare", "lynx", "lynx-xattn", "lynx-blind", "--limit", "22", "--items", "1", "--repeats", "1"])
+        .args(["--format", "json", "--out"])
+        .arg(t.path())
+        .env_remove("LYNX_ZOO_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tables: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let accuracy = &tables[0];
+    assert_eq!(accuracy["title"], "Accuracy (baseline `lynx`)");
+    let names: Vec<&str> =
+        accuracy["rows"].as_array().unwrap().iter().map(|r| r[0]["text"].as_str().unwrap()).collect();
+    assert_eq!(names, ["lynx", "lynx-xattn", "lynx-blind"]);
+    for row in accuracy["rows"].as_array().unwrap() {
+        let acc = row[2]["value"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc));
+    }
+    let preds = fs::read_to_string(t.path().join("lynx/predictions.jsonl")).unwrap();
+    assert_eq!(preds.lines().count(), 22);
+}
