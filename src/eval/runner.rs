@@ -17,6 +17,7 @@ use super::{score_answer, select, Shard};
 use crate::data::{self, Benchmark, Record};
 use crate::error::{Error, Result};
 use crate::generate::GenerationOptions;
+use crate::manifest::paths::sha256_file;
 use crate::model::{Model, Request, Timings};
 use crate::preprocess::Media;
 
@@ -90,12 +91,6 @@ pub fn media_of(record: &Record) -> Media {
         data::Media::Image(p) => Media::Image(p.clone()),
         data::Media::Video(p) => Media::Video(p.clone()),
     }
-}
-
-fn sha256_file(path: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    let bytes = fs::read(path).map_err(|e| Error::io("reading", path, e))?;
-    Ok(format!("{:x}", Sha256::digest(&bytes)))
 }
 
 /// Options of [`evaluate`].

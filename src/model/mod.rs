@@ -414,40 +414,13 @@ impl Model {
             });
         }
         let t = Instant::now();
-        let sha = self.manifest.graphs.vision.as_ref().map(|g| g.file.sha256.clone()).unwrap_or_default();
-        let keys: Vec<_> = match &self.features {
-            Some(_) => pixels.iter().map(|p| Some(FeatureCache::key(&sha, p))).collect(),
-            None => vec![None; b],
-        };
-        let mut per_sample: Vec<Option<std::sync::Arc<ndarray::Array3<f32>>>> = match &self.features {
-            Some(cache) => keys.iter().map(|k| k.as_ref().and_then(|k| cache.get(k))).collect(),
-            None => vec![None; b],
-        };
-        let missing: Vec<usize> = (0..b).filter(|&i| per_sample[i].is_none()).collect();
-        if !missing.is_empty() {
-            let todo: Vec<Array4<f32>> = missing.iter().map(|&i| pixels[i].clone()).collect();
-            let stacked = Preprocessor::stack(&todo)?; // (M, F, 3, S, S)
-            let (m, f, c, h, w) = stacked.dim();
-            let images = stacked.into_shape_with_order((m * f, c, h, w)).map_err(|e| shape("pixel_values", e))?; // (M*F, 3, S, S)
-            let mut out = vision.run(&[("pixel_values", Input::F32(images.view().into_dyn()))])?;
-            let feats = out.take("image_features")?; // (M*F, P, Dv)
-            let fshape = feats.shape();
-            let (p, dv) = (fshape.get(1).copied().unwrap_or(0), fshape.get(2).copied().unwrap_or(0));
-            let feats = feats
-                .view_f32()?
-                .to_owned()
-                .into_shape_with_order((m, f, p, dv))
-                .map_err(|e| shape("image_features", e))?; // (M, F, P, Dv)
-            for (j, &i) in missing.iter().enumerate() {
-                let sample = feats.index_axis(Axis(0), j).to_owned(); // (F, P, Dv)
-                if let (Some(cache), Some(key)) = (&self.features, &keys[i]) {
-                    cache.insert(key.clone(), sample.clone());
-                }
-                per_sample[i] = Some(std::sync::Arc::new(sample));
+        let feats = match &self.features {
+            None => run_vision(vision, pixels)?.into_dyn(), // (B, F, P, Dv)
+            Some(cache) => {
+                let sha = self.manifest.graphs.vision.as_ref().map(|g| g.file.sha256.as_str()).unwrap_or_default();
+                cached_vision(vision, cache, sha, pixels)?.into_dyn()
             }
-        }
-        let views: Vec<_> = per_sample.iter().flatten().map(|s| s.view().insert_axis(Axis(0))).collect();
-        let feats = concatenate(Axis(0), &views).map_err(|e| shape("image_features", e))?.into_dyn(); // (B, F, P, Dv)
+        };
         timings.vision = t.elapsed();
 
         let t = Instant::now();
@@ -460,6 +433,42 @@ impl Model {
         timings.connector = t.elapsed();
         Ok(result)
     }
+}
+
+/// Runs the vision encoder on B samples of (F, 3, S, S) pixels: (B, F, P, Dv) features.
+fn run_vision(vision: &mut Session, pixels: &[Array4<f32>]) -> Result<Array4<f32>> {
+    let stacked = Preprocessor::stack(pixels)?; // (B, F, 3, S, S)
+    let (b, f, c, h, w) = stacked.dim();
+    let images = stacked.into_shape_with_order((b * f, c, h, w)).map_err(|e| shape("pixel_values", e))?; // (B*F, 3, S, S)
+    let mut out = vision.run(&[("pixel_values", Input::F32(images.view().into_dyn()))])?;
+    let feats = out.take("image_features")?; // (B*F, P, Dv)
+    let fshape = feats.shape();
+    let (p, dv) = (fshape.get(1).copied().unwrap_or(0), fshape.get(2).copied().unwrap_or(0));
+    feats.view_f32()?.to_owned().into_shape_with_order((b, f, p, dv)).map_err(|e| shape("image_features", e))
+}
+
+/// [`run_vision`] through a shared [`FeatureCache`]: only the samples not cached under the
+/// encoder's `sha256` are encoded (in one batch), and their features are stored.
+fn cached_vision(
+    vision: &mut Session,
+    cache: &FeatureCache,
+    sha256: &str,
+    pixels: &[Array4<f32>],
+) -> Result<Array4<f32>> {
+    let keys: Vec<_> = pixels.iter().map(|p| FeatureCache::key(sha256, p)).collect();
+    let mut per_sample: Vec<Option<std::sync::Arc<ndarray::Array3<f32>>>> = keys.iter().map(|k| cache.get(k)).collect();
+    let missing: Vec<usize> = (0..pixels.len()).filter(|&i| per_sample[i].is_none()).collect();
+    if !missing.is_empty() {
+        let todo: Vec<Array4<f32>> = missing.iter().map(|&i| pixels[i].clone()).collect();
+        let feats = run_vision(vision, &todo)?; // (M, F, P, Dv)
+        for (j, &i) in missing.iter().enumerate() {
+            let sample = feats.index_axis(Axis(0), j).to_owned(); // (F, P, Dv)
+            cache.insert(keys[i].clone(), sample.clone());
+            per_sample[i] = Some(std::sync::Arc::new(sample));
+        }
+    }
+    let views: Vec<_> = per_sample.iter().flatten().map(|s| s.view().insert_axis(Axis(0))).collect();
+    concatenate(Axis(0), &views).map_err(|e| shape("image_features", e)) // (B, F, P, Dv)
 }
 
 fn shape(tensor: &str, e: impl std::fmt::Display) -> Error {
