@@ -2,6 +2,7 @@
 
     python -m lynx_export list
     python -m lynx_export build --all              # the whole zoo into the repository
+    python -m lynx_export build --all --jobs 2 --threads 1   # the same, two training processes (2-core CPU)
     python -m lynx_export build lynx lynx-xattn    # some variants
     python -m lynx_export smoke --out DIR          # tiny self-contained zoo for CI (< 3 min)
 
@@ -11,6 +12,7 @@ Progress goes to stderr; exit code 0 on success, 1 on a failed build or parity c
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,7 +44,10 @@ def parse(argv=None):
                    help="data root with train/, val/, text/ (generated when missing)")
     b.add_argument("--work", type=Path, default=root / "export" / "work", help="cache and logs")
     b.add_argument("--profile", choices=sorted(PROFILES), default="zoo", help="sizes and step counts")
-    b.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    b.add_argument("--threads", type=int, default=2, help="torch CPU threads (per job)")
+    b.add_argument("--jobs", type=int, default=1,
+                   help="worker processes that pretrain components and train variants side by side before "
+                        "the export (CPU: one per core with --threads 1; on CUDA keep 1)")
     s = sub.add_parser("smoke", help="tiny zoo for CI: build, export, check parity in onnxruntime")
     s.add_argument("--out", type=Path, required=True, help="zoo folder to write (variants/, onnx/)")
     s.add_argument("--data", type=Path, default=None, help="data root (default: OUT/../smoke-data, generated)")
@@ -72,7 +77,7 @@ def order(names: list[str]) -> list[str]:
     return out
 
 
-def run_build(names, profile_name, zoo, data, work, threads):
+def run_build(names, profile_name, zoo, data, work, threads, jobs=1):
     from .build import Build
 
     torch.set_num_threads(threads)
@@ -83,6 +88,11 @@ def run_build(names, profile_name, zoo, data, work, threads):
     frame_counts = sorted({v.frames for v in variants if v.vision_input} | {1})
     t = time.time()
     build.prepare_data()
+    if jobs > 1:
+        build.codec()  # the tokenizer, once, before workers need it
+        from .parallel import train_parallel
+
+        train_parallel(names, profile, data, work, zoo, threads, jobs, frame_counts, log)
     # shared files are written once, when a variant first needs them, and never rewritten
     for v in variants:
         build.export_variant(v, frame_counts, variants)
@@ -93,7 +103,9 @@ def run_build(names, profile_name, zoo, data, work, threads):
     import json
     import platform
     record.write_text(json.dumps({"profile": profile_name, "variants": len(variants), "seconds": round(seconds, 1),
-                                  "machine": f"{platform.machine()} {torch.get_num_threads()} threads, "
+                                  "jobs": jobs,
+                                  "machine": f"{platform.machine()} {os.cpu_count()} cores, {jobs} jobs x "
+                                             f"{torch.get_num_threads()} threads, "
                                              f"{'cuda' if torch.cuda.is_available() else 'cpu'}",
                                   "note": "one run of `build`; cached steps are not rebuilt"}))
 
@@ -110,7 +122,10 @@ def main(argv=None) -> int:
             if not names:
                 print("error: name variants or pass --all", file=sys.stderr)
                 return 2
-            run_build(names, args.profile, args.zoo, args.data, args.work, args.threads)
+            if args.jobs < 1:
+                print("error: --jobs must be at least 1", file=sys.stderr)
+                return 2
+            run_build(names, args.profile, args.zoo, args.data, args.work, args.threads, args.jobs)
             return 0
         if args.cmd == "zoo-doc":
             from .report import write

@@ -5,7 +5,7 @@ step counts, upstream hashes, data signature), so a finished component or varian
 retrained and an interrupted build resumes where it stopped.
 
     data --> tokenizer --> base LLMs --> chat LLMs --+
-        \\--> ViT --> features (64 px, 32 px) --------+--> variant stages --> export --> manifest
+        \\--> ViT --> features (128 px, 64 px) --------+--> variant stages --> export --> manifest
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from .profiles import Profile
 from .recipes import prompt_ids
 from .registry import create_variant
 from .tokenizer import TextCodec, train_tokenizer
-from .train import device, pretrain_lm, pretrain_vit, train_variant, tune_chat
+from .train import VIT_OBJECTIVE, device, pretrain_lm, pretrain_vit, train_variant, tune_chat
 
 PARITY_ATOL = 1e-4
 # Bumped when the exported files change for the same trained weights (goldens, layout), so that
@@ -125,7 +125,7 @@ class Build:
 
     def vit_key(self) -> str:
         p = self.profile
-        return config_hash("vit", p.vision, p.vit_steps, p.vit_batch, self._mem["sig"])
+        return config_hash("vit", VIT_OBJECTIVE, p.vision, p.vit_steps, p.vit_batch, self._mem["sig"])
 
     def vit(self):
         self.prepare_data()

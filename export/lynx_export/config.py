@@ -84,8 +84,8 @@ class Quantization(str, enum.Enum):
 class VisionConfig:
     """ViT vision encoder (patch embedding, pre-LN blocks, final LayerNorm)."""
 
-    patch: int = 8  # patch side in pixels
-    grid: int = 8  # position-embedding grid at the pretraining resolution (64 px / 8)
+    patch: int = 16  # patch side in pixels
+    grid: int = 8  # position-embedding grid at the pretraining resolution (128 px / 16)
     width: int = 128  # token width = vision_dim handed to the connector
     layers: int = 4  # transformer blocks
     heads: int = 4  # attention heads
@@ -163,7 +163,7 @@ class RecipeConfig:
     sampling: Sampling = Sampling.SIZE_BALANCED  # task sampling in instruction tuning
     prompts: Prompts = Prompts.DIVERSE  # prompt recipe
     alignment_steps: int = 100  # stage 1 optimizer steps (0: no alignment stage)
-    instruction_steps: int = 700  # stage 2 optimizer steps
+    instruction_steps: int = 1200  # stage 2 optimizer steps
     batch: int = 32  # sequences per step
     lr: float = 3e-3  # peak learning rate (AdamW, warm-up then cosine)
     lr_llm: float = 2e-4  # peak learning rate of LLM weights when the LLM is trained
@@ -184,7 +184,7 @@ class VariantConfig:
     connector: ConnectorConfig = field(default_factory=ConnectorConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
-    resolution: int = 64  # image side in pixels fed to the ViT
+    resolution: int = 128  # image side in pixels fed to the ViT
     frames: int = 5  # video frames sampled uniformly per clip
     quantization: Quantization = Quantization.NONE  # none | int8_dynamic (export-time only)
     vision_input: bool = True  # False: the blind control never sees the image

@@ -15,7 +15,7 @@ from .config import BackboneRef, DecoderConfig, Family, VisionConfig
 class Profile:
     name: str = "zoo"  # recorded in each manifest's provenance
     vocab_size: int = 1024  # BPE vocabulary (4 special tokens included)
-    vision: VisionConfig = field(default_factory=VisionConfig)  # the one ViT (64 px and 32 px)
+    vision: VisionConfig = field(default_factory=VisionConfig)  # the one ViT (128 px and 64 px)
     llama_small: DecoderConfig = field(default_factory=lambda: DecoderConfig(Family.LLAMA, ffn=256))
     llama_large: DecoderConfig = field(default_factory=lambda: DecoderConfig(
         Family.LLAMA, hidden=160, layers=6, heads=5, ffn=384))
@@ -24,14 +24,14 @@ class Profile:
         Family.GPT2, hidden=160, layers=6, heads=5, ffn=480))
     n_train: int = 12000  # generated training records (train split)
     n_val: int = 600  # generated validation records (goldens come from here)
-    n_text: int = 6000  # generated corpus passages / text instructions
+    n_text: int = 16000  # generated corpus passages / text instructions (half describe a picture in words)
     data_seed: int = 1  # seed of the generated training data
-    vit_steps: int = 400  # ViT pretraining steps (caption-attribute prediction)
+    vit_steps: int = 1000  # ViT pretraining steps (caption words + region attribute pairs)
     vit_batch: int = 64
-    lm_steps: int = 800  # base LLM pretraining steps on the corpus
+    lm_steps: int = 1500  # base LLM pretraining steps on the corpus
     lm_batch: int = 16
     lm_seq: int = 128  # packed sequence length in pretraining
-    chat_steps: int = 300  # chat tuning steps on text instructions
+    chat_steps: int = 600  # chat tuning steps on text instructions
     chat_batch: int = 32
     step_scale: float = 1.0  # multiplies every variant's stage steps
     goldens: int = 3  # golden items per variant (images and a video)

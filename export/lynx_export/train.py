@@ -58,6 +58,7 @@ def optimize(groups: list[dict], steps: int, loss_fn, log=print, tag: str = "", 
 
 
 # -- ViT pretraining -------------------------------------------------------------------------
+VIT_OBJECTIVE = "words+region-pairs"  # part of the ViT's cache key: change it when the objective changes
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -69,18 +70,50 @@ def caption_vocabulary(captions: list[str], size: int = 256) -> list[str]:
 
 
 class AttributeHead(nn.Module):
-    """Mean-pooled patches -> which caption words describe the image (multi-label)."""
+    """Patch tokens -> (a) which caption words describe the image (multi-label, mean-pooled) and
+    (b) per region of a 3 x 3 grid, which bound attribute pairs it holds ("red circle", "big circle",
+    "big red"), scored per patch and max-pooled over the patches whose centres lie in the region.
 
-    def __init__(self, width: int, words: int):
+    (b) is the local supervision: a patch must encode its object's colour, shape and size together,
+    so that the frozen features carry bindings and positions, not only a bag of attributes.
+    """
+
+    def __init__(self, width: int, words: int, pairs: int):
         super().__init__()
-        self.proj = nn.Linear(width, words)
+        self.words = nn.Linear(width, words)
+        self.pairs = nn.Linear(width, pairs)
 
-    def forward(self, patches):  # (B, P, W) -> (B, K)
-        return self.proj(patches.mean(1))
+    def forward(self, patches):  # (B, P, W) -> (B, K), (B, 9, Q)
+        grid = math.isqrt(patches.shape[1])
+        centres = (torch.arange(grid, device=patches.device) + 0.5) / grid
+        third = (centres * 3).floor().clamp(max=2).long()  # region row / column of each patch
+        region = (third[:, None] * 3 + third[None, :]).reshape(-1)  # (P,)
+        member = region[None, :] == torch.arange(9, device=patches.device)[:, None]  # (9, P)
+        logits = self.pairs(patches)  # (B, P, Q)
+        pooled = logits.unsqueeze(1).masked_fill(~member[None, :, :, None], float("-inf")).amax(2)
+        return self.words(patches.mean(1)), pooled
+
+
+REGIONS = ("at the top left", "at the top right", "at the top", "on the left", "in the middle", "on the right",
+           "at the bottom left", "at the bottom right", "at the bottom")
+_REGION_INDEX = {"at the top left": 0, "at the top": 1, "at the top right": 2, "on the left": 3, "in the middle": 4,
+                 "on the right": 5, "at the bottom left": 6, "at the bottom": 7, "at the bottom right": 8}
+_OBJECT = re.compile(r"\ba (big|small) ([a-z]+) ([a-z]+) (" + "|".join(REGIONS) + ")")
+
+
+def caption_objects(caption: str) -> list[tuple[str, str, str, int]]:
+    """(size, colour, shape, region) of every object a caption lists, region in 0..8 row-major."""
+    return [(m[1], m[2], m[3], _REGION_INDEX[m[4]]) for m in _OBJECT.finditer(caption.lower())]
+
+
+def _pairs(size: str, colour: str, shape: str) -> list[str]:
+    return [f"{colour} {shape}", f"{size} {shape}", f"{size} {colour}"]
 
 
 def pretrain_vit(cfg: VisionConfig, captions, steps: int, batch: int, seed: int, log=print):
-    """Pretrains the ViT to predict the caption words of each image, at 64 px and 32 px.
+    """Pretrains the ViT on captions at 128 px and 64 px: the caption words of each image, and which
+    attribute pairs lie in which region (targets parsed from the captions' "a big red circle at the
+    top left" phrases).
 
     Returns (state_dict, stats). Mixed resolutions let one set of weights serve both resolutions.
     """
@@ -89,21 +122,30 @@ def pretrain_vit(cfg: VisionConfig, captions, steps: int, batch: int, seed: int,
     dev = device()
     words = caption_vocabulary([c.caption for c in captions])
     index = {w: i for i, w in enumerate(words)}
+    objects = [caption_objects(c.caption) for c in captions]
+    pairs = sorted({p for objs in objects for s, c, h, _ in objs for p in _pairs(s, c, h)})
+    pair_index = {p: i for i, p in enumerate(pairs)}
     targets = torch.zeros(len(captions), len(words))
+    regions = torch.zeros(len(captions), 9, len(pairs))
     for i, c in enumerate(captions):
         for w in _WORD.findall(c.caption.lower()):
             if w in index:
                 targets[i, index[w]] = 1.0
-    log(f"  vit: {len(captions)} images, {len(words)} caption words")
+        for s, colour, shape, r in objects[i]:
+            for p in _pairs(s, colour, shape):
+                regions[i, r, pair_index[p]] = 1.0
+    log(f"  vit: {len(captions)} images, {len(words)} caption words, {len(pairs)} attribute pairs")
     images = np.stack([read_image(c.image) for c in captions])  # (N, H, W, 3) uint8
-    vit, head = VisionEncoder(cfg).to(dev), AttributeHead(cfg.width, len(words)).to(dev)
+    vit, head = VisionEncoder(cfg).to(dev), AttributeHead(cfg.width, len(words), len(pairs)).to(dev)
     high = cfg.grid * cfg.patch
 
     def loss_fn(step):
         idx = rng.integers(len(images), size=batch)
         size = high if step % 2 == 0 else high // 2
         pixels = preprocess(list(images[idx]), size).to(dev)
-        return F.binary_cross_entropy_with_logits(head(vit(pixels)), targets[idx].to(dev))
+        word_logits, region_logits = head(vit(pixels))
+        return (F.binary_cross_entropy_with_logits(word_logits, targets[idx].to(dev))
+                + F.binary_cross_entropy_with_logits(region_logits, regions[idx].to(dev)))
 
     params = list(vit.parameters()) + list(head.parameters())
     stats = optimize([{"params": params, "lr": 1e-3}], steps, loss_fn, log, "vit", weight_decay=0.05)

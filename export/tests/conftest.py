@@ -14,7 +14,7 @@ from lynx_export.profiles import PROFILES  # noqa: E402
 
 @pytest.fixture
 def tiny_vision():
-    return VisionConfig(width=32, layers=2, heads=2)
+    return VisionConfig(patch=8, width=32, layers=2, heads=2)
 
 
 def tiny_decoder(family: Family = Family.LLAMA) -> DecoderConfig:

@@ -57,3 +57,20 @@ def test_build_writes_verifiable_manifests_and_goldens(tmp_path, monkeypatch):
     before = {p.name: p.stat().st_mtime_ns for p in (zoo / "variants").iterdir()}
     run_build(["lynx-int8", "lynx-blind"], "smoke", zoo, data, tmp_path / "work", threads=2)
     assert before == {p.name: p.stat().st_mtime_ns for p in (zoo / "variants").iterdir()}
+
+
+def test_parallel_jobs_train_every_step_into_the_shared_cache(tmp_path, monkeypatch):
+    data = make_all(tmp_path / "data", n_train=60, n_val=8, n_text=80)
+    dec = dataclasses.replace(PROFILES["smoke"].llama_small, hidden=32, layers=2, heads=2, ffn=48)
+    tiny = dataclasses.replace(PROFILES["smoke"], vision=VisionConfig(width=32, layers=1, heads=2), llama_small=dec,
+                               vit_steps=3, lm_steps=4, chat_steps=3, step_scale=0.02, max_new_tokens=2)
+    monkeypatch.setitem(PROFILES, "smoke", tiny)
+    work, zoo = tmp_path / "work", tmp_path / "zoo"
+    run_build(["lynx", "lynx-blind"], "smoke", zoo, data, work, threads=1, jobs=2)
+    cache = work / "cache" / "smoke"
+    kinds = sorted(p.name.split("-")[0] for p in cache.iterdir() if p.suffix in (".pt", ".npz"))
+    # the ViT, base and chat backbones, one feature store per resolution set, two variants
+    assert kinds == ["features", "llm", "llm", "variant", "variant", "vit"], kinds
+    assert sorted(p.stem for p in (zoo / "variants").iterdir()) == ["lynx", "lynx-blind"]
+    record = json.loads((work / "logs" / "build-times.json").read_text())
+    assert record["jobs"] == 2

@@ -216,7 +216,12 @@ struct Written {
     caption: Option<String>,
 }
 
-fn phrase(task: &Task, split: Split, rng: &mut ChaCha8Rng, knobs: &Knobs) -> (String, Option<Instruction>, Phrasing) {
+pub(super) fn phrase(
+    task: &Task,
+    split: Split,
+    rng: &mut ChaCha8Rng,
+    knobs: &Knobs,
+) -> (String, Option<Instruction>, Phrasing) {
     let heldout = split == Split::Test && rng.random_bool(knobs.heldout_rate);
     let phrasing = if heldout { Phrasing::Heldout } else { Phrasing::Seen };
     let template = templates(task.class, phrasing).choose(rng).copied().unwrap_or("");

@@ -2,17 +2,25 @@
 //! ("base") and text instructions -- questions about facts stated in a short context, some with a
 //! format instruction -- for the instruction-tuned ("chat") backbone and the text part of Lynx's
 //! instruction tuning (the LLaMA-vs-Vicuna analogue).
+//!
+//! Half of each file is about pictures described in words: a scene from the image tasks, its
+//! caption, then facts (corpus) or a question with its answer (instructions) that only the
+//! description gives away. A language model learns from them to look facts up in its context,
+//! the skill a frozen backbone needs to answer about visual tokens; no picture is rendered.
 
 use std::fs;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use super::generate::{phrase, Knobs, Split};
 use super::phrasing::Instruction;
-use super::scene::{Color, Shape};
+use super::scene::{Color, Scene, Shape};
+use super::tasks::{build, QuestionClass, TaskMedia};
 use crate::error::{Error, Result};
 
 const NAMES: &[&str] = &[
@@ -200,6 +208,81 @@ pub fn instruction(rng: &mut ChaCha8Rng) -> TextInstruction {
     }
 }
 
+/// Share of corpus passages and of instructions that describe a picture in words.
+const SCENE_SHARE: f64 = 0.5;
+
+/// The image classes, whose scenes a caption describes completely.
+const SCENE_CLASSES: [QuestionClass; 8] = [
+    QuestionClass::Object,
+    QuestionClass::Color,
+    QuestionClass::Size,
+    QuestionClass::Counting,
+    QuestionClass::Spatial,
+    QuestionClass::Ocr,
+    QuestionClass::Compare,
+    QuestionClass::More,
+];
+
+/// A scene of a random image task: (caption, the task's sentence, the task's question and answer).
+fn described_scene(rng: &mut ChaCha8Rng) -> (Scene, super::tasks::Task) {
+    let class = *pick(rng, &SCENE_CLASSES);
+    let task = build(class, rng, &Knobs::default());
+    let scene = match &task.media {
+        TaskMedia::Image(scene) => scene.clone(),
+        TaskMedia::Video(frames) => frames.last().cloned().unwrap_or_default(),
+    };
+    (scene, task)
+}
+
+/// Facts that only the description gives away: the attribute of the one object of a colour or
+/// shape, counts of shapes, the label's text, and the task's own sentence (relations).
+fn scene_facts(rng: &mut ChaCha8Rng, scene: &Scene, sentence: &str) -> Vec<String> {
+    let objects = &scene.objects;
+    let same_color = |c: Color| objects.iter().filter(|o| o.color == c).count();
+    let same_shape = |s: Shape| objects.iter().filter(|o| o.shape == s).count();
+    let mut facts = vec![sentence.to_string()];
+    for o in objects {
+        let (color, shape, size) = (o.color.name(), o.shape.name(), o.size.name());
+        if same_color(o.color) == 1 {
+            facts.push(format!("The {color} object is a {shape}."));
+            facts.push(format!("The {color} {shape} is {size}."));
+        }
+        if same_shape(o.shape) == 1 {
+            facts.push(format!("The {shape} is {color}."));
+            facts.push(format!("The {shape} is {size}."));
+        }
+    }
+    for shape in Shape::ALL {
+        match same_shape(shape) {
+            0 => {}
+            1 => facts.push(format!("There is 1 {}.", shape.name())),
+            n => facts.push(format!("There are {n} {}.", shape.plural())),
+        }
+    }
+    for label in &scene.labels {
+        facts.push(format!("The label says {}.", label.text));
+    }
+    facts.sort();
+    facts.dedup();
+    facts.shuffle(rng);
+    facts.truncate(5);
+    facts
+}
+
+/// "Picture: {caption}. {facts}" -- a corpus passage about a picture described in words.
+fn scene_passage(rng: &mut ChaCha8Rng) -> String {
+    let (scene, task) = described_scene(rng);
+    format!("Picture: {}. {}", task.caption, scene_facts(rng, &scene, &task.sentence).join(" "))
+}
+
+/// A question of an image task about a picture described in words, phrased as in training.
+pub fn scene_instruction(rng: &mut ChaCha8Rng) -> TextInstruction {
+    let (_, task) = described_scene(rng);
+    let (question, instruction, _) = phrase(&task, Split::Train, rng, &Knobs::default());
+    let response = if instruction.is_some() { task.answers[0].clone() } else { task.sentence.clone() };
+    TextInstruction { instruction: format!("Picture: {}. {question}", task.caption), response }
+}
+
 /// Writes `corpus.txt` (n passages of 3-6 sentences) and `text_instructions.jsonl` (n lines) into
 /// `out`, seeded.
 pub fn generate_text(n: usize, seed: u64, out: &Path) -> Result<()> {
@@ -212,15 +295,19 @@ pub fn generate_text(n: usize, seed: u64, out: &Path) -> Result<()> {
     let mut corpus =
         BufWriter::new(fs::File::create(&corpus_path).map_err(|e| Error::io("creating", &corpus_path, e))?);
     for _ in 0..n {
-        let k = rng.random_range(3..=6);
-        let passage: Vec<String> = (0..k).map(|_| sentence(&mut rng)).collect();
-        writeln!(corpus, "{}", passage.join(" ")).map_err(|e| Error::io("writing", &corpus_path, e))?;
+        let passage = if rng.random_bool(SCENE_SHARE) {
+            scene_passage(&mut rng)
+        } else {
+            let k = rng.random_range(3..=6);
+            (0..k).map(|_| sentence(&mut rng)).collect::<Vec<_>>().join(" ")
+        };
+        writeln!(corpus, "{passage}").map_err(|e| Error::io("writing", &corpus_path, e))?;
     }
     corpus.flush().map_err(|e| Error::io("writing", &corpus_path, e))?;
     let ins_path = out.join("text_instructions.jsonl");
     let mut ins = BufWriter::new(fs::File::create(&ins_path).map_err(|e| Error::io("creating", &ins_path, e))?);
     for _ in 0..n {
-        let item = instruction(&mut rng);
+        let item = if rng.random_bool(SCENE_SHARE) { scene_instruction(&mut rng) } else { instruction(&mut rng) };
         let line =
             serde_json::to_string(&item).map_err(|e| Error::io("writing", &ins_path, std::io::Error::other(e)))?;
         writeln!(ins, "{line}").map_err(|e| Error::io("writing", &ins_path, e))?;
@@ -261,6 +348,44 @@ mod tests {
             }
         }
         assert!(seen > 10);
+    }
+
+    #[test]
+    fn scene_facts_are_stated_by_the_description() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut checked = 0;
+        for _ in 0..300 {
+            let passage = scene_passage(&mut rng);
+            let (caption, facts) = passage.strip_prefix("Picture: ").unwrap().split_once(". ").unwrap();
+            for fact in facts.split(". ").map(|f| f.trim_end_matches('.')) {
+                let rest = fact.strip_prefix("The ").unwrap_or("");
+                let pair = if let Some((color, shape)) = rest.split_once(" object is a ") {
+                    Some(format!("{color} {shape}"))
+                } else {
+                    rest.split_once(" is ")
+                        .filter(|(s, c)| {
+                            Shape::ALL.iter().any(|x| x.name() == *s) && Color::ALL.iter().any(|x| x.name() == *c)
+                        })
+                        .map(|(s, c)| format!("{c} {s}"))
+                };
+                if let Some(pair) = pair {
+                    assert!(caption.contains(&pair), "`{fact}` not in `{caption}`");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "{checked}");
+    }
+
+    #[test]
+    fn scene_instructions_ask_about_a_described_picture() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        for _ in 0..200 {
+            let t = scene_instruction(&mut rng);
+            assert!(t.instruction.starts_with("Picture: a"), "{t:?}");
+            assert!(t.instruction.ends_with('?') || t.instruction.ends_with('.'), "{t:?}");
+            assert!(!t.response.is_empty(), "{t:?}");
+        }
     }
 
     #[test]
