@@ -1,0 +1,41 @@
+"""Training data folders: generated where missing or stamped with other generator arguments."""
+
+import json
+import stat
+
+from lynx_export.data import STAMP, DataPaths, ensure_data
+
+
+def _fake_generator(tmp_path):
+    """A stand-in for `lynx-zoo` that records its arguments and writes the expected file."""
+    log = tmp_path / "calls.txt"
+    exe = tmp_path / "fake-lynx-zoo"
+    exe.write_text(f"""#!/bin/sh
+echo "$@" >> {log}
+while [ $# -gt 0 ]; do if [ "$1" = "--out" ]; then out="$2"; fi; shift; done
+mkdir -p "$out"
+touch "$out/annotations.jsonl" "$out/corpus.txt"
+""")
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    return exe, log
+
+
+def test_stamped_folders_are_regenerated_only_when_their_arguments_change(tmp_path, monkeypatch):
+    exe, log = _fake_generator(tmp_path)
+    monkeypatch.setenv("LYNX_ZOO_BIN", str(exe))
+    paths = DataPaths(tmp_path / "data")
+    ensure_data(paths, n_train=10, n_val=4, n_text=6, seed=1, log=lambda m: None)
+    assert len(log.read_text().splitlines()) == 3  # train, val, text
+    stamp = json.loads((paths.text / STAMP).read_text())
+    assert stamp == ["data", "text", "--n", "6", "--seed", "1"]
+
+    ensure_data(paths, n_train=10, n_val=4, n_text=6, seed=1, log=lambda m: None)
+    assert len(log.read_text().splitlines()) == 3  # same arguments: nothing regenerated
+
+    ensure_data(paths, n_train=10, n_val=4, n_text=8, seed=1, log=lambda m: None)
+    calls = log.read_text().splitlines()
+    assert len(calls) == 4 and calls[-1].startswith("data text --n 8")
+
+    (paths.val / STAMP).unlink()  # a hand-made folder (no stamp) is used as it is
+    ensure_data(paths, n_train=10, n_val=5, n_text=8, seed=1, log=lambda m: None)
+    assert len(log.read_text().splitlines()) == 4
