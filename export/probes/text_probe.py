@@ -14,6 +14,7 @@ Needs a finished `build` (tokenizer and backbones in export/work/cache/zoo) or `
 """
 
 import argparse
+import dataclasses
 import re
 from pathlib import Path
 
@@ -24,9 +25,11 @@ from lynx_export.build import Build
 from lynx_export.config import BackboneRef, ConnectorKind, Family, Flavour, replace
 from lynx_export.data import load_captions, repo_root
 from lynx_export.goldens import TorchGraphs, greedy
+from lynx_export.models.lynx import LynxModel
 from lynx_export.profiles import PROFILES
 from lynx_export.recipes import prompt_ids
 from lynx_export.registry import create_variant
+from lynx_export.tokenizer import TextCodec
 
 
 def normalise(s: str) -> str:
@@ -37,6 +40,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backbone", default="llama-chat-small", help="FAMILY-FLAVOUR-SIZE from the build cache")
     p.add_argument("--checkpoint", type=Path, help="a saved (state_dict, stats) instead of the cache")
+    p.add_argument("--tokenizer", type=Path, help="the tokenizer.json the checkpoint was trained with")
     p.add_argument("--n", type=int, default=400, help="val items read (videos are skipped)")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -44,12 +48,13 @@ def main():
     b = Build(PROFILES["zoo"], root / "export/work/data", root / "export/work", Path("/tmp/text-probe-zoo"),
               log=lambda m: None)
     b.prepare_data()
-    codec = b.codec()
+    codec = TextCodec.load(args.tokenizer) if args.tokenizer else b.codec()
     family, flavour, size = args.backbone.split("-")
     ref = BackboneRef(Family(family), Flavour(flavour), size)
     v = replace(create_variant("lynx-blind"), backbone=ref)
     assert v.connector.kind is ConnectorKind.NONE
-    model = b.build_model(v)
+    model = b.build_model(v) if not args.tokenizer else \
+        LynxModel(v, b.profile.vision, dataclasses.replace(b.profile.decoder(ref), vocab_size=codec.vocab_size))
     state = torch.load(args.checkpoint, weights_only=False)[0] if args.checkpoint else b.backbone(ref)[0]
     model.load_pretrained(None, state)
     model.eval()
