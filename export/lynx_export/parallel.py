@@ -24,8 +24,7 @@ def train_step(profile, data, work, zoo, threads, kind, arg, frame_counts):
     from .build import Build
 
     torch.set_num_threads(threads)
-    build = Build(profile, data, work, zoo, _log)
-    build.prepare_data()
+    build = Build(profile, data, work, zoo, _log)  # each step loads the data it needs
     if kind == "vit":
         build.vit()
     elif kind == "backbone":

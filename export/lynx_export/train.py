@@ -94,11 +94,12 @@ class AttributeHead(nn.Module):
         return self.words(patches.mean(1)), pooled
 
 
-REGIONS = ("at the top left", "at the top right", "at the top", "on the left", "in the middle", "on the right",
-           "at the bottom left", "at the bottom right", "at the bottom")
-_REGION_INDEX = {"at the top left": 0, "at the top": 1, "at the top right": 2, "on the left": 3, "in the middle": 4,
-                 "on the right": 5, "at the bottom left": 6, "at the bottom": 7, "at the bottom right": 8}
-_OBJECT = re.compile(r"\ba (big|small) ([a-z]+) ([a-z]+) (" + "|".join(REGIONS) + ")")
+# The generator's position words (src/data/tasks.rs `position_words`), row-major over a 3 x 3 grid.
+REGIONS = ("at the top left", "at the top", "at the top right", "on the left", "in the middle", "on the right",
+           "at the bottom left", "at the bottom", "at the bottom right")
+_REGION_INDEX = {words: i for i, words in enumerate(REGIONS)}
+# longest first, so that "at the top" does not match the start of "at the top left"
+_OBJECT = re.compile(r"\ba (big|small) ([a-z]+) ([a-z]+) (" + "|".join(sorted(REGIONS, key=len, reverse=True)) + ")")
 
 
 def caption_objects(caption: str) -> list[tuple[str, str, str, int]]:

@@ -13,12 +13,17 @@ from lynx_export.config import VisionConfig
 from lynx_export.profiles import PROFILES
 
 
-def test_build_writes_verifiable_manifests_and_goldens(tmp_path, monkeypatch):
-    data = make_all(tmp_path / "data", n_train=80, n_val=8, n_text=120)
+def _tiny_smoke_profile(monkeypatch, **steps):
+    """The smoke profile shrunk further (tiny ViT and LLM, `steps` overriding step counts)."""
     dec = dataclasses.replace(PROFILES["smoke"].llama_small, hidden=32, layers=2, heads=2, ffn=48)
     tiny = dataclasses.replace(PROFILES["smoke"], vision=VisionConfig(width=32, layers=1, heads=2), llama_small=dec,
-                               vit_steps=5, lm_steps=10, chat_steps=5, step_scale=0.05, max_new_tokens=4)
+                               **steps)
     monkeypatch.setitem(PROFILES, "smoke", tiny)
+
+
+def test_build_writes_verifiable_manifests_and_goldens(tmp_path, monkeypatch):
+    data = make_all(tmp_path / "data", n_train=80, n_val=8, n_text=120)
+    _tiny_smoke_profile(monkeypatch, vit_steps=5, lm_steps=10, chat_steps=5, step_scale=0.05, max_new_tokens=4)
     zoo = tmp_path / "zoo"
     run_build(["lynx-int8", "lynx-blind"], "smoke", zoo, data, tmp_path / "work", threads=2)
     names = sorted(p.stem for p in (zoo / "variants").iterdir())
@@ -61,10 +66,7 @@ def test_build_writes_verifiable_manifests_and_goldens(tmp_path, monkeypatch):
 
 def test_parallel_jobs_train_every_step_into_the_shared_cache(tmp_path, monkeypatch):
     data = make_all(tmp_path / "data", n_train=60, n_val=8, n_text=80)
-    dec = dataclasses.replace(PROFILES["smoke"].llama_small, hidden=32, layers=2, heads=2, ffn=48)
-    tiny = dataclasses.replace(PROFILES["smoke"], vision=VisionConfig(width=32, layers=1, heads=2), llama_small=dec,
-                               vit_steps=3, lm_steps=4, chat_steps=3, step_scale=0.02, max_new_tokens=2)
-    monkeypatch.setitem(PROFILES, "smoke", tiny)
+    _tiny_smoke_profile(monkeypatch, vit_steps=3, lm_steps=4, chat_steps=3, step_scale=0.02, max_new_tokens=2)
     work, zoo = tmp_path / "work", tmp_path / "zoo"
     run_build(["lynx", "lynx-blind"], "smoke", zoo, data, work, threads=1, jobs=2)
     cache = work / "cache" / "smoke"

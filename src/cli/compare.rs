@@ -179,6 +179,18 @@ struct EvalRun<'a> {
     stale: StaleResults,
 }
 
+impl<'a> EvalRun<'a> {
+    fn new(
+        zoo: &'a Zoo,
+        bench: &'a Benchmark,
+        set: &'a EvalSetArgs,
+        runtime: &'a RuntimeArgs,
+        stale: StaleResults,
+    ) -> Self {
+        EvalRun { zoo, bench, set, runtime, features: FeatureCache::new(), stale }
+    }
+}
+
 /// Evaluates one variant (resuming), returning its sorted predictions of `shard`.
 fn eval_variant(run: &EvalRun<'_>, name: &str, shard: Shard) -> anyhow::Result<Vec<eval::Prediction>> {
     let EvalRun { zoo, bench, set, runtime, features, stale } = run;
@@ -204,14 +216,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let zoo = args.zoo.open()?;
     let bench = load_bench(&args.set.bench)?;
     let shard = args.shard.unwrap_or(Shard::ALL);
-    let run = EvalRun {
-        zoo: &zoo,
-        bench: &bench,
-        set: &args.set,
-        runtime: &args.runtime,
-        features: FeatureCache::new(),
-        stale: StaleResults::Refuse,
-    };
+    let run = EvalRun::new(&zoo, &bench, &args.set, &args.runtime, StaleResults::Refuse);
     for name in &args.variants {
         let preds = eval_variant(&run, name, shard)?;
         let s = eval::summarize(&preds);
@@ -358,14 +363,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     let bench = load_bench(&args.set.bench)?;
     let opts = bench_options(&args.latency, &args.set)?;
     let mut results = Vec::new();
-    let run = EvalRun {
-        zoo: &zoo,
-        bench: &bench,
-        set: &args.set,
-        runtime: &args.runtime,
-        features: FeatureCache::new(),
-        stale: StaleResults::Replace,
-    };
+    let run = EvalRun::new(&zoo, &bench, &args.set, &args.runtime, StaleResults::Replace);
     for name in &names {
         let preds = eval_variant(&run, name, Shard::ALL)?;
         let latency = if args.no_latency {

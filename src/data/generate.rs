@@ -260,10 +260,7 @@ fn generate_item(cfg: &GenerateConfig, index: usize, out: &Path) -> Result<Writt
             (None, Some(rel))
         }
     };
-    let response = match instruction {
-        Some(_) => task.answers[0].clone(),
-        None => task.sentence.clone(),
-    };
+    let response = task.response(instruction);
     let line = AnnotationLine {
         dataset: DATASET,
         question,

@@ -148,6 +148,17 @@ pub struct Task {
     pub caption: String,
 }
 
+impl Task {
+    /// The target to train on: the bare answer when the question carries a format instruction,
+    /// else the full sentence.
+    pub fn response(&self, instruction: Option<Instruction>) -> String {
+        match instruction {
+            Some(_) => self.answers[0].clone(),
+            None => self.sentence.clone(),
+        }
+    }
+}
+
 /// Words for the OCR class: short, no colour, shape, size or direction words (those are answers
 /// of other classes).
 const WORDS: &[&str] = &[

@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::generate::{phrase, Knobs, Split};
 use super::phrasing::Instruction;
 use super::scene::{Color, Scene, Shape};
-use super::tasks::{build, QuestionClass, TaskMedia};
+use super::tasks::{build, Modality, QuestionClass, Task, TaskMedia};
 use crate::error::{Error, Result};
 
 const NAMES: &[&str] = &[
@@ -211,36 +211,26 @@ pub fn instruction(rng: &mut ChaCha8Rng) -> TextInstruction {
 /// Share of corpus passages and of instructions that describe a picture in words.
 const SCENE_SHARE: f64 = 0.5;
 
-/// The image classes, whose scenes a caption describes completely.
-const SCENE_CLASSES: [QuestionClass; 8] = [
-    QuestionClass::Object,
-    QuestionClass::Color,
-    QuestionClass::Size,
-    QuestionClass::Counting,
-    QuestionClass::Spatial,
-    QuestionClass::Ocr,
-    QuestionClass::Compare,
-    QuestionClass::More,
-];
-
-/// A scene of a random image task: (caption, the task's sentence, the task's question and answer).
-fn described_scene(rng: &mut ChaCha8Rng) -> (Scene, super::tasks::Task) {
-    let class = *pick(rng, &SCENE_CLASSES);
-    let task = build(class, rng, &Knobs::default());
-    let scene = match &task.media {
-        TaskMedia::Image(scene) => scene.clone(),
-        TaskMedia::Video(frames) => frames.last().cloned().unwrap_or_default(),
-    };
-    (scene, task)
+/// A task of a random image class (a caption describes an image completely, not a clip).
+fn described_task(rng: &mut ChaCha8Rng) -> Task {
+    let images: Vec<QuestionClass> =
+        QuestionClass::ALL.into_iter().filter(|c| c.modality() == Modality::Image).collect();
+    let class = *pick(rng, &images);
+    build(class, rng, &Knobs::default())
 }
 
 /// Facts that only the description gives away: the attribute of the one object of a colour or
 /// shape, counts of shapes, the label's text, and the task's own sentence (relations).
-fn scene_facts(rng: &mut ChaCha8Rng, scene: &Scene, sentence: &str) -> Vec<String> {
+fn scene_facts(rng: &mut ChaCha8Rng, task: &Task) -> Vec<String> {
+    let empty = Scene::default();
+    let scene = match &task.media {
+        TaskMedia::Image(scene) => scene,
+        TaskMedia::Video(_) => &empty, // not drawn by `described_task`: the sentence alone
+    };
     let objects = &scene.objects;
     let same_color = |c: Color| objects.iter().filter(|o| o.color == c).count();
     let same_shape = |s: Shape| objects.iter().filter(|o| o.shape == s).count();
-    let mut facts = vec![sentence.to_string()];
+    let mut facts = vec![task.sentence.clone()];
     for o in objects {
         let (color, shape, size) = (o.color.name(), o.shape.name(), o.size.name());
         if same_color(o.color) == 1 {
@@ -271,16 +261,18 @@ fn scene_facts(rng: &mut ChaCha8Rng, scene: &Scene, sentence: &str) -> Vec<Strin
 
 /// "Picture: {caption}. {facts}" -- a corpus passage about a picture described in words.
 fn scene_passage(rng: &mut ChaCha8Rng) -> String {
-    let (scene, task) = described_scene(rng);
-    format!("Picture: {}. {}", task.caption, scene_facts(rng, &scene, &task.sentence).join(" "))
+    let task = described_task(rng);
+    format!("Picture: {}. {}", task.caption, scene_facts(rng, &task).join(" "))
 }
 
 /// A question of an image task about a picture described in words, phrased as in training.
 pub fn scene_instruction(rng: &mut ChaCha8Rng) -> TextInstruction {
-    let (_, task) = described_scene(rng);
+    let task = described_task(rng);
     let (question, instruction, _) = phrase(&task, Split::Train, rng, &Knobs::default());
-    let response = if instruction.is_some() { task.answers[0].clone() } else { task.sentence.clone() };
-    TextInstruction { instruction: format!("Picture: {}. {question}", task.caption), response }
+    TextInstruction {
+        instruction: format!("Picture: {}. {question}", task.caption),
+        response: task.response(instruction),
+    }
 }
 
 /// Writes `corpus.txt` (n passages of 3-6 sentences) and `text_instructions.jsonl` (n lines) into

@@ -70,13 +70,13 @@ impl FeatureCache {
     }
 
     /// Stores features for `key` unless the cache is full.
-    pub fn insert(&self, key: Key, features: Array3<f32>) {
+    pub fn insert(&self, key: Key, features: Arc<Array3<f32>>) {
         let size = features.len() * std::mem::size_of::<f32>();
         if self.inner.bytes.load(Ordering::Relaxed) + size > self.capacity {
             return;
         }
         if let Ok(mut m) = self.inner.map.lock() {
-            if m.insert(key, Arc::new(features)).is_none() {
+            if m.insert(key, features).is_none() {
                 self.inner.bytes.fetch_add(size, Ordering::Relaxed);
             }
         }
@@ -111,8 +111,8 @@ mod tests {
         let k1 = ("x".to_string(), 1, 1);
         let k2 = ("x".to_string(), 2, 2);
         assert!(cache.get(&k1).is_none());
-        cache.insert(k1.clone(), Array3::zeros((1, 2, 8))); // 64 bytes
-        cache.insert(k2.clone(), Array3::zeros((1, 1, 1)));
+        cache.insert(k1.clone(), Arc::new(Array3::zeros((1, 2, 8)))); // 64 bytes
+        cache.insert(k2.clone(), Arc::new(Array3::zeros((1, 1, 1))));
         assert!(cache.get(&k1).is_some());
         assert!(cache.get(&k2).is_none(), "over capacity");
         assert_eq!(cache.stats(), (1, 2));

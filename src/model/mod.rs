@@ -462,9 +462,9 @@ fn cached_vision(
         let todo: Vec<Array4<f32>> = missing.iter().map(|&i| pixels[i].clone()).collect();
         let feats = run_vision(vision, &todo)?; // (M, F, P, Dv)
         for (j, &i) in missing.iter().enumerate() {
-            let sample = feats.index_axis(Axis(0), j).to_owned(); // (F, P, Dv)
-            cache.insert(keys[i].clone(), sample.clone());
-            per_sample[i] = Some(std::sync::Arc::new(sample));
+            let sample = std::sync::Arc::new(feats.index_axis(Axis(0), j).to_owned()); // (F, P, Dv)
+            cache.insert(keys[i].clone(), std::sync::Arc::clone(&sample));
+            per_sample[i] = Some(sample);
         }
     }
     let views: Vec<_> = per_sample.iter().flatten().map(|s| s.view().insert_axis(Axis(0))).collect();

@@ -278,22 +278,17 @@ mod tests {
     fn marks_a_significant_difference_only() {
         let base: Vec<bool> = (0..200).map(|i| i % 2 == 0).collect();
         let better: Vec<bool> = (0..200).map(|i| i % 2 == 0 || i % 5 == 1).collect();
+        let variant = |name: &str, changes: Option<&str>, correct: &[bool]| VariantResult {
+            name: name.into(),
+            changes: changes.map(String::from),
+            paper: None,
+            predictions: preds(correct),
+            latency: None,
+        };
         let results = vec![
-            VariantResult { name: "lynx".into(), changes: None, paper: None, predictions: preds(&base), latency: None },
-            VariantResult {
-                name: "same".into(),
-                changes: Some("x".into()),
-                paper: None,
-                predictions: preds(&base),
-                latency: None,
-            },
-            VariantResult {
-                name: "better".into(),
-                changes: Some("y".into()),
-                paper: None,
-                predictions: preds(&better),
-                latency: None,
-            },
+            variant("lynx", None, &base),
+            variant("same", Some("x"), &base),
+            variant("better", Some("y"), &better),
         ];
         let c = Comparison::new(results, "lynx").unwrap();
         let t = c.accuracy_table().unwrap();
