@@ -1,4 +1,5 @@
-"""`build --jobs N`: the training steps of a build in N worker processes.
+"""`build --jobs N`: the training steps of a build in N worker processes, each started as soon as
+the steps it needs are done.
 
 Every step (ViT, backbones, feature stores, variants) is cached in files by `Build`, so workers
 share nothing but the cache folder; the parent process then exports every variant from the cache.
@@ -36,30 +37,57 @@ def train_step(profile, data, work, zoo, threads, kind, arg, frame_counts):
     return kind, str(arg)
 
 
+def plan(variants, profile=None) -> dict:
+    """The training steps of `variants` and what each waits for: {step: (deps, priority)}.
+
+    A step is ("vit", None), ("backbone", BackboneRef), ("features", resolution) or ("variant", name).
+    A chat backbone waits for its base, a feature store for the ViT, a variant for its backbone and
+    its feature store. Priority (lower first) puts the chain of the large backbone first: it is the
+    longest path through the build, so starting it early keeps every worker busy to the end.
+    """
+    from .config import BackboneRef, Flavour
+
+    steps: dict = {}
+
+    def backbone(ref: BackboneRef):
+        key = ("backbone", ref)
+        if key not in steps:
+            deps = () if ref.flavour is Flavour.BASE else (backbone(BackboneRef(ref.family, Flavour.BASE, ref.size)),)
+            steps[key] = (deps, (ref.size != "large", ref.flavour is not Flavour.BASE, 0, ref.name))
+        return key
+
+    for v in variants:
+        deps = [backbone(v.backbone)]
+        if v.vision_input:
+            steps.setdefault(("vit", None), ((), (True, False, 1, "")))
+            feats = ("features", v.resolution)
+            steps.setdefault(feats, ((("vit", None),), (True, False, 2, str(v.resolution))))
+            deps.append(feats)
+        steps[("variant", v.name)] = (tuple(deps), (v.backbone.size != "large", True, 3, v.name))
+    return steps
+
+
 def train_parallel(names, profile, data, work, zoo, threads, jobs, frame_counts, log=print):
-    """Runs the training steps of `names` in `jobs` processes, in dependency waves: ViT and backbones,
-    then features, then variants. Every step lands in the shared cache; the export then finds them."""
+    """Runs the training steps of `names` in `jobs` processes, each step as soon as the steps it needs
+    are done (see `plan`). Every step lands in the shared cache; the export then finds them."""
     import concurrent.futures as cf
     import multiprocessing
 
-    from .config import BackboneRef, Flavour
-
-    variants = [create_variant(n) for n in names]
-    trained = [v for v in variants if not v.base_variant]
-    refs = {v.backbone.name: v.backbone for v in trained}
-    bases = {BackboneRef(r.family, Flavour.BASE, r.size) for r in refs.values()}
-    chats = [r for r in refs.values() if r.flavour is Flavour.CHAT]
-    resolutions = sorted({v.resolution for v in trained if v.vision_input})
-    # the slowest variants (large backbones) first, so that the pool does not end on one long job
-    ordered = sorted(trained, key=lambda v: v.backbone.size != "large")
-    waves = [[("backbone", b) for b in sorted(bases, key=lambda b: (b.size != "large", b.name))] + [("vit", None)],
-             [("backbone", c) for c in chats] + [("features", r) for r in resolutions],
-             [("variant", v.name) for v in ordered]]
+    steps = plan([v for v in (create_variant(n) for n in names) if not v.base_variant])
+    done: set = set()
+    running: dict = {}
     ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        for wave in waves:
-            futures = [pool.submit(train_step, profile, data, work, zoo, threads, kind, arg, frame_counts)
-                       for kind, arg in wave]
-            for f in cf.as_completed(futures):
-                kind, arg = f.result()
-                log(f"trained {kind} {arg}")
+        while len(done) < len(steps):
+            ready = sorted((k for k, (deps, _) in steps.items()
+                            if k not in done and k not in running.values() and all(d in done for d in deps)),
+                           key=lambda k: steps[k][1])
+            for key in ready[: jobs - len(running)]:
+                kind, arg = key
+                running[pool.submit(train_step, profile, data, work, zoo, threads, kind, arg, frame_counts)] = key
+            finished, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
+            for f in finished:
+                f.result()  # a failed step fails the build
+                key = running.pop(f)
+                done.add(key)
+                log(f"trained {key[0]} {key[1] if key[0] != 'backbone' else key[1].name}")

@@ -2,10 +2,13 @@
 answers on 300 val items with a simple contains-match (not the benchmark scorer).
 
     PYTHONPATH=export .venv/bin/python export/probes/recipe_probe.py lynx 2000 "{'recipe': {'lr': 3e-3}}"
+    PYTHONPATH=export .venv/bin/python export/probes/recipe_probe.py --chat /tmp/chat64.pt lynx 1200
+
+`--chat` replaces the small LLaMA chat backbone by a checkpoint of `backbone_probe.py`.
 
 Needs a finished `build` (tokenizer, ViT, backbones and features in export/work/cache/zoo).
 """
-import sys, time, re, torch, numpy as np, dataclasses
+import argparse, time, re, torch, numpy as np
 torch.set_num_threads(1)
 from pathlib import Path
 from lynx_export.build import Build
@@ -16,11 +19,19 @@ from lynx_export.goldens import TorchGraphs, greedy
 from lynx_export.recipes import prompt_ids
 from lynx_export.features import load_pixels
 import lynx_export.config as C
-root = Path("/work/main")
+from lynx_export.data import repo_root
+root = repo_root()
 b = Build(PROFILES["zoo"], root/"export/work/data", root/"export/work", Path("/tmp/expzoo"), log=lambda m: None)
 b.prepare_data()
 codec = b.codec()
-name = sys.argv[1]; steps = int(sys.argv[2]); overrides = eval(sys.argv[3]) if len(sys.argv) > 3 else {}
+ap = argparse.ArgumentParser()
+ap.add_argument("--chat", type=Path, help="a backbone_probe.py checkpoint instead of llama-chat-small")
+ap.add_argument("name"); ap.add_argument("steps", type=int); ap.add_argument("overrides", nargs="?", default="{}")
+args = ap.parse_args()
+name, steps, overrides = args.name, args.steps, eval(args.overrides)
+if args.chat:
+    cached, probe_chat = b.backbone, torch.load(args.chat, weights_only=False)
+    b.backbone = lambda ref: probe_chat if ref.name == "llama-chat-small" else cached(ref)
 v = create_variant(name, **overrides)
 v = C.replace(v, recipe={"instruction_steps": steps})
 model = b.build_model(v)
