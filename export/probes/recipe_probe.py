@@ -4,7 +4,8 @@ answers on 300 val items with a simple contains-match (not the benchmark scorer)
     PYTHONPATH=export .venv/bin/python export/probes/recipe_probe.py lynx 2000 "{'recipe': {'lr': 3e-3}}"
     PYTHONPATH=export .venv/bin/python export/probes/recipe_probe.py --chat /tmp/chat64.pt lynx 1200
 
-`--chat` replaces the small LLaMA chat backbone by a checkpoint of `backbone_probe.py`.
+`--chat` replaces the small LLaMA chat backbone by a checkpoint of `backbone_probe.py`; `--split
+data/test` scores the first 300 items of another split (half of the test phrasings are held out).
 
 Needs a finished `build` (tokenizer, ViT, backbones and features in export/work/cache/zoo).
 """
@@ -26,6 +27,7 @@ b.prepare_data()
 codec = b.codec()
 ap = argparse.ArgumentParser()
 ap.add_argument("--chat", type=Path, help="a backbone_probe.py checkpoint instead of llama-chat-small")
+ap.add_argument("--split", type=Path, help="score this split folder (e.g. data/test) instead of val")
 ap.add_argument("name"); ap.add_argument("steps", type=int); ap.add_argument("overrides", nargs="?", default="{}")
 args = ap.parse_args()
 name, steps, overrides = args.name, args.steps, eval(args.overrides)
@@ -44,7 +46,8 @@ stats = train_variant(model, codec, store, b._mem["records"], b._mem["captions"]
 print("train", time.time() - t, stats["final_loss"])
 tg = TorchGraphs(model)
 def norm(s): return " ".join(re.findall(r"[a-z0-9]+", s.lower()))
-val = b._mem["val"][:300]
+from lynx_export.data import load_annotations
+val = (load_annotations(args.split) if args.split else b._mem["val"])[:300]
 correct = {}
 cfg = model.decoder.cfg
 for r in val:
