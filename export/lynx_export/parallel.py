@@ -34,10 +34,10 @@ def train_step(profile, data, work, zoo, threads, kind, arg, frame_counts):
         build.features(arg, frame_counts)
     else:
         build.trained(create_variant(arg), frame_counts)
-    return kind, str(arg)
+    return f"{kind} {arg.name if kind == 'backbone' else arg}"
 
 
-def plan(variants, profile=None) -> dict:
+def plan(variants) -> dict:
     """The training steps of `variants` and what each waits for: {step: (deps, priority)}.
 
     A step is ("vit", None), ("backbone", BackboneRef), ("features", resolution) or ("variant", name).
@@ -87,7 +87,5 @@ def train_parallel(names, profile, data, work, zoo, threads, jobs, frame_counts,
                 running[pool.submit(train_step, profile, data, work, zoo, threads, kind, arg, frame_counts)] = key
             finished, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
             for f in finished:
-                f.result()  # a failed step fails the build
-                key = running.pop(f)
-                done.add(key)
-                log(f"trained {key[0]} {key[1] if key[0] != 'backbone' else key[1].name}")
+                log(f"trained {f.result()}")  # a failed step raises here and fails the build
+                done.add(running.pop(f))

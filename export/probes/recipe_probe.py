@@ -13,6 +13,7 @@ import argparse, time, re, torch, numpy as np
 torch.set_num_threads(1)
 from pathlib import Path
 from lynx_export.build import Build
+from lynx_export.data import load_annotations, repo_root
 from lynx_export.profiles import PROFILES
 from lynx_export.registry import create_variant
 from lynx_export.train import train_variant
@@ -20,7 +21,6 @@ from lynx_export.goldens import TorchGraphs, greedy
 from lynx_export.recipes import prompt_ids
 from lynx_export.features import load_pixels
 import lynx_export.config as C
-from lynx_export.data import repo_root
 root = repo_root()
 b = Build(PROFILES["zoo"], root/"export/work/data", root/"export/work", Path("/tmp/expzoo"), log=lambda m: None)
 b.prepare_data()
@@ -46,7 +46,6 @@ stats = train_variant(model, codec, store, b._mem["records"], b._mem["captions"]
 print("train", time.time() - t, stats["final_loss"])
 tg = TorchGraphs(model)
 def norm(s): return " ".join(re.findall(r"[a-z0-9]+", s.lower()))
-from lynx_export.data import load_annotations
 val = (load_annotations(args.split) if args.split else b._mem["val"])[:300]
 correct = {}
 cfg = model.decoder.cfg
