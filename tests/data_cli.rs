@@ -120,3 +120,66 @@ fn check_reports_file_and_line_for_bad_input() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("annotations.jsonl:2") && err.contains("000001.png"), "{err}");
 }
+
+/// Writes `{"id", "prediction"[, "question"]}` lines for `bench`, answering each record with `answer(record)`.
+fn write_predictions(
+    path: &Path,
+    bench: &Benchmark,
+    answer: impl Fn(&lynx_zoo::data::Record) -> String,
+    question: impl Fn(&lynx_zoo::data::Record) -> Option<String>,
+) {
+    let lines: Vec<String> = bench
+        .records
+        .iter()
+        .map(|r| {
+            let mut line = serde_json::json!({"id": r.id(), "prediction": answer(r)});
+            if let Some(q) = question(r) {
+                line["question"] = q.into();
+            }
+            line.to_string()
+        })
+        .collect();
+    fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+fn score(files: &[&Path]) -> std::process::Output {
+    let mut cmd = bin();
+    cmd.args(["data", "score", "--format", "markdown", "--bench"]).arg(repo().join("data/test/annotations.jsonl"));
+    cmd.args(files).output().unwrap()
+}
+
+#[test]
+fn data_score_scores_other_models_predictions_and_names_bad_lines() {
+    let bench = Benchmark::load(repo().join("data/test/annotations.jsonl")).unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let (oracle, echo) = (t.path().join("oracle.jsonl"), t.path().join("echo.jsonl"));
+    write_predictions(&oracle, &bench, |r| r.answers[0].clone(), |r| Some(r.question.clone()));
+    write_predictions(&echo, &bench, |r| r.question.clone(), |_| None);
+    let out = score(&[&oracle, &echo]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let row = |name: &str| text.lines().find(|l| l.starts_with(&format!("| {name} "))).unwrap().to_string();
+    assert!(row("oracle").contains("| 100.0 [100.0, 100.0] | baseline |"), "{text}");
+    // Echoing the question names the asked-about object, never the answer: far below the oracle, significantly.
+    let echo_row = row("echo");
+    let overall: f64 = echo_row.split('|').nth(3).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    assert!(overall < 50.0 && echo_row.contains("*"), "{echo_row}");
+
+    // A line for a question of another split (same ids), a missing item, a broken line.
+    let other = t.path().join("other.jsonl");
+    write_predictions(&other, &bench, |r| r.answers[0].clone(), |r| Some(format!("{} (other split)", r.question)));
+    let err = String::from_utf8_lossy(&score(&[&other]).stderr).to_string();
+    assert!(err.contains("other.jsonl:1:") && err.contains("another split"), "{err}");
+    let text = fs::read_to_string(&oracle).unwrap();
+    let short = t.path().join("short.jsonl");
+    fs::write(&short, text.lines().skip(1).collect::<Vec<_>>().join("\n")).unwrap();
+    let err = String::from_utf8_lossy(&score(&[&short]).stderr).to_string();
+    assert!(
+        err.contains("short.jsonl") && err.contains(&format!("no prediction for 1 of {}", bench.records.len())),
+        "{err}"
+    );
+    let broken = t.path().join("broken.jsonl");
+    fs::write(&broken, format!("{}\n{{\"id\": 3}}\n", text.lines().next().unwrap())).unwrap();
+    let err = String::from_utf8_lossy(&score(&[&broken]).stderr).to_string();
+    assert!(err.contains("broken.jsonl:2:") && err.contains("\"prediction\""), "{err}");
+}

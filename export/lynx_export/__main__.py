@@ -1,10 +1,11 @@
-"""Command line: `python -m lynx_export {list,build,smoke}`.
+"""Command line: `python -m lynx_export {list,build,smoke,reference,zoo-doc}`.
 
     python -m lynx_export list
     python -m lynx_export build --all              # the whole zoo into the repository
     python -m lynx_export build --all --jobs 2 --threads 1   # the same, two training processes (2-core CPU)
     python -m lynx_export build lynx lynx-xattn    # some variants
     python -m lynx_export smoke --out DIR          # tiny self-contained zoo for CI (< 3 min)
+    python -m lynx_export reference --eval data/test   # supervised reference on the ViT features (calibration)
 
 Progress goes to stderr; exit code 0 on success, 1 on a failed build or parity check, 2 on usage.
 """
@@ -21,6 +22,7 @@ import torch
 
 from .data import repo_root
 from .profiles import PROFILES
+from .reference import ReferenceConfig
 from .registry import create_variant, list_variants
 
 SMOKE_VARIANTS = ["lynx", "lynx-xattn", "lynx-blind"]
@@ -54,6 +56,21 @@ def parse(argv=None):
     s.add_argument("--work", type=Path, default=root / "export" / "work", help="cache folder")
     s.add_argument("--variants", default=",".join(SMOKE_VARIANTS), help="comma-separated variants")
     s.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    r = sub.add_parser("reference", help="train a supervised reference on the frozen ViT features (benchmark "
+                                         "calibration) and write its predictions for `lynx-zoo data score`")
+    r.add_argument("--eval", type=Path, action="append", default=[], metavar="SPLIT_DIR",
+                   help="a split folder holding annotations.jsonl to predict (repeatable; default data/test)")
+    r.add_argument("--out", type=Path, default=root / "export" / "work" / "reference",
+                   help="predictions go to OUT/SPLIT/NAME.jsonl")
+    r.add_argument("--blind", action="store_true", help="question only, no picture (the answer prior)")
+    r.add_argument("--resolution", type=int, default=128, help="ViT input side, as a variant's `resolution`")
+    r.add_argument("--frames", type=int, default=5, help="video frames sampled, as a variant's `frames`")
+    r.add_argument("--steps", type=int, default=ReferenceConfig.steps, help="training steps")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--profile", choices=sorted(PROFILES), default="zoo", help="whose data, ViT and tokenizer")
+    r.add_argument("--data", type=Path, default=root / "export" / "work" / "data", help="data root (as `build`)")
+    r.add_argument("--work", type=Path, default=root / "export" / "work", help="cache (as `build`)")
+    r.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     z = sub.add_parser("zoo-doc", help="write docs/zoo.md from the manifests (and eval results)")
     z.add_argument("--zoo", type=Path, default=root, help="zoo root (default: repo)")
     z.add_argument("--out", type=Path, default=root / "docs" / "zoo.md")
@@ -126,6 +143,16 @@ def main(argv=None) -> int:
                 print("error: --jobs must be at least 1", file=sys.stderr)
                 return 2
             run_build(names, args.profile, args.zoo, args.data, args.work, args.threads, args.jobs)
+            return 0
+        if args.cmd == "reference":
+            from .build import Build
+            from .reference import run_reference
+
+            torch.set_num_threads(args.threads)
+            build = Build(PROFILES[args.profile], args.data, args.work, repo_root(), log)  # reads the zoo, writes no variant
+            splits = args.eval or [repo_root() / "data" / "test"]
+            run_reference(build, splits, args.out, ReferenceConfig(steps=args.steps), args.blind, args.resolution,
+                          args.frames, args.seed, log)
             return 0
         if args.cmd == "zoo-doc":
             from .report import write

@@ -3,10 +3,12 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
 use lynx_zoo::data::{self, Benchmark, GenerateConfig, Knobs, Split};
+use lynx_zoo::eval;
+use lynx_zoo::report::{self, Comparison, Format, VariantResult};
 
 /// The `data` subcommands.
 #[derive(Debug, Subcommand)]
@@ -17,6 +19,8 @@ pub enum DataCommand {
     Text(TextArgs),
     /// Load an Open-VQA annotation file, decode all of its media and print counts per class.
     Check(CheckArgs),
+    /// Score predictions made by any model (`{"id", "prediction"}` JSONL) with the benchmark's scorer.
+    Score(ScoreArgs),
 }
 
 /// Flags of `data generate`; the knobs are documented in docs/benchmark.md.
@@ -81,6 +85,23 @@ pub struct CheckArgs {
     file: PathBuf,
 }
 
+/// Flags of `data score`.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// The annotation file (Open-VQA JSONL) the predictions answer.
+    #[arg(long, default_value = "data/test/annotations.jsonl")]
+    bench: PathBuf,
+    /// Predictions files, one line per record: `{"id": "dataset/index", "prediction": "...",
+    /// "question": "..."}` (`question` optional but checked: generated splits share ids); each is a
+    /// row named after its file stem (or folder, for `DIR/predictions.jsonl`), the first is the
+    /// baseline of the paired tests.
+    #[arg(required = true)]
+    predictions: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
 /// Runs a `data` subcommand.
 pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
     match cmd {
@@ -119,5 +140,35 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        DataCommand::Score(a) => score(&a),
     }
+}
+
+/// A predictions file's row name: its stem, or its folder's name for `DIR/predictions.jsonl`
+/// (the layout `lynx-zoo eval` writes).
+fn row_name(path: &std::path::Path) -> String {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("predictions");
+    let folder = path.parent().and_then(|p| p.file_name()).and_then(|s| s.to_str());
+    match (stem, folder) {
+        ("predictions", Some(folder)) => folder.to_string(),
+        _ => stem.to_string(),
+    }
+}
+
+/// `data score`: one accuracy row per predictions file, paired tests against the first.
+fn score(a: &ScoreArgs) -> anyhow::Result<()> {
+    let bench = Benchmark::load(&a.bench)?;
+    let mut results = Vec::with_capacity(a.predictions.len());
+    for path in &a.predictions {
+        let name = row_name(path);
+        if results.iter().any(|r: &VariantResult| r.name == name) {
+            bail!("two predictions files are named `{name}`; rename one (rows are named after the file)");
+        }
+        let predictions = eval::score_external(&bench, path)?;
+        results.push(VariantResult { name, changes: None, paper: None, predictions, latency: None });
+    }
+    let baseline = results[0].name.clone();
+    let table = Comparison::new(results, &baseline)?.accuracy_table()?;
+    println!("{}", report::render(&[table], a.format)?);
+    Ok(())
 }

@@ -16,7 +16,7 @@ use crate::data::{Benchmark, Record};
 use crate::error::{Error, Result};
 use crate::score::{self, Accuracy, ClassAccuracy};
 pub use runner::{evaluate, media_of, EvalOptions, ItemTiming, RunSpec, StaleResults};
-pub use store::{read_predictions, JsonlAppender, Prediction, PredictionStore};
+pub use store::{read_predictions, score_external, JsonlAppender, Prediction, PredictionStore};
 
 /// Shard `index` of `count`: the records whose position modulo `count` is `index`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

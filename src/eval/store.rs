@@ -154,6 +154,67 @@ pub fn read_predictions(path: impl AsRef<Path>) -> Result<Vec<Prediction>> {
         .collect()
 }
 
+/// One line of a predictions file made by another model: the benchmark record's `dataset/index`
+/// id, the answer text and, optionally, the question it answers (checked, because generated splits
+/// share ids). Other keys are ignored.
+#[derive(Debug, Deserialize)]
+struct ExternalPrediction {
+    id: String,
+    prediction: String,
+    #[serde(default)]
+    question: Option<String>,
+}
+
+/// Reads and scores a predictions file made outside lynx-zoo (`{"id", "prediction"}` per line,
+/// optionally `"question"`)
+/// against `bench`, in benchmark order. Every record needs exactly one line: bad JSON, a missing
+/// key, an id the benchmark does not hold, a repeated id and missing items are errors naming the
+/// file (and line).
+pub fn score_external(bench: &crate::data::Benchmark, path: impl AsRef<Path>) -> Result<Vec<Prediction>> {
+    let path = path.as_ref();
+    let text = fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+    let position: std::collections::HashMap<String, usize> =
+        bench.records.iter().enumerate().map(|(i, r)| (r.id(), i)).collect();
+    let mut answers: Vec<Option<String>> = vec![None; bench.records.len()];
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let p: ExternalPrediction = serde_json::from_str(line).map_err(|e| {
+            Error::jsonl(path, i + 1, format!("expected {{\"id\": \"dataset/index\", \"prediction\": \"...\"}}: {e}"))
+        })?;
+        let &pos = position
+            .get(&p.id)
+            .ok_or_else(|| Error::jsonl(path, i + 1, format!("id `{}` is not in the benchmark", p.id)))?;
+        let asked = &bench.records[pos].question;
+        if p.question.as_ref().is_some_and(|q| q != asked) {
+            return Err(Error::jsonl(
+                path,
+                i + 1,
+                format!("id `{}` answers another question than the benchmark's `{asked}`: another split?", p.id),
+            ));
+        }
+        if answers[pos].replace(p.prediction).is_some() {
+            return Err(Error::jsonl(path, i + 1, format!("id `{}` appears twice", p.id)));
+        }
+    }
+    let missing: Vec<String> =
+        bench.records.iter().zip(&answers).filter(|(_, a)| a.is_none()).map(|(r, _)| r.id()).collect();
+    if !missing.is_empty() {
+        return Err(Error::Mismatch(format!(
+            "`{}` has no prediction for {} of {} items (e.g. {})",
+            path.display(),
+            missing.len(),
+            bench.records.len(),
+            missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    Ok(bench
+        .records
+        .iter()
+        .zip(answers)
+        .enumerate()
+        .map(|(i, (r, a))| super::score_answer(r, i, a.as_deref().unwrap_or_default(), 0))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

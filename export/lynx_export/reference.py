@@ -1,0 +1,288 @@
+"""Benchmark reference models: how far a supervised model gets on the zoo's frozen vision features.
+
+The zoo's variants answer through a small frozen LLM, so their scores mix two questions: is the
+benchmark answerable from what the vision encoder sees, and can the LLM use it? The reference
+answers the first. It is a supervised VQA classifier in the style of the CLEVR baselines: the
+frozen ViT's patch features (the same encoder, resolution and frame sampling the zoo uses) and the
+question's tokens go through a small bidirectional transformer; a [CLS] read-out picks one of the
+training answers, and an OCR read-out spells words it never saw as training answers (four
+character slots). A `blind` reference sees only the question: the answer prior a model can learn
+from wording alone.
+
+It calibrates the benchmark's difficulty knobs (docs/benchmark.md): a strong model should score
+well but not perfectly, and resolution and frames should matter. It is not a zoo variant -- it
+cannot chat or follow format instructions -- and its predictions are plain answers, scored with
+the benchmark's scorer (`lynx-zoo data score`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import QARecord
+from .features import FeatureStore
+from .tokenizer import TextCodec
+from .train import device, optimize
+
+SPELL = "<spell>"  # the answer class of OCR questions: the answer is read from the character slots
+CHARS = "_abcdefghijklmnopqrstuvwxyz0123456789"  # "_" ends a word
+SLOTS = 4  # longest OCR answer the generator renders
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def canonical(record: QARecord) -> str:
+    """The first accepted answer, lower case (the generator's answers are single words)."""
+    return record.answers[0].strip().lower()
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    width: int = 128
+    layers: int = 3
+    heads: int = 4
+    max_question: int = 48  # question tokens kept (the generator's questions are shorter)
+    max_frames: int = 8
+    video_pool: int = 2  # video frames are average-pooled over pool x pool patches (cost; motion needs little)
+    steps: int = 10000
+    batch: int = 32
+    lr: float = 2e-3
+
+
+class AnswerSpace:
+    """Training answers as classes; OCR answers map to `<spell>` and the character slots."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        self.index = {a: i for i, a in enumerate(names)}
+
+    @classmethod
+    def of(cls, records: list[QARecord]) -> "AnswerSpace":
+        return cls(sorted({canonical(r) for r in records if r.cls != "ocr"}) + [SPELL])
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def target(self, record: QARecord) -> tuple[int, list[int]]:
+        """(class id, character ids per slot); -100 where a record gives no target."""
+        word = canonical(record)
+        if record.cls == "ocr":
+            if len(word) > SLOTS or any(c not in CHARS[1:] for c in word):
+                raise ValueError(f"OCR answer {word!r}: expected at most {SLOTS} letters or digits")
+            chars = [CHARS.index(c) for c in word] + [0] * (SLOTS - len(word))
+            return self.index[SPELL], chars
+        return self.index.get(word, -100), [-100] * SLOTS
+
+
+class ReferenceModel(nn.Module):
+    """[CLS] + question tokens (+ per-frame visual tokens) -> transformer encoder -> answer."""
+
+    def __init__(self, cfg: ReferenceConfig, vocab_size: int, vision_dim: int, patches: int,
+                 n_answers: int, blind: bool):
+        super().__init__()
+        w = cfg.width
+        self.blind = blind
+        self.tok = nn.Embedding(vocab_size, w)
+        self.q_pos = nn.Parameter(torch.randn(cfg.max_question, w) * 0.02)
+        self.cls = nn.Parameter(torch.randn(1, 1, w) * 0.02)
+        self.vis = nn.Linear(vision_dim, w)
+        self.pool = cfg.video_pool
+        self.patch_pos = nn.Parameter(torch.randn(patches, w) * 0.02)
+        self.video_patch_pos = nn.Parameter(torch.randn(max(1, patches // self.pool ** 2), w) * 0.02)
+        self.frame_pos = nn.Parameter(torch.zeros(cfg.max_frames, w))
+        layer = nn.TransformerEncoderLayer(w, cfg.heads, 2 * w, dropout=0.1, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(w)
+        self.answer = nn.Linear(w, n_answers)
+        self.spell = nn.Linear(w, SLOTS * len(CHARS))
+
+    def forward(self, ids, pad, features=None):
+        """ids, pad (B, S) (pad True where padding); features (B, F, P, D) or None.
+        Returns answer logits (B, A) and character logits (B, SLOTS, len(CHARS))."""
+        b, s = ids.shape
+        parts = [self.cls.expand(b, -1, -1), self.tok(ids) + self.q_pos[:s]]
+        masks = [torch.zeros(b, 1, dtype=torch.bool, device=ids.device), pad]
+        if not self.blind:
+            f = features.shape[1]
+            if f > 1:
+                features, pos = self._pooled(features), self.video_patch_pos
+            else:
+                pos = self.patch_pos
+            v = self.vis(features) + pos + self.frame_pos[:f].unsqueeze(1)  # (B, F, P, W)
+            parts.append(v.reshape(b, -1, v.shape[-1]))
+            masks.append(torch.zeros(b, v.shape[1] * v.shape[2], dtype=torch.bool, device=ids.device))
+        h = self.encoder(torch.cat(parts, 1), src_key_padding_mask=torch.cat(masks, 1))
+        head = self.norm(h[:, 0])
+        return self.answer(head), self.spell(head).reshape(b, SLOTS, len(CHARS))
+
+
+    def _pooled(self, features):
+        """(B, F, P, D) -> (B, F, P / pool^2, D): average over pool x pool patch squares."""
+        b, f, p, d = features.shape
+        g = int(round(p ** 0.5))
+        x = features.reshape(b * f, g, g, d).permute(0, 3, 1, 2)
+        x = F.avg_pool2d(x, self.pool)
+        return x.permute(0, 2, 3, 1).reshape(b, f, -1, d)
+
+
+def _frames(record: QARecord, frames: int) -> int:
+    return frames if record.is_video else 1
+
+
+class Batches:
+    """Question ids and feature rows of a record list; images and videos batch separately."""
+
+    def __init__(self, records: list[QARecord], codec: TextCodec, store: FeatureStore | None,
+                 cfg: ReferenceConfig, frames: int):
+        self.records = records
+        self.store = store
+        self.frames = frames
+        self.cfg = cfg
+        self.ids = [codec.encode(r.question)[: cfg.max_question] for r in records]
+        self.pad_id = codec.pad
+        self.groups = [[i for i, r in enumerate(records) if r.is_video == video] for video in (False, True)]
+
+    def tensors(self, idx: list[int], dev):
+        s = max(len(self.ids[i]) for i in idx)
+        ids = torch.full((len(idx), s), self.pad_id, dtype=torch.long)
+        pad = torch.ones(len(idx), s, dtype=torch.bool)
+        for row, i in enumerate(idx):
+            ids[row, : len(self.ids[i])] = torch.tensor(self.ids[i])
+            pad[row, : len(self.ids[i])] = False
+        feats = None
+        if self.store is not None:
+            rows = [self.store.lookup(self.records[i].media, _frames(self.records[i], self.frames),
+                                      self.records[i].is_video) for i in idx]
+            feats = self.store.gather(rows).to(dev)
+        return ids.to(dev), pad.to(dev), feats
+
+
+def train_reference(records: list[QARecord], codec: TextCodec, store: FeatureStore | None,
+                    cfg: ReferenceConfig, frames: int, seed: int, log=print):
+    """Trains a reference on `records` (store None: blind). Returns (model, answers, stats)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    dev = device()
+    space = AnswerSpace.of(records)
+    targets = [space.target(r) for r in records]
+    keep = [i for i, (a, _) in enumerate(targets) if a >= 0]
+    data = Batches(records, codec, store, cfg, frames)
+    keep_set = set(keep)
+    groups = [[i for i in g if i in keep_set] for g in data.groups]
+    groups = [g for g in groups if g]
+    sizes = np.array([len(g) for g in groups], dtype=float)
+    vision_dim = store.final.shape[-1] if store is not None else 1
+    patches = store.final.shape[1] if store is not None else 1
+    model = ReferenceModel(cfg, codec.vocab_size, vision_dim, patches, len(space), store is None).to(dev)
+    model.train()
+
+    def loss_fn(step):
+        g = groups[rng.choice(len(groups), p=sizes / sizes.sum())]
+        idx = [g[j] for j in rng.integers(len(g), size=cfg.batch)]
+        ids, pad, feats = data.tensors(idx, dev)
+        answer, spell = model(ids, pad, feats)
+        a = torch.tensor([targets[i][0] for i in idx], device=dev)
+        c = torch.tensor([targets[i][1] for i in idx], device=dev)
+        loss = F.cross_entropy(answer, a)
+        spelled = c.reshape(-1) >= 0
+        if spelled.any():  # a batch without OCR items has no character targets
+            loss = loss + F.cross_entropy(spell.reshape(-1, len(CHARS))[spelled], c.reshape(-1)[spelled])
+        return loss
+
+    stats = optimize([{"params": list(model.parameters()), "lr": cfg.lr}], cfg.steps, loss_fn, log,
+                     "reference-blind" if store is None else "reference", weight_decay=0.05)
+    model.eval()
+    return model, space, stats
+
+
+@torch.no_grad()
+def predict(model: ReferenceModel, space: AnswerSpace, records: list[QARecord], codec: TextCodec,
+            store: FeatureStore | None, cfg: ReferenceConfig, frames: int, batch: int = 64) -> list[str]:
+    """One answer per record, in order."""
+    dev = next(model.parameters()).device
+    data = Batches(records, codec, store, cfg, frames)
+    out: list[str] = [""] * len(records)
+    for g in data.groups:
+        for start in range(0, len(g), batch):
+            idx = g[start:start + batch]
+            answer, spell = model(*data.tensors(idx, dev))
+            for row, i in enumerate(idx):
+                name = space.names[int(answer[row].argmax())]
+                if name == SPELL:
+                    chars = [CHARS[int(c)] for c in spell[row].argmax(-1)]
+                    name = "".join(chars).split("_")[0]
+                out[i] = name
+    return out
+
+
+def write_predictions(path: Path, records: list[QARecord], answers: list[str], model_name: str):
+    """`{"id", "question", "prediction"}` lines keyed by the Open-VQA `dataset/index` id (`lynx-zoo data score`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        for r, a in zip(records, answers):
+            f.write(json.dumps({"id": f"{r.raw['dataset']}/{r.raw['index']}", "question": r.question,
+                                "prediction": a, "model": model_name}) + "\n")
+
+
+def reference_name(blind: bool, resolution: int, frames: int) -> str:
+    """`reference`, `reference-blind`, or the settings that differ from the zoo baseline's."""
+    if blind:
+        return "reference-blind"
+    parts = ["reference"] + ([f"{resolution}px"] if resolution != 128 else []) + ([f"{frames}f"] if frames != 5 else [])
+    return "-".join(parts)
+
+
+def run_reference(build, splits: list[Path], out: Path, cfg: ReferenceConfig, blind: bool, resolution: int,
+                  frames: int, seed: int = 0, log=print) -> dict:
+    """Trains (or loads from the build cache) a reference on the build's train split and writes its
+    predictions on each of `splits` to OUT/SPLIT/NAME.jsonl. Returns {split dir: predictions file}."""
+    from .config import config_hash
+    from .data import load_annotations
+    from .features import extract
+    from .models.vision import VisionEncoder
+
+    build.prepare_data()
+    codec = build.codec()
+    records = build._mem["records"]
+    store = None if blind else build.features(resolution, sorted({1, frames}))
+    key = config_hash("reference", cfg, seed, blind, resolution, frames, build.tokenizer_key(),
+                      None if blind else build.vit_key())
+
+    def make():
+        model, space, stats = train_reference(records, codec, store, cfg, frames, seed, log)
+        return {k: v.cpu() for k, v in model.state_dict().items()}, space.names, stats
+
+    state, names, stats = build._cached("reference", key, make)
+    space = AnswerSpace(names)
+    vision_dim = store.final.shape[-1] if store is not None else 1
+    patches = store.final.shape[1] if store is not None else 1
+    model = ReferenceModel(cfg, codec.vocab_size, vision_dim, patches, len(names), blind)
+    model.load_state_dict(state)
+    model.eval()
+    vit = None
+    if not blind:
+        vit = VisionEncoder(build.profile.vision)
+        vit.load_state_dict(build.vit()[0])
+    name = reference_name(blind, resolution, frames)
+    written = {}
+    for split in splits:
+        recs = load_annotations(split)
+        split_store = None
+        if vit is not None:
+            split_store = extract(vit, sorted({r.media for r in recs if not r.is_video}),
+                                  sorted({r.media for r in recs if r.is_video}), resolution, sorted({1, frames}),
+                                  log=lambda m: None)
+        answers = predict(model, space, recs, codec, split_store, cfg, frames)
+        path = out / Path(split).name / f"{name}.jsonl"
+        write_predictions(path, recs, answers, name)
+        (path.with_suffix(".train.json")).write_text(json.dumps(stats) + "\n")
+        written[str(split)] = path
+        log(f"{name}: {len(recs)} predictions on {split} -> {path}")
+    return written
