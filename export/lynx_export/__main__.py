@@ -66,6 +66,8 @@ def parse(argv=None):
     r.add_argument("--resolution", type=int, default=128, help="ViT input side, as a variant's `resolution`")
     r.add_argument("--frames", type=int, default=5, help="video frames sampled, as a variant's `frames`")
     r.add_argument("--steps", type=int, default=ReferenceConfig.steps, help="training steps")
+    r.add_argument("--encoder", choices=["vit", "cnn"], default="vit",
+                   help="frozen features from the zoo's ViT, or from the reference's own conv encoder")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--profile", choices=sorted(PROFILES), default="zoo", help="whose data, ViT and tokenizer")
     r.add_argument("--data", type=Path, default=root / "export" / "work" / "data", help="data root (as `build`)")
@@ -152,7 +154,7 @@ def main(argv=None) -> int:
             build = Build(PROFILES[args.profile], args.data, args.work, repo_root(), log)  # reads the zoo, writes no variant
             splits = args.eval or [repo_root() / "data" / "test"]
             run_reference(build, splits, args.out, ReferenceConfig(steps=args.steps), args.blind, args.resolution,
-                          args.frames, args.seed, log)
+                          args.frames, args.seed, log, args.encoder)
             return 0
         if args.cmd == "zoo-doc":
             from .report import write

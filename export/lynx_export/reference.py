@@ -13,6 +13,9 @@ It calibrates the benchmark's difficulty knobs (docs/benchmark.md): a strong mod
 well but not perfectly, and resolution and frames should matter. It is not a zoo variant -- it
 cannot chat or follow format instructions -- and its predictions are plain answers, scored with
 the benchmark's scorer (`lynx-zoo data score`).
+
+`encoder="cnn"` swaps the zoo's ViT for the reference's own `ConvEncoder`, pretrained with the
+ViT's objective on the same captions: whether a better encoder changes what the benchmark asks.
 """
 
 from __future__ import annotations
@@ -27,15 +30,42 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import VisionConfig
 from .data import QARecord
 from .features import FeatureStore
 from .tokenizer import TextCodec
-from .train import device, optimize
+from .train import device, optimize, pretrain_encoder
 
 SPELL = "<spell>"  # the answer class of OCR questions: the answer is read from the character slots
 CHARS = "_abcdefghijklmnopqrstuvwxyz0123456789"  # "_" ends a word
 SLOTS = 4  # longest OCR answer the generator renders
 _WORD = re.compile(r"[a-z0-9]+")
+
+
+class ConvEncoder(nn.Module):
+    """Four 3x3 stride-2 convolutions with GELU (the ViT's 16-pixel patch grid: 8 x 8 tokens at
+    128 px, 4 x 4 at 64 px), then a per-position projection and LayerNorm. The same interface as
+    `VisionEncoder` (`trunk`, `head`, `cfg.patch`, `cfg.width`), so `features.extract` reads it."""
+
+    def __init__(self, width: int = 128):
+        super().__init__()
+        self.cfg = VisionConfig(patch=16, width=width)
+        chans = [3, 32, 64, width, width]
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(chans, chans[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GELU()]
+        self.convs = nn.Sequential(*layers)
+        self.proj = nn.Linear(width, width)
+        self.norm = nn.LayerNorm(width)
+
+    def trunk(self, pixel_values):  # (B, 3, H, W) -> (B, P, width)
+        return self.convs(pixel_values).flatten(2).transpose(1, 2)
+
+    def head(self, hidden):  # (B, P, width) -> (B, P, width)
+        return self.norm(self.proj(hidden))
+
+    def forward(self, pixel_values):
+        return self.head(self.trunk(pixel_values))
 
 
 def canonical(record: QARecord) -> str:
@@ -51,9 +81,9 @@ class ReferenceConfig:
     max_question: int = 48  # question tokens kept (the generator's questions are shorter)
     max_frames: int = 8
     video_pool: int = 2  # video frames are average-pooled over pool x pool patches (cost; motion needs little)
-    steps: int = 10000
+    steps: int = 6000
     batch: int = 32
-    lr: float = 2e-3
+    lr: float = 1e-3
 
 
 class AnswerSpace:
@@ -231,29 +261,66 @@ def write_predictions(path: Path, records: list[QARecord], answers: list[str], m
                                 "prediction": a, "model": model_name}) + "\n")
 
 
-def reference_name(blind: bool, resolution: int, frames: int) -> str:
+ENCODERS = ("vit", "cnn")
+CNN_STEPS = 2000  # ConvEncoder pretraining steps (batch 64), about 5 minutes on 2 CPU threads
+
+
+def reference_name(blind: bool, resolution: int, frames: int, encoder: str = "vit") -> str:
     """`reference`, `reference-blind`, or the settings that differ from the zoo baseline's."""
     if blind:
         return "reference-blind"
-    parts = ["reference"] + ([f"{resolution}px"] if resolution != 128 else []) + ([f"{frames}f"] if frames != 5 else [])
+    parts = ["reference"] + ([encoder] if encoder != "vit" else []) + \
+        ([f"{resolution}px"] if resolution != 128 else []) + ([f"{frames}f"] if frames != 5 else [])
     return "-".join(parts)
 
 
+def _encoder(build, encoder: str, log):
+    """The frozen encoder whose features the reference reads: the zoo's ViT or a ConvEncoder."""
+    from .config import config_hash
+    from .models.vision import VisionEncoder
+
+    if encoder == "vit":
+        vit = VisionEncoder(build.profile.vision)
+        vit.load_state_dict(build.vit()[0])
+        return vit.eval(), build.vit_key()
+    if encoder != "cnn":
+        raise ValueError(f"encoder: expected one of {ENCODERS}, got `{encoder}`")
+    width = build.profile.vision.width
+    key = config_hash("cnn-encoder", width, CNN_STEPS, build._mem["sig"])
+    state, _ = build._cached("encoder", key, lambda: pretrain_encoder(
+        lambda: ConvEncoder(width), width, 128, build._mem["captions"], CNN_STEPS, 64, 0, log, "cnn"))
+    cnn = ConvEncoder(width)
+    cnn.load_state_dict(state)
+    return cnn.eval(), key
+
+
+def _extract(enc, records: list[QARecord], resolution: int, frame_counts: list[int], extra_images=()):
+    from .features import extract
+
+    images = sorted({r.media for r in records if not r.is_video} | set(extra_images))
+    videos = sorted({r.media for r in records if r.is_video})
+    return extract(enc, images, videos, resolution, frame_counts, log=lambda m: None)
+
+
 def run_reference(build, splits: list[Path], out: Path, cfg: ReferenceConfig, blind: bool, resolution: int,
-                  frames: int, seed: int = 0, log=print) -> dict:
+                  frames: int, seed: int = 0, log=print, encoder: str = "vit") -> dict:
     """Trains (or loads from the build cache) a reference on the build's train split and writes its
     predictions on each of `splits` to OUT/SPLIT/NAME.jsonl. Returns {split dir: predictions file}."""
     from .config import config_hash
     from .data import load_annotations
-    from .features import extract
-    from .models.vision import VisionEncoder
 
     build.prepare_data()
     codec = build.codec()
     records = build._mem["records"]
-    store = None if blind else build.features(resolution, sorted({1, frames}))
-    key = config_hash("reference", cfg, seed, blind, resolution, frames, build.tokenizer_key(),
-                      None if blind else build.vit_key())
+    frame_counts = sorted({1, frames})
+    enc, enc_key = (None, None) if blind else _encoder(build, encoder, log)
+    if enc is None:
+        store = None
+    elif encoder == "vit":
+        store = build.features(resolution, frame_counts)  # the zoo's cached features
+    else:
+        store = _extract(enc, records, resolution, frame_counts)
+    key = config_hash("reference", cfg, seed, blind, resolution, frames, build.tokenizer_key(), enc_key)
 
     def make():
         model, space, stats = train_reference(records, codec, store, cfg, frames, seed, log)
@@ -266,19 +333,11 @@ def run_reference(build, splits: list[Path], out: Path, cfg: ReferenceConfig, bl
     model = ReferenceModel(cfg, codec.vocab_size, vision_dim, patches, len(names), blind)
     model.load_state_dict(state)
     model.eval()
-    vit = None
-    if not blind:
-        vit = VisionEncoder(build.profile.vision)
-        vit.load_state_dict(build.vit()[0])
-    name = reference_name(blind, resolution, frames)
+    name = reference_name(blind, resolution, frames, encoder)
     written = {}
     for split in splits:
         recs = load_annotations(split)
-        split_store = None
-        if vit is not None:
-            split_store = extract(vit, sorted({r.media for r in recs if not r.is_video}),
-                                  sorted({r.media for r in recs if r.is_video}), resolution, sorted({1, frames}),
-                                  log=lambda m: None)
+        split_store = None if enc is None else _extract(enc, recs, resolution, frame_counts)
         answers = predict(model, space, recs, codec, split_store, cfg, frames)
         path = out / Path(split).name / f"{name}.jsonl"
         write_predictions(path, recs, answers, name)

@@ -118,6 +118,15 @@ def pretrain_vit(cfg: VisionConfig, captions, steps: int, batch: int, seed: int,
 
     Returns (state_dict, stats). Mixed resolutions let one set of weights serve both resolutions.
     """
+    return pretrain_encoder(lambda: VisionEncoder(cfg), cfg.width, cfg.grid * cfg.patch, captions, steps, batch,
+                            seed, log, "vit")
+
+
+def pretrain_encoder(make_encoder, width: int, high: int, captions, steps: int, batch: int, seed: int,
+                     log=print, tag: str = "vit"):
+    """The ViT's pretraining objective for any encoder of pixels (B, 3, H, W) -> patch tokens
+    (B, P, width): caption words and region attribute pairs (`AttributeHead`), alternating `high`
+    and `high // 2` pixels per step. Returns (state_dict, stats)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     dev = device()
@@ -135,22 +144,21 @@ def pretrain_vit(cfg: VisionConfig, captions, steps: int, batch: int, seed: int,
         for s, colour, shape, r in objects[i]:
             for p in _pairs(s, colour, shape):
                 regions[i, r, pair_index[p]] = 1.0
-    log(f"  vit: {len(captions)} images, {len(words)} caption words, {len(pairs)} attribute pairs")
+    log(f"  {tag}: {len(captions)} images, {len(words)} caption words, {len(pairs)} attribute pairs")
     images = np.stack([read_image(c.image) for c in captions])  # (N, H, W, 3) uint8
-    vit, head = VisionEncoder(cfg).to(dev), AttributeHead(cfg.width, len(words), len(pairs)).to(dev)
-    high = cfg.grid * cfg.patch
+    encoder, head = make_encoder().to(dev), AttributeHead(width, len(words), len(pairs)).to(dev)
 
     def loss_fn(step):
         idx = rng.integers(len(images), size=batch)
         size = high if step % 2 == 0 else high // 2
         pixels = preprocess(list(images[idx]), size).to(dev)
-        word_logits, region_logits = head(vit(pixels))
+        word_logits, region_logits = head(encoder(pixels))
         return (F.binary_cross_entropy_with_logits(word_logits, targets[idx].to(dev))
                 + F.binary_cross_entropy_with_logits(region_logits, regions[idx].to(dev)))
 
-    params = list(vit.parameters()) + list(head.parameters())
-    stats = optimize([{"params": params, "lr": 1e-3}], steps, loss_fn, log, "vit", weight_decay=0.05)
-    return {k: v.cpu() for k, v in vit.state_dict().items()}, stats
+    params = list(encoder.parameters()) + list(head.parameters())
+    stats = optimize([{"params": params, "lr": 1e-3}], steps, loss_fn, log, tag, weight_decay=0.05)
+    return {k: v.cpu() for k, v in encoder.state_dict().items()}, stats
 
 
 # -- LLM pretraining -------------------------------------------------------------------------

@@ -10,8 +10,8 @@ import pytest
 from fake_data import make_all
 from lynx_export.data import QARecord
 from lynx_export.features import FeatureStore
-from lynx_export.reference import (CHARS, SLOTS, SPELL, AnswerSpace, ReferenceConfig, predict, reference_name,
-                                   run_reference, train_reference)
+from lynx_export.reference import (CHARS, SLOTS, SPELL, AnswerSpace, ConvEncoder, ReferenceConfig, predict,
+                                   reference_name, run_reference, train_reference)
 from lynx_export.tokenizer import TextCodec, train_tokenizer
 from test_pipeline import _tiny_smoke_profile
 
@@ -32,6 +32,13 @@ def test_answer_space_spells_ocr_words_and_skips_unknown_answers():
     assert space.target(record(4, "q", "blue", "color"))[0] == -100  # not a training answer
     with pytest.raises(ValueError, match="at most 4"):
         space.target(record(5, "q", "quartz", "ocr"))
+
+
+def test_conv_encoder_gives_the_vit_patch_grid():
+    import torch
+    enc = ConvEncoder(32)
+    assert enc(torch.zeros(2, 3, 128, 128)).shape == (2, 64, 32)
+    assert enc(torch.zeros(2, 3, 64, 64)).shape == (2, 16, 32)
 
 
 def _colour_task(n: int, seed: int):
@@ -82,3 +89,10 @@ def test_reference_command_writes_scorable_predictions_and_caches_the_model(tmp_
     run_reference(build, [data / "val"], out, cfg, False, 128, 5, log=lines.append)
     assert sum("reference step" in line for line in lines) == trained  # the second run loads the cached model
     assert reference_name(True, 128, 5) == "reference-blind" and reference_name(False, 64, 1) == "reference-64px-1f"
+
+    # the reference's own conv encoder: pretrained with the ViT's objective, then read like the ViT
+    monkeypatch.setattr("lynx_export.reference.CNN_STEPS", 2)
+    written = run_reference(build, [data / "val"], out, cfg, False, 64, 1, log=lines.append, encoder="cnn")
+    preds = [json.loads(line) for line in written[str(data / "val")].read_text().splitlines()]
+    assert written[str(data / "val")].name == "reference-cnn-64px-1f.jsonl" and len(preds) == len(ann)
+    assert any("cnn step" in line for line in lines)
