@@ -1,0 +1,93 @@
+"""Objective probe: which part of the ViT's pretraining objective keeps shape out of the features?
+
+Trains an encoder (the zoo's ViT config or the reference's ConvEncoder) from scratch with a
+variant of the ViT objective (`train.pretrain_encoder`: caption words, mean-pooled, plus region
+attribute pairs, max-pooled; alternating 128 px and 64 px), then runs vision_probe.py's shape
+read-out on 600 held-out pictures.
+
+    PYTHONPATH=export .venv/bin/python export/probes/objective_probe.py --encoder cnn                     # as the zoo
+    PYTHONPATH=export .venv/bin/python export/probes/objective_probe.py --encoder cnn --only-128           # no 64 px steps
+    PYTHONPATH=export .venv/bin/python export/probes/objective_probe.py --encoder cnn --heads pairs        # region pairs only
+    PYTHONPATH=export .venv/bin/python export/probes/objective_probe.py --encoder vit --only-128
+    PYTHONPATH=export .venv/bin/python export/probes/objective_probe.py --encoder cnn --only-128 --heads words-max
+
+About 5-7 minutes each on one CPU thread (2000 steps).
+"""
+
+import argparse
+import re
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lynx_export.build import Build
+from lynx_export.data import repo_root
+from lynx_export.features import extract
+from lynx_export.media import preprocess, read_image
+from lynx_export.models.vision import VisionEncoder
+from lynx_export.profiles import PROFILES
+from lynx_export.reference import ConvEncoder
+from lynx_export.train import _WORD, AttributeHead, _pairs, caption_objects, caption_vocabulary, optimize
+from vision_probe import SHAPES, probe
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--encoder", choices=["vit", "cnn"], default="cnn")
+    p.add_argument("--only-128", action="store_true", help="every step at 128 px (the zoo alternates 128 and 64)")
+    p.add_argument("--heads", choices=["words+pairs", "pairs", "words", "words-max"], default="words+pairs")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    root = repo_root()
+    b = Build(PROFILES["zoo"], root / "export/work/data", root / "export/work", root, log=lambda m: None)
+    b.prepare_data()
+    captions = b._mem["captions"]
+    words = caption_vocabulary([c.caption for c in captions])
+    index = {w: i for i, w in enumerate(words)}
+    objects = [caption_objects(c.caption) for c in captions]
+    pairs = sorted({q for objs in objects for s, c, h, _ in objs for q in _pairs(s, c, h)})
+    pair_index = {q: i for i, q in enumerate(pairs)}
+    targets = torch.zeros(len(captions), len(words))
+    regions = torch.zeros(len(captions), 9, len(pairs))
+    for i, c in enumerate(captions):
+        for w in _WORD.findall(c.caption.lower()):
+            if w in index:
+                targets[i, index[w]] = 1.0
+        for s, colour, shape, r in objects[i]:
+            for q in _pairs(s, colour, shape):
+                regions[i, r, pair_index[q]] = 1.0
+    images = np.stack([read_image(c.image) for c in captions])
+    enc = VisionEncoder(b.profile.vision) if args.encoder == "vit" else ConvEncoder(b.profile.vision.width)
+    head = AttributeHead(b.profile.vision.width, len(words), len(pairs))
+
+    def loss_fn(step):
+        idx = rng.integers(len(images), size=64)
+        size = 128 if (step % 2 == 0 or args.only_128) else 64
+        tokens = enc(preprocess(list(images[idx]), size))
+        word_logits, region_logits = head(tokens)
+        if args.heads == "words-max":
+            word_logits = head.words(tokens).amax(1)
+        words_loss = F.binary_cross_entropy_with_logits(word_logits, targets[idx])
+        pairs_loss = F.binary_cross_entropy_with_logits(region_logits, regions[idx])
+        return {"words+pairs": words_loss + pairs_loss, "pairs": pairs_loss}.get(args.heads, words_loss)
+
+    params = list(enc.parameters()) + list(head.parameters())
+    optimize([{"params": params, "lr": 1e-3}], args.steps, loss_fn, lambda m: None, "objective", 0.05)
+    caps = captions[:3000]
+    store = extract(enc.eval(), [c.image for c in caps], [], 128, [1], log=lambda m: None)
+    x = torch.tensor(np.stack([store.final[store.rows[str(c.image)][0]].astype(np.float32) for c in caps]))
+    y = torch.tensor([[w in re.findall("[a-z]+", c.caption) for w in SHAPES] for c in caps], dtype=torch.float32)
+    name = f"{args.encoder} {args.heads}{' 128px-only' if args.only_128 else ' 128/64px'} {args.steps} steps"
+    for pool in ("mean", "max"):
+        acc, exact, majority = probe(x, y, int(len(caps) * 0.8), pool)
+        print(f"OBJECTIVE-PROBE {name}: shape present, {pool}-pooled: per-label {100 * acc:.1f}% "
+              f"(majority {100 * majority:.1f}%), every label right {100 * exact:.1f}%")
+
+
+if __name__ == "__main__":
+    main()
