@@ -111,6 +111,26 @@ def _pairs(size: str, colour: str, shape: str) -> list[str]:
     return [f"{colour} {shape}", f"{size} {shape}", f"{size} {colour}"]
 
 
+def caption_targets(captions):
+    """The ViT objective's targets: (caption words, attribute pairs, per-image word labels (N, K),
+    per-image per-region pair labels (N, 9, Q))."""
+    words = caption_vocabulary([c.caption for c in captions])
+    index = {w: i for i, w in enumerate(words)}
+    objects = [caption_objects(c.caption) for c in captions]
+    pairs = sorted({p for objs in objects for s, c, h, _ in objs for p in _pairs(s, c, h)})
+    pair_index = {p: i for i, p in enumerate(pairs)}
+    targets = torch.zeros(len(captions), len(words))
+    regions = torch.zeros(len(captions), 9, len(pairs))
+    for i, c in enumerate(captions):
+        for w in _WORD.findall(c.caption.lower()):
+            if w in index:
+                targets[i, index[w]] = 1.0
+        for s, colour, shape, r in objects[i]:
+            for p in _pairs(s, colour, shape):
+                regions[i, r, pair_index[p]] = 1.0
+    return words, pairs, targets, regions
+
+
 def pretrain_vit(cfg: VisionConfig, captions, steps: int, batch: int, seed: int, log=print):
     """Pretrains the ViT on captions at 128 px and 64 px: the caption words of each image, and which
     attribute pairs lie in which region (targets parsed from the captions' "a big red circle at the
@@ -130,20 +150,7 @@ def pretrain_encoder(make_encoder, width: int, high: int, captions, steps: int, 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     dev = device()
-    words = caption_vocabulary([c.caption for c in captions])
-    index = {w: i for i, w in enumerate(words)}
-    objects = [caption_objects(c.caption) for c in captions]
-    pairs = sorted({p for objs in objects for s, c, h, _ in objs for p in _pairs(s, c, h)})
-    pair_index = {p: i for i, p in enumerate(pairs)}
-    targets = torch.zeros(len(captions), len(words))
-    regions = torch.zeros(len(captions), 9, len(pairs))
-    for i, c in enumerate(captions):
-        for w in _WORD.findall(c.caption.lower()):
-            if w in index:
-                targets[i, index[w]] = 1.0
-        for s, colour, shape, r in objects[i]:
-            for p in _pairs(s, colour, shape):
-                regions[i, r, pair_index[p]] = 1.0
+    words, pairs, targets, regions = caption_targets(captions)
     log(f"  {tag}: {len(captions)} images, {len(words)} caption words, {len(pairs)} attribute pairs")
     images = np.stack([read_image(c.image) for c in captions])  # (N, H, W, 3) uint8
     encoder, head = make_encoder().to(dev), AttributeHead(width, len(words), len(pairs)).to(dev)

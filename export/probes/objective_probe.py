@@ -28,7 +28,7 @@ from lynx_export.media import preprocess, read_image
 from lynx_export.models.vision import VisionEncoder
 from lynx_export.profiles import PROFILES
 from lynx_export.reference import ConvEncoder
-from lynx_export.train import _WORD, AttributeHead, _pairs, caption_objects, caption_vocabulary, optimize
+from lynx_export.train import AttributeHead, caption_targets, optimize
 from vision_probe import SHAPES, probe
 
 
@@ -47,20 +47,7 @@ def main():
     b = Build(PROFILES["zoo"], root / "export/work/data", root / "export/work", root, log=lambda m: None)
     b.prepare_data()
     captions = b._mem["captions"]
-    words = caption_vocabulary([c.caption for c in captions])
-    index = {w: i for i, w in enumerate(words)}
-    objects = [caption_objects(c.caption) for c in captions]
-    pairs = sorted({q for objs in objects for s, c, h, _ in objs for q in _pairs(s, c, h)})
-    pair_index = {q: i for i, q in enumerate(pairs)}
-    targets = torch.zeros(len(captions), len(words))
-    regions = torch.zeros(len(captions), 9, len(pairs))
-    for i, c in enumerate(captions):
-        for w in _WORD.findall(c.caption.lower()):
-            if w in index:
-                targets[i, index[w]] = 1.0
-        for s, colour, shape, r in objects[i]:
-            for q in _pairs(s, colour, shape):
-                regions[i, r, pair_index[q]] = 1.0
+    words, pairs, targets, regions = caption_targets(captions)
     images = np.stack([read_image(c.image) for c in captions])
     enc = VisionEncoder(b.profile.vision) if args.encoder == "vit" else ConvEncoder(b.profile.vision.width)
     head = AttributeHead(b.profile.vision.width, len(words), len(pairs))
