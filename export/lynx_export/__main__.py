@@ -22,7 +22,7 @@ import torch
 
 from .data import repo_root
 from .profiles import PROFILES
-from .reference import ReferenceConfig
+from .reference import ENCODERS, ReferenceConfig
 from .registry import create_variant, list_variants
 
 SMOKE_VARIANTS = ["lynx", "lynx-xattn", "lynx-blind"]
@@ -66,7 +66,7 @@ def parse(argv=None):
     r.add_argument("--resolution", type=int, default=128, help="ViT input side, as a variant's `resolution`")
     r.add_argument("--frames", type=int, default=5, help="video frames sampled, as a variant's `frames`")
     r.add_argument("--steps", type=int, default=ReferenceConfig.steps, help="training steps")
-    r.add_argument("--encoder", choices=["vit", "cnn"], default="vit",
+    r.add_argument("--encoder", choices=ENCODERS, default="vit",
                    help="frozen features from the zoo's ViT, or from the reference's own conv encoder")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--profile", choices=sorted(PROFILES), default="zoo", help="whose data, ViT and tokenizer")

@@ -21,7 +21,6 @@ ViT's objective on the same captions: whether a better encoder changes what the 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +38,6 @@ from .train import device, optimize, pretrain_encoder
 SPELL = "<spell>"  # the answer class of OCR questions: the answer is read from the character slots
 CHARS = "_abcdefghijklmnopqrstuvwxyz0123456789"  # "_" ends a word
 SLOTS = 4  # longest OCR answer the generator renders
-_WORD = re.compile(r"[a-z0-9]+")
 
 
 class ConvEncoder(nn.Module):
@@ -152,7 +150,6 @@ class ReferenceModel(nn.Module):
         head = self.norm(h[:, 0])
         return self.answer(head), self.spell(head).reshape(b, SLOTS, len(CHARS))
 
-
     def _pooled(self, features):
         """(B, F, P, D) -> (B, F, P / pool^2, D): average over pool x pool patch squares."""
         b, f, p, d = features.shape
@@ -162,8 +159,11 @@ class ReferenceModel(nn.Module):
         return x.permute(0, 2, 3, 1).reshape(b, f, -1, d)
 
 
-def _frames(record: QARecord, frames: int) -> int:
-    return frames if record.is_video else 1
+def reference_model(cfg: ReferenceConfig, vocab_size: int, store: FeatureStore | None, n_answers: int):
+    """A ReferenceModel sized for `store`'s features (None: the blind reference)."""
+    if store is None:
+        return ReferenceModel(cfg, vocab_size, 1, 1, n_answers, blind=True)
+    return ReferenceModel(cfg, vocab_size, store.final.shape[-1], store.final.shape[1], n_answers, blind=False)
 
 
 class Batches:
@@ -174,7 +174,6 @@ class Batches:
         self.records = records
         self.store = store
         self.frames = frames
-        self.cfg = cfg
         self.ids = [codec.encode(r.question)[: cfg.max_question] for r in records]
         self.pad_id = codec.pad
         self.groups = [[i for i, r in enumerate(records) if r.is_video == video] for video in (False, True)]
@@ -188,8 +187,7 @@ class Batches:
             pad[row, : len(self.ids[i])] = False
         feats = None
         if self.store is not None:
-            rows = [self.store.lookup(self.records[i].media, _frames(self.records[i], self.frames),
-                                      self.records[i].is_video) for i in idx]
+            rows = [self.store.lookup(self.records[i].media, self.frames, self.records[i].is_video) for i in idx]
             feats = self.store.gather(rows).to(dev)
         return ids.to(dev), pad.to(dev), feats
 
@@ -202,15 +200,11 @@ def train_reference(records: list[QARecord], codec: TextCodec, store: FeatureSto
     dev = device()
     space = AnswerSpace.of(records)
     targets = [space.target(r) for r in records]
-    keep = [i for i, (a, _) in enumerate(targets) if a >= 0]
     data = Batches(records, codec, store, cfg, frames)
-    keep_set = set(keep)
-    groups = [[i for i in g if i in keep_set] for g in data.groups]
+    groups = [[i for i in g if targets[i][0] >= 0] for g in data.groups]
     groups = [g for g in groups if g]
     sizes = np.array([len(g) for g in groups], dtype=float)
-    vision_dim = store.final.shape[-1] if store is not None else 1
-    patches = store.final.shape[1] if store is not None else 1
-    model = ReferenceModel(cfg, codec.vocab_size, vision_dim, patches, len(space), store is None).to(dev)
+    model = reference_model(cfg, codec.vocab_size, store, len(space)).to(dev)
     model.train()
 
     def loss_fn(step):
@@ -294,10 +288,10 @@ def _encoder(build, encoder: str, log):
     return cnn.eval(), key
 
 
-def _extract(enc, records: list[QARecord], resolution: int, frame_counts: list[int], extra_images=()):
+def _extract(enc, records: list[QARecord], resolution: int, frame_counts: list[int]):
     from .features import extract
 
-    images = sorted({r.media for r in records if not r.is_video} | set(extra_images))
+    images = sorted({r.media for r in records if not r.is_video})
     videos = sorted({r.media for r in records if r.is_video})
     return extract(enc, images, videos, resolution, frame_counts, log=lambda m: None)
 
@@ -328,9 +322,7 @@ def run_reference(build, splits: list[Path], out: Path, cfg: ReferenceConfig, bl
 
     state, names, stats = build._cached("reference", key, make)
     space = AnswerSpace(names)
-    vision_dim = store.final.shape[-1] if store is not None else 1
-    patches = store.final.shape[1] if store is not None else 1
-    model = ReferenceModel(cfg, codec.vocab_size, vision_dim, patches, len(names), blind)
+    model = reference_model(cfg, codec.vocab_size, store, len(names))
     model.load_state_dict(state)
     model.eval()
     name = reference_name(blind, resolution, frames, encoder)

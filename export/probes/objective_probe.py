@@ -15,7 +15,6 @@ About 5-7 minutes each on one CPU thread (2000 steps).
 """
 
 import argparse
-import re
 
 import numpy as np
 import torch
@@ -23,13 +22,12 @@ import torch.nn.functional as F
 
 from lynx_export.build import Build
 from lynx_export.data import repo_root
-from lynx_export.features import extract
 from lynx_export.media import preprocess, read_image
 from lynx_export.models.vision import VisionEncoder
 from lynx_export.profiles import PROFILES
 from lynx_export.reference import ConvEncoder
 from lynx_export.train import AttributeHead, caption_targets, optimize
-from vision_probe import SHAPES, probe
+from vision_probe import SHAPES, features_of, labels, probe
 
 
 def main():
@@ -66,9 +64,7 @@ def main():
     params = list(enc.parameters()) + list(head.parameters())
     optimize([{"params": params, "lr": 1e-3}], args.steps, loss_fn, lambda m: None, "objective", 0.05)
     caps = captions[:3000]
-    store = extract(enc.eval(), [c.image for c in caps], [], 128, [1], log=lambda m: None)
-    x = torch.tensor(np.stack([store.final[store.rows[str(c.image)][0]].astype(np.float32) for c in caps]))
-    y = torch.tensor([[w in re.findall("[a-z]+", c.caption) for w in SHAPES] for c in caps], dtype=torch.float32)
+    x, y = features_of(enc.eval(), caps), labels(caps, SHAPES)
     name = f"{args.encoder} {args.heads}{' 128px-only' if args.only_128 else ' 128/64px'} {args.steps} steps"
     for pool in ("mean", "max"):
         acc, exact, majority = probe(x, y, int(len(caps) * 0.8), pool)

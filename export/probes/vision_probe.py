@@ -17,7 +17,6 @@ Needs the build cache (export/work/cache/zoo); a missing encoder is trained firs
 
 import argparse
 import re
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -57,12 +56,23 @@ def probe(x: torch.Tensor, y: torch.Tensor, fit: int, pool: str, seed: int = 0) 
     return float(hit.float().mean()), float(hit.all(1).float().mean()), float(majority)
 
 
+def features_of(enc, caps, resolution: int = 128) -> torch.Tensor:
+    """(N, P, D) frozen features of the captioned pictures."""
+    store = extract(enc, [c.image for c in caps], [], resolution, [1], log=lambda m: None)
+    return torch.tensor(np.stack([store.final[store.rows[str(c.image)][0]].astype(np.float32) for c in caps]))
+
+
+def labels(caps, names: list[str]) -> torch.Tensor:
+    """(N, len(names)): which of `names` each picture's caption mentions."""
+    return torch.tensor([[w in re.findall("[a-z]+", c.caption) for w in names] for c in caps], dtype=torch.float32)
+
+
 def shapes_cnn(caps, steps: int = 1500, seed: int = 0) -> ConvEncoder:
     """A ConvEncoder trained on nothing but which shapes a picture holds (max-pooled linear head)."""
     torch.manual_seed(seed)
     enc, head = ConvEncoder(128), torch.nn.Linear(128, len(SHAPES))
     x = preprocess([read_image(c.image) for c in caps], 128)
-    y = torch.tensor([[w in re.findall("[a-z]+", c.caption) for w in SHAPES] for c in caps], dtype=torch.float32)
+    y = labels(caps, SHAPES)
     opt = torch.optim.AdamW(list(enc.parameters()) + list(head.parameters()), 2e-3)
     for step in range(steps):
         idx = torch.randint(0, len(caps), (64,))
@@ -88,11 +98,9 @@ def main():
     caps = b._mem["captions"][: args.n]
     fit = int(len(caps) * 0.8)
     enc = shapes_cnn(caps[:fit]) if args.encoder == "shapes-cnn" else _encoder(b, args.encoder, print)[0]
-    store = extract(enc, [c.image for c in caps], [], args.resolution, [1], log=lambda m: None)
-    x = torch.tensor(np.stack([store.final[store.rows[str(c.image)][0]].astype(np.float32) for c in caps]))
-    words = [set(re.findall("[a-z]+", c.caption)) for c in caps]
-    for name, labels in (("colour", COLOURS), ("shape", SHAPES)):
-        y = torch.tensor([[w in ws for w in labels] for ws in words], dtype=torch.float32)
+    x = features_of(enc, caps, args.resolution)
+    for name, names in (("colour", COLOURS), ("shape", SHAPES)):
+        y = labels(caps, names)
         for pool in ("mean", "max"):
             acc, exact, majority = probe(x, y, fit, pool)
             print(f"VISION-PROBE {args.encoder} {args.resolution}px {name} present, {pool}-pooled: per-label "

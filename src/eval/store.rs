@@ -6,13 +6,14 @@
 //! with the same file as an uninterrupted one. Only deterministic fields go here -- timings live
 //! in their own file -- so "the same file" means byte-identical.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::Benchmark;
 use crate::error::{Error, Result};
 
 /// One scored answer.
@@ -166,15 +167,13 @@ struct ExternalPrediction {
 }
 
 /// Reads and scores a predictions file made outside lynx-zoo (`{"id", "prediction"}` per line,
-/// optionally `"question"`)
-/// against `bench`, in benchmark order. Every record needs exactly one line: bad JSON, a missing
+/// optionally `"question"`) against `bench`, in benchmark order. Every record needs exactly one line: bad JSON, a missing
 /// key, an id the benchmark does not hold, a repeated id and missing items are errors naming the
 /// file (and line).
-pub fn score_external(bench: &crate::data::Benchmark, path: impl AsRef<Path>) -> Result<Vec<Prediction>> {
+pub fn score_external(bench: &Benchmark, path: impl AsRef<Path>) -> Result<Vec<Prediction>> {
     let path = path.as_ref();
     let text = fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
-    let position: std::collections::HashMap<String, usize> =
-        bench.records.iter().enumerate().map(|(i, r)| (r.id(), i)).collect();
+    let position: HashMap<String, usize> = bench.records.iter().enumerate().map(|(i, r)| (r.id(), i)).collect();
     let mut answers: Vec<Option<String>> = vec![None; bench.records.len()];
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let p: ExternalPrediction = serde_json::from_str(line).map_err(|e| {
