@@ -26,7 +26,7 @@ from . import __version__
 from . import graphs as G
 from . import onnx_io as O
 from .config import (BackboneRef, ConnectorKind, Flavour, LlmFreeze, Quantization, VariantConfig,
-                     VisionFreeze, config_hash, to_dict)
+                     VisionFreeze, config_hash)
 from .data import DataPaths, ensure_data, load_annotations, load_captions, load_corpus, load_text_instructions
 from .features import FeatureStore, extract, load_pixels
 from .goldens import OrtGraphs, TorchGraphs, greedy

@@ -80,11 +80,17 @@ class Quantization(str, enum.Enum):
     INT8_DYNAMIC = "int8_dynamic"  # onnxruntime.quantization.quantize_dynamic on the decoder
 
 
+class Stem(str, enum.Enum):
+    PATCH = "patch"  # one patch x patch convolution with stride patch (the original ViT)
+    CONV = "conv"  # log2(patch) 3x3 stride-2 convolutions with GELU (Xiao et al. 2021, "early convolutions")
+
+
 @dataclass(frozen=True)
 class VisionConfig:
     """ViT vision encoder (patch embedding, pre-LN blocks, final LayerNorm)."""
 
-    patch: int = 16  # patch side in pixels
+    patch: int = 16  # patch side in pixels (a power of two for the conv stem)
+    stem: Stem = Stem.CONV  # how pixels become patch tokens (conv: reads shape, export/probes/objective_probe.py)
     grid: int = 8  # position-embedding grid at the pretraining resolution (128 px / 16)
     width: int = 128  # token width = vision_dim handed to the connector
     layers: int = 4  # transformer blocks

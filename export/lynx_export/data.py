@@ -7,6 +7,7 @@ keep unknown keys and name the file and line of any malformed record.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -155,9 +156,10 @@ def ensure_data(paths: DataPaths, n_train: int, n_val: int, n_text: int, seed: i
         (paths.val, ["data", "generate", "--split", "val", "--n", str(n_val), "--seed", str(seed + 1)]),
         (paths.text, ["data", "text", "--n", str(n_text), "--seed", str(seed)]),
     ]
+    revision = generator_revision()
     missing = [(d, args) for d, args in jobs
                if not ((d / "annotations.jsonl").exists() or (d / "corpus.txt").exists())
-               or _stamp(d) not in (None, args)]
+               or _stamp(d) not in (None, {"args": args, "generator": revision})]
     if not missing:
         return paths
     root = repo_root()
@@ -174,15 +176,24 @@ def ensure_data(paths: DataPaths, n_train: int, n_val: int, n_text: int, seed: i
         done = subprocess.run(cmd, cwd=root, stdout=subprocess.DEVNULL)
         if done.returncode != 0:
             raise DataError(f"data generator failed (exit {done.returncode}): {' '.join(cmd)}")
-        (tmp / STAMP).write_text(json.dumps(args) + "\n")
+        (tmp / STAMP).write_text(json.dumps({"args": args, "generator": revision}) + "\n")
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
     return paths
 
 
-# The generator command that wrote a data folder: another command (size, seed) regenerates it.
-# Delete a folder to regenerate it after a change of the generator itself.
+# The generator command that wrote a data folder and the generator's source revision: another
+# command (size, seed) or a changed generator regenerates the folder.
 STAMP = "generated-by.json"
+
+
+def generator_revision(root: Path | None = None) -> str:
+    """A digest of the generator's Rust sources (src/data/), so that data made by an older generator
+    are not mistaken for current ones."""
+    h = hashlib.sha256()
+    for f in sorted(((root or repo_root()) / "src" / "data").rglob("*.rs")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _stamp(folder: Path):

@@ -42,8 +42,9 @@ def plan(variants) -> dict:
 
     A step is ("vit", None), ("backbone", BackboneRef), ("features", resolution) or ("variant", name).
     A chat backbone waits for its base, a feature store for the ViT, a variant for its backbone and
-    its feature store. Priority (lower first) puts the chain of the large backbone first: it is the
-    longest path through the build, so starting it early keeps every worker busy to the end.
+    its feature store. Priority (lower first) puts the chain of the large backbone first and the ViT
+    next: they are the longest paths through the build (every vision variant waits for the ViT), so
+    starting them early keeps every worker busy to the end.
     """
     from .config import BackboneRef, Flavour
 
@@ -59,7 +60,7 @@ def plan(variants) -> dict:
     for v in variants:
         deps = [backbone(v.backbone)]
         if v.vision_input:
-            steps.setdefault(("vit", None), ((), (True, False, 1, "")))
+            steps.setdefault(("vit", None), ((), (False, False, 1, "")))
             feats = ("features", v.resolution)
             steps.setdefault(feats, ((("vit", None),), (True, False, 2, str(v.resolution))))
             deps.append(feats)

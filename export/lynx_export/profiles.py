@@ -15,7 +15,7 @@ from .config import BackboneRef, DecoderConfig, Family, VisionConfig
 class Profile:
     name: str = "zoo"  # recorded in each manifest's provenance
     vocab_size: int = 1024  # BPE vocabulary (4 special tokens included)
-    vision: VisionConfig = field(default_factory=VisionConfig)  # the one ViT (128 px and 64 px)
+    vision: VisionConfig = field(default_factory=VisionConfig)  # the one ViT (pretrained at 128 px, read at 64 too)
     llama_small: DecoderConfig = field(default_factory=lambda: DecoderConfig(Family.LLAMA, ffn=256))
     llama_large: DecoderConfig = field(default_factory=lambda: DecoderConfig(
         Family.LLAMA, hidden=160, layers=6, heads=5, ffn=384))
@@ -26,7 +26,7 @@ class Profile:
     n_val: int = 600  # generated validation records (goldens come from here)
     n_text: int = 16000  # generated corpus passages / text instructions (half describe a picture in words)
     data_seed: int = 1  # seed of the generated training data
-    vit_steps: int = 1000  # ViT pretraining steps (caption words + region attribute pairs)
+    vit_steps: int = 2000  # ViT pretraining steps at 128 px (caption words + region attribute pairs)
     vit_batch: int = 64
     lm_steps: int = 1500  # base LLM pretraining steps on the corpus
     lm_batch: int = 16

@@ -29,11 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import VisionConfig
-from .data import QARecord
-from .features import FeatureStore
+from .config import VisionConfig, config_hash
+from .data import QARecord, load_annotations
+from .models.vision import VisionEncoder, conv_stem
+from .features import FeatureStore, extract
 from .tokenizer import TextCodec
-from .train import device, optimize, pretrain_encoder
+from .train import VIT_OBJECTIVE, device, optimize, pretrain_encoder
 
 SPELL = "<spell>"  # the answer class of OCR questions: the answer is read from the character slots
 CHARS = "_abcdefghijklmnopqrstuvwxyz0123456789"  # "_" ends a word
@@ -48,11 +49,7 @@ class ConvEncoder(nn.Module):
     def __init__(self, width: int = 128):
         super().__init__()
         self.cfg = VisionConfig(patch=16, width=width)
-        chans = [3, 32, 64, width, width]
-        layers: list[nn.Module] = []
-        for c_in, c_out in zip(chans, chans[1:]):
-            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.GELU()]
-        self.convs = nn.Sequential(*layers)
+        self.convs = nn.Sequential(*conv_stem(16, width), nn.GELU())  # the ViT's conv stem, activated
         self.proj = nn.Linear(width, width)
         self.norm = nn.LayerNorm(width)
 
@@ -270,8 +267,6 @@ def reference_name(blind: bool, resolution: int, frames: int, encoder: str = "vi
 
 def _encoder(build, encoder: str, log):
     """The frozen encoder whose features the reference reads: the zoo's ViT or a ConvEncoder."""
-    from .config import config_hash
-    from .models.vision import VisionEncoder
 
     if encoder == "vit":
         vit = VisionEncoder(build.profile.vision)
@@ -280,7 +275,7 @@ def _encoder(build, encoder: str, log):
     if encoder != "cnn":
         raise ValueError(f"encoder: expected one of {ENCODERS}, got `{encoder}`")
     width = build.profile.vision.width
-    key = config_hash("cnn-encoder", width, CNN_STEPS, build._mem["sig"])
+    key = config_hash("cnn-encoder", VIT_OBJECTIVE, width, CNN_STEPS, build._mem["sig"])
     state, _ = build._cached("encoder", key, lambda: pretrain_encoder(
         lambda: ConvEncoder(width), width, 128, build._mem["captions"], CNN_STEPS, 64, 0, log, "cnn"))
     cnn = ConvEncoder(width)
@@ -289,8 +284,6 @@ def _encoder(build, encoder: str, log):
 
 
 def _extract(enc, records: list[QARecord], resolution: int, frame_counts: list[int]):
-    from .features import extract
-
     images = sorted({r.media for r in records if not r.is_video})
     videos = sorted({r.media for r in records if r.is_video})
     return extract(enc, images, videos, resolution, frame_counts, log=lambda m: None)
@@ -300,9 +293,6 @@ def run_reference(build, splits: list[Path], out: Path, cfg: ReferenceConfig, bl
                   frames: int, seed: int = 0, log=print, encoder: str = "vit") -> dict:
     """Trains (or loads from the build cache) a reference on the build's train split and writes its
     predictions on each of `splits` to OUT/SPLIT/NAME.jsonl. Returns {split dir: predictions file}."""
-    from .config import config_hash
-    from .data import load_annotations
-
     build.prepare_data()
     codec = build.codec()
     records = build._mem["records"]

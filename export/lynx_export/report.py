@@ -4,11 +4,13 @@
 
 Each `--eval SPLIT=DIR` names a `lynx-zoo eval --out DIR` folder: DIR/VARIANT/predictions.jsonl
 holds one scored prediction per line (`correct`: the benchmark scorer's verdict); accuracy is the
-share of correct predictions. Without it the accuracy columns say "not evaluated".
+share of correct predictions. Without it, or when DIR/VARIANT/run.json names another build of the
+variant (its manifest checksum), the accuracy columns say "not evaluated".
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -20,15 +22,30 @@ def _acc(results: dict, name: str, split: str) -> str:
     return "not evaluated" if v is None else f"{v * 100:.1f}"
 
 
-def load_eval(dirs: dict) -> dict:
-    """{variant: {split: accuracy}} from `lynx-zoo eval` output folders."""
+def load_eval(dirs: dict, zoo: Path | None = None, log=print) -> dict:
+    """{variant: {split: accuracy}} from `lynx-zoo eval` output folders. With `zoo`, a result whose
+    run.json names another manifest checksum than zoo/variants/VARIANT.yaml (made by an older build)
+    is left out, with a message, rather than shown as the current variant's accuracy."""
     out: dict = {}
     for split, d in dirs.items():
         for pred in sorted(Path(d).glob("*/predictions.jsonl")):
+            name = pred.parent.name
+            if zoo is not None and _stale(pred.parent / "run.json", zoo / "variants" / f"{name}.yaml"):
+                log(f"zoo-doc: {pred.parent} was scored on another build of `{name}`: left out (rerun the eval)")
+                continue
             rows = [json.loads(line) for line in pred.read_text().splitlines() if line.strip()]
             if rows:
-                out.setdefault(pred.parent.name, {})[split] = sum(bool(r["correct"]) for r in rows) / len(rows)
+                out.setdefault(name, {})[split] = sum(bool(r["correct"]) for r in rows) / len(rows)
     return out
+
+
+def _stale(run_json: Path, manifest: Path) -> bool:
+    """True when the eval's recorded manifest checksum is not the manifest's (or either is missing)."""
+    try:
+        recorded = json.loads(run_json.read_text())["manifest_sha256"]
+        return recorded != hashlib.sha256(manifest.read_bytes()).hexdigest()
+    except (OSError, ValueError, KeyError):
+        return True
 
 
 def _own_bytes(zoo: Path, doc: dict) -> int:
@@ -86,7 +103,7 @@ def _registry_order():
 
 
 def write(zoo: Path, out: Path, evals: dict, build_log_path: Path | None, notes: str = ""):
-    results = load_eval(evals)
+    results = load_eval(evals, zoo)
     splits = list(evals) or ["val", "test"]
     build_log = json.loads(build_log_path.read_text()) if build_log_path and build_log_path.exists() else {}
     text = render(zoo, results, build_log, splits)

@@ -58,7 +58,7 @@ def optimize(groups: list[dict], steps: int, loss_fn, log=print, tag: str = "", 
 
 
 # -- ViT pretraining -------------------------------------------------------------------------
-VIT_OBJECTIVE = "words+region-pairs"  # part of the ViT's cache key: change it when the objective changes
+VIT_OBJECTIVE = "words+region-pairs@128px"  # part of the ViT's cache key: change it when the objective changes
 _WORD = re.compile(r"[a-z0-9]+")
 
 
@@ -132,21 +132,23 @@ def caption_targets(captions):
 
 
 def pretrain_vit(cfg: VisionConfig, captions, steps: int, batch: int, seed: int, log=print):
-    """Pretrains the ViT on captions at 128 px and 64 px: the caption words of each image, and which
-    attribute pairs lie in which region (targets parsed from the captions' "a big red circle at the
-    top left" phrases).
+    """Pretrains the ViT on captions at its pretraining resolution (128 px): the caption words of each
+    image, and which attribute pairs lie in which region (targets parsed from the captions' "a big
+    red circle at the top left" phrases).
 
-    Returns (state_dict, stats). Mixed resolutions let one set of weights serve both resolutions.
+    Returns (state_dict, stats). Lower resolutions read the same weights with a pooled position table,
+    as Lynx reads its EVA-CLIP at resolutions it was not pretrained at. Earlier zoos alternated 128 and
+    64 px steps; that kept shape out of the features at both (export/probes/objective_probe.py).
     """
     return pretrain_encoder(lambda: VisionEncoder(cfg), cfg.width, cfg.grid * cfg.patch, captions, steps, batch,
                             seed, log, "vit")
 
 
-def pretrain_encoder(make_encoder, width: int, high: int, captions, steps: int, batch: int, seed: int,
+def pretrain_encoder(make_encoder, width: int, size: int, captions, steps: int, batch: int, seed: int,
                      log=print, tag: str = "vit"):
     """The ViT's pretraining objective for any encoder of pixels (B, 3, H, W) -> patch tokens
-    (B, P, width): caption words and region attribute pairs (`AttributeHead`), alternating `high`
-    and `high // 2` pixels per step. Returns (state_dict, stats)."""
+    (B, P, width): caption words and region attribute pairs (`AttributeHead`) on pictures of `size`
+    pixels. Returns (state_dict, stats)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     dev = device()
@@ -157,7 +159,6 @@ def pretrain_encoder(make_encoder, width: int, high: int, captions, steps: int, 
 
     def loss_fn(step):
         idx = rng.integers(len(images), size=batch)
-        size = high if step % 2 == 0 else high // 2
         pixels = preprocess(list(images[idx]), size).to(dev)
         word_logits, region_logits = head(encoder(pixels))
         return (F.binary_cross_entropy_with_logits(word_logits, targets[idx].to(dev))

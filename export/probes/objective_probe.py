@@ -1,53 +1,53 @@
 """Objective probe: which part of the ViT's pretraining objective keeps shape out of the features?
 
-Trains an encoder (the zoo's ViT config or the reference's ConvEncoder) from scratch with a
-variant of the ViT objective (`train.pretrain_encoder`: caption words, mean-pooled, plus region
-attribute pairs, max-pooled; alternating 128 px and 64 px), then runs vision_probe.py's shape
-read-out on 600 held-out pictures.
+Trains an encoder (the ViT with a patch or a conv stem, or the reference's ConvEncoder) from
+scratch with a variant of the ViT objective (`train.pretrain_encoder`: caption words, mean-pooled,
+plus region attribute pairs, max-pooled; by default alternating 128 px and 64 px, as the zoo did
+until session 5), then runs vision_probe.py's shape read-out on 600 held-out pictures. The zoo's
+ViT since session 5 is `--encoder vit-conv --only-128` (2000 steps).
 
-    PYTHONPATH=export .venv/bin/python export/probes/objective_probe.py --encoder cnn                     # as the zoo
-    PYTHONPATH=export .venv/bin/python export/probes/objective_probe.py --encoder cnn --only-128           # no 64 px steps
-    PYTHONPATH=export .venv/bin/python export/probes/objective_probe.py --encoder cnn --heads pairs        # region pairs only
-    PYTHONPATH=export .venv/bin/python export/probes/objective_probe.py --encoder vit --only-128
-    PYTHONPATH=export .venv/bin/python export/probes/objective_probe.py --encoder cnn --only-128 --heads words-max
+    PYTHONPATH=export:export/probes .venv/bin/python export/probes/objective_probe.py --encoder cnn                     # as the old zoo
+    PYTHONPATH=export:export/probes .venv/bin/python export/probes/objective_probe.py --encoder cnn --only-128           # no 64 px steps
+    PYTHONPATH=export:export/probes .venv/bin/python export/probes/objective_probe.py --encoder cnn --heads pairs        # region pairs only
+    PYTHONPATH=export:export/probes .venv/bin/python export/probes/objective_probe.py --encoder vit --only-128
+    PYTHONPATH=export:export/probes .venv/bin/python export/probes/objective_probe.py --encoder vit-conv --only-128
+    PYTHONPATH=export:export/probes .venv/bin/python export/probes/objective_probe.py --encoder cnn --only-128 --heads words-max
 
 About 5-7 minutes each on one CPU thread (2000 steps).
 """
 
 import argparse
+import dataclasses
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 
-from lynx_export.build import Build
-from lynx_export.data import repo_root
+from lynx_export.config import Stem
 from lynx_export.media import preprocess, read_image
 from lynx_export.models.vision import VisionEncoder
-from lynx_export.profiles import PROFILES
 from lynx_export.reference import ConvEncoder
 from lynx_export.train import AttributeHead, caption_targets, optimize
-from vision_probe import SHAPES, features_of, labels, probe
+from vision_probe import SHAPES, features_of, labels, probe, zoo_build
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--encoder", choices=["vit", "cnn"], default="cnn")
-    p.add_argument("--only-128", action="store_true", help="every step at 128 px (the zoo alternates 128 and 64)")
+    p.add_argument("--encoder", choices=["vit", "vit-conv", "cnn"], default="cnn",
+                   help="vit: the zoo's config; vit-conv: with a convolutional stem; cnn: the reference's")
+    p.add_argument("--only-128", action="store_true", help="every step at 128 px (as the zoo since session 5; default: alternating 128 and 64)")
     p.add_argument("--heads", choices=["words+pairs", "pairs", "words", "words-max"], default="words+pairs")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    b = zoo_build(args.threads, log=lambda m: None)
     rng = np.random.default_rng(0)
-    root = repo_root()
-    b = Build(PROFILES["zoo"], root / "export/work/data", root / "export/work", root, log=lambda m: None)
-    b.prepare_data()
     captions = b._mem["captions"]
     words, pairs, targets, regions = caption_targets(captions)
     images = np.stack([read_image(c.image) for c in captions])
-    enc = VisionEncoder(b.profile.vision) if args.encoder == "vit" else ConvEncoder(b.profile.vision.width)
+    vit = b.profile.vision
+    enc = {"vit": lambda: VisionEncoder(dataclasses.replace(vit, stem=Stem.PATCH)),
+           "vit-conv": lambda: VisionEncoder(dataclasses.replace(vit, stem=Stem.CONV)),
+           "cnn": lambda: ConvEncoder(vit.width)}[args.encoder]()
     head = AttributeHead(b.profile.vision.width, len(words), len(pairs))
 
     def loss_fn(step):

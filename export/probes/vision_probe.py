@@ -85,16 +85,23 @@ def shapes_cnn(caps, steps: int = 1500, seed: int = 0) -> ConvEncoder:
     return enc.eval()
 
 
+def zoo_build(threads: int, log=print) -> Build:
+    """The zoo profile's build over export/work (data prepared), torch on `threads` threads, seed 0."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    root = repo_root()
+    b = Build(PROFILES["zoo"], root / "export/work/data", root / "export/work", root, log=log)
+    b.prepare_data()
+    return b
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--encoder", choices=["vit", "cnn", "shapes-cnn"], default="vit")
     p.add_argument("--resolution", type=int, default=128)
     p.add_argument("--n", type=int, default=3000)
     args = p.parse_args()
-    torch.set_num_threads(2)
-    root = repo_root()
-    b = Build(PROFILES["zoo"], root / "export/work/data", root / "export/work", root, log=print)
-    b.prepare_data()
+    b = zoo_build(2)
     caps = b._mem["captions"][: args.n]
     fit = int(len(caps) * 0.8)
     enc = shapes_cnn(caps[:fit]) if args.encoder == "shapes-cnn" else _encoder(b, args.encoder, print)[0]

@@ -1,23 +1,37 @@
 """Shapes and behaviour of each component."""
 
+import dataclasses
+
+import pytest
 import torch
 
 from conftest import tiny_decoder
-from lynx_export.config import AdapterConfig, AdapterKind, ConnectorConfig, ConnectorKind, Family
+from lynx_export.config import AdapterConfig, AdapterKind, ConnectorConfig, ConnectorKind, Family, Stem
 from lynx_export.models.adapters import BottleneckAdapter, LoRALinear
 from lynx_export.models.connector import CrossAttentionConnector
 from lynx_export.models.decoder import Decoder
 from lynx_export.models.projector import Projector
 from lynx_export.models.resampler import PerceiverResampler
-from lynx_export.models.vision import VisionEncoder
+from lynx_export.models.vision import VisionEncoder, conv_stem
 
 
-def test_vit_shapes_at_two_resolutions(tiny_vision):
-    vit = VisionEncoder(tiny_vision)
+@pytest.mark.parametrize("stem", list(Stem))
+def test_vit_shapes_at_two_resolutions(tiny_vision, stem):
+    vit = VisionEncoder(dataclasses.replace(tiny_vision, stem=stem))
     assert vit(torch.randn(2, 3, 64, 64)).shape == (2, 64, 32)
     assert vit(torch.randn(2, 3, 32, 32)).shape == (2, 16, 32)
     x = torch.randn(1, 3, 64, 64)
     assert torch.allclose(vit.head(vit.trunk(x)), vit(x))
+
+
+def test_conv_stem_is_stride_two_convolutions_ending_linear():
+    stem = conv_stem(16, 128)
+    convs = [m for m in stem if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.stride) for c in convs] == [
+        (3, 32, (2, 2)), (32, 64, (2, 2)), (64, 128, (2, 2)), (128, 128, (2, 2))]
+    assert isinstance(stem[-1], torch.nn.Conv2d)  # no activation after the last: a linear embedding
+    with pytest.raises(ValueError, match="vision.patch"):
+        conv_stem(12, 64)
 
 
 def test_resampler_outputs_latents_for_any_frame_count():

@@ -3,7 +3,7 @@
 import json
 import stat
 
-from lynx_export.data import STAMP, DataPaths, ensure_data
+from lynx_export.data import STAMP, DataPaths, ensure_data, generator_revision
 
 
 def _fake_generator(tmp_path):
@@ -27,7 +27,7 @@ def test_stamped_folders_are_regenerated_only_when_their_arguments_change(tmp_pa
     ensure_data(paths, n_train=10, n_val=4, n_text=6, seed=1, log=lambda m: None)
     assert len(log.read_text().splitlines()) == 3  # train, val, text
     stamp = json.loads((paths.text / STAMP).read_text())
-    assert stamp == ["data", "text", "--n", "6", "--seed", "1"]
+    assert stamp == {"args": ["data", "text", "--n", "6", "--seed", "1"], "generator": generator_revision()}
 
     ensure_data(paths, n_train=10, n_val=4, n_text=6, seed=1, log=lambda m: None)
     assert len(log.read_text().splitlines()) == 3  # same arguments: nothing regenerated

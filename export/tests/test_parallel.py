@@ -22,10 +22,11 @@ def test_every_step_waits_for_what_it_needs():
     assert len(steps) == 12  # 4 backbones, the ViT, 2 feature stores, 5 variants
 
 
-def test_the_large_backbone_chain_goes_first():
+def test_the_large_backbone_chain_and_the_vit_go_first():
     steps = plan([create_variant(n) for n in ("lynx", "lynx-large", "lynx-gpt2")])
     first = sorted(steps, key=lambda k: steps[k][1])
     assert first[0] == ("backbone", BackboneRef(Family.LLAMA, Flavour.BASE, "large"))
+    assert first[1] == ("vit", None)  # every vision variant waits for it
     assert first.index(("variant", "lynx-large")) < first.index(("variant", "lynx"))
 
 

@@ -83,6 +83,15 @@ fn colored(n: usize, color: &str, thing: (&str, &str)) -> String {
     }
 }
 
+/// "an" before a vowel sound, else "a" (the world's words have no silent letters or "u" as "you").
+fn indefinite(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
 /// One corpus sentence from the synthetic world.
 fn sentence(rng: &mut ChaCha8Rng) -> String {
     let name = *pick(rng, NAMES);
@@ -99,7 +108,7 @@ fn sentence(rng: &mut ChaCha8Rng) -> String {
         }
         4 => {
             let other = pick(rng, &Shape::ALL).name();
-            format!("First a {color} {} appeared, then a {other} appeared.", shape.name())
+            format!("First {} {color} {} appeared, then a {other} appeared.", indefinite(color), shape.name())
         }
         5 => {
             let way = match pick(rng, DIRECTIONS).0 {
@@ -115,7 +124,8 @@ fn sentence(rng: &mut ChaCha8Rng) -> String {
         }
         7 => {
             let relation = *pick(rng, &["to the left of", "to the right of", "above", "below"]);
-            format!("The {} is {relation} the {}.", shape.name(), pick(rng, &Shape::ALL).name())
+            let others: Vec<Shape> = Shape::ALL.into_iter().filter(|&s| s != shape).collect();
+            format!("The {} is {relation} the {}.", shape.name(), pick(rng, &others).name())
         }
         _ => format!("The sign on the {} says {}.", pick(rng, PLACES), thing.0.to_uppercase()),
     }
@@ -310,6 +320,29 @@ pub fn generate_text(n: usize, seed: u64, out: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn corpus_sentences_read_as_english() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let (mut vowel, mut relations) = (0, 0);
+        for _ in 0..3000 {
+            let s = sentence(&mut rng);
+            let words: Vec<&str> = s.split_whitespace().collect();
+            for pair in words.windows(2) {
+                if pair[0].eq_ignore_ascii_case("a") || pair[0].eq_ignore_ascii_case("an") {
+                    assert!(pair[0].eq_ignore_ascii_case(indefinite(pair[1])), "wrong article: {s}");
+                }
+            }
+            vowel += s.contains(" an orange ") as usize;
+            for r in ["to the left of", "to the right of", "above", "below"] {
+                if let Some((a, b)) = s.strip_prefix("The ").and_then(|x| x.split_once(&format!(" is {r} the "))) {
+                    relations += 1;
+                    assert_ne!(a, b.trim_end_matches('.'), "a shape related to itself: {s}");
+                }
+            }
+        }
+        assert!(vowel > 0 && relations > 0, "the cases were not generated: {vowel} {relations}");
+    }
 
     #[test]
     fn instructions_answer_their_question() {
