@@ -31,8 +31,8 @@ from torch import nn
 
 from .config import VisionConfig, config_hash
 from .data import QARecord, load_annotations
-from .models.vision import VisionEncoder, conv_stem
 from .features import FeatureStore, extract
+from .models.vision import VisionEncoder, conv_stem
 from .tokenizer import TextCodec
 from .train import VIT_OBJECTIVE, device, optimize, pretrain_encoder
 
