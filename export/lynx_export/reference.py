@@ -81,6 +81,18 @@ class ReferenceConfig:
     lr: float = 1e-3
 
 
+def char_ids(word: str) -> list[int]:
+    """An OCR word as SLOTS character ids, "_"-padded."""
+    if len(word) > SLOTS or any(c not in CHARS[1:] for c in word):
+        raise ValueError(f"OCR answer {word!r}: expected at most {SLOTS} letters or digits")
+    return [CHARS.index(c) for c in word] + [0] * (SLOTS - len(word))
+
+
+def spelled(char_logits: torch.Tensor) -> str:
+    """The word that (SLOTS, len(CHARS)) character logits spell: up to the first "_"."""
+    return "".join(CHARS[int(c)] for c in char_logits.argmax(-1)).split("_")[0]
+
+
 class AnswerSpace:
     """Training answers as classes; OCR answers map to `<spell>` and the character slots."""
 
@@ -99,10 +111,7 @@ class AnswerSpace:
         """(class id, character ids per slot); -100 where a record gives no target."""
         word = canonical(record)
         if record.cls == "ocr":
-            if len(word) > SLOTS or any(c not in CHARS[1:] for c in word):
-                raise ValueError(f"OCR answer {word!r}: expected at most {SLOTS} letters or digits")
-            chars = [CHARS.index(c) for c in word] + [0] * (SLOTS - len(word))
-            return self.index[SPELL], chars
+            return self.index[SPELL], char_ids(word)
         return self.index.get(word, -100), [-100] * SLOTS
 
 
@@ -236,10 +245,7 @@ def predict(model: ReferenceModel, space: AnswerSpace, records: list[QARecord], 
             answer, spell = model(*data.tensors(idx, dev))
             for row, i in enumerate(idx):
                 name = space.names[int(answer[row].argmax())]
-                if name == SPELL:
-                    chars = [CHARS[int(c)] for c in spell[row].argmax(-1)]
-                    name = "".join(chars).split("_")[0]
-                out[i] = name
+                out[i] = spelled(spell[row]) if name == SPELL else name
     return out
 
 
@@ -267,7 +273,6 @@ def reference_name(blind: bool, resolution: int, frames: int, encoder: str = "vi
 
 def _encoder(build, encoder: str, log):
     """The frozen encoder whose features the reference reads: the zoo's ViT or a ConvEncoder."""
-
     if encoder == "vit":
         vit = VisionEncoder(build.profile.vision)
         vit.load_state_dict(build.vit()[0])

@@ -23,7 +23,7 @@ from torch import nn
 from lynx_export.data import load_annotations, repo_root
 from lynx_export.media import preprocess, read_image
 from lynx_export.models.vision import VisionEncoder
-from lynx_export.reference import CHARS, SLOTS, ConvEncoder, canonical
+from lynx_export.reference import CHARS, SLOTS, ConvEncoder, canonical, char_ids, spelled
 from lynx_export.train import optimize
 from vision_probe import zoo_build
 
@@ -45,15 +45,6 @@ class Speller(nn.Module):
         return self.chars(self.read(q, x, x)[0])
 
 
-def targets(records) -> torch.Tensor:
-    return torch.tensor([[CHARS.index(c) for c in canonical(r)] + [0] * (SLOTS - len(canonical(r)))
-                         for r in records])
-
-
-def spell(logits) -> list[str]:
-    return ["".join(CHARS[int(i)] for i in row).split("_")[0] for row in logits.argmax(-1)]
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--encoder", choices=["cnn", "vit"], default="cnn")
@@ -72,7 +63,7 @@ def main():
         enc = ConvEncoder(width)
     head = Speller(width, 64)
     pixels = preprocess([read_image(r.media) for r in train], 128)
-    y = targets(train)
+    y = torch.tensor([char_ids(canonical(r)) for r in train])
 
     def loss_fn(step):
         idx = torch.from_numpy(rng.integers(len(train), size=64))
@@ -87,7 +78,7 @@ def main():
     for name, split in (("val", b.data.val), ("data/test", repo_root() / "data" / "test")):
         recs = [r for r in load_annotations(split) if r.cls == "ocr"]
         with torch.no_grad():
-            words = spell(head(enc(preprocess([read_image(r.media) for r in recs], 128))))
+            words = [spelled(row) for row in head(enc(preprocess([read_image(r.media) for r in recs], 128)))]
         right = [w == canonical(r) for w, r in zip(words, recs)]
         new = [ok for ok, r in zip(right, recs) if canonical(r) not in seen]
         print(f"OCR-PROBE {args.encoder} {args.steps} steps, {name}: {100 * np.mean(right):.1f}% of {len(recs)} "

@@ -39,3 +39,23 @@ def test_stamped_folders_are_regenerated_only_when_their_arguments_change(tmp_pa
     (paths.val / STAMP).unlink()  # a hand-made folder (no stamp) is used as it is
     ensure_data(paths, n_train=10, n_val=5, n_text=8, seed=1, log=lambda m: None)
     assert len(log.read_text().splitlines()) == 4
+
+
+def test_a_changed_generator_regenerates_its_folders(tmp_path, monkeypatch):
+    exe, log = _fake_generator(tmp_path)
+    monkeypatch.setenv("LYNX_ZOO_BIN", str(exe))
+    paths = DataPaths(tmp_path / "data")
+    ensure_data(paths, n_train=10, n_val=4, n_text=6, seed=1, log=lambda m: None)
+    monkeypatch.setattr("lynx_export.data.generator_revision", lambda: "another-revision")
+    ensure_data(paths, n_train=10, n_val=4, n_text=6, seed=1, log=lambda m: None)
+    assert len(log.read_text().splitlines()) == 6  # train, val and text once more
+    assert json.loads((paths.train / STAMP).read_text())["generator"] == "another-revision"
+
+
+def test_the_generator_revision_follows_its_sources(tmp_path):
+    (tmp_path / "src" / "data").mkdir(parents=True)
+    (tmp_path / "src" / "data" / "text.rs").write_text("fn a() {}")
+    before = generator_revision(tmp_path)
+    assert generator_revision(tmp_path) == before
+    (tmp_path / "src" / "data" / "text.rs").write_text("fn b() {}")
+    assert generator_revision(tmp_path) != before

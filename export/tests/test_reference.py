@@ -6,12 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from fake_data import make_all
 from lynx_export.data import QARecord
 from lynx_export.features import FeatureStore
-from lynx_export.reference import (CHARS, SLOTS, SPELL, AnswerSpace, ConvEncoder, ReferenceConfig, predict,
-                                   reference_name, run_reference, train_reference)
+from lynx_export.reference import (CHARS, SLOTS, SPELL, AnswerSpace, ConvEncoder, ReferenceConfig, char_ids, predict,
+                                   reference_name, run_reference, spelled, train_reference)
 from lynx_export.tokenizer import TextCodec, train_tokenizer
 from test_pipeline import _tiny_smoke_profile
 
@@ -21,6 +22,12 @@ COLOURS = ["red", "green", "blue", "yellow"]
 def record(i: int, question: str, answer: str, cls: str) -> QARecord:
     return QARecord(question=question, response=answer, answers=[answer], cls=cls, media=Path(f"/fake/{i}.png"),
                     is_video=False, raw={"dataset": "t", "index": i})
+
+
+def test_ocr_words_round_trip_through_character_slots():
+    ids = char_ids("cat")
+    assert len(ids) == SLOTS and ids[-1] == 0
+    assert spelled(torch.nn.functional.one_hot(torch.tensor(ids), len(CHARS)).float()) == "cat"
 
 
 def test_answer_space_spells_ocr_words_and_skips_unknown_answers():
@@ -35,7 +42,6 @@ def test_answer_space_spells_ocr_words_and_skips_unknown_answers():
 
 
 def test_conv_encoder_gives_the_vit_patch_grid():
-    import torch
     enc = ConvEncoder(32)
     assert enc(torch.zeros(2, 3, 128, 128)).shape == (2, 64, 32)
     assert enc(torch.zeros(2, 3, 64, 64)).shape == (2, 16, 32)

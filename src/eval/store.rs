@@ -167,9 +167,9 @@ struct ExternalPrediction {
 }
 
 /// Reads and scores a predictions file made outside lynx-zoo (`{"id", "prediction"}` per line,
-/// optionally `"question"`) against `bench`, in benchmark order. Every record needs exactly one line: bad JSON, a missing
-/// key, an id the benchmark does not hold, a repeated id and missing items are errors naming the
-/// file (and line).
+/// optionally `"question"`) against `bench`, in benchmark order. Every record needs exactly one
+/// line: bad JSON, a missing key, an id the benchmark does not hold, a repeated id and missing
+/// items are errors naming the file (and line).
 pub fn score_external(bench: &Benchmark, path: impl AsRef<Path>) -> Result<Vec<Prediction>> {
     let path = path.as_ref();
     let text = fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
