@@ -73,6 +73,12 @@ def parse(argv=None):
     r.add_argument("--data", type=Path, default=root / "export" / "work" / "data", help="data root (as `build`)")
     r.add_argument("--work", type=Path, default=root / "export" / "work", help="cache (as `build`)")
     r.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    q = sub.add_parser("requantize", help="re-quantise a shipped int8 variant's decoder from its float base "
+                                          "(unsigned weights: exact on every x86 CPU), with its goldens")
+    q.add_argument("--variant", default="lynx-int8")
+    q.add_argument("--base", default="lynx")
+    q.add_argument("--zoo", type=Path, default=root, help="zoo root (default: repo)")
+    q.add_argument("--work", type=Path, default=root / "export" / "work", help="scratch folder")
     z = sub.add_parser("zoo-doc", help="write docs/zoo.md from the manifests (and eval results)")
     z.add_argument("--zoo", type=Path, default=root, help="zoo root (default: repo)")
     z.add_argument("--out", type=Path, default=root / "docs" / "zoo.md")
@@ -155,6 +161,10 @@ def main(argv=None) -> int:
             splits = args.eval or [repo_root() / "data" / "test"]
             run_reference(build, splits, args.out, ReferenceConfig(steps=args.steps), args.blind, args.resolution,
                           args.frames, args.seed, log, args.encoder)
+            return 0
+        if args.cmd == "requantize":
+            from .requantize import requantize
+            print(requantize(args.zoo, args.variant, args.base, args.work / "tmp"))
             return 0
         if args.cmd == "zoo-doc":
             from .report import write
