@@ -14,10 +14,14 @@
 //! 6. [`text`]: the tokenizer and the prompt template, left padding.
 //! 7. [`model`]: vision encoder -> connector -> decoder prefill; [`Model::ask`].
 //! 8. [`generate`]: greedy, beam search and sampling over the KV-cached decoder.
-//! 9. [`score`]: answer normalisation, accuracy, bootstrap intervals and paired tests.
-//! 10. [`eval`]: a variant over a benchmark -- resumable, sharded predictions and their summary.
+//! 9. [`score`]: the scoring rule (answer spaces, format instructions), accuracy, bootstrap
+//!    intervals, paired tests and multiplicity corrections.
+//! 10. [`eval`]: a variant over a benchmark -- resumable, sharded predictions, the majority floor
+//!     and the image-swap control.
 //! 11. [`bench`]: latency per stage, throughput, memory and size of a variant.
-//! 12. [`report`]: comparison tables (terminal, Markdown, CSV, JSON), Pareto front, plot.
+//! 12. [`results`]: the results folder's layout, loading and re-scoring.
+//! 13. [`report`]: comparison tables (terminal, Markdown, CSV, JSON), floors and controls,
+//!     corrected statistics, Pareto front, plot.
 //!
 //! ```no_run
 //! use lynx_zoo::{GenerationOptions, Media, RuntimeOptions, Zoo};
@@ -43,6 +47,7 @@ pub mod manifest;
 pub mod model;
 pub mod preprocess;
 pub mod report;
+pub mod results;
 pub mod runtime;
 pub mod score;
 pub mod text;

@@ -7,6 +7,7 @@ use clap::Parser;
 mod cli;
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -21,6 +22,22 @@ fn main() -> ExitCode {
             eprintln!("error: {}", message(&err));
             ExitCode::from(1)
         }
+    }
+}
+
+/// Lets a closed stdout pipe end the process quietly, as it does `cat` or `grep`.
+///
+/// Rust ignores SIGPIPE before `main`, so writing to a pipe whose reader has gone
+/// (`lynx-zoo list | head -1`) fails with `EPIPE` and `println!` panics ("failed printing to
+/// stdout: Broken pipe"). With the default disposition restored the kernel ends the process
+/// instead, without a message (the shell reports status 141 = 128 + SIGPIPE), which is what a
+/// Unix filter does.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any other thread exists; `signal` with
+    // `SIG_DFL` installs no handler, so no Rust code runs in signal context.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -163,6 +163,7 @@ impl Zoo {
     /// Checks one variant fully, creating (and dropping) a session per graph.
     pub fn check(&self, name: &str, options: &RuntimeOptions) -> Result<CheckReport> {
         let manifest = self.manifest(name)?;
+        self.check_seed_of(&manifest)?;
         let (files, bytes) = self.verify(&manifest)?;
         let text = TextCodec::load(&manifest.tokenizer, &manifest.prompt)?;
         let mut graphs = Vec::new();
@@ -172,6 +173,27 @@ impl Zoo {
             graphs.push(spec.role.to_string());
         }
         Ok(CheckReport { name: manifest.name, files, bytes, graphs, vocab: text.vocab_size() })
+    }
+
+    /// A seed replicate (`seed_of: X`) must repeat a variant of this zoo with the same axes and
+    /// another training seed.
+    pub fn check_seed_of(&self, manifest: &Manifest) -> Result<()> {
+        let Some(of) = &manifest.seed_of else { return Ok(()) };
+        let bad = |message: String| Error::manifest(&manifest.file, "seed_of", message);
+        let target = self.manifest(of).map_err(|e| bad(format!("`{of}`: {e}")))?;
+        if target.axes != manifest.axes {
+            return Err(bad(format!("`{of}` has other axes: a seed replicate changes only the training seed")));
+        }
+        if target.provenance.seed == manifest.provenance.seed {
+            return Err(bad(format!(
+                "`{of}` has the same training seed ({:?}); a replicate needs another one",
+                manifest.provenance.seed
+            )));
+        }
+        if target.seed_of.is_some() {
+            return Err(bad(format!("`{of}` is itself a replicate; name the variant it repeats")));
+        }
+        Ok(())
     }
 
     /// Loads a variant: validates its manifest, verifies every checksum, then creates sessions.

@@ -102,34 +102,102 @@ fn shards_merge_into_the_unsharded_file() {
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("missing"));
 }
 
+/// Parses `csv` with Python's csv module and returns, per column, whether every non-empty cell
+/// parses as a number (`float()`), so the test sees the file as a pandas/csv user would.
+fn python_csv_numeric_columns(csv: &Path) -> serde_json::Value {
+    let script = "import csv, json, sys\nrows = list(csv.DictReader(open(sys.argv[1], newline='')))\n\
+        def num(v):\n    try:\n        float(v); return True\n    except ValueError:\n        return False\n\
+        print(json.dumps({'rows': len(rows), 'columns': {k: all(num(r[k]) for r in rows if r[k] != '') for k in rows[0]}}))";
+    let out = Command::new("python3").arg("-c").arg(script).arg(csv).output().expect("python3 is needed by this test");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
-fn compare_prints_both_tables_in_every_format_and_report_writes_markdown_and_plot() {
+fn compare_writes_every_table_in_every_format_and_report_writes_markdown_and_plot() {
     let t = tempfile::tempdir().unwrap();
     let bench = short_bench(t.path(), 12);
     let results = t.path().join("results");
-    let compare = |format: &str| {
+    let compare = |args: &[&str]| {
         let mut c = bin();
-        c.args(["compare", "--baseline", "tiny", "--items", "1", "--repeats", "1", "--format", format, "--bench"])
+        c.args(["compare", "--baseline", "tiny", "--items", "1", "--repeats", "1", "--bench"])
             .arg(&bench)
             .arg("--out")
-            .arg(&results);
+            .arg(&results)
+            .args(args);
         run_ok(&mut c)
     };
-    let table = compare("table");
-    for title in ["Accuracy (baseline `tiny`)", "Latency", "Accuracy against cost"] {
+    let table = compare(&[]);
+    for title in ["Accuracy (baseline `tiny`)", "Accuracy per class", "Latency per item", "Accuracy against cost"] {
         assert!(table.contains(title), "{table}");
     }
-    for v in ["tiny", "tiny-xattn", "tiny-blind"] {
-        assert!(table.contains(v));
+    for v in ["tiny (baseline)", "tiny-xattn", "tiny-blind (blind)", "majority floor"] {
+        assert!(table.contains(v), "{v}: {table}");
     }
-    let json: serde_json::Value = serde_json::from_str(&compare("json")).unwrap();
-    let tables = json.as_array().unwrap();
-    assert_eq!(tables.len(), 3);
-    let latency = &tables[1]["rows"][0];
-    assert!(latency[9]["value"].as_f64().unwrap() > 0.0, "end-to-end latency missing: {latency}");
-    let csv = compare("csv");
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(csv.as_bytes());
-    assert!(reader.records().count() >= 3 * 4);
+    for line in table.lines() {
+        assert!(line.chars().count() <= 120 || !line.starts_with('|'), "{} columns: {line}", line.chars().count());
+    }
+    // JSON: an array of records with the CSV's keys.
+    let json: serde_json::Value = serde_json::from_str(&compare(&["--format", "json"])).unwrap();
+    let rows = json.as_array().unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r["variant"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["tiny", "tiny-blind", "tiny-xattn", "majority floor"]
+    );
+    assert!(rows[0]["accuracy_pct"].is_number() && rows[0]["delta_pts"].is_null());
+    assert!(rows[2]["p_holm"].is_number() && rows[2]["vision_reliance_pts"].is_number());
+    assert!(rows[1]["vision_reliance_pts"].is_null(), "the blind control has no image swap");
+    let all: serde_json::Value = serde_json::from_str(&compare(&["--format", "json", "--table", "all"])).unwrap();
+    assert!(all["latency"][0]["e2e_ms_mean"].as_f64().unwrap() > 0.0, "{}", all["latency"]);
+    assert!(all["pareto"][0]["pareto"].is_boolean());
+    // CSV: one table per file, every numeric column numbers only, as Python's csv module reads it.
+    let dir = t.path().join("tables");
+    compare(&["--format", "csv", "--table", "all", "--output", dir.to_str().unwrap()]);
+    for (table, numeric) in [
+        (
+            "accuracy",
+            &[
+                "accuracy_pct",
+                "ci_low_pct",
+                "ci_high_pct",
+                "delta_pts",
+                "p_value",
+                "p_holm",
+                "q_bh",
+                "vision_reliance_pts",
+            ][..],
+        ),
+        ("per_class", &["object_pct", "counting_delta_pts"][..]),
+        ("latency", &["e2e_ms_p50", "e2e_ms_p90", "e2e_ms_mean_ci_low", "items_per_s_b8", "rss_added_mib"][..]),
+        ("pareto", &["accuracy_pct", "e2e_ms_mean", "items_per_s_b8", "disk_mb"][..]),
+    ] {
+        let parsed = python_csv_numeric_columns(&dir.join(format!("{table}.csv")));
+        assert!(parsed["rows"].as_u64().unwrap() >= 3, "{table}: {parsed}");
+        for key in numeric {
+            assert_eq!(parsed["columns"][key], true, "{table}.{key}: {parsed}");
+        }
+        let text_columns =
+            ["variant", "role", "changes", "claim", "run_id", "measured_at", "provider", "dominated_by", "pareto"];
+        for (k, v) in parsed["columns"].as_object().unwrap() {
+            assert!(*v == true || text_columns.contains(&k.as_str()), "{table}.{k} holds text");
+        }
+    }
+    // CSV on stdout holds one table; several need a folder.
+    let o = bin()
+        .args(["compare", "--no-latency", "--format", "csv", "--table", "all", "--bench"])
+        .arg(&bench)
+        .arg("--out")
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--output DIR"));
+    // The whole zoo's comparison file; a subset never overwrites it.
+    let whole = fs::read(results.join("comparison.json")).unwrap();
+    run_ok(
+        bin().args(["compare", "tiny", "tiny-blind", "--no-latency", "--bench"]).arg(&bench).arg("--out").arg(&results),
+    );
+    assert_eq!(fs::read(results.join("comparison.json")).unwrap(), whole);
+    assert_eq!(fs::read_dir(results.join("comparisons")).unwrap().count(), 1);
 
     let doc = t.path().join("docs/results.md");
     fs::create_dir_all(doc.parent().unwrap()).unwrap();
@@ -139,11 +207,32 @@ fn compare_prints_both_tables_in_every_format_and_report_writes_markdown_and_plo
     )
     .unwrap();
     let plot = t.path().join("docs/plot.svg");
-    run_ok(bin().args(["report", "--results"]).arg(&results).arg("--out").arg(&doc).arg("--plot").arg(&plot));
+    let report = |extra: &[&str]| {
+        let mut c = bin();
+        c.args(["report", "--results"]).arg(&results).arg("--out").arg(&doc).arg("--plot").arg(&plot).args(extra);
+        c.output().unwrap()
+    };
+    let o = report(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let md = fs::read_to_string(&doc).unwrap();
     assert!(md.contains("A hand-written reading.") && md.contains("More text.") && !md.contains("\nold\n"), "{md}");
-    assert!(md.contains("### Accuracy") && md.contains("](plot.svg)"), "{md}");
+    assert!(md.contains("### Accuracy") && md.contains("| majority floor |") && md.contains("](plot.svg)"), "{md}");
     assert!(fs::read_to_string(&plot).unwrap().contains("<svg"));
+
+    // Latency of one variant measured again, alone: report refuses to mix runs, or marks them.
+    run_ok(
+        bin()
+            .args(["bench", "tiny", "--items", "1", "--repeats", "1", "--bench"])
+            .arg(&bench)
+            .arg("--out")
+            .arg(&results),
+    );
+    let o = report(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("2 measurement runs") && err.contains("tiny"), "{err}");
+    let o = report(&["--mixed-runs"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(fs::read_to_string(&doc).unwrap().contains("different measurement runs"));
 }
 
 #[test]
@@ -159,7 +248,9 @@ fn eval_refuses_a_folder_of_another_run_and_compare_replaces_it() {
     assert!(eval(&[]).status.success());
     let o = eval(&["--max-new-tokens", "3"]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("holds results of another run"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("holds results of another run") && err.contains("--max-new-tokens: 24 -> 3"), "{err}");
+    assert!(err.contains("--out DIR"), "says how to proceed: {err}");
     let o = bin()
         .args(["compare", "tiny", "--no-latency", "--max-new-tokens", "3", "--bench"])
         .arg(&bench)
@@ -187,16 +278,16 @@ fn the_main_job_runs_on_the_shipped_zoo() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let tables: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let accuracy = &tables[0];
-    assert_eq!(accuracy["title"], "Accuracy (baseline `lynx`)");
-    let names: Vec<&str> =
-        accuracy["rows"].as_array().unwrap().iter().map(|r| r[0]["text"].as_str().unwrap()).collect();
-    assert_eq!(names, ["lynx", "lynx-xattn", "lynx-blind"]);
-    for row in accuracy["rows"].as_array().unwrap() {
-        let acc = row[2]["value"].as_f64().unwrap();
-        assert!((0.0..=1.0).contains(&acc));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["variant"].as_str().unwrap()).collect();
+    assert_eq!(names, ["lynx", "lynx-xattn", "lynx-blind", "majority floor"]);
+    for row in rows.as_array().unwrap() {
+        let acc = row["accuracy_pct"].as_f64().unwrap();
+        assert!((0.0..=100.0).contains(&acc));
+        assert_eq!(row["n_items"], 22);
     }
+    assert_eq!(rows[2]["role"], "blind");
+    assert!(rows[0]["vision_reliance_pts"].is_number(), "the baseline's image swap ran");
     let preds = fs::read_to_string(t.path().join("lynx/predictions.jsonl")).unwrap();
     assert_eq!(preds.lines().count(), 22);
 }

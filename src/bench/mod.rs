@@ -4,7 +4,15 @@
 //! the machine (execution provider, threads, ONNX Runtime version, CPU model).
 //!
 //! Timing rules (../shared/BRIEF.md): warm-up first, no profiling, compare ratios measured in one
-//! run on one machine.
+//! run on one machine. Variants are timed *interleaved* -- every variant answers every item once
+//! per round, round after round -- so that a burst of load on a shared machine lands on every
+//! variant alike instead of on whichever ran at the time; and every statistic carries a
+//! bootstrap interval over the items ([`stats`]), so that a comparison can tell a difference from
+//! noise.
+
+pub mod stats;
+
+pub use stats::paired_difference_ci;
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -18,37 +26,14 @@ use crate::generate::GenerationOptions;
 use crate::model::{Model, Request, Timings};
 use crate::runtime::RuntimeOptions;
 
-/// Median and 90th percentile of a set of samples, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
-pub struct Stat {
-    /// Samples.
-    pub n: usize,
-    /// Median.
-    pub median_ms: f64,
-    /// 90th percentile (nearest rank).
-    pub p90_ms: f64,
-}
+pub use stats::Stat;
 
-impl Stat {
-    /// Median and p90 of `samples` (ms). NaN-free input expected; empty gives n = 0.
-    pub fn of(samples: &[f64]) -> Stat {
-        if samples.is_empty() {
-            return Stat::default();
-        }
-        let mut v = samples.to_vec();
-        v.sort_by(f64::total_cmp);
-        let rank = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
-        let median = if v.len() % 2 == 1 { v[v.len() / 2] } else { (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0 };
-        Stat { n: v.len(), median_ms: median, p90_ms: rank(0.9) }
-    }
-}
-
-/// Options of [`measure`].
+/// Options of [`measure_variants`].
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
     /// Untimed passes over the items first.
     pub warmup: usize,
-    /// Timed passes over the items.
+    /// Timed passes (rounds) over the items.
     pub repeats: usize,
     /// Image items and video items taken from the benchmark (each).
     pub items_per_modality: usize,
@@ -56,11 +41,21 @@ pub struct BenchOptions {
     pub batch: usize,
     /// Decoding.
     pub generation: GenerationOptions,
+    /// Keep every variant loaded and time them round-robin (the default); `false` loads, times
+    /// and drops one variant after another (less memory, more exposed to load changes).
+    pub interleave: bool,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        Self { warmup: 1, repeats: 3, items_per_modality: 8, batch: 8, generation: GenerationOptions::greedy(24) }
+        Self {
+            warmup: 1,
+            repeats: 3,
+            items_per_modality: 8,
+            batch: 8,
+            generation: GenerationOptions::greedy(24),
+            interleave: true,
+        }
     }
 }
 
@@ -115,6 +110,10 @@ pub struct MachineInfo {
     pub lynx_zoo: String,
     /// UTC date and time of the measurement (RFC 3339).
     pub date: String,
+    /// Load average over the last minute when the run started (Linux; None elsewhere): a busy
+    /// machine is worth knowing about when reading the numbers.
+    #[serde(default)]
+    pub load_1min: Option<f64>,
 }
 
 /// Everything `bench` measures for one variant.
@@ -122,18 +121,33 @@ pub struct MachineInfo {
 pub struct LatencyReport {
     /// Variant name.
     pub variant: String,
+    /// The measurement run: variants timed together share it (`report` never mixes runs).
+    #[serde(default)]
+    pub run_id: String,
+    /// Variants timed together, interleaved, in that run (1: timed alone).
+    #[serde(default)]
+    pub interleaved_with: usize,
     /// Where and how.
     pub machine: MachineInfo,
     /// Items timed (image + video).
     pub items: usize,
+    /// Timed passes over the items.
+    #[serde(default)]
+    pub repeats: usize,
     /// Batch-1 stage latencies.
     pub stages: Stages,
     /// Throughput at batch 1.
     pub batch1: Throughput,
     /// Throughput at the larger batch.
     pub batched: Throughput,
-    /// Peak resident memory while this variant was loaded and run, MiB (Linux; 0 elsewhere).
-    pub peak_rss_mib: f64,
+    /// Mean end-to-end ms of each timed item at batch 1 (over repeats), in item order: variants
+    /// timed in one run are compared item by item (report::pareto).
+    #[serde(default)]
+    pub e2e_per_item_ms: Vec<f64>,
+    /// Resident memory the variant added, MiB: the process's peak while loading and warming it up,
+    /// less its resident memory just before (Linux; 0 elsewhere).
+    #[serde(alias = "peak_rss_mib")]
+    pub rss_added_mib: f64,
     /// Bytes on disk of every file the manifest references.
     pub disk_bytes: u64,
     /// Total parameters (from the manifest).
@@ -163,12 +177,23 @@ pub fn reset_peak_rss() {
 
 /// Peak resident set size of this process since start or the last [`reset_peak_rss`], MiB.
 pub fn peak_rss_mib() -> f64 {
+    status_kib("VmHWM:").map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Resident memory of this process now, MiB (Linux; 0 elsewhere).
+pub fn rss_mib() -> f64 {
+    status_kib("VmRSS:").map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn status_kib(field: &str) -> Option<f64> {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|t| {
-            t.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
+        .and_then(|t| t.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+}
+
+/// The one-minute load average (Linux), if readable.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 /// The first `n` image and first `n` video records of `bench`.
@@ -186,100 +211,208 @@ fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Measures `model` on `items`. `runtime` is only recorded (threads).
-pub fn measure(
-    model: &mut Model,
+/// One variant being timed, and its samples so far.
+struct Timed {
+    model: Model,
+    rss_added_mib: f64,
+    /// (item, video?, timings, new tokens) per batch-1 answer.
+    single: Vec<(usize, bool, Timings, usize)>,
+    single_wall: f64,
+    batch_ms: Vec<(usize, f64)>,
+    batched_items: usize,
+    batched_tokens: usize,
+    batched_wall: f64,
+}
+
+/// Loads a variant (the caller's zoo and runtime options).
+pub type Loader<'a> = &'a mut dyn FnMut(&str) -> Result<Model>;
+
+/// Times `variants` on `items`: each is loaded (its resident memory measured while loading and
+/// warming up), then all are timed together in rounds -- every variant answers every item once
+/// per round at batch 1, then in batches -- so load changes on the machine hit every variant alike
+/// (with `options.interleave = false`: one variant after another, each dropped when done).
+/// `runtime` is only recorded (threads); `run_id` names the measurement run.
+pub fn measure_variants(
+    variants: &[String],
+    load: Loader<'_>,
     items: &[&Record],
     runtime: &RuntimeOptions,
     options: &BenchOptions,
-) -> Result<LatencyReport> {
+    run_id: &str,
+) -> Result<Vec<LatencyReport>> {
     let requests: Vec<Request> = items.iter().map(|r| Request::new(media_of(r), r.question.clone())).collect();
+    let load_1min = load_average();
+    if options.interleave {
+        let mut timed = Vec::with_capacity(variants.len());
+        for name in variants {
+            timed.push(load_and_warm(name, load, &requests, options)?);
+        }
+        for _ in 0..options.repeats.max(1) {
+            for t in &mut timed {
+                time_round(t, &requests, options)?;
+            }
+        }
+        timed.into_iter().map(|t| report(t, &requests, runtime, options, run_id, variants.len(), load_1min)).collect()
+    } else {
+        let mut out = Vec::with_capacity(variants.len());
+        for name in variants {
+            let mut t = load_and_warm(name, load, &requests, options)?;
+            for _ in 0..options.repeats.max(1) {
+                time_round(&mut t, &requests, options)?;
+            }
+            out.push(report(t, &requests, runtime, options, run_id, 1, load_1min)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Hands freed heap pages back to the kernel (glibc), so that the memory a variant is about to add
+/// shows up as new resident pages instead of reusing what an earlier step freed.
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory at the top of glibc's heaps to the kernel; it
+    // touches no live allocation and is safe to call at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+fn load_and_warm(name: &str, load: Loader<'_>, requests: &[Request], options: &BenchOptions) -> Result<Timed> {
+    release_free_heap();
+    let before = rss_mib();
+    reset_peak_rss();
+    let mut model = load(name)?;
     let g = &options.generation;
     for _ in 0..options.warmup {
-        for req in &requests {
+        for req in requests {
             model.ask(&req.media, &req.question, g)?;
         }
-    }
-    let mut single: Vec<(bool, Timings, usize)> = Vec::new();
-    let start = Instant::now();
-    for _ in 0..options.repeats.max(1) {
-        for req in &requests {
-            let a = model.ask(&req.media, &req.question, g)?;
-            single.push((matches!(req.media, crate::preprocess::Media::Video(_)), a.timings, a.tokens.len()));
+        for chunk in requests.chunks(options.batch.max(1)) {
+            model.ask_batch(chunk, g)?;
         }
     }
-    let single_wall = start.elapsed().as_secs_f64();
-    let col = |f: &dyn Fn(&Timings) -> f64| Stat::of(&single.iter().map(|(_, t, _)| f(t)).collect::<Vec<_>>());
-    let of_kind = |video: bool| {
-        Stat::of(&single.iter().filter(|(v, _, _)| *v == video).map(|(_, t, _)| ms(t.preprocess)).collect::<Vec<_>>())
+    let rss_added_mib = (peak_rss_mib() - before).max(0.0);
+    tracing::info!(variant = name, rss_added_mib, "loaded and warmed up");
+    Ok(Timed {
+        model,
+        rss_added_mib,
+        single: Vec::new(),
+        single_wall: 0.0,
+        batch_ms: Vec::new(),
+        batched_items: 0,
+        batched_tokens: 0,
+        batched_wall: 0.0,
+    })
+}
+
+/// One round: every item at batch 1, then every batch.
+fn time_round(t: &mut Timed, requests: &[Request], options: &BenchOptions) -> Result<()> {
+    let g = &options.generation;
+    let start = Instant::now();
+    for (i, req) in requests.iter().enumerate() {
+        let a = t.model.ask(&req.media, &req.question, g)?;
+        t.single.push((i, matches!(req.media, crate::preprocess::Media::Video(_)), a.timings, a.tokens.len()));
+    }
+    t.single_wall += start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for (k, chunk) in requests.chunks(options.batch.max(1)).enumerate() {
+        let answers = t.model.ask_batch(chunk, g)?;
+        if let Some(a) = answers.first() {
+            t.batch_ms.push((k, ms(a.timings.total)));
+        }
+        t.batched_items += answers.len();
+        t.batched_tokens += answers.iter().map(|a| a.tokens.len()).sum::<usize>();
+    }
+    t.batched_wall += start.elapsed().as_secs_f64();
+    Ok(())
+}
+
+fn report(
+    t: Timed,
+    requests: &[Request],
+    runtime: &RuntimeOptions,
+    options: &BenchOptions,
+    run_id: &str,
+    interleaved_with: usize,
+    load_1min: Option<f64>,
+) -> Result<LatencyReport> {
+    let col = |f: &dyn Fn(&Timings) -> f64| {
+        Stat::of_items(&t.single.iter().map(|(i, _, tm, _)| (*i, f(tm))).collect::<Vec<_>>())
     };
-    let per_token: Vec<f64> = single.iter().filter_map(|(_, t, _)| t.per_token().map(ms)).collect();
+    let of_kind = |video: bool| {
+        Stat::of_items(
+            &t.single
+                .iter()
+                .filter(|(_, v, _, _)| *v == video)
+                .map(|(i, _, tm, _)| (*i, ms(tm.preprocess)))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let per_token: Vec<(usize, f64)> =
+        t.single.iter().filter_map(|(i, _, tm, _)| tm.per_token().map(|d| (*i, ms(d)))).collect();
     let stages = Stages {
         preprocess_image: of_kind(false),
         preprocess_video: of_kind(true),
-        vision: col(&|t| ms(t.vision)),
-        connector: col(&|t| ms(t.connector)),
-        prefill: col(&|t| ms(t.prefill)),
-        ttft: col(&|t| ms(t.time_to_first_token())),
-        per_token: Stat::of(&per_token),
-        end_to_end: col(&|t| ms(t.total)),
+        vision: col(&|tm| ms(tm.vision)),
+        connector: col(&|tm| ms(tm.connector)),
+        prefill: col(&|tm| ms(tm.prefill)),
+        ttft: col(&|tm| ms(tm.time_to_first_token())),
+        per_token: Stat::of_items(&per_token),
+        end_to_end: col(&|tm| ms(tm.total)),
     };
-    let tokens1: usize = single.iter().map(|(_, _, n)| n).sum();
+    let e2e_per_item_ms: Vec<f64> = (0..requests.len())
+        .map(|i| {
+            let v: Vec<f64> = t.single.iter().filter(|s| s.0 == i).map(|s| ms(s.2.total)).collect();
+            v.iter().sum::<f64>() / v.len().max(1) as f64
+        })
+        .collect();
+    let tokens1: usize = t.single.iter().map(|(_, _, _, n)| n).sum();
+    let per_s = |n: usize, wall: f64| if wall > 0.0 { n as f64 / wall } else { 0.0 };
     let batch1 = Throughput {
         batch: 1,
-        items_per_s: single.len() as f64 / single_wall,
-        tokens_per_s: tokens1 as f64 / single_wall,
+        items_per_s: per_s(t.single.len(), t.single_wall),
+        tokens_per_s: per_s(tokens1, t.single_wall),
         per_batch: stages.end_to_end,
     };
-
-    let b = options.batch.max(1);
-    for chunk in requests.chunks(b).take(options.warmup) {
-        model.ask_batch(chunk, g)?;
-    }
-    let mut batch_ms = Vec::new();
-    let (mut items, mut tokens) = (0usize, 0usize);
-    let start = Instant::now();
-    for _ in 0..options.repeats.max(1) {
-        for chunk in requests.chunks(b) {
-            let answers = model.ask_batch(chunk, g)?;
-            if let Some(a) = answers.first() {
-                batch_ms.push(ms(a.timings.total));
-            }
-            items += answers.len();
-            tokens += answers.iter().map(|a| a.tokens.len()).sum::<usize>();
-        }
-    }
-    let wall = start.elapsed().as_secs_f64();
     let batched = Throughput {
-        batch: b,
-        items_per_s: items as f64 / wall,
-        tokens_per_s: tokens as f64 / wall,
-        per_batch: Stat::of(&batch_ms),
+        batch: options.batch.max(1),
+        items_per_s: per_s(t.batched_items, t.batched_wall),
+        tokens_per_s: per_s(t.batched_tokens, t.batched_wall),
+        per_batch: Stat::of_items(&t.batch_ms),
     };
-
-    let manifest = model.manifest();
+    let manifest = t.model.manifest();
     let files: BTreeSet<&std::path::Path> = manifest.files().into_iter().map(|f| f.path.as_path()).collect();
     let disk_bytes = files.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     Ok(LatencyReport {
-        variant: model.name().to_string(),
+        variant: t.model.name().to_string(),
+        run_id: run_id.to_string(),
+        interleaved_with,
         machine: MachineInfo {
             cpu: cpu_model(),
             cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             onnxruntime: crate::runtime::describe()?,
-            provider: model.provider().ort_name().to_string(),
+            provider: t.model.provider().ort_name().to_string(),
             threads: runtime.intra_threads(),
             lynx_zoo: env!("CARGO_PKG_VERSION").to_string(),
             date: utc_now(),
+            load_1min,
         },
         items: requests.len(),
+        repeats: options.repeats.max(1),
         stages,
         batch1,
         batched,
-        peak_rss_mib: peak_rss_mib(),
+        e2e_per_item_ms,
+        rss_added_mib: t.rss_added_mib,
         disk_bytes,
         parameters_total: manifest.parameters.total,
         parameters_trainable: manifest.parameters.trainable,
     })
+}
+
+/// A fresh id for a measurement run: the UTC time and the process id.
+pub fn new_run_id() -> String {
+    format!("{}-pid{}", utc_now(), std::process::id())
 }
 
 /// The current UTC time as RFC 3339, from the system clock (no time-zone database needed).
@@ -302,10 +435,21 @@ pub fn utc_now() -> String {
 /// A made-up report with end-to-end median `ms`, for tests of tables and plots.
 #[cfg(test)]
 pub(crate) fn sample_report(variant: &str, ms: f64) -> LatencyReport {
-    let s = Stat { n: 3, median_ms: ms, p90_ms: ms * 1.2 };
+    let s = Stat {
+        n: 3,
+        median_ms: ms,
+        median_ci_low_ms: ms * 0.95,
+        median_ci_high_ms: ms * 1.05,
+        p90_ms: ms * 1.2,
+        mean_ms: ms,
+        mean_ci_low_ms: ms * 0.95,
+        mean_ci_high_ms: ms * 1.05,
+    };
     let tp = Throughput { batch: 1, items_per_s: 1000.0 / ms, tokens_per_s: 4000.0 / ms, per_batch: s };
     LatencyReport {
         variant: variant.into(),
+        run_id: "test-run".into(),
+        interleaved_with: 1,
         machine: MachineInfo {
             cpu: "test cpu".into(),
             cores: 2,
@@ -314,8 +458,10 @@ pub(crate) fn sample_report(variant: &str, ms: f64) -> LatencyReport {
             threads: 2,
             lynx_zoo: "0".into(),
             date: "2026-11-27T00:00:00Z".into(),
+            load_1min: None,
         },
         items: 3,
+        repeats: 1,
         stages: Stages {
             preprocess_image: s,
             preprocess_video: s,
@@ -328,7 +474,8 @@ pub(crate) fn sample_report(variant: &str, ms: f64) -> LatencyReport {
         },
         batch1: tp,
         batched: Throughput { batch: 8, ..tp },
-        peak_rss_mib: 100.0,
+        e2e_per_item_ms: vec![ms; 3],
+        rss_added_mib: 100.0,
         disk_bytes: 1_000_000,
         parameters_total: 2_000_000,
         parameters_trainable: 10_000,
@@ -338,16 +485,6 @@ pub(crate) fn sample_report(variant: &str, ms: f64) -> LatencyReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_and_p90() {
-        let s = Stat::of(&[5.0, 1.0, 3.0, 2.0, 4.0, 6.0, 7.0, 8.0, 9.0, 10.0]);
-        assert_eq!(s.n, 10);
-        assert_eq!(s.median_ms, 5.5);
-        assert_eq!(s.p90_ms, 9.0);
-        assert_eq!(Stat::of(&[3.0]).p90_ms, 3.0);
-        assert_eq!(Stat::of(&[]).n, 0);
-    }
 
     #[test]
     fn utc_date_is_well_formed() {

@@ -1,20 +1,22 @@
-//! `lynx-zoo eval | merge | bench | compare | report`: accuracy and latency across variants.
-//! See docs/cli.md.
+//! `lynx-zoo eval | bench | compare | report`: accuracy and latency across variants, with the
+//! floors, controls and corrected statistics of a trustworthy verdict. See docs/cli.md.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
+use clap::{Args, ValueEnum};
 
 use lynx_zoo::bench::{self, BenchOptions, LatencyReport};
 use lynx_zoo::data::Benchmark;
-use lynx_zoo::eval::{self, EvalOptions, RunSpec, Shard, StaleResults};
+use lynx_zoo::eval::{self, Control, EvalOptions, MajorityFloor, Shard, ShardSpec, StaleResults};
 use lynx_zoo::model::FeatureCache;
-use lynx_zoo::report::{self, Comparison, Format, VariantResult};
+use lynx_zoo::report::markdown::{self, BEGIN, END};
+use lynx_zoo::report::{self, Comparison, Floor, Format, Table, TableName, VariantResult, DEFAULT_TABLES};
+use lynx_zoo::results::ResultsDir;
 use lynx_zoo::{GenerationOptions, Zoo};
 
+use super::progress::Progress;
 use super::zoo::{RuntimeArgs, ZooArgs};
 
 /// The benchmark and how to decode.
@@ -55,24 +57,19 @@ pub struct EvalArgs {
     variants: Vec<String>,
     #[command(flatten)]
     set: EvalSetArgs,
-    /// Evaluate shard I of N (records whose position modulo N is I); merge with `lynx-zoo merge`.
+    /// Evaluate one shard: `I/N` (records whose position modulo N is I, 0-based), `auto` (a Slurm
+    /// job array's task) or `auto/N` (a Kubernetes Indexed Job of N completions); merge with
+    /// `lynx-zoo merge`.
     #[arg(long)]
-    shard: Option<Shard>,
+    shard: Option<ShardSpec>,
+    /// Also run the image-swap control (each picture replaced by another item's of the same class)
+    /// into OUT/VARIANT/control-image-swap/.
+    #[arg(long)]
+    image_swap: bool,
     #[command(flatten)]
     zoo: ZooArgs,
     #[command(flatten)]
     runtime: RuntimeArgs,
-}
-
-/// Flags of `merge`.
-#[derive(Debug, Args)]
-pub struct MergeArgs {
-    /// Variants whose shard files to merge.
-    #[arg(required = true)]
-    variants: Vec<String>,
-    /// Results folder.
-    #[arg(long, default_value = "results")]
-    out: PathBuf,
 }
 
 /// Latency options.
@@ -84,12 +81,16 @@ pub struct LatencyArgs {
     /// Untimed passes first.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
-    /// Timed passes.
+    /// Timed passes (rounds over every variant and item).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
     /// The larger batch size timed besides batch 1.
     #[arg(long, default_value_t = 8)]
     bench_batch: usize,
+    /// Time one variant after another instead of interleaved (holds one variant in memory at a
+    /// time; more exposed to load changes on the machine).
+    #[arg(long)]
+    no_interleave: bool,
 }
 
 /// Flags of `bench`.
@@ -102,13 +103,88 @@ pub struct BenchArgs {
     set: EvalSetArgs,
     #[command(flatten)]
     latency: LatencyArgs,
-    /// Output format of the table.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    format: Format,
+    #[command(flatten)]
+    output: OutputArgs,
     #[command(flatten)]
     zoo: ZooArgs,
     #[command(flatten)]
     runtime: RuntimeArgs,
+}
+
+/// Which tables to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableChoice {
+    /// Overall accuracy, difference to the baseline (p, Holm p, BH q, claim), vision reliance, seeds.
+    Accuracy,
+    /// Accuracy per class, instruction following.
+    PerClass,
+    /// Latency per stage.
+    Latency,
+    /// Accuracy against cost and the Pareto front.
+    Pareto,
+    /// Every table (CSV: one file per table into `--output DIR`).
+    All,
+}
+
+/// How tables are written.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format: terminal tables, Markdown, CSV (one table) or JSON (records).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Which table; default: all for `table`/`markdown`, `accuracy` for `csv`/`json`.
+    #[arg(long, value_enum)]
+    table: Option<TableChoice>,
+    /// Write to this file instead of stdout (with `--format csv --table all`: a folder, one
+    /// `TABLE.csv` per table).
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+impl OutputArgs {
+    fn names(&self, default_machine: TableName, available: &[TableName]) -> Vec<TableName> {
+        let one = |t: TableName| vec![t];
+        match (self.table, self.format) {
+            (Some(TableChoice::Accuracy), _) => one(TableName::Accuracy),
+            (Some(TableChoice::PerClass), _) => one(TableName::PerClass),
+            (Some(TableChoice::Latency), _) => one(TableName::Latency),
+            (Some(TableChoice::Pareto), _) => one(TableName::Pareto),
+            (Some(TableChoice::All), _) | (None, Format::Table | Format::Markdown) => available.to_vec(),
+            (None, Format::Csv | Format::Json) => one(default_machine),
+        }
+    }
+
+    /// Writes `tables` as asked: stdout, a file, or (CSV, several tables) a folder of files.
+    fn write(&self, tables: &[Table]) -> anyhow::Result<()> {
+        match (&self.output, self.format, tables.len()) {
+            (Some(dir), Format::Csv, n) if n > 1 => {
+                fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
+                for t in tables {
+                    let path = dir.join(format!("{}.csv", t.name.key()));
+                    fs::write(&path, report::render(std::slice::from_ref(t), Format::Csv)?)
+                        .with_context(|| format!("writing `{}`", path.display()))?;
+                    println!("{}", path.display());
+                }
+                Ok(())
+            }
+            (Some(file), format, _) => {
+                let text = report::render(tables, format)?;
+                if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
+                }
+                fs::write(file, text + "\n").with_context(|| format!("writing `{}`", file.display()))?;
+                println!("{}", file.display());
+                Ok(())
+            }
+            (None, Format::Csv, n) if n > 1 => {
+                bail!("CSV holds one table: choose one with `--table accuracy|per-class|latency|pareto`, or write every table with `--table all --output DIR`")
+            }
+            (None, format, _) => {
+                println!("{}", report::render(tables, format)?);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Flags of `compare`.
@@ -126,9 +202,11 @@ pub struct CompareArgs {
     /// Skip the latency measurement (accuracy only).
     #[arg(long)]
     no_latency: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    format: Format,
+    /// Skip the image-swap control (no vision-reliance column).
+    #[arg(long)]
+    no_image_swap: bool,
+    #[command(flatten)]
+    output: OutputArgs,
     #[command(flatten)]
     zoo: ZooArgs,
     #[command(flatten)]
@@ -141,6 +219,10 @@ pub struct ReportArgs {
     /// Results folder written by `compare` (or `eval` + `bench`).
     #[arg(long, default_value = "results")]
     results: PathBuf,
+    /// Results folders of the same variants on other benchmark splits (e.g. a fresh seed): their
+    /// differences to the baseline are set beside the main split's, and a finding must hold on all.
+    #[arg(long)]
+    also: Vec<PathBuf>,
     /// The baseline (default: `lynx` when present, else the first variant).
     #[arg(long)]
     baseline: Option<String>,
@@ -151,17 +233,10 @@ pub struct ReportArgs {
     /// The SVG plot to write (linked from the Markdown).
     #[arg(long, default_value = "docs/results-accuracy-latency.svg")]
     plot: PathBuf,
-}
-
-fn progress_bar(name: &str) -> ProgressBar {
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(name.to_string());
-    bar
+    /// Accept latency measured in different runs, marking each row with its run (default: refuse,
+    /// since latency from different runs cannot be compared).
+    #[arg(long)]
+    mixed_runs: bool,
 }
 
 fn load_bench(path: &Path) -> anyhow::Result<Benchmark> {
@@ -174,6 +249,7 @@ struct EvalRun<'a> {
     bench: &'a Benchmark,
     set: &'a EvalSetArgs,
     runtime: &'a RuntimeArgs,
+    results: ResultsDir,
     /// Vision features of shared frozen encoders, computed once per item.
     features: FeatureCache,
     stale: StaleResults,
@@ -187,96 +263,69 @@ impl<'a> EvalRun<'a> {
         runtime: &'a RuntimeArgs,
         stale: StaleResults,
     ) -> Self {
-        EvalRun { zoo, bench, set, runtime, features: FeatureCache::new(), stale }
+        let results = ResultsDir::new(&set.out);
+        EvalRun { zoo, bench, set, runtime, results, features: FeatureCache::new(), stale }
     }
-}
 
-/// Evaluates one variant (resuming), returning its sorted predictions of `shard`.
-fn eval_variant(run: &EvalRun<'_>, name: &str, shard: Shard) -> anyhow::Result<Vec<eval::Prediction>> {
-    let EvalRun { zoo, bench, set, runtime, features, stale } = run;
-    let stale = *stale;
-    let options = EvalOptions { limit: set.limit, shard, batch: set.batch, generation: set.generation()?, stale };
-    let model = zoo.load(name, &runtime.options()?).with_context(|| format!("loading variant `{name}`"))?;
-    // Accuracy only: shared frozen encoders run once per item across the variants of this call.
-    let mut model = model.with_feature_cache(features.clone());
-    let manifest_path = model.manifest().file.clone();
-    let bar = progress_bar(name);
-    let mut tick = |done: usize, total: usize| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    };
-    let (path, preds) = eval::evaluate(&mut model, &manifest_path, bench, &set.out, &options, &mut tick)?;
-    bar.finish_and_clear();
-    tracing::info!(variant = name, file = %path.display(), "predictions written");
-    Ok(preds)
+    /// Evaluates one variant (resuming), returning its sorted predictions of `shard`.
+    fn variant(&self, name: &str, shard: Shard, control: Control) -> anyhow::Result<Vec<eval::Prediction>> {
+        let options = EvalOptions {
+            limit: self.set.limit,
+            shard,
+            batch: self.set.batch,
+            generation: self.set.generation()?,
+            stale: self.stale,
+            control,
+        };
+        let model =
+            self.zoo.load(name, &self.runtime.options()?).with_context(|| format!("loading variant `{name}`"))?;
+        // Accuracy only: shared frozen encoders run once per item across the variants of this call.
+        let mut model = model.with_feature_cache(self.features.clone());
+        let manifest_path = model.manifest().file.clone();
+        let label = match control {
+            Control::None => name.to_string(),
+            Control::ImageSwap => format!("{name} (image swap)"),
+        };
+        let mut progress = Progress::new(&label);
+        let mut tick = |done: usize, total: usize| progress.update(done, total);
+        let dir = self.results.run_dir(name, control);
+        let (path, preds) = eval::evaluate(&mut model, &manifest_path, self.bench, &dir, &options, &mut tick)?;
+        progress.finish();
+        tracing::info!(variant = name, file = %path.display(), "predictions written");
+        Ok(preds)
+    }
 }
 
 /// `lynx-zoo eval`.
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let zoo = args.zoo.open()?;
     let bench = load_bench(&args.set.bench)?;
-    let shard = args.shard.unwrap_or(Shard::ALL);
+    let shard = match &args.shard {
+        Some(spec) => spec.resolve_from_env()?,
+        None => Shard::ALL,
+    };
     let run = EvalRun::new(&zoo, &bench, &args.set, &args.runtime, StaleResults::Refuse);
     for name in &args.variants {
-        let preds = eval_variant(&run, name, shard)?;
-        let s = eval::summarize(&preds);
-        let a = s.accuracy.overall;
-        let file = args.set.out.join(name).join(shard.file_name());
-        println!(
-            "{name}: accuracy {:.1}% [{:.1}, {:.1}] on {} items{} -> {}",
-            a.accuracy * 100.0,
-            a.ci_low * 100.0,
-            a.ci_high * 100.0,
-            a.n,
-            if shard == Shard::ALL { String::new() } else { format!(" (shard {shard})") },
-            file.display()
-        );
-    }
-    Ok(())
-}
-
-fn read_spec(dir: &Path) -> anyhow::Result<RunSpec> {
-    let p = dir.join("run.json");
-    let text = fs::read_to_string(&p)
-        .with_context(|| format!("reading `{}` (was the variant evaluated into this folder?)", p.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("parsing `{}`", p.display()))
-}
-
-/// `lynx-zoo merge`.
-pub fn merge(args: MergeArgs) -> anyhow::Result<()> {
-    for name in &args.variants {
-        let dir = args.out.join(name);
-        let spec = read_spec(&dir)?;
-        let mut shards = Vec::new();
-        let mut files = Vec::new();
-        for entry in fs::read_dir(&dir).with_context(|| format!("listing `{}`", dir.display()))? {
-            let p = entry?.path();
-            let file = p.file_name().and_then(|f| f.to_str()).unwrap_or_default().to_string();
-            if file.starts_with("predictions.shard-") && file.ends_with(".jsonl") {
-                shards.push(eval::read_predictions(&p)?);
-                files.push(file);
-            }
+        let sees = zoo.manifest(name)?.axes.vision_input;
+        let mut controls = vec![Control::None];
+        if args.image_swap && sees {
+            controls.push(Control::ImageSwap);
         }
-        if shards.is_empty() {
-            bail!("no shard files (predictions.shard-I-of-N.jsonl) in `{}`", dir.display());
+        for control in controls {
+            let preds = run.variant(name, shard, control)?;
+            let a = eval::summarize(&preds).accuracy.overall;
+            let file = run.results.run_dir(name, control).join(shard.file_name());
+            println!(
+                "{name}{}: accuracy {:.1}% [{:.1}, {:.1}] on {} items{} -> {}",
+                if control == Control::ImageSwap { " (image swap)" } else { "" },
+                a.accuracy * 100.0,
+                a.ci_low * 100.0,
+                a.ci_high * 100.0,
+                a.n,
+                if shard == Shard::ALL { String::new() } else { format!(" (shard {shard})") },
+                file.display()
+            );
         }
-        let merged = eval::merge(&shards)?;
-        let bench = load_bench(&spec.bench)?;
-        let out = dir.join("predictions.jsonl");
-        eval::check_complete(&bench, spec.limit, &merged, &dir)?;
-        let mut text = String::new();
-        for p in &merged {
-            text.push_str(&serde_json::to_string(p)?);
-            text.push('\n');
-        }
-        fs::write(&out, text).with_context(|| format!("writing `{}`", out.display()))?;
-        println!(
-            "{name}: merged {} shards ({}) into {} ({} items)",
-            files.len(),
-            files.join(", "),
-            out.display(),
-            merged.len()
-        );
     }
     Ok(())
 }
@@ -288,59 +337,71 @@ fn bench_options(l: &LatencyArgs, set: &EvalSetArgs) -> anyhow::Result<BenchOpti
         items_per_modality: l.items,
         batch: l.bench_batch,
         generation: set.generation()?,
+        interleave: !l.no_interleave,
     })
 }
 
-fn measure_variant(
+/// Times `names` together (interleaved) and writes each `latency.json`.
+fn measure(
     zoo: &Zoo,
-    name: &str,
+    names: &[String],
     bench: &Benchmark,
     opts: &BenchOptions,
     runtime: &RuntimeArgs,
-    out: &Path,
-) -> anyhow::Result<LatencyReport> {
-    bench::reset_peak_rss();
+    results: &ResultsDir,
+) -> anyhow::Result<Vec<LatencyReport>> {
     let rt = runtime.options()?;
-    let mut model = zoo.load(name, &rt).with_context(|| format!("loading variant `{name}`"))?;
     let items = bench::pick_items(bench, opts.items_per_modality);
-    eprintln!("timing {name} on {} items ...", items.len());
-    let report = bench::measure(&mut model, &items, &rt, opts).with_context(|| format!("timing `{name}`"))?;
-    let dir = out.join(name);
-    fs::create_dir_all(&dir)?;
-    fs::write(dir.join("latency.json"), serde_json::to_string_pretty(&report)? + "\n")?;
-    Ok(report)
+    eprintln!(
+        "timing {} variant(s) on {} items, {} round(s){} ...",
+        names.len(),
+        items.len(),
+        opts.repeats.max(1),
+        if opts.interleave && names.len() > 1 { ", interleaved" } else { "" }
+    );
+    let mut load = |name: &str| zoo.load(name, &rt);
+    let reports = bench::measure_variants(names, &mut load, &items, &rt, opts, &bench::new_run_id())
+        .context("timing the variants")?;
+    for r in &reports {
+        results.write_latency(r)?;
+    }
+    Ok(reports)
 }
 
-fn result_of(
-    zoo: &Zoo,
-    name: &str,
-    predictions: Vec<eval::Prediction>,
-    latency: Option<LatencyReport>,
-) -> anyhow::Result<VariantResult> {
-    let m = zoo.manifest(name)?;
-    Ok(VariantResult {
-        name: name.to_string(),
-        changes: m.changes.clone(),
-        paper: m.paper.clone(),
-        predictions,
-        latency,
-    })
+/// What a manifest says about a result: changes, paper, sees, seed, seed_of.
+fn described(zoo: Option<&Zoo>, name: &str, predictions: Vec<eval::Prediction>) -> VariantResult {
+    let mut r = VariantResult::scored(name, predictions);
+    if let Some(m) = zoo.and_then(|z| z.manifest(name).ok()) {
+        r.changes = m.changes.clone();
+        r.paper = m.paper.clone();
+        r.sees = m.axes.vision_input;
+        r.seed = m.provenance.seed;
+        r.seed_of = m.seed_of.clone();
+    }
+    r
 }
 
 /// `lynx-zoo bench`.
 pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let zoo = args.zoo.open()?;
+    for name in &args.variants {
+        zoo.manifest(name)?;
+    }
     let bench = load_bench(&args.set.bench)?;
     let opts = bench_options(&args.latency, &args.set)?;
-    let mut results = Vec::new();
-    for name in &args.variants {
-        let report = measure_variant(&zoo, name, &bench, &opts, &args.runtime, &args.set.out)?;
-        results.push(result_of(&zoo, name, Vec::new(), Some(report))?);
+    let results = ResultsDir::new(&args.set.out);
+    let reports = measure(&zoo, &args.variants, &bench, &opts, &args.runtime, &results)?;
+    let rows: Vec<VariantResult> = reports
+        .into_iter()
+        .map(|l| VariantResult { latency: Some(l.clone()), ..described(Some(&zoo), &l.variant, Vec::new()) })
+        .collect();
+    let baseline = rows[0].name.clone();
+    let c = Comparison::new(rows, &baseline, None)?;
+    if matches!(args.output.table, Some(t) if !matches!(t, TableChoice::Latency | TableChoice::All)) {
+        bail!("`bench` measures latency only (`--table latency`); accuracy and the Pareto front come from `lynx-zoo compare`");
     }
-    let baseline = results[0].name.clone();
-    let c = Comparison::new(results, &baseline)?;
-    println!("{}", report::render(&[c.latency_table()?], args.format)?);
-    Ok(())
+    let names = args.output.names(TableName::Latency, &[TableName::Latency]);
+    args.output.write(&c.tables(&names)?)
 }
 
 fn pick_baseline(names: &[String], asked: Option<&str>) -> anyhow::Result<String> {
@@ -352,6 +413,13 @@ fn pick_baseline(names: &[String], asked: Option<&str>) -> anyhow::Result<String
     }
 }
 
+/// The majority floor of `bench`, scored on its first `limit` records.
+fn floor_of(bench: &Benchmark, limit: Option<usize>) -> anyhow::Result<Floor> {
+    let floor = MajorityFloor::for_benchmark(bench)
+        .with_context(|| format!("computing the majority floor of `{}`", bench.path.display()))?;
+    Ok(Floor { description: floor.describe(), predictions: floor.predictions(bench, limit) })
+}
+
 /// `lynx-zoo compare`.
 pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     let zoo = args.zoo.open()?;
@@ -359,93 +427,150 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     if names.is_empty() {
         bail!("the zoo `{}` has no variants", zoo.root().display());
     }
+    for name in &names {
+        zoo.manifest(name)?;
+    }
     let baseline = pick_baseline(&names, args.baseline.as_deref())?;
     let bench = load_bench(&args.set.bench)?;
     let opts = bench_options(&args.latency, &args.set)?;
-    let mut results = Vec::new();
     let run = EvalRun::new(&zoo, &bench, &args.set, &args.runtime, StaleResults::Replace);
+    let mut results = Vec::new();
     for name in &names {
-        let preds = eval_variant(&run, name, Shard::ALL)?;
-        let latency = if args.no_latency {
-            None
-        } else {
-            Some(measure_variant(&zoo, name, &bench, &opts, &args.runtime, &args.set.out)?)
-        };
-        results.push(result_of(&zoo, name, preds, latency)?);
+        let mut r = described(Some(&zoo), name, run.variant(name, Shard::ALL, Control::None)?);
+        if r.sees && !args.no_image_swap {
+            r.swapped = Some(run.variant(name, Shard::ALL, Control::ImageSwap)?);
+        }
+        results.push(r);
     }
     let (hits, misses) = run.features.stats();
     tracing::info!(hits, misses, "vision features shared across variants");
-    let c = Comparison::new(results, &baseline)?;
-    let summary = args.set.out.join("comparison.json");
+    drop(run);
+    if !args.no_latency {
+        let reports = measure(&zoo, &names, &bench, &opts, &args.runtime, &ResultsDir::new(&args.set.out))?;
+        for (r, l) in results.iter_mut().zip(reports) {
+            r.latency = Some(l);
+        }
+    }
+    let c = Comparison::new(results, &baseline, Some(floor_of(&bench, args.set.limit)?))?;
+    let whole_zoo = names.len() == zoo.variants().len() && args.set.limit.is_none();
+    let summary = ResultsDir::new(&args.set.out).comparison_file(&names, whole_zoo);
+    if let Some(dir) = summary.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
+    }
     fs::write(&summary, serde_json::to_string_pretty(&c)? + "\n")
         .with_context(|| format!("writing `{}`", summary.display()))?;
-    println!("{}", report::render(&c.tables()?, args.format)?);
-    Ok(())
-}
-
-/// Reads every `results/VARIANT/` that holds a complete `predictions.jsonl`.
-fn load_results(dir: &Path, zoo: Option<&Zoo>) -> anyhow::Result<Vec<VariantResult>> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .with_context(|| format!("listing `{}`", dir.display()))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join("predictions.jsonl").is_file())
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+    eprintln!("comparison kept in {}", summary.display());
+    let available: Vec<TableName> = DEFAULT_TABLES
+        .into_iter()
+        .filter(|t| !(args.no_latency && matches!(t, TableName::Latency | TableName::Pareto)))
         .collect();
-    names.sort();
-    let mut out = Vec::new();
-    for name in names {
-        let d = dir.join(&name);
-        let predictions = eval::read_predictions(d.join("predictions.jsonl"))?;
-        let latency = match fs::read_to_string(d.join("latency.json")) {
-            Ok(t) => Some(
-                serde_json::from_str(&t).with_context(|| format!("parsing `{}`", d.join("latency.json").display()))?,
-            ),
-            Err(_) => None,
-        };
-        let (changes, paper) = match zoo.and_then(|z| z.manifest(&name).ok()) {
-            Some(m) => (m.changes.clone(), m.paper.clone()),
-            None => (None, None),
-        };
-        out.push(VariantResult { name, changes, paper, predictions, latency });
-    }
-    Ok(out)
+    args.output.write(&c.tables(&args.output.names(TableName::Accuracy, &available))?)
 }
 
-const BEGIN: &str = "<!-- report:begin -->";
-const END: &str = "<!-- report:end -->";
+/// Reads every variant of a results folder (re-scored against the benchmark its runs name), with
+/// its image-swap control and latency where present. Every run must be of the same benchmark.
+fn load_results(
+    results: &ResultsDir,
+    zoo: Option<&Zoo>,
+) -> anyhow::Result<(Benchmark, Option<usize>, Vec<VariantResult>)> {
+    let names = results.variants()?;
+    let Some(first) = names.first() else {
+        bail!("`{}` holds no results (run `lynx-zoo compare` first)", results.root().display());
+    };
+    let spec = results
+        .run_spec(first, Control::None)?
+        .with_context(|| format!("`{}` has no run.json", results.run_dir(first, Control::None).display()))?;
+    let bench = load_bench(&spec.bench)?;
+    let mut out = Vec::new();
+    for name in &names {
+        let s = results.run_spec(name, Control::None)?;
+        if let Some(s) = &s {
+            if s.bench_sha256 != spec.bench_sha256 || s.limit != spec.limit {
+                bail!(
+                    "`{}` holds runs of different benchmarks or limits (`{first}` and `{name}` differ): compare only runs of one benchmark, one folder per benchmark",
+                    results.root().display()
+                );
+            }
+        }
+        let preds = results.predictions(name, Control::None, &bench)?.unwrap_or_default();
+        let mut r = described(zoo, name, preds);
+        r.swapped = results.predictions(name, Control::ImageSwap, &bench)?;
+        r.latency = results.latency(name)?;
+        out.push(r);
+    }
+    Ok((bench, spec.limit, out))
+}
 
 /// `lynx-zoo report`.
 pub fn report(args: ReportArgs, zoo: &ZooArgs) -> anyhow::Result<()> {
     let zoo = zoo.open().ok();
-    let results = load_results(&args.results, zoo.as_ref())?;
-    if results.is_empty() {
-        bail!("`{}` holds no results (run `lynx-zoo compare` first)", args.results.display());
-    }
+    let main = ResultsDir::new(&args.results);
+    let (bench, limit, results) = load_results(&main, zoo.as_ref())?;
     let names: Vec<String> = results.iter().map(|r| r.name.clone()).collect();
     let baseline = pick_baseline(&names, args.baseline.as_deref())?;
-    let c = Comparison::new(results, &baseline)?;
-    let has_latency = c.rows.iter().any(|r| r.result.latency.is_some());
+    let c = Comparison::new(results, &baseline, Some(floor_of(&bench, limit)?))?;
+    let runs = c.latency_runs();
+    if runs.len() > 1 && !args.mixed_runs {
+        let by_run: Vec<String> = runs
+            .iter()
+            .map(|run| {
+                let members: Vec<&str> = c
+                    .rows
+                    .iter()
+                    .filter(|r| r.latency.as_ref().is_some_and(|l| &l.run_id == run))
+                    .map(|r| r.name.as_str())
+                    .collect();
+                format!("{run}: {}", members.join(", "))
+            })
+            .collect();
+        bail!(
+            "the latency in `{}` comes from {} measurement runs ({}); latency from different runs cannot be compared: rerun `lynx-zoo compare` (or `bench` over every variant at once), or pass --mixed-runs to mark each row with its run",
+            args.results.display(),
+            runs.len(),
+            by_run.join("; ")
+        );
+    }
+    let mut splits: Vec<(String, Comparison)> = Vec::new();
+    for dir in &args.also {
+        let (b, l, r) = load_results(&ResultsDir::new(dir), zoo.as_ref())?;
+        let label = b.path.parent().map_or_else(|| dir.display().to_string(), |p| p.display().to_string());
+        splits.push((label, Comparison::new(r, &baseline, Some(floor_of(&b, l)?))?));
+    }
+    let has_latency = c.rows.iter().any(|r| r.latency.is_some());
     if has_latency {
         report::plot::accuracy_vs_latency(&c, &args.plot)?;
     }
     let mut body = format!("{BEGIN}\n\n");
-    body.push_str("Generated by `lynx-zoo report` from `");
-    body.push_str(&args.results.display().to_string());
-    body.push_str("`; do not edit between the markers.\n\n");
-    body.push_str(&report::render(&c.tables()?, Format::Markdown)?);
+    body.push_str(&format!(
+        "Generated by `lynx-zoo report` from `{}` (benchmark `{}`{}); do not edit between the markers.\n\n",
+        args.results.display(),
+        bench.path.display(),
+        limit.map_or_else(String::new, |l| format!(", first {l} items"))
+    ));
+    let mut tables = Vec::new();
+    if !splits.is_empty() {
+        let main_label = bench.path.parent().map_or_else(|| "main".into(), |p| p.display().to_string());
+        let mut all: Vec<(String, &Comparison)> = vec![(main_label, &c)];
+        all.extend(splits.iter().map(|(l, s)| (l.clone(), s)));
+        tables.push(markdown::splits_table(&all)?);
+    }
+    let available: Vec<TableName> = DEFAULT_TABLES
+        .into_iter()
+        .filter(|t| has_latency || !matches!(t, TableName::Latency | TableName::Pareto))
+        .collect();
+    tables.extend(c.tables(&available)?);
+    body.push_str(&report::render(&tables, Format::Markdown)?);
     if has_latency {
         let rel = relative_link(&args.out, &args.plot);
         body.push_str(&format!("\n![accuracy against latency]({rel})\n"));
     }
-    let papers: Vec<String> =
-        c.rows
-            .iter()
-            .filter_map(|r| {
-                r.result.paper.as_ref().map(|p| {
-                    format!("| {} | {} | {} |", r.result.name, r.result.changes.clone().unwrap_or_default(), p)
-                })
-            })
-            .collect();
+    let papers: Vec<String> = c
+        .rows
+        .iter()
+        .filter_map(|r| {
+            r.paper.as_ref().map(|p| format!("| {} | {} | {} |", r.name, r.changes.clone().unwrap_or_default(), p))
+        })
+        .collect();
     if !papers.is_empty() {
         body.push_str(
             "\n### What the paper reported for each axis\n\n| variant | changes | Lynx |\n| --- | --- | --- |\n",
@@ -455,15 +580,11 @@ pub fn report(args: ReportArgs, zoo: &ZooArgs) -> anyhow::Result<()> {
     }
     body.push_str(&format!("\n{END}\n"));
     let existing = fs::read_to_string(&args.out).unwrap_or_default();
-    let text = match (existing.find(BEGIN), existing.find(END)) {
-        (Some(b), Some(e)) if b < e => format!("{}{}{}", &existing[..b], body.trim_end(), &existing[e + END.len()..]),
-        _ if existing.is_empty() => format!("# Results\n\n{body}"),
-        _ => format!("{}\n\n{body}", existing.trim_end()),
-    };
-    if let Some(dir) = args.out.parent() {
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir)?;
     }
-    fs::write(&args.out, text).with_context(|| format!("writing `{}`", args.out.display()))?;
+    fs::write(&args.out, markdown::splice(&existing, &body))
+        .with_context(|| format!("writing `{}`", args.out.display()))?;
     println!("{}", args.out.display());
     Ok(())
 }

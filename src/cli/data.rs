@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use lynx_zoo::data::{self, Benchmark, GenerateConfig, Knobs, Split};
 use lynx_zoo::eval;
-use lynx_zoo::report::{self, Comparison, Format, VariantResult};
+use lynx_zoo::report::{self, Comparison, Floor, Format, VariantResult};
 
 /// The `data` subcommands.
 #[derive(Debug, Subcommand)]
@@ -100,6 +100,19 @@ pub struct ScoreArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// Which table (`accuracy` or `per-class`); default: both for `table`/`markdown`, `accuracy`
+    /// for `csv`/`json`.
+    #[arg(long, value_enum)]
+    table: Option<ScoreTable>,
+}
+
+/// The tables of `data score`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScoreTable {
+    /// Overall accuracy, differences with corrected p-values, the floor.
+    Accuracy,
+    /// Accuracy per class.
+    PerClass,
 }
 
 /// Runs a `data` subcommand.
@@ -155,7 +168,8 @@ fn row_name(path: &std::path::Path) -> String {
     }
 }
 
-/// `data score`: one accuracy row per predictions file, paired tests against the first.
+/// `data score`: one accuracy row per predictions file, paired tests against the first, the
+/// majority floor as a row of its own.
 fn score(a: &ScoreArgs) -> anyhow::Result<()> {
     let bench = Benchmark::load(&a.bench)?;
     let mut results = Vec::with_capacity(a.predictions.len());
@@ -164,11 +178,17 @@ fn score(a: &ScoreArgs) -> anyhow::Result<()> {
         if results.iter().any(|r: &VariantResult| r.name == name) {
             bail!("two predictions files are named `{name}`; rename one (rows are named after the file)");
         }
-        let predictions = eval::score_external(&bench, path)?;
-        results.push(VariantResult { name, changes: None, paper: None, predictions, latency: None });
+        results.push(VariantResult::scored(name, eval::score_external(&bench, path)?));
     }
     let baseline = results[0].name.clone();
-    let table = Comparison::new(results, &baseline)?.accuracy_table()?;
-    println!("{}", report::render(&[table], a.format)?);
+    let floor = eval::MajorityFloor::for_benchmark(&bench)?;
+    let floor = Floor { description: floor.describe(), predictions: floor.predictions(&bench, None) };
+    let c = Comparison::new(results, &baseline, Some(floor))?;
+    let tables = match a.table {
+        Some(ScoreTable::PerClass) => vec![c.per_class_table()?],
+        None if matches!(a.format, Format::Table | Format::Markdown) => vec![c.accuracy_table()?, c.per_class_table()?],
+        _ => vec![c.accuracy_table()?],
+    };
+    println!("{}", report::render(&tables, a.format)?);
     Ok(())
 }

@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 
 mod compare;
 mod data;
+mod merge;
+mod progress;
 mod zoo;
 
 /// Compare GPT-4-style multimodal LLM variants (Lynx, arXiv 2307.02469) through ONNX Runtime.
@@ -33,7 +35,7 @@ enum Command {
     /// Evaluate variants on a benchmark; resumable, shardable, predictions written as they come.
     Eval(compare::EvalArgs),
     /// Merge the shard files of `eval --shard I/N` into one predictions file.
-    Merge(compare::MergeArgs),
+    Merge(merge::MergeArgs),
     /// Time variants stage by stage (preprocess, vision, connector, prefill, decode) at two batch sizes.
     Bench(compare::BenchArgs),
     /// Compare variants: accuracy, latency, and accuracy against cost with the Pareto front.
@@ -56,7 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => zoo::check(args),
         Command::Ask(args) => zoo::ask(args),
         Command::Eval(args) => compare::eval(args),
-        Command::Merge(args) => compare::merge(args),
+        Command::Merge(args) => merge::merge(args),
         Command::Bench(args) => compare::bench(args),
         Command::Compare(args) => compare::compare(args),
         Command::Report { args, zoo } => compare::report(args, &zoo),

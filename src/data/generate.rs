@@ -15,9 +15,9 @@ use image::{ExtendedColorType, ImageEncoder, RgbImage};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::phrasing::{fill, templates, Instruction, Phrasing};
+use super::phrasing::{fill, instruction_texts, templates, Instruction, Phrasing};
 use super::render::render;
 use super::tasks::{build, QuestionClass, Task, TaskMedia};
 use crate::error::{Error, Result};
@@ -30,7 +30,7 @@ pub const DATASET: &str = "lynx-synth";
 pub const ORIGIN_DATASET: &str = "lynx-synth-v1";
 
 /// A benchmark split. The test split alone carries held-out phrasings and instructions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Split {
     /// Training items.
@@ -52,7 +52,7 @@ impl Split {
 }
 
 /// Difficulty knobs of the generator (docs/benchmark.md explains what each one stresses).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Knobs {
     /// Side of the square canvas in pixels.
     pub canvas: u32,
@@ -229,7 +229,7 @@ pub(super) fn phrase(
     let instruction = (heldout || rng.random_bool(knobs.instruction_rate)).then(|| task.class.instruction());
     match instruction {
         Some(ins) => {
-            let pool = if heldout { ins.heldout() } else { ins.seen() };
+            let pool = instruction_texts(ins, phrasing);
             let text = pool.choose(rng).copied().unwrap_or("");
             (format!("{question} {text}"), Some(ins), phrasing)
         }
@@ -288,6 +288,49 @@ fn generate_item(cfg: &GenerateConfig, index: usize, out: &Path) -> Result<Writt
         None => None,
     };
     Ok(Written { annotation, caption })
+}
+
+/// The class and accepted answers of every item of a split, as [`generate`] would write them,
+/// without rendering or phrasing anything: what the majority floor needs (`eval::controls`).
+pub fn answers(split: Split, n: usize, seed: u64, knobs: &Knobs) -> Result<Vec<(QuestionClass, Vec<String>)>> {
+    knobs.validate()?;
+    Ok((0..n)
+        .map(|i| {
+            let mut rng = item_rng(seed, split, i);
+            let class = class_of(i);
+            (class, build(class, &mut rng, knobs).answers)
+        })
+        .collect())
+}
+
+/// What `meta.json` says about a generated split.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SplitMeta {
+    /// The `dataset` of its records.
+    pub dataset: String,
+    /// Which split.
+    pub split: Split,
+    /// Items.
+    pub n: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Difficulty.
+    pub knobs: Knobs,
+}
+
+impl SplitMeta {
+    /// Reads `meta.json` beside an annotation file; `None` when there is none (a file not made by
+    /// our generator).
+    pub fn beside(annotations: &Path) -> Result<Option<SplitMeta>> {
+        let path = annotations.parent().unwrap_or(Path::new(".")).join("meta.json");
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| Error::jsonl(&path, 1, format!("not the meta.json of a generated split: {e}")))
+    }
 }
 
 fn prepare_out(out: &Path, force: bool) -> Result<()> {
@@ -426,11 +469,28 @@ mod tests {
         assert_ne!(train, test);
         assert!(!train.contains("\"phrasing\":\"heldout\""));
         assert!(test.contains("\"phrasing\":\"heldout\""));
-        for ins in [Instruction::OneWord, Instruction::YesNo, Instruction::Number] {
-            for h in ins.heldout() {
+        for ins in Instruction::ALL {
+            for h in instruction_texts(ins, Phrasing::Heldout) {
                 assert!(!train.contains(h), "held-out instruction {h:?} leaked into train");
             }
         }
+    }
+
+    #[test]
+    fn answers_match_the_written_split() {
+        let t = tempfile::tempdir().unwrap();
+        let c = cfg(Split::Test, 22, 5);
+        generate(&c, t.path()).unwrap();
+        let text = fs::read_to_string(t.path().join("annotations.jsonl")).unwrap();
+        let written: Vec<Vec<String>> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["answer"].clone())
+            .map(|a| serde_json::from_value(a).unwrap())
+            .collect();
+        let quick = answers(Split::Test, 22, 5, &c.knobs).unwrap();
+        assert_eq!(quick.into_iter().map(|(_, a)| a).collect::<Vec<_>>(), written);
+        let meta = SplitMeta::beside(&t.path().join("annotations.jsonl")).unwrap().unwrap();
+        assert_eq!((meta.seed, meta.n, meta.split), (5, 22, Split::Test));
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub mod scene;
 pub mod tasks;
 pub mod text;
 
-pub use generate::{generate, GenerateConfig, Knobs, Split, Summary};
+pub use generate::{answers, generate, GenerateConfig, Knobs, Split, SplitMeta, Summary};
 pub use openvqa::{media_files, Benchmark, Media, Record};
 pub use phrasing::{Instruction, Phrasing};
 pub use tasks::{Modality, QuestionClass};

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::phrasing::Instruction;
+use super::tasks::QuestionClass;
 use crate::error::{Error, Result};
+use crate::score::{AnswerSpace, Expected, Verdict};
 
 /// What a record asks about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -89,10 +91,26 @@ impl Record {
         }
     }
 
-    /// Scores a prediction: [`crate::score::is_correct_given`] with this record's answers and
-    /// wrong options.
+    /// The candidates an answer to this record can name: the class's answer space for records of
+    /// our generator (`dataset: lynx-synth`); none for other files, whose classes we do not know.
+    pub fn answer_space(&self) -> Option<&'static AnswerSpace> {
+        if self.dataset != super::generate::DATASET {
+            return None;
+        }
+        self.class.as_deref().and_then(QuestionClass::from_name).map(QuestionClass::answer_space)
+    }
+
+    /// Scores a prediction with the benchmark's rule ([`crate::score::rule`]): this record's
+    /// answers, wrong options, answer space and format instruction.
+    pub fn judge(&self, prediction: &str) -> Verdict {
+        let wrong = self.wrong_answers();
+        Expected { answers: &self.answers, wrong: &wrong, space: self.answer_space(), instruction: self.instruction() }
+            .judge(prediction)
+    }
+
+    /// Whether [`Record::judge`] counts `prediction` correct.
     pub fn is_correct(&self, prediction: &str) -> bool {
-        crate::score::is_correct_given(prediction, &self.answers, &self.wrong_answers())
+        self.judge(prediction).is_correct()
     }
 
     /// A string-valued extra key.

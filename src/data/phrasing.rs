@@ -7,49 +7,18 @@
 
 use super::tasks::QuestionClass;
 
-/// The answer format a question asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Instruction {
-    /// A single word.
-    OneWord,
-    /// "yes" or "no".
-    YesNo,
-    /// A number.
-    Number,
-}
+pub use crate::score::Instruction;
 
-impl Instruction {
-    /// Stable name, as written in annotations.
-    pub fn name(self) -> &'static str {
-        match self {
-            Instruction::OneWord => "one_word",
-            Instruction::YesNo => "yes_no",
-            Instruction::Number => "number",
-        }
-    }
-
-    /// Parses [`Instruction::name`].
-    pub fn from_name(name: &str) -> Option<Self> {
-        [Instruction::OneWord, Instruction::YesNo, Instruction::Number].into_iter().find(|i| i.name() == name)
-    }
-
-    /// Format instructions of the training pool.
-    pub fn seen(self) -> &'static [&'static str] {
-        match self {
-            Instruction::OneWord => &["Answer with a single word.", "Use one word."],
-            Instruction::YesNo => &["Answer with yes or no.", "Say yes or no."],
-            Instruction::Number => &["Answer with a number.", "Give just the number."],
-        }
-    }
-
-    /// Format instructions that appear only in the test split.
-    pub fn heldout(self) -> &'static [&'static str] {
-        match self {
-            Instruction::OneWord => &["Answer in one word.", "Reply with just one word."],
-            Instruction::YesNo => &["Answer yes or no.", "Respond with only yes or no."],
-            Instruction::Number => &["Reply with a number.", "Respond with digits only."],
-        }
+/// The format instructions of `instruction` in the training pool (`Seen`) or only in the test
+/// split (`Heldout`).
+pub fn instruction_texts(instruction: Instruction, phrasing: Phrasing) -> &'static [&'static str] {
+    match (instruction, phrasing) {
+        (Instruction::OneWord, Phrasing::Seen) => &["Answer with a single word.", "Use one word."],
+        (Instruction::YesNo, Phrasing::Seen) => &["Answer with yes or no.", "Say yes or no."],
+        (Instruction::Number, Phrasing::Seen) => &["Answer with a number.", "Give just the number."],
+        (Instruction::OneWord, Phrasing::Heldout) => &["Answer in one word.", "Reply with just one word."],
+        (Instruction::YesNo, Phrasing::Heldout) => &["Answer yes or no.", "Respond with only yes or no."],
+        (Instruction::Number, Phrasing::Heldout) => &["Reply with a number.", "Respond with digits only."],
     }
 }
 
@@ -169,9 +138,9 @@ mod tests {
             assert!(seen.len() >= 3 && heldout.len() >= 2, "{class:?}");
             assert!(seen.iter().all(|t| !heldout.contains(t)), "{class:?}");
         }
-        for ins in [Instruction::OneWord, Instruction::YesNo, Instruction::Number] {
-            assert!(ins.seen().iter().all(|t| !ins.heldout().contains(t)));
-            assert_eq!(Instruction::from_name(ins.name()), Some(ins));
+        for ins in Instruction::ALL {
+            let (seen, heldout) = (instruction_texts(ins, Phrasing::Seen), instruction_texts(ins, Phrasing::Heldout));
+            assert!(seen.iter().all(|t| !heldout.contains(t)));
         }
     }
 

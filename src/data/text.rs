@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use super::generate::{phrase, Knobs, Split};
-use super::phrasing::Instruction;
+use super::phrasing::{instruction_texts, Instruction, Phrasing};
 use super::scene::{Color, Scene, Shape};
 use super::tasks::{build, Modality, QuestionClass, Task, TaskMedia};
 use crate::error::{Error, Result};
@@ -148,7 +148,7 @@ fn with_format(
     ins: Instruction,
 ) -> TextInstruction {
     if rng.random_bool(0.3) {
-        let text = *pick(rng, ins.seen());
+        let text = *pick(rng, instruction_texts(ins, Phrasing::Seen));
         TextInstruction { instruction: format!("{question} {text}"), response: short }
     } else {
         TextInstruction { instruction: question, response: sentence }

@@ -2,76 +2,25 @@
 //! ([`store`]), in shards that merge back into one file, and summarises the results per class with
 //! confidence intervals and instruction following.
 
+pub mod controls;
 pub mod runner;
+mod shard;
 pub mod store;
+mod timings;
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt;
+use std::collections::HashMap;
 use std::path::Path;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Benchmark, Record};
 use crate::error::{Error, Result};
 use crate::score::{self, Accuracy, ClassAccuracy};
-pub use runner::{evaluate, media_of, EvalOptions, ItemTiming, RunSpec, StaleResults};
+pub use controls::{swap_partners, MajorityFloor};
+pub use runner::{evaluate, media_of, Control, EvalOptions, ItemTiming, RunSpec, StaleResults};
+pub use shard::{Shard, ShardSpec};
 pub use store::{read_predictions, score_external, JsonlAppender, Prediction, PredictionStore};
-
-/// Shard `index` of `count`: the records whose position modulo `count` is `index`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shard {
-    /// 0-based shard number.
-    pub index: usize,
-    /// Number of shards.
-    pub count: usize,
-}
-
-impl Shard {
-    /// The whole benchmark.
-    pub const ALL: Shard = Shard { index: 0, count: 1 };
-
-    /// Whether the record at `position` belongs to this shard.
-    pub fn contains(&self, position: usize) -> bool {
-        position % self.count == self.index
-    }
-
-    /// The predictions file name of this shard: `predictions.jsonl` or
-    /// `predictions.shard-I-of-N.jsonl`.
-    pub fn file_name(&self) -> String {
-        if self.count == 1 {
-            "predictions.jsonl".into()
-        } else {
-            format!("predictions.shard-{}-of-{}.jsonl", self.index, self.count)
-        }
-    }
-}
-
-impl FromStr for Shard {
-    type Err = Error;
-
-    /// Parses `I/N` with 0 <= I < N.
-    fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::InvalidArgument {
-            what: "--shard",
-            value: s.into(),
-            expected: "I/N with 0 <= I < N, e.g. 0/2".into(),
-        };
-        let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count): (usize, usize) =
-            (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
-        if count == 0 || index >= count {
-            return Err(bad());
-        }
-        Ok(Shard { index, count })
-    }
-}
-
-impl fmt::Display for Shard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
+pub use timings::{merge_timings, MergedTimings};
 
 /// The records of `bench` to evaluate: the first `limit` (when given), then this shard's share.
 /// Returns (position, record) pairs.
@@ -95,24 +44,8 @@ pub fn score_answer(record: &Record, position: usize, answer: &str, new_tokens: 
     }
 }
 
-/// Merges shard files into one list in benchmark order; every position must appear exactly once.
-pub fn merge(shards: &[Vec<Prediction>]) -> Result<Vec<Prediction>> {
-    let mut by_position: BTreeMap<usize, Prediction> = BTreeMap::new();
-    for p in shards.iter().flatten() {
-        if let Some(prev) = by_position.insert(p.position, p.clone()) {
-            if prev != *p {
-                return Err(Error::Mismatch(format!(
-                    "item `{}` (position {}) has two different predictions",
-                    p.id, p.position
-                )));
-            }
-        }
-    }
-    Ok(by_position.into_values().collect())
-}
-
 /// Accuracy, per-class accuracy and instruction following of one variant.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Overall and per class.
     pub accuracy: ClassAccuracy,
@@ -170,21 +103,6 @@ pub fn check_complete(bench: &Benchmark, limit: Option<usize>, predictions: &[Pr
 mod tests {
     use super::*;
 
-    #[test]
-    fn shards_parse_and_partition() {
-        let s: Shard = "1/3".parse().unwrap();
-        assert_eq!(s, Shard { index: 1, count: 3 });
-        assert!(s.contains(4) && !s.contains(3));
-        assert_eq!(s.file_name(), "predictions.shard-1-of-3.jsonl");
-        for bad in ["3/3", "1", "a/b", "0/0", "-1/2"] {
-            let err = bad.parse::<Shard>().unwrap_err().to_string();
-            assert!(err.contains("--shard"), "{err}");
-        }
-        let covered: usize =
-            (0..3).map(|i| (0..10).filter(|p| Shard { index: i, count: 3 }.contains(*p)).count()).sum();
-        assert_eq!(covered, 10);
-    }
-
     fn p(position: usize, correct: bool) -> Prediction {
         Prediction {
             id: format!("d/{position}"),
@@ -197,13 +115,6 @@ mod tests {
             phrasing: Some(if position < 3 { "heldout".into() } else { "seen".into() }),
             new_tokens: 1,
         }
-    }
-
-    #[test]
-    fn merge_orders_and_rejects_conflicts() {
-        let merged = merge(&[vec![p(2, true), p(0, true)], vec![p(1, false)]]).unwrap();
-        assert_eq!(merged.iter().map(|p| p.position).collect::<Vec<_>>(), vec![0, 1, 2]);
-        assert!(merge(&[vec![p(0, true)], vec![p(0, false)]]).is_err());
     }
 
     #[test]

@@ -40,6 +40,54 @@ pub struct RunSpec {
     pub max_new_tokens: usize,
     /// Items per batch.
     pub batch: usize,
+    /// A control run: the media each item is answered with (absent: its own).
+    #[serde(default, skip_serializing_if = "Control::is_none")]
+    pub control: Control,
+}
+
+/// What media an evaluation answers each item with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Control {
+    /// Each item's own picture or clip.
+    #[default]
+    None,
+    /// The image-swap control: the picture or clip of another item of the same class
+    /// ([`super::controls::swap_partners`]), question and answers kept.
+    ImageSwap,
+}
+
+impl Control {
+    /// Whether this is a plain run.
+    pub fn is_none(&self) -> bool {
+        *self == Control::None
+    }
+}
+
+impl RunSpec {
+    /// The settings in which `self` (the run on disk) and `new` differ, as `name: old -> new`.
+    pub fn differences(&self, new: &RunSpec) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut diff = |name: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!("{name}: {a} -> {b}"));
+            }
+        };
+        let limit = |l: Option<usize>| l.map_or_else(|| "none (all items)".to_string(), |n| n.to_string());
+        diff("variant", self.variant.clone(), new.variant.clone());
+        diff("manifest sha256", short(&self.manifest_sha256), short(&new.manifest_sha256));
+        diff("benchmark sha256", short(&self.bench_sha256), short(&new.bench_sha256));
+        diff("--limit", limit(self.limit), limit(new.limit));
+        diff("--beams", self.beams.to_string(), new.beams.to_string());
+        diff("--max-new-tokens", self.max_new_tokens.to_string(), new.max_new_tokens.to_string());
+        diff("--batch", self.batch.to_string(), new.batch.to_string());
+        diff("control", format!("{:?}", self.control), format!("{:?}", new.control));
+        out
+    }
+}
+
+fn short(sha: &str) -> String {
+    sha.chars().take(12).collect()
 }
 
 /// Per-item latency, one line of `timings.jsonl`.
@@ -106,6 +154,8 @@ pub struct EvalOptions {
     pub generation: GenerationOptions,
     /// What to do when the folder holds results of another run.
     pub stale: StaleResults,
+    /// Plain run or a control.
+    pub control: Control,
 }
 
 /// What [`evaluate`] does with a folder that holds results of another run (another manifest,
@@ -121,18 +171,18 @@ pub enum StaleResults {
 /// Called after each batch with (items done in this shard, items in this shard).
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
 
-/// Evaluates `model` on `bench` into `out/VARIANT/`, resuming a previous run of the same spec.
-/// Returns the path of the predictions file and every prediction of this shard.
+/// Evaluates `model` on `bench` into the folder `dir` (`OUT/VARIANT/`, or its control folder:
+/// [`crate::results`]), resuming a previous run of the same spec. Returns the path of the
+/// predictions file and every prediction of this shard.
 pub fn evaluate(
     model: &mut Model,
     manifest_path: &Path,
     bench: &Benchmark,
-    out: &Path,
+    dir: &Path,
     options: &EvalOptions,
     progress: Progress<'_>,
 ) -> Result<(PathBuf, Vec<Prediction>)> {
-    let dir = out.join(model.name());
-    fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+    fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
     let spec = RunSpec {
         variant: model.name().to_string(),
         manifest_sha256: sha256_file(manifest_path)?,
@@ -142,6 +192,7 @@ pub fn evaluate(
         beams: options.generation.beams,
         max_new_tokens: options.generation.max_new_tokens,
         batch: options.batch,
+        control: options.control,
     };
     let spec_path = dir.join("run.json");
     if spec_path.exists() {
@@ -150,30 +201,40 @@ pub fn evaluate(
             serde_json::from_str(&text).map_err(|e| Error::jsonl(&spec_path, 1, format!("not a run spec: {e}")))?;
         // The same benchmark may be named by another path; everything else must match, the batch
         // size too (left padding can move a logit by an ulp, and resumed files must be identical).
-        let same = RunSpec { bench: spec.bench.clone(), ..old.clone() } == spec;
-        match (same, options.stale) {
+        let differences = old.differences(&spec);
+        match (differences.is_empty(), options.stale) {
             (true, _) => {}
             (false, StaleResults::Refuse) => {
                 return Err(Error::Mismatch(format!(
-                    "`{}` holds results of another run (manifest, benchmark, limit, decoding or batch differ); use another --out or remove that folder",
+                    "`{}` holds results of another run ({}); to keep them, evaluate into another folder (`--out DIR`) or rerun with the old settings; to replace them, remove `{}`",
+                    dir.display(),
+                    differences.join(", "),
                     dir.display()
                 )))
             }
             (false, StaleResults::Replace) => {
-                tracing::warn!(folder = %dir.display(), "replacing results of another run (the variant or the settings changed)");
-                fs::remove_dir_all(&dir).map_err(|e| Error::io("removing", &dir, e))?;
-                fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+                tracing::warn!(folder = %dir.display(), changed = %differences.join(", "), "replacing results of another run");
+                fs::remove_dir_all(dir).map_err(|e| Error::io("removing", dir, e))?;
+                fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
             }
         }
     }
     if !spec_path.exists() {
+        // Written whole and renamed into place: shards of one run start together on shared
+        // storage, and none may read another's half-written spec.
         let text = serde_json::to_string_pretty(&spec).map_err(|e| Error::Mismatch(e.to_string()))?;
-        fs::write(&spec_path, text + "\n").map_err(|e| Error::io("writing", &spec_path, e))?;
+        let tmp = dir.join(format!(".run.json.{}.tmp", std::process::id()));
+        fs::write(&tmp, text + "\n").map_err(|e| Error::io("writing", &tmp, e))?;
+        fs::rename(&tmp, &spec_path).map_err(|e| Error::io("renaming", &tmp, e))?;
     }
     let shard_suffix = options.shard.file_name().replacen("predictions", "", 1);
     let mut store = PredictionStore::open(dir.join(options.shard.file_name()))?;
     let (mut timings, _) = JsonlAppender::open(dir.join(format!("timings{shard_suffix}")))?;
 
+    let partners = match options.control {
+        Control::None => Vec::new(),
+        Control::ImageSwap => super::controls::swap_partners(bench),
+    };
     let items = select(bench, options.limit, options.shard);
     let total = items.len();
     let todo: Vec<(usize, &Record)> = items.into_iter().filter(|(_, r)| !store.is_done(&r.id())).collect();
@@ -181,7 +242,16 @@ pub fn evaluate(
     progress(done, total);
     let provider = model.provider().ort_name().to_string();
     for chunk in todo.chunks(options.batch.max(1)) {
-        let requests: Vec<Request> = chunk.iter().map(|(_, r)| Request::new(media_of(r), r.question.clone())).collect();
+        let requests: Vec<Request> = chunk
+            .iter()
+            .map(|(position, r)| match options.control {
+                Control::None => Ok(Request::new(media_of(r), r.question.clone())),
+                Control::ImageSwap => {
+                    let swapped = super::controls::swapped(bench, &partners, *position)?;
+                    Ok(Request::new(media_of(&swapped), r.question.clone()))
+                }
+            })
+            .collect::<Result<_>>()?;
         let answers = match model.ask_batch(&requests, &options.generation) {
             Ok(a) => a,
             Err(batch_err) => {

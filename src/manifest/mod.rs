@@ -50,6 +50,8 @@ pub struct Manifest {
     pub changes: Option<String>,
     /// What the paper reports for that axis.
     pub paper: Option<String>,
+    /// The variant this one repeats with another training seed.
+    pub seed_of: Option<String>,
     /// Model dimensions.
     pub model: ModelDims,
     /// The graphs.
@@ -487,6 +489,21 @@ impl TryFrom<ManifestSource<'_>> for Manifest {
 
         generation_defaults(&raw.generation, file)?;
 
+        if let Some(of) = &raw.seed_of {
+            if *of == raw.name {
+                return Err(bad(
+                    "seed_of",
+                    format!("`{of}` names the variant itself; it names the variant this one repeats"),
+                ));
+            }
+            if raw.provenance.seed.is_none() {
+                return Err(bad(
+                    "seed_of",
+                    format!("`{of}` needs `provenance.seed`: the training seed that tells the two apart"),
+                ));
+            }
+        }
+
         let goldens = match &raw.goldens {
             Some(g) => Some(FileRef {
                 rel: g.path.clone(),
@@ -504,6 +521,7 @@ impl TryFrom<ManifestSource<'_>> for Manifest {
             axes,
             changes: raw.changes.clone(),
             paper: raw.paper.clone(),
+            seed_of: raw.seed_of.clone(),
             model,
             graphs,
             preprocess,

@@ -32,6 +32,10 @@ pub struct RawManifest {
     /// What the Lynx paper reports for this axis.
     #[serde(default)]
     pub paper: Option<String>,
+    /// The variant this one repeats with another training seed (`provenance.seed`); comparisons
+    /// fold the two into one row with the spread over seeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_of: Option<String>,
     /// Dimensions of the exported model.
     pub model: RawModel,
     /// The ONNX graphs.

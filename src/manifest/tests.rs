@@ -88,3 +88,14 @@ fn manifest_path_is_in_errors() {
     assert!(msg.contains(&Path::new("variants").join("tiny.yaml").display().to_string()), "{msg}");
     assert!(msg.contains("axes.connector.kind"), "{msg}");
 }
+
+#[test]
+fn a_seed_replicate_names_another_variant_and_has_a_seed() {
+    let base = text("tiny");
+    let with = |extra: &str| base.replacen("changes:", &format!("{extra}\nchanges:"), 1);
+    assert!(base.contains("  seed: 1234\n"));
+    assert_eq!(field_of(parse("tiny", &with("seed_of: tiny"))), "seed_of");
+    assert_eq!(field_of(parse("tiny", &with("seed_of: tiny-xattn").replace("  seed: 1234\n", ""))), "seed_of");
+    let m = parse("tiny", &with("seed_of: tiny-xattn")).unwrap();
+    assert_eq!(m.seed_of.as_deref(), Some("tiny-xattn"));
+}

@@ -1,19 +1,36 @@
-//! The comparison tables: accuracy per class with intervals and significance against a baseline,
-//! latency per stage, and accuracy against cost with the Pareto-optimal variants marked.
+//! The comparison of variants against a baseline, with everything a verdict needs
+//! (../shared/BRIEF.md, "What makes a verdict trustworthy"):
+//!
+//! - accuracy with its 95% bootstrap interval, per class too;
+//! - the **floors**: the majority floor (eval::controls) as a row of its own, and blind variants
+//!   (no vision input) marked as controls;
+//! - **vision reliance**: the drop from a variant's accuracy to its image-swap control's, with a
+//!   paired interval, and the share of answers the swap left unchanged;
+//! - the difference to the baseline with an exact McNemar p-value, its **Holm** adjustment and
+//!   **Benjamini-Hochberg** q-value over every comparison of the table; a difference is *claimed*
+//!   only where the Holm-adjusted p is below [`ALPHA`] and, when several training seeds of both
+//!   variants exist (`seed_of` in their manifests), Welch's test on the per-seed accuracies agrees;
+//! - the Pareto front of accuracy against latency, counting a variant dominated only when another
+//!   is not significantly less accurate and faster beyond the latency intervals ([`super::pareto`]).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::pareto::pareto_front;
-use super::table::{Cell, Table};
+use super::pareto::noisy_front;
 use crate::bench::LatencyReport;
 use crate::error::{Error, Result};
 use crate::eval::{aligned_outcomes, summarize, Prediction, Summary};
-use crate::score::{self, Accuracy, PairedTest};
+use crate::score::{self, Accuracy, PairedTest, WelchTest};
 
-/// Significance level of the markers.
+/// Significance level of every claim, after correction.
 pub const ALPHA: f64 = 0.05;
 
-/// Everything known about one compared variant.
+fn yes() -> bool {
+    true
+}
+
+/// Everything known about one evaluated variant (or one training seed of it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VariantResult {
     /// Variant name.
@@ -22,241 +39,388 @@ pub struct VariantResult {
     pub changes: Option<String>,
     /// What the paper reported for that axis.
     pub paper: Option<String>,
+    /// Whether it reads the picture (false for blind controls).
+    #[serde(default = "yes")]
+    pub sees: bool,
+    /// Its training seed (manifest provenance), when recorded.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// The variant it repeats with another training seed (manifest `seed_of`).
+    #[serde(default)]
+    pub seed_of: Option<String>,
     /// Scored predictions, in benchmark order.
     pub predictions: Vec<Prediction>,
+    /// Scored predictions of the image-swap control, when run.
+    #[serde(default)]
+    pub swapped: Option<Vec<Prediction>>,
     /// Latency, when measured.
     pub latency: Option<LatencyReport>,
 }
 
-/// A comparison: the variants, the baseline and the derived statistics.
-#[derive(Debug, Clone, Serialize)]
-pub struct Comparison {
-    /// Name of the baseline variant.
-    pub baseline: String,
-    /// Per variant: its result, summary and paired test against the baseline.
-    pub rows: Vec<ComparedVariant>,
-    /// Classes, in table order.
-    pub classes: Vec<String>,
+impl VariantResult {
+    /// A result with only predictions (names and everything else empty), e.g. for `data score`.
+    pub fn scored(name: impl Into<String>, predictions: Vec<Prediction>) -> Self {
+        Self {
+            name: name.into(),
+            changes: None,
+            paper: None,
+            sees: true,
+            seed: None,
+            seed_of: None,
+            predictions,
+            swapped: None,
+            latency: None,
+        }
+    }
+}
+
+/// The majority floor's predictions and where its answers came from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Floor {
+    /// One line: what the floor is (eval::MajorityFloor::describe).
+    pub description: String,
+    /// Its scored predictions.
+    pub predictions: Vec<Prediction>,
+}
+
+/// Name of the majority floor's row.
+pub const FLOOR_ROW: &str = "majority floor";
+
+/// What a row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The variant others are tested against.
+    Baseline,
+    /// A variant that reads the picture.
+    Variant,
+    /// A control that does not see the picture (the blind variant).
+    Blind,
+    /// The majority floor.
+    Floor,
+}
+
+impl Role {
+    /// Stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Baseline => "baseline",
+            Role::Variant => "variant",
+            Role::Blind => "blind",
+            Role::Floor => "floor",
+        }
+    }
+}
+
+/// Accuracy of a variant over its training seeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedSpread {
+    /// Per seed: (variant name, seed, accuracy as a fraction).
+    pub runs: Vec<(String, Option<u64>, f64)>,
+    /// Mean accuracy over seeds.
+    pub mean: f64,
+    /// Sample standard deviation over seeds.
+    pub sd: f64,
+}
+
+/// Whether a difference to the baseline is claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Claim {
+    /// Significantly more accurate than the baseline (corrected, and beyond the seed spread).
+    Better,
+    /// Significantly less accurate.
+    Worse,
+    /// The Holm-adjusted p-value is not below the level: no claim.
+    NotSignificant,
+    /// Significant on the items, but within the spread of training seeds: no claim.
+    WithinSeedSpread,
+}
+
+impl Claim {
+    /// Stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Claim::Better => "better",
+            Claim::Worse => "worse",
+            Claim::NotSignificant => "not_significant",
+            Claim::WithinSeedSpread => "within_seed_spread",
+        }
+    }
+
+    /// Whether a difference is claimed.
+    pub fn is_claimed(self) -> bool {
+        matches!(self, Claim::Better | Claim::Worse)
+    }
+}
+
+/// The difference of a row to the baseline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Delta {
+    /// Paired test on the items (difference = this row - baseline).
+    pub test: PairedTest,
+    /// Holm-adjusted p-value over the table's comparisons.
+    pub p_holm: f64,
+    /// Benjamini-Hochberg q-value over the table's comparisons.
+    pub q_bh: f64,
+    /// Welch's test on per-seed accuracies, when both sides have two or more seeds.
+    pub seeds: Option<WelchTest>,
+    /// The verdict.
+    pub claim: Claim,
+}
+
+/// How much a variant relies on the picture: its image-swap control.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VisionReliance {
+    /// Accuracy with the pictures swapped.
+    pub swapped: Accuracy,
+    /// Paired test of the swap: difference = own accuracy - swapped accuracy (the reliance).
+    pub drop: PairedTest,
+    /// Share of items whose answer text the swap left unchanged.
+    pub unchanged: f64,
 }
 
 /// One row of the comparison.
-#[derive(Debug, Clone, Serialize)]
-pub struct ComparedVariant {
-    /// The inputs.
-    pub result: VariantResult,
-    /// Accuracy summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    /// Variant name (or [`FLOOR_ROW`]).
+    pub name: String,
+    /// What it is.
+    pub role: Role,
+    /// The axis it changes.
+    pub changes: Option<String>,
+    /// What the paper reported for that axis.
+    pub paper: Option<String>,
+    /// Accuracy summary of the (first) seed.
     pub summary: Summary,
-    /// Paired test against the baseline (None for the baseline itself).
-    pub vs_baseline: Option<PairedTest>,
-    /// Whether the variant is Pareto-optimal in accuracy against end-to-end latency.
-    pub pareto: bool,
+    /// Accuracy over training seeds, when two or more exist.
+    pub seeds: Option<SeedSpread>,
+    /// Difference to the baseline (None for the baseline).
+    pub vs_baseline: Option<Delta>,
+    /// Per-class paired tests against the baseline (differences shown with intervals, not claimed).
+    pub per_class_vs_baseline: BTreeMap<String, PairedTest>,
+    /// The image-swap control, when run.
+    pub vision: Option<VisionReliance>,
+    /// Latency, when measured.
+    pub latency: Option<LatencyReport>,
+    /// On the Pareto front of accuracy against latency (None without latency).
+    pub pareto: Option<bool>,
+    /// The variant that dominates this one, when not on the front.
+    pub dominated_by: Option<String>,
+}
+
+/// A comparison: the rows, the baseline and the statistics.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Name of the baseline variant.
+    pub baseline: String,
+    /// Significance level of claims.
+    pub alpha: f64,
+    /// Classes, in table order.
+    pub classes: Vec<String>,
+    /// What the majority floor is, when computed.
+    pub floor: Option<String>,
+    /// Primary variants in the given order, then the floor.
+    pub rows: Vec<Row>,
+    /// The inputs, every seed included.
+    pub results: Vec<VariantResult>,
+}
+
+fn outcomes_by_class<'a>(p: &'a [Prediction], class: &'a str) -> impl Iterator<Item = &'a Prediction> + 'a {
+    p.iter().filter(move |p| p.class == class)
+}
+
+fn overall(p: &[Prediction]) -> f64 {
+    if p.is_empty() {
+        0.0
+    } else {
+        p.iter().filter(|p| p.correct).count() as f64 / p.len() as f64
+    }
+}
+
+fn vision_reliance(own: &[Prediction], swapped: &[Prediction], seed: u64) -> Result<VisionReliance> {
+    let (s, o) = aligned_outcomes(swapped, own);
+    let drop = score::paired(&s, &o, score::DEFAULT_RESAMPLES, seed)?;
+    let swapped_summary = summarize(swapped).accuracy.overall;
+    let texts: BTreeMap<&str, &str> = own.iter().map(|p| (p.id.as_str(), p.prediction.as_str())).collect();
+    let paired: Vec<bool> = swapped
+        .iter()
+        .filter_map(|p| texts.get(p.id.as_str()).map(|own| score::normalize(own) == score::normalize(&p.prediction)))
+        .collect();
+    let unchanged =
+        if paired.is_empty() { 0.0 } else { paired.iter().filter(|&&u| u).count() as f64 / paired.len() as f64 };
+    Ok(VisionReliance { swapped: swapped_summary, drop, unchanged })
 }
 
 impl Comparison {
-    /// Builds the comparison; `baseline` must be among `results`.
-    pub fn new(results: Vec<VariantResult>, baseline: &str) -> Result<Comparison> {
+    /// Builds the comparison of `results` (seed replicates folded into the variant they repeat)
+    /// against `baseline`, with the majority `floor` as a row when given.
+    pub fn new(results: Vec<VariantResult>, baseline: &str, floor: Option<Floor>) -> Result<Comparison> {
+        let names: Vec<&str> = results.iter().map(|r| r.name.as_str()).collect();
+        let primary = |r: &VariantResult| r.seed_of.as_deref().filter(|p| names.contains(p)).is_none();
         let base = results
             .iter()
-            .find(|r| r.name == baseline)
-            .ok_or_else(|| Error::Mismatch(format!("baseline `{baseline}` is not among the compared variants")))?
-            .predictions
-            .clone();
+            .find(|r| r.name == baseline && primary(r))
+            .ok_or_else(|| Error::Mismatch(format!("baseline `{baseline}` is not among the compared variants")))?;
+        let base_preds = base.predictions.clone();
+        let seeds_of = |name: &str| -> Vec<&VariantResult> {
+            results.iter().filter(|r| r.name == name || r.seed_of.as_deref() == Some(name)).collect()
+        };
+        let spread = |name: &str| -> Option<SeedSpread> {
+            let runs: Vec<(String, Option<u64>, f64)> =
+                seeds_of(name).iter().map(|r| (r.name.clone(), r.seed, overall(&r.predictions))).collect();
+            let accs: Vec<f64> = runs.iter().map(|r| r.2).collect();
+            score::mean_sd(&accs).map(|(mean, sd)| SeedSpread { runs, mean, sd })
+        };
+        let base_seed_accs: Vec<f64> = seeds_of(baseline).iter().map(|r| overall(&r.predictions)).collect();
+
         let mut classes: Vec<String> = Vec::new();
-        for r in &results {
-            for p in &r.predictions {
-                if !classes.contains(&p.class) {
-                    classes.push(p.class.clone());
+        for p in results.iter().flat_map(|r| &r.predictions) {
+            if !classes.contains(&p.class) {
+                classes.push(p.class.clone());
+            }
+        }
+
+        struct Pending {
+            row: Row,
+            preds: Vec<Prediction>,
+            seed_accs: Vec<f64>,
+        }
+        let mut pending: Vec<Pending> = Vec::new();
+        for (i, r) in results.iter().enumerate().filter(|(_, r)| primary(r)) {
+            let role = match (r.name == baseline, r.sees) {
+                (true, _) => Role::Baseline,
+                (false, true) => Role::Variant,
+                (false, false) => Role::Blind,
+            };
+            let vision = match (&r.swapped, r.sees) {
+                (Some(s), true) => Some(vision_reliance(&r.predictions, s, 101 + i as u64)?),
+                _ => None,
+            };
+            pending.push(Pending {
+                row: Row {
+                    name: r.name.clone(),
+                    role,
+                    changes: r.changes.clone(),
+                    paper: r.paper.clone(),
+                    summary: summarize(&r.predictions),
+                    seeds: spread(&r.name),
+                    vs_baseline: None,
+                    per_class_vs_baseline: BTreeMap::new(),
+                    vision,
+                    latency: r.latency.clone(),
+                    pareto: None,
+                    dominated_by: None,
+                },
+                preds: r.predictions.clone(),
+                seed_accs: seeds_of(&r.name).iter().map(|v| overall(&v.predictions)).collect(),
+            });
+        }
+        let floor_description = floor.as_ref().map(|f| f.description.clone());
+        if let Some(f) = floor {
+            pending.push(Pending {
+                row: Row {
+                    name: FLOOR_ROW.into(),
+                    role: Role::Floor,
+                    changes: None,
+                    paper: None,
+                    summary: summarize(&f.predictions),
+                    seeds: None,
+                    vs_baseline: None,
+                    per_class_vs_baseline: BTreeMap::new(),
+                    vision: None,
+                    latency: None,
+                    pareto: None,
+                    dominated_by: None,
+                },
+                preds: f.predictions,
+                seed_accs: Vec::new(),
+            });
+        }
+
+        // Paired tests against the baseline, then Holm and BH over all of them.
+        let mut tests: Vec<(usize, PairedTest, Option<WelchTest>)> = Vec::new();
+        for (i, p) in pending.iter_mut().enumerate() {
+            if p.row.role == Role::Baseline {
+                continue;
+            }
+            let (a, b) = aligned_outcomes(&base_preds, &p.preds);
+            let test = score::paired(&a, &b, score::DEFAULT_RESAMPLES, 17 + i as u64)?;
+            for c in &classes {
+                let base_c: Vec<Prediction> = outcomes_by_class(&base_preds, c).cloned().collect();
+                let var_c: Vec<Prediction> = outcomes_by_class(&p.preds, c).cloned().collect();
+                let (a, b) = aligned_outcomes(&base_c, &var_c);
+                if !a.is_empty() {
+                    p.row.per_class_vs_baseline.insert(c.clone(), score::paired(&a, &b, 500, 29 + i as u64)?);
                 }
             }
+            tests.push((i, test, score::welch(&base_seed_accs, &p.seed_accs)));
         }
-        let mut rows = Vec::with_capacity(results.len());
-        for (i, r) in results.into_iter().enumerate() {
-            let summary = summarize(&r.predictions);
-            let vs_baseline = if r.name == baseline {
-                None
+        let p_values: Vec<f64> = tests.iter().map(|t| t.1.p_value).collect();
+        let (holm, bh) = (score::holm(&p_values), score::benjamini_hochberg(&p_values));
+        for (k, (i, test, seeds)) in tests.into_iter().enumerate() {
+            let claim = if holm[k] >= ALPHA {
+                Claim::NotSignificant
+            } else if seeds.is_some_and(|w| w.p_value >= ALPHA) {
+                Claim::WithinSeedSpread
+            } else if test.difference > 0.0 {
+                Claim::Better
             } else {
-                let (a, b) = aligned_outcomes(&base, &r.predictions);
-                Some(score::paired(&a, &b, score::DEFAULT_RESAMPLES, 17 + i as u64)?)
+                Claim::Worse
             };
-            rows.push(ComparedVariant { result: r, summary, vs_baseline, pareto: false });
+            pending[i].row.vs_baseline = Some(Delta { test, p_holm: holm[k], q_bh: bh[k], seeds, claim });
         }
-        let points: Vec<(f64, f64)> = rows
+
+        // The Pareto front among rows with a latency measurement.
+        let measured: Vec<usize> = (0..pending.len()).filter(|&i| pending[i].row.latency.is_some()).collect();
+        let points: Vec<super::pareto::Point<'_>> = measured
             .iter()
-            .map(|r| {
-                (
-                    r.summary.accuracy.overall.accuracy,
-                    r.result.latency.as_ref().map_or(f64::NAN, |l| l.stages.end_to_end.median_ms),
-                )
+            .filter_map(|&i| {
+                pending[i].row.latency.as_ref().map(|l| super::pareto::Point {
+                    predictions: &pending[i].preds,
+                    latency: &l.stages.end_to_end,
+                    per_item: (&l.e2e_per_item_ms, &l.run_id),
+                })
             })
             .collect();
-        for i in pareto_front(&points) {
-            rows[i].pareto = true;
+        let front = noisy_front(&points, ALPHA)?;
+        let names_measured: Vec<String> = measured.iter().map(|&i| pending[i].row.name.clone()).collect();
+        for (k, &i) in measured.iter().enumerate() {
+            pending[i].row.pareto = Some(front[k].is_none());
+            pending[i].row.dominated_by = front[k].map(|j| names_measured[j].clone());
         }
-        Ok(Comparison { baseline: baseline.to_string(), rows, classes })
+        Ok(Comparison {
+            baseline: baseline.to_string(),
+            alpha: ALPHA,
+            classes,
+            floor: floor_description,
+            rows: pending.into_iter().map(|p| p.row).collect(),
+            results,
+        })
     }
 
-    /// The accuracy table.
-    pub fn accuracy_table(&self) -> Result<Table> {
-        let mut header: Vec<String> =
-            vec!["variant".into(), "changes".into(), "overall [95% CI]".into(), "vs baseline".into()];
-        header.extend(self.classes.iter().cloned());
-        header.push("instr. following".into());
-        header.push("held-out instr.".into());
-        let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
-        let mut t = Table::new(format!("Accuracy (baseline `{}`)", self.baseline), &header_refs);
-        for row in &self.rows {
-            let s = &row.summary;
-            let mut cells = vec![
-                Cell::text(&row.result.name),
-                Cell::text(row.result.changes.clone().unwrap_or_else(|| "-".into())),
-                acc_ci(&s.accuracy.overall),
-                match &row.vs_baseline {
-                    None => Cell::text("baseline"),
-                    Some(p) => {
-                        let mark = if p.significant(ALPHA) { "*" } else { "" };
-                        Cell::number(p.difference, format!("{:+.1}{mark}", p.difference * 100.0))
-                    }
-                },
-            ];
-            for c in &self.classes {
-                cells.push(s.accuracy.per_class.get(c).map_or_else(Cell::empty, pct));
+    /// The distinct latency runs among the rows, in first-seen order.
+    pub fn latency_runs(&self) -> Vec<String> {
+        let mut runs: Vec<String> = Vec::new();
+        for l in self.rows.iter().filter_map(|r| r.latency.as_ref()) {
+            if !runs.contains(&l.run_id) {
+                runs.push(l.run_id.clone());
             }
-            cells.push(s.instruction_following.as_ref().map_or_else(Cell::empty, pct));
-            cells.push(s.instruction_following_heldout.as_ref().map_or_else(Cell::empty, pct));
-            t.push(cells)?;
         }
-        t.notes.push(format!(
-            "Accuracy in %; 95% bootstrap intervals; `vs baseline` is the difference in points, * where an exact McNemar test gives p < {ALPHA}."
-        ));
-        t.notes.push(
-            "Instruction following: share of answers in the format the question asked for (all / held-out phrasings)."
-                .into(),
-        );
-        Ok(t)
+        runs
     }
 
-    /// The latency table (variants without a measurement show `-`).
-    pub fn latency_table(&self) -> Result<Table> {
-        let mut t = Table::new(
-            "Latency (batch 1, median / p90 ms)",
-            &[
-                "variant",
-                "provider",
-                "preprocess img",
-                "preprocess video",
-                "vision",
-                "connector",
-                "prefill",
-                "TTFT",
-                "per token",
-                "end to end",
-                "items/s b1",
-                "items/s batched",
-                "tokens/s batched",
-                "peak RSS MiB",
-                "disk MB",
-                "params (trainable)",
-            ],
-        );
-        for row in &self.rows {
-            let Some(l) = &row.result.latency else {
-                let mut cells = vec![Cell::text(&row.result.name)];
-                cells.extend((1..16).map(|_| Cell::empty()));
-                t.push(cells)?;
-                continue;
-            };
-            let st = &l.stages;
-            t.push(vec![
-                Cell::text(&row.result.name),
-                Cell::text(format!("{} x{}", l.machine.provider, l.machine.threads)),
-                stat(&st.preprocess_image),
-                stat(&st.preprocess_video),
-                stat(&st.vision),
-                stat(&st.connector),
-                stat(&st.prefill),
-                stat(&st.ttft),
-                stat(&st.per_token),
-                stat(&st.end_to_end),
-                Cell::number(l.batch1.items_per_s, format!("{:.1}", l.batch1.items_per_s)),
-                Cell::number(l.batched.items_per_s, format!("{:.1} (b{})", l.batched.items_per_s, l.batched.batch)),
-                Cell::number(l.batched.tokens_per_s, format!("{:.0}", l.batched.tokens_per_s)),
-                Cell::number(l.peak_rss_mib, format!("{:.0}", l.peak_rss_mib)),
-                Cell::number(l.disk_bytes as f64 / 1e6, format!("{:.2}", l.disk_bytes as f64 / 1e6)),
-                Cell::number(
-                    l.parameters_total as f64,
-                    format!("{} ({})", human(l.parameters_total), human(l.parameters_trainable)),
-                ),
-            ])?;
-        }
-        if let Some(m) = self.rows.iter().find_map(|r| r.result.latency.as_ref().map(|l| &l.machine)) {
-            t.notes.push(format!("Measured {} on {} ({} cores), {}.", m.date, m.cpu, m.cores, m.onnxruntime));
-        }
-        Ok(t)
-    }
-
-    /// Accuracy against cost, Pareto-optimal variants marked.
-    pub fn tradeoff_table(&self) -> Result<Table> {
-        let mut t = Table::new(
-            "Accuracy against cost",
-            &["variant", "accuracy %", "end to end ms", "items/s batched", "disk MB", "Pareto"],
-        );
-        let mut order: Vec<&ComparedVariant> = self.rows.iter().collect();
-        order.sort_by(|a, b| b.summary.accuracy.overall.accuracy.total_cmp(&a.summary.accuracy.overall.accuracy));
-        for row in order {
-            let l = row.result.latency.as_ref();
-            t.push(vec![
-                Cell::text(&row.result.name),
-                pct(&row.summary.accuracy.overall),
-                l.map_or_else(Cell::empty, |l| {
-                    Cell::number(l.stages.end_to_end.median_ms, format!("{:.2}", l.stages.end_to_end.median_ms))
-                }),
-                l.map_or_else(Cell::empty, |l| {
-                    Cell::number(l.batched.items_per_s, format!("{:.1}", l.batched.items_per_s))
-                }),
-                l.map_or_else(Cell::empty, |l| {
-                    Cell::number(l.disk_bytes as f64 / 1e6, format!("{:.2}", l.disk_bytes as f64 / 1e6))
-                }),
-                Cell::text(if row.pareto { "yes" } else { "" }),
-            ])?;
-        }
-        t.notes.push("Pareto: no other variant is both at least as accurate and at least as fast (median end-to-end latency, batch 1).".into());
-        Ok(t)
-    }
-
-    /// The three tables.
-    pub fn tables(&self) -> Result<Vec<Table>> {
-        Ok(vec![self.accuracy_table()?, self.latency_table()?, self.tradeoff_table()?])
-    }
-}
-
-fn pct(a: &Accuracy) -> Cell {
-    Cell::number(a.accuracy, format!("{:.1}", a.accuracy * 100.0))
-}
-
-fn acc_ci(a: &Accuracy) -> Cell {
-    Cell::number(a.accuracy, format!("{:.1} [{:.1}, {:.1}]", a.accuracy * 100.0, a.ci_low * 100.0, a.ci_high * 100.0))
-}
-
-fn stat(s: &crate::bench::Stat) -> Cell {
-    if s.n == 0 {
-        return Cell::empty();
-    }
-    Cell::number(s.median_ms, format!("{:.2} / {:.2}", s.median_ms, s.p90_ms))
-}
-
-fn human(n: u64) -> String {
-    match n {
-        n if n >= 1_000_000 => format!("{:.2}M", n as f64 / 1e6),
-        n if n >= 1_000 => format!("{:.1}k", n as f64 / 1e3),
-        n => n.to_string(),
+    /// The row of `name`.
+    pub fn row(&self, name: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.name == name)
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn preds(correct: &[bool]) -> Vec<Prediction> {
+    pub(crate) fn preds(correct: &[bool]) -> Vec<Prediction> {
         correct
             .iter()
             .enumerate()
@@ -264,7 +428,7 @@ mod tests {
                 id: format!("d/{i}"),
                 position: i,
                 class: ["a", "b"][i % 2].into(),
-                prediction: "x".into(),
+                prediction: if c { "right".into() } else { format!("wrong {i}") },
                 correct: c,
                 instruction: None,
                 follows: None,
@@ -274,28 +438,80 @@ mod tests {
             .collect()
     }
 
+    pub(crate) fn variant(name: &str, correct: &[bool]) -> VariantResult {
+        VariantResult::scored(name, preds(correct))
+    }
+
     #[test]
-    fn marks_a_significant_difference_only() {
+    fn holm_decides_the_claims() {
+        let base: Vec<bool> = (0..400).map(|i| i % 2 == 0).collect();
+        // +10 points: p ~ 1e-24, survives Holm over 4 tests.
+        let better: Vec<bool> = (0..400).map(|i| i % 2 == 0 || i % 5 == 1).collect();
+        // +1.5 points each from 6 discordant pairs: p = 0.031 alone, 0.094 after Holm.
+        let tiny =
+            |k: usize| -> Vec<bool> { (0..400).map(|i| i % 2 == 0 || (i % 64 == 2 * k + 1 && i < 384)).collect() };
+        let c = Comparison::new(
+            vec![
+                variant("lynx", &base),
+                variant("better", &better),
+                variant("t0", &tiny(0)),
+                variant("t1", &tiny(1)),
+                variant("t2", &tiny(2)),
+            ],
+            "lynx",
+            None,
+        )
+        .unwrap();
+        let delta = |n: &str| c.row(n).unwrap().vs_baseline.clone().unwrap();
+        assert_eq!(delta("better").claim, Claim::Better);
+        let t = delta("t1");
+        assert!((t.test.p_value - 0.03125).abs() < 1e-12 && (t.p_holm - 0.09375).abs() < 1e-12, "{t:?}");
+        assert_eq!(t.claim, Claim::NotSignificant);
+        assert!(t.q_bh <= t.p_holm);
+        assert!(c.row("lynx").unwrap().vs_baseline.is_none());
+        assert!(Comparison::new(vec![], "lynx", None).is_err());
+    }
+
+    #[test]
+    fn seeds_fold_into_their_variant_and_can_veto_a_claim() {
+        let base: Vec<bool> = (0..400).map(|i| i % 2 == 0).collect();
+        let better: Vec<bool> = (0..400).map(|i| i % 2 == 0 || i % 5 == 1).collect();
+        let worse_seed: Vec<bool> = (0..400).map(|i| i % 4 == 0).collect();
+        let mut rs = vec![variant("lynx", &base), variant("lynx-s1", &better), variant("x", &better)];
+        rs[1].seed_of = Some("lynx".into());
+        rs.push(VariantResult { seed_of: Some("x".into()), ..variant("x-s1", &worse_seed) });
+        rs.push(VariantResult { seed_of: Some("x".into()), ..variant("x-s2", &better) });
+        let c = Comparison::new(rs, "lynx", None).unwrap();
+        assert_eq!(c.rows.len(), 2, "replicates are not rows");
+        let x = c.row("x").unwrap();
+        assert_eq!(x.seeds.as_ref().unwrap().runs.len(), 3);
+        let d = x.vs_baseline.as_ref().unwrap();
+        assert!(d.p_holm < 0.05 && d.seeds.is_some());
+        assert_eq!(d.claim, Claim::WithinSeedSpread, "{d:?}");
+    }
+
+    #[test]
+    fn floor_and_vision_reliance_rows() {
         let base: Vec<bool> = (0..200).map(|i| i % 2 == 0).collect();
-        let better: Vec<bool> = (0..200).map(|i| i % 2 == 0 || i % 5 == 1).collect();
-        let variant = |name: &str, changes: Option<&str>, correct: &[bool]| VariantResult {
-            name: name.into(),
-            changes: changes.map(String::from),
-            paper: None,
-            predictions: preds(correct),
-            latency: None,
-        };
-        let results = vec![
-            variant("lynx", None, &base),
-            variant("same", Some("x"), &base),
-            variant("better", Some("y"), &better),
-        ];
-        let c = Comparison::new(results, "lynx").unwrap();
-        let t = c.accuracy_table().unwrap();
-        assert_eq!(t.rows[0][3].text, "baseline");
-        assert_eq!(t.rows[1][3].text, "+0.0");
-        assert_eq!(t.rows[2][3].text, "+10.0*");
-        assert_eq!(t.header[4..6], ["a".to_string(), "b".to_string()]);
-        assert!(Comparison::new(vec![], "lynx").is_err());
+        let mut lynx = variant("lynx", &base);
+        // The swap keeps only a fifth of the right answers, and changes every answer text.
+        let mut swapped = preds(&(0..200).map(|i| i % 10 == 0).collect::<Vec<_>>());
+        for p in &mut swapped {
+            p.prediction.push_str(" swapped");
+        }
+        lynx.swapped = Some(swapped);
+        let blind =
+            VariantResult { sees: false, ..variant("blind", &(0..200).map(|i| i % 5 == 0).collect::<Vec<_>>()) };
+        let floor = Floor { description: "test floor".into(), predictions: preds(&vec![false; 200]) };
+        let c = Comparison::new(vec![lynx, blind], "lynx", Some(floor)).unwrap();
+        let v = c.row("lynx").unwrap().vision.as_ref().unwrap();
+        assert!((v.drop.difference - 0.4).abs() < 1e-12 && v.drop.ci_low > 0.3, "{v:?}");
+        assert_eq!(v.unchanged, 0.0);
+        assert_eq!(c.row("blind").unwrap().role, Role::Blind);
+        assert!(c.row("blind").unwrap().vision.is_none());
+        let f = c.row(FLOOR_ROW).unwrap();
+        assert_eq!(f.role, Role::Floor);
+        assert_eq!(f.vs_baseline.as_ref().unwrap().claim, Claim::Worse);
+        assert_eq!(c.floor.as_deref(), Some("test floor"));
     }
 }

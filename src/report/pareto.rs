@@ -1,32 +1,111 @@
-//! Pareto-optimal variants: no other variant is at least as accurate *and* at least as fast, and
-//! strictly better in one of the two.
+//! The Pareto front of accuracy against latency, with the noise of both.
+//!
+//! Variant B *dominates* A only when B is not significantly less accurate than A (exact McNemar on
+//! the items both answered, p >= alpha, or B is at least as accurate) **and** B is faster beyond
+//! the noise of the latency measurement: timed on the same items in one run, the 95% paired
+//! interval of the per-item difference of end-to-end latency lies below zero
+//! (bench::paired_difference_ci); measured in different runs, the 95% intervals of the two means
+//! do not overlap (bench::Stat::clearly_faster_than). Differences inside the noise dominate
+//! nothing, so the front does not change from one run to the next with the machine's load.
 
-/// Indices of the Pareto-optimal points among `(accuracy, cost)` pairs (higher accuracy and
-/// lower cost are better). Points with a non-finite value are never optimal.
-pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
-    let finite = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite();
-    (0..points.len())
-        .filter(|&i| {
+use crate::bench::{paired_difference_ci, Stat};
+use crate::error::Result;
+use crate::eval::{aligned_outcomes, Prediction};
+use crate::score;
+
+/// One variant on the plane.
+#[derive(Debug, Clone, Copy)]
+pub struct Point<'a> {
+    /// Its scored predictions.
+    pub predictions: &'a [Prediction],
+    /// Its end-to-end latency.
+    pub latency: &'a Stat,
+    /// Mean end-to-end ms per timed item, and the measurement run they come from.
+    pub per_item: (&'a [f64], &'a str),
+}
+
+/// Whether `b` is faster than `a` beyond the noise of the measurement.
+fn clearly_faster(b: &Point<'_>, a: &Point<'_>) -> bool {
+    let same_run = b.per_item.1 == a.per_item.1 && !a.per_item.1.is_empty();
+    match paired_difference_ci(b.per_item.0, a.per_item.0).filter(|_| same_run) {
+        Some((_, high)) => high < 0.0,
+        None => b.latency.clearly_faster_than(a.latency),
+    }
+}
+
+fn accuracy(p: &[bool]) -> f64 {
+    p.iter().filter(|&&c| c).count() as f64 / p.len().max(1) as f64
+}
+
+/// Whether `b` is significantly less accurate than `a` on their common items.
+fn significantly_less_accurate(a: &[Prediction], b: &[Prediction], alpha: f64) -> bool {
+    let (oa, ob) = aligned_outcomes(a, b);
+    if accuracy(&ob) >= accuracy(&oa) {
+        return false;
+    }
+    let a_only = oa.iter().zip(&ob).filter(|(x, y)| **x && !**y).count();
+    let b_only = oa.iter().zip(&ob).filter(|(x, y)| !**x && **y).count();
+    score::mcnemar_exact(a_only, b_only) < alpha
+}
+
+/// For each point, `None` when it is on the front, else the index of a point that dominates it
+/// (the fastest such point).
+pub fn noisy_front(points: &[Point<'_>], alpha: f64) -> Result<Vec<Option<usize>>> {
+    Ok((0..points.len())
+        .map(|i| {
             let a = points[i];
-            finite(&a)
-                && !points
-                    .iter()
-                    .enumerate()
-                    .any(|(j, b)| j != i && finite(b) && b.0 >= a.0 && b.1 <= a.1 && (b.0 > a.0 || b.1 < a.1))
+            (0..points.len())
+                .filter(|&j| j != i)
+                .filter(|&j| {
+                    let b = points[j];
+                    clearly_faster(&b, &a) && !significantly_less_accurate(a.predictions, b.predictions, alpha)
+                })
+                .min_by(|&x, &y| points[x].latency.mean_ms.total_cmp(&points[y].latency.mean_ms))
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::compare::tests::preds;
+
+    fn stat(ms: f64, spread: f64) -> Stat {
+        Stat { n: 8, mean_ms: ms, mean_ci_low_ms: ms - spread, mean_ci_high_ms: ms + spread, ..Stat::default() }
+    }
 
     #[test]
-    fn front_of_a_small_set() {
-        // (acc, ms): 0 is fast but weak, 1 dominated by 2, 2 and 3 trade off, 4 is NaN.
-        let pts = [(0.3, 1.0), (0.5, 5.0), (0.6, 4.0), (0.8, 9.0), (f64::NAN, 0.1)];
-        assert_eq!(pareto_front(&pts), vec![0, 2, 3]);
-        // Ties: two identical points are both optimal.
-        assert_eq!(pareto_front(&[(0.5, 2.0), (0.5, 2.0)]), vec![0, 1]);
+    fn dominance_needs_both_a_clear_speed_up_and_no_significant_loss() {
+        let good = preds(&(0..200).map(|i| i % 4 != 0).collect::<Vec<_>>()); // 75%
+        let weak = preds(&(0..200).map(|i| i % 2 == 0).collect::<Vec<_>>()); // 50%
+        let same = preds(&(0..200).map(|i| i % 4 != 0).collect::<Vec<_>>());
+        let (fast, slow, near) = (stat(5.0, 0.5), stat(10.0, 0.5), stat(5.4, 0.5));
+        let none: (&[f64], &str) = (&[], "");
+        let pts = [
+            Point { predictions: &good, latency: &slow, per_item: none }, // 0: dominated by 2 (same accuracy, clearly faster)
+            Point { predictions: &weak, latency: &fast, per_item: none }, // 1: fast but weak: on the front
+            Point { predictions: &same, latency: &near, per_item: none }, // 2: on the front (1 is faster, not clearly)
+        ];
+        assert_eq!(noisy_front(&pts, 0.05).unwrap(), vec![Some(2), None, None]);
+        // Without the speed-up beyond noise, nothing is dominated.
+        let pts = [
+            Point { predictions: &good, latency: &near, per_item: none },
+            Point { predictions: &same, latency: &fast, per_item: none },
+        ];
+        assert_eq!(noisy_front(&pts, 0.05).unwrap(), vec![None, None]);
+        // Timed on the same items in one run, a small but consistent speed-up counts.
+        let a_items = [4.0, 9.0, 5.0, 12.0, 6.0, 20.0];
+        let b_items = [3.8, 8.7, 4.8, 11.7, 5.7, 19.8];
+        let pts = [
+            Point { predictions: &good, latency: &near, per_item: (&a_items, "run") },
+            Point { predictions: &same, latency: &fast, per_item: (&b_items, "run") },
+        ];
+        assert_eq!(noisy_front(&pts, 0.05).unwrap(), vec![Some(1), None]);
+        // ... but not across runs, where only the unpaired intervals count.
+        let pts = [
+            Point { predictions: &good, latency: &near, per_item: (&a_items, "run 1") },
+            Point { predictions: &same, latency: &fast, per_item: (&b_items, "run 2") },
+        ];
+        assert_eq!(noisy_front(&pts, 0.05).unwrap(), vec![None, None]);
     }
 }

@@ -14,12 +14,12 @@ pub fn accuracy_vs_latency(comparison: &Comparison, path: &Path) -> Result<()> {
         .rows
         .iter()
         .filter_map(|r| {
-            r.result.latency.as_ref().map(|l| {
+            r.latency.as_ref().map(|l| {
                 (
-                    r.result.name.clone(),
-                    l.stages.end_to_end.median_ms,
+                    r.name.clone(),
+                    l.stages.end_to_end.mean_ms,
                     r.summary.accuracy.overall.accuracy * 100.0,
-                    r.pareto,
+                    r.pareto == Some(true),
                 )
             })
         })
@@ -42,7 +42,7 @@ pub fn accuracy_vs_latency(comparison: &Comparison, path: &Path) -> Result<()> {
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
-        .x_desc("median end-to-end latency per item, ms")
+        .x_desc("mean end-to-end latency per item, ms")
         .y_desc("accuracy, %")
         .draw()
         .map_err(|e| err(&e))?;
@@ -87,38 +87,23 @@ mod tests {
                 })
                 .collect()
         };
+        let with = |name: &str, n: usize, ms: Option<f64>| VariantResult {
+            latency: ms.map(|ms| sample_report(name, ms)),
+            ..VariantResult::scored(name, preds(n))
+        };
         let results = vec![
-            VariantResult {
-                name: "lynx".into(),
-                changes: None,
-                paper: None,
-                predictions: preds(8),
-                latency: Some(sample_report("lynx", 4.0)),
-            },
-            VariantResult {
-                name: "fast".into(),
-                changes: None,
-                paper: None,
-                predictions: preds(5),
-                latency: Some(sample_report("fast", 1.0)),
-            },
-            VariantResult {
-                name: "slow".into(),
-                changes: None,
-                paper: None,
-                predictions: preds(4),
-                latency: Some(sample_report("slow", 9.0)),
-            },
-            VariantResult {
-                name: "unmeasured".into(),
-                changes: None,
-                paper: None,
-                predictions: preds(9),
-                latency: None,
-            },
+            with("lynx", 8, Some(4.0)),
+            with("fast", 5, Some(1.0)),
+            with("slow", 4, Some(9.0)),
+            with("unmeasured", 9, None),
         ];
-        let c = Comparison::new(results, "lynx").unwrap();
-        assert_eq!(c.rows.iter().map(|r| r.pareto).collect::<Vec<_>>(), vec![true, true, false, false]);
+        let c = Comparison::new(results, "lynx", None).unwrap();
+        // On 10 items, 80% vs 50% is not a significant difference: the clearly faster `fast`
+        // dominates both others.
+        assert_eq!(
+            c.rows.iter().map(|r| r.pareto).collect::<Vec<_>>(),
+            vec![Some(false), Some(true), Some(false), None]
+        );
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("plot.svg");
         accuracy_vs_latency(&c, &p).unwrap();

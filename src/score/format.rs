@@ -1,8 +1,40 @@
 //! Instruction following: whether an answer has the format its question asked for ("answer in one
 //! word", "answer yes or no", "reply with a number"), independent of whether it is right.
-//! Lynx reports that diversified prompts improve instruction following; this is how we measure it.
+//! Lynx reports that diversified prompts improve instruction following; this is how we measure it,
+//! and the scorer ([`super::rule`]) counts an answer that ignores its question's format as wrong.
 
-use crate::data::Instruction;
+use serde::{Deserialize, Serialize};
+
+/// The answer format a question asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Instruction {
+    /// A single word.
+    OneWord,
+    /// "yes" or "no".
+    YesNo,
+    /// A number.
+    Number,
+}
+
+impl Instruction {
+    /// Every instruction.
+    pub const ALL: [Instruction; 3] = [Instruction::OneWord, Instruction::YesNo, Instruction::Number];
+
+    /// Stable name, as written in annotations.
+    pub fn name(self) -> &'static str {
+        match self {
+            Instruction::OneWord => "one_word",
+            Instruction::YesNo => "yes_no",
+            Instruction::Number => "number",
+        }
+    }
+
+    /// Parses [`Instruction::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|i| i.name() == name)
+    }
+}
 
 /// Whether `answer` follows `instruction`. Punctuation and case are ignored; articles count as
 /// words ("the circle" is two words).
@@ -40,5 +72,8 @@ mod tests {
         assert!(!follows(Instruction::Number, "3 circles"));
         assert!(!follows(Instruction::Number, "circle"));
         assert!(!follows(Instruction::Number, "a"));
+        for i in Instruction::ALL {
+            assert_eq!(Instruction::from_name(i.name()), Some(i));
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 pub const DEFAULT_RESAMPLES: usize = 2000;
 
 /// Accuracy of a set of outcomes with a 95% percentile-bootstrap interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Accuracy {
     /// Items scored.
     pub n: usize,
@@ -58,7 +58,7 @@ pub fn accuracy(outcomes: &[bool], resamples: usize, seed: u64) -> Accuracy {
 }
 
 /// Overall and per-class accuracy.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassAccuracy {
     /// Every item.
     pub overall: Accuracy,
@@ -85,7 +85,7 @@ pub fn class_accuracy<'a>(
 }
 
 /// A paired comparison of variants A and B on the same items.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PairedTest {
     /// Items compared.
     pub n: usize,
@@ -168,6 +168,125 @@ pub fn paired(a: &[bool], b: &[bool], resamples: usize, seed: u64) -> Result<Pai
     })
 }
 
+/// Welch's two-sample t-test of the means of `a` and `b` (unequal variances): used on per-seed
+/// accuracies, where each value is one training run of a variant.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WelchTest {
+    /// mean(b) - mean(a).
+    pub difference: f64,
+    /// The t statistic.
+    pub t: f64,
+    /// Welch-Satterthwaite degrees of freedom.
+    pub df: f64,
+    /// Two-sided p-value.
+    pub p_value: f64,
+}
+
+/// Mean and sample standard deviation (n - 1); `None` for fewer than two values.
+pub fn mean_sd(values: &[f64]) -> Option<(f64, f64)> {
+    if values.len() < 2 {
+        return None;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    Some((mean, var.sqrt()))
+}
+
+/// Welch's test; `None` unless both sides have two or more values. Equal means with no spread
+/// give p = 1; different means with no spread give p = 0.
+pub fn welch(a: &[f64], b: &[f64]) -> Option<WelchTest> {
+    let (ma, sa) = mean_sd(a)?;
+    let (mb, sb) = mean_sd(b)?;
+    let (va, vb) = (sa * sa / a.len() as f64, sb * sb / b.len() as f64);
+    let difference = mb - ma;
+    if va + vb == 0.0 {
+        let p_value = if difference == 0.0 { 1.0 } else { 0.0 };
+        return Some(WelchTest { difference, t: f64::INFINITY.copysign(difference), df: f64::NAN, p_value });
+    }
+    let t = difference / (va + vb).sqrt();
+    let df = (va + vb).powi(2) / (va * va / (a.len() - 1) as f64 + vb * vb / (b.len() - 1) as f64);
+    Some(WelchTest { difference, t, df, p_value: student_t_two_sided(t, df) })
+}
+
+/// Two-sided p-value of Student's t with `df` degrees of freedom: I_{df/(df+t^2)}(df/2, 1/2).
+pub fn student_t_two_sided(t: f64, df: f64) -> f64 {
+    if !t.is_finite() {
+        return 0.0;
+    }
+    regularized_beta(df / (df + t * t), df / 2.0, 0.5).clamp(0.0, 1.0)
+}
+
+/// ln Gamma(x) for x > 0 (Lanczos, g = 7, n = 9; relative error below 1e-13).
+fn ln_gamma(x: f64) -> f64 {
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut a = C[0];
+    let t = x + 7.5;
+    for (i, c) in C.iter().enumerate().skip(1) {
+        a += c / (x + i as f64);
+    }
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+/// The regularised incomplete beta function I_x(a, b), by its continued fraction (Lentz).
+fn regularized_beta(x: f64, a: f64, b: f64) -> f64 {
+    if x <= 0.0 {
+        return 0.0;
+    }
+    if x >= 1.0 {
+        return 1.0;
+    }
+    let front = (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln()).exp();
+    // The continued fraction converges fast for x < (a + 1) / (a + b + 2); use the symmetry otherwise.
+    if x > (a + 1.0) / (a + b + 2.0) {
+        return 1.0 - regularized_beta(1.0 - x, b, a);
+    }
+    const TINY: f64 = 1e-300;
+    let mut c = 1.0;
+    let mut d = 1.0 - (a + b) * x / (a + 1.0);
+    if d.abs() < TINY {
+        d = TINY;
+    }
+    d = 1.0 / d;
+    let mut f = d;
+    for m in 1..300 {
+        let m = m as f64;
+        for numerator in [
+            m * (b - m) * x / ((a + 2.0 * m - 1.0) * (a + 2.0 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2.0 * m) * (a + 2.0 * m + 1.0)),
+        ] {
+            d = 1.0 + numerator * d;
+            if d.abs() < TINY {
+                d = TINY;
+            }
+            c = 1.0 + numerator / c;
+            if c.abs() < TINY {
+                c = TINY;
+            }
+            d = 1.0 / d;
+            f *= c * d;
+        }
+        if (c * d - 1.0).abs() < 1e-15 {
+            break;
+        }
+    }
+    front * f / a
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +312,29 @@ mod tests {
         assert_eq!(t.overall.correct, 3);
         assert!((t.per_class["a"].accuracy - 0.5).abs() < 1e-12);
         assert!((t.per_class["b"].accuracy - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn student_t_matches_tables() {
+        // Two-sided critical values: t = 2.776 at df = 4 and t = 1.96 at df = inf give p = 0.05.
+        assert!((student_t_two_sided(2.776_445, 4.0) - 0.05).abs() < 1e-5);
+        assert!((student_t_two_sided(12.706_205, 1.0) - 0.05).abs() < 1e-5);
+        assert!((student_t_two_sided(1.959_964, 1e7) - 0.05).abs() < 1e-5);
+        assert!((student_t_two_sided(0.0, 3.0) - 1.0).abs() < 1e-12);
+        assert!((student_t_two_sided(-2.776_445, 4.0) - 0.05).abs() < 1e-5);
+    }
+
+    #[test]
+    fn welch_matches_a_hand_computed_case() {
+        // a = 1,2,3 (mean 2, var 1), b = 4,5,6 (mean 5, var 1): t = 3 / sqrt(2/3) = 3.674, df = 4,
+        // p = 0.0213 (R: t.test(c(4,5,6), c(1,2,3))$p.value = 0.02131164).
+        let w = welch(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]).unwrap();
+        assert!((w.difference - 3.0).abs() < 1e-12);
+        assert!((w.df - 4.0).abs() < 1e-12);
+        assert!((w.p_value - 0.021_311_64).abs() < 1e-6, "{w:?}");
+        assert!(welch(&[1.0], &[2.0, 3.0]).is_none());
+        assert_eq!(welch(&[1.0, 1.0], &[1.0, 1.0]).unwrap().p_value, 1.0);
+        assert_eq!(mean_sd(&[2.0, 4.0]), Some((3.0, 2f64.sqrt())));
     }
 
     #[test]

@@ -1,0 +1,171 @@
+//! The results folder that `eval`, `bench` and `compare` write and `compare` and `report` read:
+//! one owner for its layout, so no command builds these paths by hand.
+//!
+//! ```text
+//! OUT/VARIANT/run.json                        what was run (checked on resume)
+//! OUT/VARIANT/predictions[.shard-I-of-N].jsonl  per-item answers and verdicts
+//! OUT/VARIANT/timings[.shard-I-of-N].jsonl      per-item latency (not deterministic)
+//! OUT/VARIANT/latency.json                    `bench`: stage latency, throughput, memory, run id
+//! OUT/VARIANT/control-image-swap/...          the image-swap control: same files, pictures swapped
+//! OUT/comparison.json                         `compare` over the whole zoo
+//! OUT/comparisons/NAMES-DIGEST.json           `compare` over a subset (never overwrites the above)
+//! ```
+//!
+//! Predictions are re-scored against the benchmark when they are loaded: the verdict stored in a
+//! file is the scorer's at the time of the run, and a better scorer must not need a new run.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::bench::LatencyReport;
+use crate::data::Benchmark;
+use crate::error::{Error, Result};
+use crate::eval::{read_predictions, score_answer, Control, Prediction, RunSpec};
+
+/// Name of the image-swap control's folder inside a variant's folder.
+pub const IMAGE_SWAP_DIR: &str = "control-image-swap";
+
+/// A results folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultsDir {
+    root: PathBuf,
+}
+
+impl ResultsDir {
+    /// The folder at `root` (need not exist yet).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The folder itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `OUT/VARIANT/`.
+    pub fn variant_dir(&self, variant: &str) -> PathBuf {
+        self.root.join(variant)
+    }
+
+    /// The folder of one run of `variant`: its own folder, or its control's.
+    pub fn run_dir(&self, variant: &str, control: Control) -> PathBuf {
+        match control {
+            Control::None => self.variant_dir(variant),
+            Control::ImageSwap => self.variant_dir(variant).join(IMAGE_SWAP_DIR),
+        }
+    }
+
+    /// `OUT/VARIANT/latency.json`.
+    pub fn latency_file(&self, variant: &str) -> PathBuf {
+        self.variant_dir(variant).join("latency.json")
+    }
+
+    /// Where a comparison of `variants` is kept: `OUT/comparison.json` when they are the whole zoo,
+    /// else a file named by a digest of the sorted names, so a subset never overwrites the full
+    /// comparison.
+    pub fn comparison_file(&self, variants: &[String], whole_zoo: bool) -> PathBuf {
+        if whole_zoo {
+            return self.root.join("comparison.json");
+        }
+        let mut names = variants.to_vec();
+        names.sort();
+        let digest = Sha256::digest(names.join("\n").as_bytes());
+        let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        let first = names.first().cloned().unwrap_or_default();
+        self.root.join("comparisons").join(format!("{first}+{}-{hex}.json", names.len().saturating_sub(1)))
+    }
+
+    /// Variants with a complete `predictions.jsonl`, sorted by name.
+    pub fn variants(&self) -> Result<Vec<String>> {
+        let entries = fs::read_dir(&self.root).map_err(|e| Error::io("listing", &self.root, e))?;
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("predictions.jsonl").is_file())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The run spec of one run, if there is one.
+    pub fn run_spec(&self, variant: &str, control: Control) -> Result<Option<RunSpec>> {
+        let path = self.run_dir(variant, control).join("run.json");
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?;
+        serde_json::from_str(&text).map(Some).map_err(|e| Error::jsonl(&path, 1, format!("not a run spec: {e}")))
+    }
+
+    /// The predictions of one run, re-scored against `bench`, in benchmark order; `None` when the
+    /// run has no `predictions.jsonl`.
+    pub fn predictions(&self, variant: &str, control: Control, bench: &Benchmark) -> Result<Option<Vec<Prediction>>> {
+        let path = self.run_dir(variant, control).join("predictions.jsonl");
+        if !path.is_file() {
+            return Ok(None);
+        }
+        rescore(bench, &read_predictions(&path)?, &path).map(Some)
+    }
+
+    /// `OUT/VARIANT/latency.json`, if measured.
+    pub fn latency(&self, variant: &str) -> Result<Option<LatencyReport>> {
+        let path = self.latency_file(variant);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = fs::read_to_string(&path).map_err(|e| Error::io("reading", &path, e))?;
+        serde_json::from_str(&text).map(Some).map_err(|e| Error::jsonl(&path, 1, format!("not a latency report: {e}")))
+    }
+
+    /// Writes `latency.json` of `variant`.
+    pub fn write_latency(&self, report: &LatencyReport) -> Result<PathBuf> {
+        let dir = self.variant_dir(&report.variant);
+        fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+        let path = self.latency_file(&report.variant);
+        let text = serde_json::to_string_pretty(report).map_err(|e| Error::Mismatch(e.to_string()))?;
+        fs::write(&path, text + "\n").map_err(|e| Error::io("writing", &path, e))?;
+        Ok(path)
+    }
+}
+
+/// Scores `predictions` (read from `file`) again against `bench` with today's scorer, in benchmark
+/// order. An id the benchmark lacks, or one that appears twice, is an error naming `file:line`.
+pub fn rescore(bench: &Benchmark, predictions: &[Prediction], file: &Path) -> Result<Vec<Prediction>> {
+    let position: HashMap<String, usize> = bench.records.iter().enumerate().map(|(i, r)| (r.id(), i)).collect();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(predictions.len());
+    for (line, p) in predictions.iter().enumerate().map(|(i, p)| (i + 1, p)) {
+        let &pos = position.get(&p.id).ok_or_else(|| {
+            Error::jsonl(file, line, format!("id `{}` is not in the benchmark `{}`", p.id, bench.path.display()))
+        })?;
+        if let Some(first) = seen.insert(&p.id, line) {
+            return Err(Error::jsonl(file, line, format!("id `{}` appears twice (first on line {first})", p.id)));
+        }
+        out.push(score_answer(&bench.records[pos], pos, &p.prediction, p.new_tokens));
+    }
+    out.sort_by_key(|p| p.position);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subset_comparison_never_takes_the_full_comparisons_file() {
+        let r = ResultsDir::new("out");
+        let all = r.comparison_file(&["b".into(), "a".into()], true);
+        let sub = r.comparison_file(&["b".into(), "a".into()], false);
+        let same = r.comparison_file(&["a".into(), "b".into()], false);
+        let other = r.comparison_file(&["a".into(), "c".into()], false);
+        assert_eq!(all, Path::new("out/comparison.json"));
+        assert_ne!(sub, all);
+        assert_eq!(sub, same);
+        assert_ne!(sub, other);
+        assert!(sub.starts_with("out/comparisons"));
+        assert_eq!(r.run_dir("v", Control::ImageSwap), Path::new("out/v/control-image-swap"));
+    }
+}
