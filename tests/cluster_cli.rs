@@ -3,12 +3,11 @@
 //! (tests/fixtures/runtime/zoo), and the plain progress lines such a job's log gets.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::{repo, short_bench};
 
 /// The scheduler variables `--shard auto` reads; removed from every child so that running these
 /// tests inside a real Slurm or Kubernetes job changes nothing.
@@ -30,35 +29,6 @@ fn bin() -> Command {
     }
     c.env_remove("LYNX_ZOO_PROGRESS_SECS");
     c
-}
-
-/// A benchmark of `n` short questions over two committed test images and one clip (the fixture
-/// variants have a 48-position context). A copy of tests/eval_cli.rs's helper.
-fn short_bench(dir: &Path, n: usize) -> PathBuf {
-    let media = dir.join("m");
-    fs::create_dir_all(media.join("v")).unwrap();
-    let test = repo().join("data/test");
-    fs::copy(test.join("images/000000.png"), media.join("a.png")).unwrap();
-    fs::copy(test.join("images/000003.png"), media.join("b.png")).unwrap();
-    for e in fs::read_dir(test.join("videos/000008")).unwrap() {
-        let p = e.unwrap().path();
-        fs::copy(&p, media.join("v").join(p.file_name().unwrap())).unwrap();
-    }
-    let mut text = String::new();
-    for i in 0..n {
-        let (key, path, q, a, class) = [
-            ("image", "m/a.png", "What shape?", "square", "object"),
-            ("image", "m/b.png", "How many?", "5", "counting"),
-            ("video", "m/v", "Which way?", "right", "motion"),
-        ][i % 3];
-        let ins = if i % 2 == 1 { "\"one_word\"" } else { "null" };
-        text.push_str(&format!(
-            "{{\"dataset\":\"t\",\"question\":\"{q}\",\"answer\":[\"{a}\"],\"index\":{i},\"{key}\":\"{path}\",\"class\":\"{class}\",\"instruction\":{ins}}}\n"
-        ));
-    }
-    let p = dir.join("ann.jsonl");
-    fs::write(&p, text).unwrap();
-    p
 }
 
 fn run_ok(cmd: &mut Command) -> Output {

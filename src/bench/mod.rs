@@ -4,9 +4,9 @@
 //! the machine (execution provider, threads, ONNX Runtime version, CPU model).
 //!
 //! Timing rules (../shared/BRIEF.md): warm-up first, no profiling, compare ratios measured in one
-//! run on one machine. Variants are timed *interleaved* -- every variant answers every item once
-//! per round, round after round -- so that a burst of load on a shared machine lands on every
-//! variant alike instead of on whichever ran at the time; and every statistic carries a
+//! run on one machine. Variants are timed *interleaved* -- every variant answers an item before the
+//! next item starts, round after round -- so that a burst of load on a shared machine lands on
+//! every variant alike instead of on whichever ran at the time; and every statistic carries a
 //! bootstrap interval over the items ([`stats`]), so that a comparison can tell a difference from
 //! noise.
 
@@ -140,10 +140,13 @@ pub struct LatencyReport {
     pub batch1: Throughput,
     /// Throughput at the larger batch.
     pub batched: Throughput,
-    /// Mean end-to-end ms of each timed item at batch 1 (over repeats), in item order: variants
-    /// timed in one run are compared item by item (report::pareto).
+    /// The fastest end-to-end ms of each timed item at batch 1 over the repeats, in item order:
+    /// variants timed in one run are compared item by item (report::pareto).
     #[serde(default)]
     pub e2e_per_item_ms: Vec<f64>,
+    /// Whether each timed item is a video (the strata of the intervals).
+    #[serde(default)]
+    pub item_is_video: Vec<bool>,
     /// Resident memory the variant added, MiB: the process's peak while loading and warming it up,
     /// less its resident memory just before (Linux; 0 elsewhere).
     #[serde(alias = "peak_rss_mib")]
@@ -248,9 +251,7 @@ pub fn measure_variants(
             timed.push(load_and_warm(name, load, &requests, options)?);
         }
         for _ in 0..options.repeats.max(1) {
-            for t in &mut timed {
-                time_round(t, &requests, options)?;
-            }
+            time_round(&mut timed, &requests, options)?;
         }
         timed.into_iter().map(|t| report(t, &requests, runtime, options, run_id, variants.len(), load_1min)).collect()
     } else {
@@ -258,7 +259,7 @@ pub fn measure_variants(
         for name in variants {
             let mut t = load_and_warm(name, load, &requests, options)?;
             for _ in 0..options.repeats.max(1) {
-                time_round(&mut t, &requests, options)?;
+                time_round(std::slice::from_mut(&mut t), &requests, options)?;
             }
             out.push(report(t, &requests, runtime, options, run_id, 1, load_1min)?);
         }
@@ -305,25 +306,45 @@ fn load_and_warm(name: &str, load: Loader<'_>, requests: &[Request], options: &B
     })
 }
 
-/// One round: every item at batch 1, then every batch.
-fn time_round(t: &mut Timed, requests: &[Request], options: &BenchOptions) -> Result<()> {
-    let g = &options.generation;
+/// Times item `i` at batch 1 on `t`.
+fn time_item(t: &mut Timed, requests: &[Request], i: usize, options: &BenchOptions) -> Result<()> {
+    let req = &requests[i];
     let start = Instant::now();
-    for (i, req) in requests.iter().enumerate() {
-        let a = t.model.ask(&req.media, &req.question, g)?;
-        t.single.push((i, matches!(req.media, crate::preprocess::Media::Video(_)), a.timings, a.tokens.len()));
-    }
+    let a = t.model.ask(&req.media, &req.question, &options.generation)?;
     t.single_wall += start.elapsed().as_secs_f64();
+    t.single.push((i, matches!(req.media, crate::preprocess::Media::Video(_)), a.timings, a.tokens.len()));
+    Ok(())
+}
+
+/// Times batch `k` (of `options.batch` items) on `t`.
+fn time_batch(t: &mut Timed, requests: &[Request], k: usize, options: &BenchOptions) -> Result<()> {
+    let b = options.batch.max(1);
+    let chunk = &requests[k * b..((k + 1) * b).min(requests.len())];
     let start = Instant::now();
-    for (k, chunk) in requests.chunks(options.batch.max(1)).enumerate() {
-        let answers = t.model.ask_batch(chunk, g)?;
-        if let Some(a) = answers.first() {
-            t.batch_ms.push((k, ms(a.timings.total)));
-        }
-        t.batched_items += answers.len();
-        t.batched_tokens += answers.iter().map(|a| a.tokens.len()).sum::<usize>();
-    }
+    let answers = t.model.ask_batch(chunk, &options.generation)?;
     t.batched_wall += start.elapsed().as_secs_f64();
+    if let Some(a) = answers.first() {
+        t.batch_ms.push((k, ms(a.timings.total)));
+    }
+    t.batched_items += answers.len();
+    t.batched_tokens += answers.iter().map(|a| a.tokens.len()).sum::<usize>();
+    Ok(())
+}
+
+/// One round over `timed`: item by item, every variant answers the item before the next item
+/// starts; then batch by batch likewise. Interleaving at this grain (milliseconds, not a whole
+/// pass) spreads a burst of load on the machine over every variant.
+fn time_round(timed: &mut [Timed], requests: &[Request], options: &BenchOptions) -> Result<()> {
+    for i in 0..requests.len() {
+        for t in timed.iter_mut() {
+            time_item(t, requests, i, options)?;
+        }
+    }
+    for k in 0..requests.len().div_ceil(options.batch.max(1)) {
+        for t in timed.iter_mut() {
+            time_batch(t, requests, k, options)?;
+        }
+    }
     Ok(())
 }
 
@@ -336,8 +357,12 @@ fn report(
     interleaved_with: usize,
     load_1min: Option<f64>,
 ) -> Result<LatencyReport> {
+    // Image and video items are timed in equal numbers by design: intervals resample within each.
+    let item_is_video: Vec<bool> =
+        requests.iter().map(|r| matches!(r.media, crate::preprocess::Media::Video(_))).collect();
+    let stratum = |i: usize| usize::from(item_is_video.get(i).copied().unwrap_or(false));
     let col = |f: &dyn Fn(&Timings) -> f64| {
-        Stat::of_items(&t.single.iter().map(|(i, _, tm, _)| (*i, f(tm))).collect::<Vec<_>>())
+        Stat::of_items(&t.single.iter().map(|(i, _, tm, _)| (*i, f(tm))).collect::<Vec<_>>(), &stratum)
     };
     let of_kind = |video: bool| {
         Stat::of_items(
@@ -346,6 +371,7 @@ fn report(
                 .filter(|(_, v, _, _)| *v == video)
                 .map(|(i, _, tm, _)| (*i, ms(tm.preprocess)))
                 .collect::<Vec<_>>(),
+            &|_| 0,
         )
     };
     let per_token: Vec<(usize, f64)> =
@@ -357,14 +383,13 @@ fn report(
         connector: col(&|tm| ms(tm.connector)),
         prefill: col(&|tm| ms(tm.prefill)),
         ttft: col(&|tm| ms(tm.time_to_first_token())),
-        per_token: Stat::of_items(&per_token),
+        per_token: Stat::of_items(&per_token, &stratum),
         end_to_end: col(&|tm| ms(tm.total)),
     };
+    // Per item, the fastest of the repeats: interference from other work on the machine only ever
+    // adds time, so the minimum is the most repeatable estimate of what the item costs.
     let e2e_per_item_ms: Vec<f64> = (0..requests.len())
-        .map(|i| {
-            let v: Vec<f64> = t.single.iter().filter(|s| s.0 == i).map(|s| ms(s.2.total)).collect();
-            v.iter().sum::<f64>() / v.len().max(1) as f64
-        })
+        .map(|i| t.single.iter().filter(|s| s.0 == i).map(|s| ms(s.2.total)).fold(f64::INFINITY, f64::min))
         .collect();
     let tokens1: usize = t.single.iter().map(|(_, _, _, n)| n).sum();
     let per_s = |n: usize, wall: f64| if wall > 0.0 { n as f64 / wall } else { 0.0 };
@@ -378,7 +403,7 @@ fn report(
         batch: options.batch.max(1),
         items_per_s: per_s(t.batched_items, t.batched_wall),
         tokens_per_s: per_s(t.batched_tokens, t.batched_wall),
-        per_batch: Stat::of_items(&t.batch_ms),
+        per_batch: Stat::of_items(&t.batch_ms, &|_| 0),
     };
     let manifest = t.model.manifest();
     let files: BTreeSet<&std::path::Path> = manifest.files().into_iter().map(|f| f.path.as_path()).collect();
@@ -403,6 +428,7 @@ fn report(
         batch1,
         batched,
         e2e_per_item_ms,
+        item_is_video,
         rss_added_mib: t.rss_added_mib,
         disk_bytes,
         parameters_total: manifest.parameters.total,
@@ -475,6 +501,7 @@ pub(crate) fn sample_report(variant: &str, ms: f64) -> LatencyReport {
         batch1: tp,
         batched: Throughput { batch: 8, ..tp },
         e2e_per_item_ms: vec![ms; 3],
+        item_is_video: vec![false, false, true],
         rss_added_mib: 100.0,
         disk_bytes: 1_000_000,
         parameters_total: 2_000_000,

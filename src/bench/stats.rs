@@ -64,12 +64,14 @@ impl Stat {
     /// Statistics of samples that are each their own item (no repeats).
     pub fn of(samples: &[f64]) -> Stat {
         let tagged: Vec<(usize, f64)> = samples.iter().copied().enumerate().collect();
-        Stat::of_items(&tagged)
+        Stat::of_items(&tagged, &|_| 0)
     }
 
-    /// Statistics of `(item, ms)` samples; the intervals resample items with all their samples.
-    /// Non-finite samples are ignored; no samples give `n = 0`.
-    pub fn of_items(samples: &[(usize, f64)]) -> Stat {
+    /// Statistics of `(item, ms)` samples; the intervals resample items with all their samples,
+    /// within each stratum (`stratum(item)`: the benchmark times N image and N video items by
+    /// design, so a resample keeps N of each). Non-finite samples are ignored; no samples give
+    /// `n = 0`.
+    pub fn of_items(samples: &[(usize, f64)], stratum: &dyn Fn(usize) -> usize) -> Stat {
         let samples: Vec<(usize, f64)> = samples.iter().copied().filter(|(_, v)| v.is_finite()).collect();
         if samples.is_empty() {
             return Stat::default();
@@ -79,8 +81,12 @@ impl Stat {
         let mut items: Vec<usize> = samples.iter().map(|s| s.0).collect();
         items.sort_unstable();
         items.dedup();
-        let clusters: Vec<Vec<f64>> =
-            items.iter().map(|i| samples.iter().filter(|s| s.0 == *i).map(|s| s.1).collect()).collect();
+        // stratum -> items -> samples
+        let mut strata: std::collections::BTreeMap<usize, Vec<Vec<f64>>> = std::collections::BTreeMap::new();
+        for i in &items {
+            strata.entry(stratum(*i)).or_default().push(samples.iter().filter(|s| s.0 == *i).map(|s| s.1).collect());
+        }
+        let strata: Vec<Vec<Vec<f64>>> = strata.into_values().collect();
         // Seeded by the data, so the same samples always give the same interval.
         let seed = sorted.iter().fold(0u64, |h, v| h.rotate_left(5) ^ v.to_bits());
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -88,8 +94,10 @@ impl Stat {
         let mut draw = Vec::with_capacity(sorted.len());
         for _ in 0..RESAMPLES {
             draw.clear();
-            for _ in 0..clusters.len() {
-                draw.extend_from_slice(&clusters[rng.random_range(0..clusters.len())]);
+            for clusters in &strata {
+                for _ in 0..clusters.len() {
+                    draw.extend_from_slice(&clusters[rng.random_range(0..clusters.len())]);
+                }
             }
             draw.sort_by(f64::total_cmp);
             medians.push(median(&draw));
@@ -116,22 +124,38 @@ impl Stat {
     }
 }
 
-/// The 95% paired-bootstrap interval (resampling items) of the mean per-item difference `b - a`,
-/// in ms; `None` unless both hold the same number (two or more) of per-item values. Timed on the
-/// same items in one run, two variants differ by their difference on each item, which is far less
-/// noisy than either mean: item-to-item spread cancels.
-pub fn paired_difference_ci(b: &[f64], a: &[f64]) -> Option<(f64, f64)> {
-    if a.len() != b.len() || a.len() < 2 {
+/// The 95% paired-bootstrap interval of the mean per-item difference `b - a`, in ms, resampling
+/// items within their stratum (`strata[i]`, e.g. image or video; empty: one stratum); `None`
+/// unless both hold the same number (two or more) of per-item values. Timed on the same items in
+/// one run, two variants differ by their difference on each item, which is far less noisy than
+/// either mean: item-to-item spread cancels.
+pub fn paired_difference_ci(b: &[f64], a: &[f64], strata: &[bool]) -> Option<(f64, f64)> {
+    if a.len() != b.len() || a.len() < 2 || !(strata.is_empty() || strata.len() == a.len()) {
         return None;
     }
     let d: Vec<f64> = b.iter().zip(a).map(|(x, y)| x - y).collect();
     if d.iter().any(|v| !v.is_finite()) {
         return None;
     }
+    let groups: Vec<Vec<f64>> = [false, true]
+        .iter()
+        .map(|s| {
+            d.iter()
+                .enumerate()
+                .filter(|(i, _)| strata.get(*i).copied().unwrap_or(false) == *s)
+                .map(|(_, v)| *v)
+                .collect()
+        })
+        .filter(|g: &Vec<f64>| !g.is_empty())
+        .collect();
     let seed = d.iter().fold(0x5eed_u64, |h, v| h.rotate_left(7) ^ v.to_bits());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut means: Vec<f64> = (0..RESAMPLES)
-        .map(|_| (0..d.len()).map(|_| d[rng.random_range(0..d.len())]).sum::<f64>() / d.len() as f64)
+        .map(|_| {
+            let sum: f64 =
+                groups.iter().map(|g| (0..g.len()).map(|_| g[rng.random_range(0..g.len())]).sum::<f64>()).sum();
+            sum / d.len() as f64
+        })
         .collect();
     means.sort_by(f64::total_cmp);
     Some((percentile(&means, 0.025), percentile(&means, 0.975)))
@@ -161,8 +185,11 @@ mod tests {
         // item-to-item spread, not the tiny repeat-to-repeat one.
         let samples: Vec<(usize, f64)> =
             (0..100).map(|k| (k % 2, if k % 2 == 0 { 1.0 + 1e-3 * k as f64 } else { 9.0 })).collect();
-        let s = Stat::of_items(&samples);
+        let s = Stat::of_items(&samples, &|_| 0);
         assert!(s.mean_ci_high_ms - s.mean_ci_low_ms > 4.0, "{s:?}");
+        // Two strata by design (one item each): a resample keeps one of each, so the mean is fixed.
+        let s = Stat::of_items(&samples, &|i| i);
+        assert!(s.mean_ci_high_ms - s.mean_ci_low_ms < 0.1, "{s:?}");
     }
 
     #[test]
@@ -170,10 +197,18 @@ mod tests {
         // Items from 1 to 30 ms; b is 0.5 ms faster on every item (+- 0.05).
         let a: Vec<f64> = (0..8).map(|i| 1.0 + 4.0 * i as f64).collect();
         let b: Vec<f64> = a.iter().enumerate().map(|(i, x)| x - 0.5 + 0.05 * (i % 2) as f64).collect();
-        let (lo, hi) = paired_difference_ci(&b, &a).unwrap();
+        let (lo, hi) = paired_difference_ci(&b, &a, &[]).unwrap();
         assert!(hi < 0.0 && lo > -0.6, "{lo} {hi}");
         assert!(!Stat::of(&b).clearly_faster_than(&Stat::of(&a)), "the unpaired intervals overlap");
-        assert!(paired_difference_ci(&b[..3], &a).is_none());
+        assert!(paired_difference_ci(&b[..3], &a, &[]).is_none());
+        // A saving on video items only (the last four): unstratified, the number of video items
+        // in a resample varies and so does the mean; stratified, it does not.
+        let a = [5.0, 6.0, 5.5, 6.5, 20.0, 22.0, 21.0, 23.0];
+        let b = [5.0, 6.0, 5.5, 6.5, 10.0, 11.0, 10.5, 11.5];
+        let video = [false, false, false, false, true, true, true, true];
+        let (lo, hi) = paired_difference_ci(&b, &a, &[]).unwrap();
+        let (slo, shi) = paired_difference_ci(&b, &a, &video).unwrap();
+        assert!(shi - slo < (hi - lo) / 3.0, "stratified [{slo}, {shi}] vs [{lo}, {hi}]");
     }
 
     #[test]

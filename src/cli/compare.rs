@@ -76,13 +76,13 @@ pub struct EvalArgs {
 #[derive(Debug, Args)]
 pub struct LatencyArgs {
     /// Image items and video items (each) timed from the benchmark.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 6)]
     items: usize,
     /// Untimed passes first.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
     /// Timed passes (rounds over every variant and item).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     repeats: usize,
     /// The larger batch size timed besides batch 1.
     #[arg(long, default_value_t = 8)]

@@ -379,7 +379,7 @@ impl Comparison {
                 pending[i].row.latency.as_ref().map(|l| super::pareto::Point {
                     predictions: &pending[i].preds,
                     latency: &l.stages.end_to_end,
-                    per_item: (&l.e2e_per_item_ms, &l.run_id),
+                    per_item: (&l.e2e_per_item_ms, &l.item_is_video, &l.run_id),
                 })
             })
             .collect();

@@ -47,7 +47,7 @@ pub fn splits_table(splits: &[(String, &Comparison)]) -> Result<Table> {
                 || "not run".into(),
                 |d| {
                     let mark = if d.claim.is_claimed() { "*" } else { "" };
-                    format!("{:+.1}{mark} ({:.3})", d.test.difference * 100.0, d.p_holm)
+                    format!("{:+.1}{mark} ({})", d.test.difference * 100.0, super::views::p_text(d.p_holm))
                 },
             ));
             let k = key(label);

@@ -2,8 +2,9 @@
 //!
 //! Variant B *dominates* A only when B is not significantly less accurate than A (exact McNemar on
 //! the items both answered, p >= alpha, or B is at least as accurate) **and** B is faster beyond
-//! the noise of the latency measurement: timed on the same items in one run, the 95% paired
-//! interval of the per-item difference of end-to-end latency lies below zero
+//! the noise of the latency measurement, by at least [`MIN_SPEEDUP`] of A's mean: timed on the same
+//! items in one run, the 95% paired interval of the per-item difference of end-to-end latency lies
+//! below minus that margin
 //! (bench::paired_difference_ci); measured in different runs, the 95% intervals of the two means
 //! do not overlap (bench::Stat::clearly_faster_than). Differences inside the noise dominate
 //! nothing, so the front does not change from one run to the next with the machine's load.
@@ -20,16 +21,23 @@ pub struct Point<'a> {
     pub predictions: &'a [Prediction],
     /// Its end-to-end latency.
     pub latency: &'a Stat,
-    /// Mean end-to-end ms per timed item, and the measurement run they come from.
-    pub per_item: (&'a [f64], &'a str),
+    /// The fastest end-to-end ms of each timed item over the repeats, whether each item is a video,
+    /// and the measurement run they come from.
+    pub per_item: (&'a [f64], &'a [bool], &'a str),
 }
 
-/// Whether `b` is faster than `a` beyond the noise of the measurement.
+/// The least speed-up that counts, as a share of the slower variant's mean latency: differences
+/// smaller than this are ties however sure the measurement, so a front does not flip on them.
+pub const MIN_SPEEDUP: f64 = 0.10;
+
+/// Whether `b` is faster than `a` beyond the noise of the measurement, by at least
+/// [`MIN_SPEEDUP`].
 fn clearly_faster(b: &Point<'_>, a: &Point<'_>) -> bool {
-    let same_run = b.per_item.1 == a.per_item.1 && !a.per_item.1.is_empty();
-    match paired_difference_ci(b.per_item.0, a.per_item.0).filter(|_| same_run) {
-        Some((_, high)) => high < 0.0,
-        None => b.latency.clearly_faster_than(a.latency),
+    let same_run = b.per_item.2 == a.per_item.2 && !a.per_item.2.is_empty() && b.per_item.1 == a.per_item.1;
+    let margin = MIN_SPEEDUP * a.latency.mean_ms;
+    match paired_difference_ci(b.per_item.0, a.per_item.0, a.per_item.1).filter(|_| same_run) {
+        Some((_, high)) => high < -margin,
+        None => b.latency.clearly_faster_than(a.latency) && b.latency.mean_ms < a.latency.mean_ms - margin,
     }
 }
 
@@ -80,7 +88,7 @@ mod tests {
         let weak = preds(&(0..200).map(|i| i % 2 == 0).collect::<Vec<_>>()); // 50%
         let same = preds(&(0..200).map(|i| i % 4 != 0).collect::<Vec<_>>());
         let (fast, slow, near) = (stat(5.0, 0.5), stat(10.0, 0.5), stat(5.4, 0.5));
-        let none: (&[f64], &str) = (&[], "");
+        let none: (&[f64], &[bool], &str) = (&[], &[], "");
         let pts = [
             Point { predictions: &good, latency: &slow, per_item: none }, // 0: dominated by 2 (same accuracy, clearly faster)
             Point { predictions: &weak, latency: &fast, per_item: none }, // 1: fast but weak: on the front
@@ -93,18 +101,26 @@ mod tests {
             Point { predictions: &same, latency: &fast, per_item: none },
         ];
         assert_eq!(noisy_front(&pts, 0.05).unwrap(), vec![None, None]);
-        // Timed on the same items in one run, a small but consistent speed-up counts.
+        // Timed on the same items in one run, a consistent speed-up counts (20% here, against
+        // unpaired intervals that overlap) ...
         let a_items = [4.0, 9.0, 5.0, 12.0, 6.0, 20.0];
-        let b_items = [3.8, 8.7, 4.8, 11.7, 5.7, 19.8];
+        let b_items = [3.2, 7.2, 4.0, 9.6, 4.8, 16.0];
         let pts = [
-            Point { predictions: &good, latency: &near, per_item: (&a_items, "run") },
-            Point { predictions: &same, latency: &fast, per_item: (&b_items, "run") },
+            Point { predictions: &good, latency: &near, per_item: (&a_items, &[], "run") },
+            Point { predictions: &same, latency: &fast, per_item: (&b_items, &[], "run") },
         ];
         assert_eq!(noisy_front(&pts, 0.05).unwrap(), vec![Some(1), None]);
-        // ... but not across runs, where only the unpaired intervals count.
+        // ... a 5% one does not (below MIN_SPEEDUP) ...
+        let c_items: Vec<f64> = a_items.iter().map(|x| x * 0.95).collect();
         let pts = [
-            Point { predictions: &good, latency: &near, per_item: (&a_items, "run 1") },
-            Point { predictions: &same, latency: &fast, per_item: (&b_items, "run 2") },
+            Point { predictions: &good, latency: &near, per_item: (&a_items, &[], "run") },
+            Point { predictions: &same, latency: &fast, per_item: (&c_items, &[], "run") },
+        ];
+        assert_eq!(noisy_front(&pts, 0.05).unwrap(), vec![None, None]);
+        // ... and across runs only the unpaired intervals count.
+        let pts = [
+            Point { predictions: &good, latency: &near, per_item: (&a_items, &[], "run 1") },
+            Point { predictions: &same, latency: &fast, per_item: (&b_items, &[], "run 2") },
         ];
         assert_eq!(noisy_front(&pts, 0.05).unwrap(), vec![None, None]);
     }

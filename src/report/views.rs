@@ -22,7 +22,7 @@ fn pts_ci(t: &PairedTest) -> String {
     format!("{:.1} [{:.1}, {:.1}]", t.difference * 100.0, t.ci_low * 100.0, t.ci_high * 100.0)
 }
 
-fn p_text(p: f64) -> String {
+pub(crate) fn p_text(p: f64) -> String {
     if p < 0.001 {
         "<0.001".into()
     } else {
@@ -274,8 +274,10 @@ impl Comparison {
             t.push(cells, record)?;
         }
         t.notes.push(format!(
-            "Pareto: `yes` when no other variant is both not significantly less accurate (McNemar p >= {}) and faster beyond noise (timed in one run: the paired 95% interval of the per-item latency difference excludes 0; else the two intervals of the mean do not overlap); `< X`: dominated by X. Sorted by accuracy.",
-            self.alpha
+            "Pareto: `yes` when no other variant is both not significantly less accurate (McNemar p >= {}) and faster beyond noise by at least {:.0}% (timed in one run: the paired 95% interval of the per-item difference of the fastest times lies below -{:.0}% of the slower one's mean; else the intervals of the means do not overlap); `< X`: dominated by X. Sorted by accuracy.",
+            self.alpha,
+            super::pareto::MIN_SPEEDUP * 100.0,
+            super::pareto::MIN_SPEEDUP * 100.0
         ));
         t.notes.push("RSS+: resident memory the variant added while loading and warming up.".into());
         Ok(t)
