@@ -202,7 +202,8 @@ fn compare_writes_every_table_in_every_format_and_report_writes_markdown_and_plo
     assert!(!o.status.success() && err.contains("2 measurement runs") && err.contains("tiny"), "{err}");
     let o = report(&["--mixed-runs"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(fs::read_to_string(&doc).unwrap().contains("different measurement runs"));
+    let md = fs::read_to_string(&doc).unwrap();
+    assert!(md.contains("different measurement runs") && md.contains("| tiny (baseline) [run "), "{md}");
 }
 
 #[test]

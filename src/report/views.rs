@@ -39,6 +39,15 @@ fn label(row: &Row) -> String {
     }
 }
 
+/// The row's label in a latency table: when the rows come from several measurement runs, each
+/// says which (`[run 2]`), numbered in the order of `runs`.
+fn latency_label(row: &Row, runs: &[String]) -> String {
+    match row.latency.as_ref().and_then(|l| runs.iter().position(|r| *r == l.run_id)) {
+        Some(k) if runs.len() > 1 => format!("{} [run {}]", label(row), k + 1),
+        _ => label(row),
+    }
+}
+
 /// The marker of a difference: `*` claimed, `~` significant on the items but within the seed
 /// spread, nothing otherwise.
 fn marker(claim: Claim) -> &'static str {
@@ -188,11 +197,12 @@ impl Comparison {
             "Latency per item (batch 1; median ms; end to end: mean [95% CI])",
             &["variant", "prep. img/vid", "vision", "connector", "prefill", "TTFT", "per token", "end to end"],
         );
+        let runs = self.latency_runs();
         for (row, l) in self.rows.iter().filter_map(|r| r.latency.as_ref().map(|l| (r, l))) {
             let st = &l.stages;
             let med = |s: &Stat| if s.n == 0 { String::new() } else { format!("{:.2}", s.median_ms) };
             let cells = vec![
-                label(row),
+                latency_label(row, &runs),
                 format!("{}/{}", med(&st.preprocess_image), med(&st.preprocess_video)),
                 med(&st.vision),
                 med(&st.connector),
@@ -203,7 +213,6 @@ impl Comparison {
             ];
             t.push(cells, latency_record(row, l, b))?;
         }
-        let runs = self.latency_runs();
         if let Some(m) = self.rows.iter().find_map(|r| r.latency.as_ref().map(|l| &l.machine)) {
             let load = m.load_1min.map_or_else(String::new, |l| format!(", load {l:.2} at the start"));
             t.notes.push(format!(
@@ -212,10 +221,11 @@ impl Comparison {
             ));
         }
         if runs.len() > 1 {
+            let list: Vec<String> = runs.iter().enumerate().map(|(k, r)| format!("run {} = {r}", k + 1)).collect();
             t.notes.push(format!(
-                "Rows come from {} different measurement runs ({}): compare latency only within one run (`run_id` in the records).",
+                "Rows come from {} different measurement runs ({}): compare latency only within one run.",
                 runs.len(),
-                runs.join(", ")
+                list.join(", ")
             ));
         }
         t.notes.push(format!(
@@ -233,6 +243,7 @@ impl Comparison {
             "Accuracy against cost",
             &["variant", "accuracy % [95% CI]", "ms/item [95% CI]", &ips, "RSS+ MiB", "disk MB", "Pareto"],
         );
+        let runs = self.latency_runs();
         let mut order: Vec<&Row> = self.rows.iter().filter(|r| r.latency.is_some()).collect();
         order.sort_by(|a, b| b.summary.accuracy.overall.accuracy.total_cmp(&a.summary.accuracy.overall.accuracy));
         for row in order {
@@ -240,7 +251,7 @@ impl Comparison {
             let a = &row.summary.accuracy.overall;
             let e = &l.stages.end_to_end;
             let cells = vec![
-                label(row),
+                latency_label(row, &runs),
                 pct_ci(a),
                 mean_ci(e),
                 format!("{:.1}", l.batched.items_per_s),
