@@ -188,6 +188,30 @@ pub enum Error {
         /// The model's context.
         max_positions: usize,
     },
+
+    /// A file the zoo reads is not a regular file (a FIFO, a device, a folder) or is larger than
+    /// the limit for its kind.
+    #[error("{what} `{path}`: {message}")]
+    FileRefused {
+        /// What the file was to be ("manifest", "graph", "tokenizer", ...).
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it is refused, with the limit.
+        message: String,
+    },
+
+    /// An ONNX file names external data that its manifest does not list (or cannot be parsed far
+    /// enough to tell).
+    #[error("graph `{graph}` (`{path}`): {message}")]
+    ExternalData {
+        /// The graph role.
+        graph: String,
+        /// The `.onnx` file.
+        path: PathBuf,
+        /// What is wrong, with the manifest field to fix.
+        message: String,
+    },
 }
 
 impl Error {

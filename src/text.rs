@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use tokenizers::Tokenizer;
 
 use crate::error::{Error, Result};
+use crate::files::{self, FileKind};
 use crate::manifest::{PromptSpec, TokenizerSpec};
 
 /// A loaded tokenizer with the variant's special tokens and prompt template.
@@ -38,10 +39,17 @@ pub struct PromptBatch {
 }
 
 impl TextCodec {
-    /// Loads tokenizer.json and resolves the special tokens.
+    /// Reads tokenizer.json (a regular file within [`FileKind::Tokenizer`]'s limit) and resolves
+    /// the special tokens. [`crate::zoo::Zoo::load`] uses [`TextCodec::from_bytes`] with the
+    /// verified bytes instead.
     pub fn load(spec: &TokenizerSpec, prompt: &PromptSpec) -> Result<TextCodec> {
+        Self::from_bytes(spec, prompt, &files::read(&spec.file.path, FileKind::Tokenizer)?)
+    }
+
+    /// The tokenizer from tokenizer.json's bytes (`spec` names the file in errors).
+    pub fn from_bytes(spec: &TokenizerSpec, prompt: &PromptSpec, bytes: &[u8]) -> Result<TextCodec> {
         let path = spec.file.path.clone();
-        let tokenizer = Tokenizer::from_file(&path)
+        let tokenizer = Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::Tokenizer { path: path.clone(), message: format!("cannot load it: {e}") })?;
         let id = |token: &str, field: &str| {
             tokenizer.token_to_id(token).ok_or_else(|| Error::Tokenizer {

@@ -1,9 +1,9 @@
 //! A zoo: a folder holding `variants/*.yaml` and the files they name (usually under `onnx/`).
 //!
 //! [`Zoo::open`] lists the variants; [`Zoo::manifest`] reads and validates one;
-//! [`Zoo::check`] verifies it fully (schema, paths, checksums, tokenizer, and every graph's inputs
-//! and outputs against its ONNX Runtime session); [`Zoo::load`] verifies checksums before creating
-//! any session and returns a [`Model`].
+//! [`Zoo::check`] verifies it fully (schema, paths, checksums, external data, tokenizer, and every
+//! graph's inputs and outputs against its ONNX Runtime session); [`Zoo::load`] does the same and
+//! returns the [`Model`].
 //!
 //! ```
 //! use lynx_zoo::{GenerationOptions, Media, RuntimeOptions, Zoo};
@@ -20,30 +20,33 @@
 //! ```
 //!
 //! `Zoo` is `Send + Sync` and cheap to share: load models from it on several threads at once.
-//! Checksums of files shared by several variants (a frozen backbone, the tokenizer) are computed
-//! once per process and remembered by path, size and modification time.
+//!
+//! What runs is what was verified: [`Zoo::load`] and [`Zoo::check`] read each file once (regular
+//! files only, each kind within its size limit, see [`crate::files`]), hash those bytes, and build
+//! the tokenizer and every ONNX Runtime session from them -- external data included, handed over
+//! from memory. A graph that names an external-data file its manifest does not list is refused
+//! (see [`crate::onnx_proto`]).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::SystemTime;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::manifest::{FileRef, Manifest};
+use crate::files::{self, FileKind};
+use crate::manifest::paths::hex;
+use crate::manifest::{FileRef, GraphSpec, Manifest};
 use crate::model::Model;
-use crate::runtime::{RuntimeOptions, Session};
-use crate::text::TextCodec;
+use crate::onnx_proto;
+use crate::runtime::{GraphBytes, RuntimeOptions};
 
 /// A zoo directory.
 #[derive(Debug)]
 pub struct Zoo {
     root: PathBuf,
     names: Vec<String>,
-    hashes: Mutex<HashMap<PathBuf, HashEntry>>,
 }
-
-/// A remembered checksum: file size, modification time, sha256.
-type HashEntry = (u64, Option<SystemTime>, String);
 
 /// What `check` verified for one variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +88,7 @@ impl Zoo {
             }
         }
         names.sort();
-        Ok(Zoo { root, names, hashes: Mutex::new(HashMap::new()) })
+        Ok(Zoo { root, names })
     }
 
     /// The zoo folder.
@@ -108,7 +111,8 @@ impl Zoo {
         }
     }
 
-    /// Reads and validates the manifest of `name`.
+    /// Reads and validates the manifest of `name`. The manifest must be a regular file inside the
+    /// zoo (a symlink may point elsewhere in the zoo, not out of it).
     pub fn manifest(&self, name: &str) -> Result<Manifest> {
         if !self.names.iter().any(|n| n == name) {
             return Err(Error::UnknownVariant {
@@ -117,62 +121,57 @@ impl Zoo {
                 similar: similar(name, &self.names),
             });
         }
-        Manifest::from_file(&self.manifest_path(name), &self.root)
-    }
-
-    /// Verifies the checksum of `file` (cached per process).
-    pub fn verify_file(&self, file: &FileRef) -> Result<()> {
-        let meta = std::fs::metadata(&file.path).map_err(|e| Error::io("reading", &file.path, e))?;
-        let key = (meta.len(), meta.modified().ok());
-        let cached = self
-            .hashes
-            .lock()
-            .ok()
-            .and_then(|h| h.get(&file.path).filter(|(len, m, _)| (*len, *m) == key).map(|(_, _, d)| d.clone()));
-        let got = match cached {
-            Some(d) => d,
-            None => {
-                let d = crate::manifest::paths::sha256_file(&file.path)?;
-                if let Ok(mut h) = self.hashes.lock() {
-                    h.insert(file.path.clone(), (key.0, key.1, d.clone()));
-                }
-                d
+        let path = self.manifest_path(name);
+        if let (Ok(real), Ok(root)) = (path.canonicalize(), self.root.canonicalize()) {
+            if !real.starts_with(&root) {
+                return Err(Error::FileRefused {
+                    what: "manifest",
+                    path,
+                    message: format!("is a link to `{}`, outside the zoo `{}`", real.display(), root.display()),
+                });
             }
-        };
-        if got == file.sha256 {
-            Ok(())
-        } else {
-            Err(Error::Checksum { path: file.path.clone(), expected: file.sha256.clone(), got })
         }
+        Manifest::from_file(&path, &self.root)
     }
 
-    /// Verifies every file of a manifest (graphs, external data, tokenizer, goldens).
-    pub fn verify(&self, manifest: &Manifest) -> Result<(usize, u64)> {
-        let mut files = manifest.files();
+    /// Reads every file of a manifest (graphs, external data, tokenizer, goldens) once, each a
+    /// regular file within its size limit, and verifies its checksum. Sessions and the tokenizer
+    /// are then built from these bytes, never by reopening a path.
+    pub fn read_verified(&self, manifest: &Manifest) -> Result<VerifiedFiles> {
+        let mut verified = VerifiedFiles::default();
+        for spec in manifest.graphs.iter() {
+            verified.add(&spec.file, FileKind::Graph)?;
+            for data in &spec.external_data {
+                verified.add(data, FileKind::ExternalData)?;
+            }
+        }
+        verified.add(&manifest.tokenizer.file, FileKind::Tokenizer)?;
         if let Some(g) = &manifest.goldens {
-            files.push(g);
+            verified.add(g, FileKind::Goldens)?;
         }
-        let mut bytes = 0;
-        for f in &files {
-            self.verify_file(f)?;
-            bytes += std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0);
+        // Every graph names only listed external data.
+        for spec in manifest.graphs.iter() {
+            verified.graph(spec)?;
         }
-        Ok((files.len(), bytes))
+        Ok(verified)
     }
 
-    /// Checks one variant fully, creating (and dropping) a session per graph.
+    /// Checks one variant fully: its files as [`Zoo::read_verified`] does, then a session per
+    /// graph from the verified bytes, whose inputs and outputs must match the manifest, and the
+    /// tokenizer against `model.vocab_size`.
     pub fn check(&self, name: &str, options: &RuntimeOptions) -> Result<CheckReport> {
         let manifest = self.manifest(name)?;
         self.check_seed_of(&manifest)?;
-        let (files, bytes) = self.verify(&manifest)?;
-        let text = TextCodec::load(&manifest.tokenizer, &manifest.prompt)?;
-        let mut graphs = Vec::new();
-        for spec in manifest.graphs.iter() {
-            let session = Session::load(spec, options)?;
-            session.check_io(spec)?;
-            graphs.push(spec.role.to_string());
-        }
-        Ok(CheckReport { name: manifest.name, files, bytes, graphs, vocab: text.vocab_size() })
+        let files = self.read_verified(&manifest)?;
+        let model = Model::from_verified(manifest, &files, options)?;
+        let graphs = model.manifest().graphs.iter().map(|g| g.role.to_string()).collect();
+        Ok(CheckReport {
+            name: model.name().to_string(),
+            files: files.count(),
+            bytes: files.bytes(),
+            graphs,
+            vocab: model.text().vocab_size(),
+        })
     }
 
     /// A seed replicate (`seed_of: X`) must repeat a variant of this zoo with the same axes and
@@ -196,12 +195,100 @@ impl Zoo {
         Ok(())
     }
 
-    /// Loads a variant: validates its manifest, verifies every checksum, then creates sessions.
+    /// Loads a variant: validates its manifest, reads and verifies every file, then creates
+    /// sessions from the verified bytes.
     pub fn load(&self, name: &str, options: &RuntimeOptions) -> Result<Model> {
         let manifest = self.manifest(name)?;
-        self.verify(&manifest)?;
-        Model::from_verified_manifest(manifest, options)
+        let files = self.read_verified(&manifest)?;
+        Model::from_verified(manifest, &files, options)
     }
+}
+
+/// The files of one variant as read and verified by [`Zoo::read_verified`], by path.
+#[derive(Debug, Default)]
+pub struct VerifiedFiles {
+    files: HashMap<PathBuf, Arc<[u8]>>,
+    bytes: u64,
+}
+
+impl VerifiedFiles {
+    fn add(&mut self, file: &FileRef, kind: FileKind) -> Result<()> {
+        if self.files.contains_key(&file.path) {
+            return Ok(());
+        }
+        let bytes = files::read(&file.path, kind)?;
+        let got = hex(&Sha256::digest(&bytes));
+        if got != file.sha256 {
+            return Err(Error::Checksum { path: file.path.clone(), expected: file.sha256.clone(), got });
+        }
+        self.bytes += bytes.len() as u64;
+        self.files.insert(file.path.clone(), bytes.into());
+        Ok(())
+    }
+
+    /// The verified bytes of `file`.
+    pub fn get(&self, file: &FileRef) -> Result<Arc<[u8]>> {
+        self.files.get(&file.path).cloned().ok_or_else(|| Error::FileRefused {
+            what: "file",
+            path: file.path.clone(),
+            message: "was not among the files read and verified for this variant".to_string(),
+        })
+    }
+
+    /// Distinct files.
+    pub fn count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Their bytes in all.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The graph's model and the external data it names, each checked against the manifest's
+    /// `external_data` list: a location the list lacks is refused, whatever the file holds.
+    pub fn graph(&self, spec: &GraphSpec) -> Result<GraphBytes> {
+        let model = self.get(&spec.file)?;
+        let refused = |message: String| Error::ExternalData {
+            graph: spec.role.to_string(),
+            path: spec.file.path.clone(),
+            message,
+        };
+        let locations = onnx_proto::external_locations(&model)
+            .map_err(|e| refused(format!("is not a readable ONNX model ({e})")))?;
+        let folder = Path::new(&spec.file.rel).parent().unwrap_or(Path::new(""));
+        let mut external = Vec::with_capacity(locations.len());
+        for location in locations {
+            let field = format!("graphs.{}.external_data", spec.role);
+            let rel = zoo_relative(folder, &location).ok_or_else(|| {
+                refused(format!("names external data `{location}`, which leaves the model's folder (absolute or `..`)"))
+            })?;
+            let listed = spec.external_data.iter().find(|d| zoo_relative(Path::new(""), &d.rel).as_ref() == Some(&rel));
+            let Some(listed) = listed else {
+                return Err(refused(format!(
+                    "reads external data `{location}` (`{}` in the zoo), which `{field}` does not list; \
+                     list it with its sha256 so that its bytes are verified",
+                    rel.display()
+                )));
+            };
+            external.push((location, self.get(listed)?));
+        }
+        Ok(GraphBytes { path: spec.file.path.clone(), model, external })
+    }
+}
+
+/// `location` (relative to `folder`) as a normalised zoo-relative path; `None` when it is absolute
+/// or climbs out with `..`.
+fn zoo_relative(folder: &Path, location: &str) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in folder.join(location).components() {
+        match c {
+            Component::Normal(part) => out.push(part),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
 }
 
 /// Names within a small edit distance of `name`, or containing it, best first.

@@ -1,35 +1,14 @@
 //! Each bad input gets its own clear error: one test per kind, on a copy of the fixture zoo.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use lynx_zoo::generate::GenerationOptions;
 use lynx_zoo::runtime::{ExecutionProvider, RuntimeOptions};
 use lynx_zoo::{Error, Media, Zoo};
 
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/runtime")
-}
+mod common;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// A writable copy of the fixture zoo.
-fn zoo_copy() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("zoo");
-    copy_dir(&fixture().join("zoo"), &root);
-    (dir, root)
-}
+use common::{fixture, zoo_copy};
 
 fn edit_manifest(root: &Path, name: &str, edit: impl FnOnce(String) -> String) {
     let path = root.join("variants").join(format!("{name}.yaml"));
@@ -48,13 +27,26 @@ fn load(root: &Path, name: &str) -> Result<lynx_zoo::Model, Error> {
 }
 
 #[test]
-fn corrupt_onnx_is_an_ort_load_error_naming_the_graph() {
+fn corrupt_onnx_is_a_load_error_naming_the_graph() {
+    // Not protobuf at all: refused while reading its external-data references.
     let (_d, root) = zoo_copy();
     let file = root.join("onnx/tiny.connector.onnx");
     let old = sha256(&file);
     std::fs::write(&file, b"this is not a protobuf").unwrap();
     let new = sha256(&file);
     edit_manifest(&root, "tiny", |t| t.replace(&old, &new)); // the checksum is right; the file is not
+    match load(&root, "tiny") {
+        Err(Error::ExternalData { graph, path, message }) => {
+            assert_eq!(graph, "connector");
+            assert!(path.ends_with("onnx/tiny.connector.onnx"));
+            assert!(message.contains("not a readable ONNX model"), "{message}");
+        }
+        other => panic!("expected an unreadable-model error, got {other:?}"),
+    }
+    // Well-formed protobuf (`ir_version: 8` and nothing else) that is no model: ONNX Runtime's error.
+    std::fs::write(&file, [0x08, 0x08]).unwrap();
+    let newer = sha256(&file);
+    edit_manifest(&root, "tiny", |t| t.replace(&new, &newer));
     match load(&root, "tiny") {
         Err(Error::Ort { graph, path, action, .. }) => {
             assert_eq!(graph, "connector");
@@ -88,7 +80,8 @@ fn checksum_mismatch_is_caught_before_any_session() {
 
 #[test]
 fn declared_io_that_differs_from_the_graph_names_graph_and_tensor() {
-    // a fixed dimension that differs: image_features is (batch, 4, 8), declared (batch, 5, 8)
+    // a fixed dimension that differs: image_features is (batch, 4, 8), declared (batch, 5, 8) with
+    // `model.patches: 5` (the manifest agrees with itself, not with the graph)
     let (_d, root) = zoo_copy();
     edit_manifest(&root, "tiny", |t| {
         t.replacen(
@@ -96,6 +89,8 @@ fn declared_io_that_differs_from_the_graph_names_graph_and_tensor() {
             "    - name: image_features\n      dtype: float32\n      shape:\n      - batch\n      - 5\n",
             1,
         )
+        .replacen("      - frames\n      - 4\n", "      - frames\n      - 5\n", 1)
+        .replacen("  patches: 4\n", "  patches: 5\n", 1)
     });
     match load(&root, "tiny") {
         Err(Error::GraphIo { graph, tensor, .. }) => {

@@ -173,7 +173,7 @@ fn connector(m: &Manifest) -> String {
 }
 
 fn yaml_value<T: serde::Serialize>(value: &T) -> String {
-    serde_yaml::to_string(value).map(|s| s.trim().to_string()).unwrap_or_default()
+    lynx_zoo::manifest::yaml::scalar(value)
 }
 
 /// `lynx-zoo list`.
@@ -252,7 +252,7 @@ pub fn show(args: ShowArgs) -> anyhow::Result<()> {
     let zoo = open(&args.zoo)?;
     let m = zoo.manifest(&args.variant)?;
     match args.format {
-        ShowFormat::Yaml => print!("{}", serde_yaml::to_string(&m.raw)?),
+        ShowFormat::Yaml => print!("{}", lynx_zoo::manifest::yaml::to_string(&m.raw)?),
         ShowFormat::Json => println!("{}", serde_json::to_string_pretty(&m.raw)?),
         ShowFormat::Text => {
             println!("{} -- {}", m.name, m.description);

@@ -15,8 +15,10 @@
 //! Checksums and the comparison with the ONNX sessions' real inputs and outputs come later, when a
 //! variant is checked or loaded ([`crate::zoo`]).
 
+pub mod bounds;
 pub mod paths;
 pub mod raw;
+pub mod yaml;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -371,13 +373,13 @@ pub struct ManifestSource<'a> {
 impl Manifest {
     /// Reads and validates the manifest at `file`, whose paths are relative to `root`.
     pub fn from_file(file: &Path, root: &Path) -> Result<Manifest> {
-        let text = std::fs::read_to_string(file).map_err(|e| Error::io("reading", file, e))?;
+        let text = crate::files::read_text(file, crate::files::FileKind::Manifest)?;
         Self::from_yaml(&text, file, root)
     }
 
     /// Parses and validates manifest text; `file` names it in errors.
     pub fn from_yaml(text: &str, file: &Path, root: &Path) -> Result<Manifest> {
-        let raw: RawManifest = serde_yaml::from_str(text).map_err(|e| yaml_error(e, file))?;
+        let raw: RawManifest = yaml::parse(text, file)?;
         Manifest::try_from(ManifestSource { raw, file, root })
     }
 
@@ -397,21 +399,6 @@ impl Manifest {
             .chain(std::iter::once(&self.tokenizer.file))
             .filter(|f| seen.insert(f.path.clone()))
             .collect()
-    }
-}
-
-/// serde_yaml errors become schema errors (with the field path serde_yaml reports) or syntax errors.
-fn yaml_error(e: serde_yaml::Error, file: &Path) -> Error {
-    let message = e.to_string();
-    // serde_yaml prefixes data errors with the dotted path of the field: `axes.connector.kind: ...`.
-    match message.split_once(": ") {
-        Some((field, rest)) if !field.contains(' ') && field.chars().any(|c| c.is_ascii_alphabetic()) => {
-            Error::manifest(file, field, rest.to_string())
-        }
-        _ if message.contains("missing field") || message.contains("unknown") || message.contains("invalid type") => {
-            Error::manifest(file, "(top level)", message)
-        }
-        _ => Error::ManifestSyntax { path: file.to_path_buf(), message },
     }
 }
 
@@ -436,6 +423,7 @@ impl TryFrom<ManifestSource<'_>> for Manifest {
             return Err(bad("name", format!("`{}` must be letters, digits, `-`, `_`, `.`", raw.name)));
         }
 
+        bounds::check(&raw, file)?;
         let model = model_dims(&raw, file)?;
         let axes = axes(&raw, &model, file)?;
         let graphs = graphs(&raw, &axes, &model, file, root)?;
@@ -512,6 +500,8 @@ impl TryFrom<ManifestSource<'_>> for Manifest {
             }),
             None => None,
         };
+
+        bounds::check_shapes(&graphs, &axes, &model, file)?;
 
         Ok(Manifest {
             file: file.to_path_buf(),
@@ -614,7 +604,7 @@ fn axes(raw: &RawManifest, model: &ModelDims, file: &Path) -> Result<Axes> {
             format!(
                 "`{}` contradicts connector kind `{}`: only the blind control (`none`) has no vision input",
                 a.vision_input,
-                serde_yaml::to_string(&a.connector.kind).unwrap_or_default().trim()
+                yaml::scalar(&a.connector.kind)
             ),
         ));
     }

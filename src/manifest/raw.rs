@@ -582,5 +582,5 @@ pub struct RawProvenance {
     pub device: Option<String>,
     /// Everything else (data seeds, library versions, opset, date, ...).
     #[serde(flatten)]
-    pub other: BTreeMap<String, serde_yaml::Value>,
+    pub other: BTreeMap<String, super::yaml::Value>,
 }

@@ -99,3 +99,27 @@ fn a_seed_replicate_names_another_variant_and_has_a_seed() {
     let m = parse("tiny", &with("seed_of: tiny-xattn")).unwrap();
     assert_eq!(m.seed_of.as_deref(), Some("tiny-xattn"));
 }
+
+#[test]
+fn numbers_past_their_bounds_name_their_field() {
+    let t = text("tiny");
+    let cases: Vec<(String, &str)> = vec![
+        (t.replacen("  layers: 2\n", "  layers: 4000000000\n", 1), "model.layers"),
+        (t.replacen("  hidden: 16\n", "  hidden: 100000\n", 1), "model.hidden"),
+        (t.replacen("  resolution: 16", "  resolution: 5000", 1), "axes.resolution"),
+        (t.replacen("  size: 16", "  size: 5000", 1), "preprocess.size"),
+        (
+            t.replacen("  resolution: 16", "  resolution: 4096", 1).replacen("  frames: 2\n", "  frames: 5\n", 1),
+            "axes.frames",
+        ),
+        (t.replacen("  visual_tokens: 3", "  visual_tokens: 49", 1), "axes.visual_tokens"),
+        (t.replacen("    latents: 3", "    latents: 100000", 1), "axes.connector.latents"),
+        (t.replacen("  beams: 3", "  beams: 100000", 1), "generation.beams"),
+        (t.replacen("max_new_tokens: 8", "max_new_tokens: 49", 1), "generation.max_new_tokens"),
+        (t.replacen("      - 3\n", &format!("      - {}\n", 1u64 << 40), 1), "graphs.vision.inputs.pixel_values.shape"),
+    ];
+    for (yaml, want) in cases {
+        assert_ne!(yaml, t, "case {want}: the edit did not apply");
+        assert_eq!(field_of(parse("tiny", &yaml)), want);
+    }
+}

@@ -34,6 +34,7 @@ use crate::manifest::{ConnectorFamily, GraphSpec, Manifest};
 use crate::preprocess::{Media, Preprocessor};
 use crate::runtime::{ExecutionProvider, Input, RuntimeOptions, Session, Value};
 use crate::text::TextCodec;
+use crate::zoo::VerifiedFiles;
 use cache::{CacheEntry, DecodeState};
 pub use features::FeatureCache;
 
@@ -135,15 +136,15 @@ enum VisionOut {
 }
 
 impl Model {
-    /// Creates sessions for an already verified manifest (see [`crate::zoo::Zoo::load`], which
-    /// verifies checksums first) and checks every session's inputs and outputs against it.
-    pub fn from_verified_manifest(manifest: Manifest, options: &RuntimeOptions) -> Result<Model> {
+    /// Creates the tokenizer and a session per graph from the bytes [`crate::zoo::Zoo::read_verified`]
+    /// read and verified, and checks every session's inputs and outputs against the manifest.
+    pub fn from_verified(manifest: Manifest, files: &VerifiedFiles, options: &RuntimeOptions) -> Result<Model> {
         let load = |spec: &GraphSpec| -> Result<Session> {
-            let s = Session::load(spec, options)?;
+            let s = Session::from_bytes(&files.graph(spec)?, spec.role, options)?;
             s.check_io(spec)?;
             Ok(s)
         };
-        let text = TextCodec::load(&manifest.tokenizer, &manifest.prompt)?;
+        let text = TextCodec::from_bytes(&manifest.tokenizer, &manifest.prompt, &files.get(&manifest.tokenizer.file)?)?;
         let vision = manifest.graphs.vision.as_ref().map(load).transpose()?;
         let connector = manifest.graphs.connector.as_ref().map(load).transpose()?;
         let embed = load(&manifest.graphs.embed)?;

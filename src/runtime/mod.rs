@@ -17,6 +17,7 @@ pub mod library;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ndarray::{ArrayD, ArrayViewD, ArrayViewMutD, IxDyn};
 use ort::session::builder::GraphOptimizationLevel;
@@ -281,16 +282,25 @@ fn info_of(name: &str, ty: &ValueType) -> TensorInfo {
     }
 }
 
-impl Session {
-    /// Loads `spec`'s graph with `options`. Checksums are the caller's business (the zoo verifies
-    /// them before calling this).
-    pub fn load(spec: &GraphSpec, options: &RuntimeOptions) -> Result<Session> {
-        Self::load_file(&spec.file.path, spec.role, options)
-    }
+/// A graph as verified bytes: the `.onnx` model and every external-data file it names, keyed by
+/// the `location` written in the model. Sessions are built from these bytes, never by reopening a
+/// path, so what runs is what was checked.
+#[derive(Debug, Clone)]
+pub struct GraphBytes {
+    /// The `.onnx` file (for messages only; it is not reopened).
+    pub path: PathBuf,
+    /// The model.
+    pub model: Arc<[u8]>,
+    /// `(location as written in the model, bytes)` for each external-data file.
+    pub external: Vec<(String, Arc<[u8]>)>,
+}
 
-    /// Loads the graph at `path` for `role`.
-    pub fn load_file(path: &Path, role: GraphRole, options: &RuntimeOptions) -> Result<Session> {
+impl Session {
+    /// Builds a session for `role` from verified bytes (see [`crate::zoo::Zoo::load`], which reads
+    /// and verifies them).
+    pub fn from_bytes(graph: &GraphBytes, role: GraphRole, options: &RuntimeOptions) -> Result<Session> {
         let env = library::environment()?;
+        let path = graph.path.as_path();
         let ort_err = |e: &dyn std::fmt::Display| Error::Ort {
             graph: role.to_string(),
             path: path.to_path_buf(),
@@ -307,7 +317,12 @@ impl Session {
         let builder = builder.with_optimization_level(level).map_err(|e| ort_err(&e))?;
         let builder = builder.with_intra_threads(options.intra_threads).map_err(|e| ort_err(&e))?;
         let builder = builder.with_intra_op_spinning(options.spinning).map_err(|e| ort_err(&e))?;
-        let builder = builder.with_inter_op_spinning(options.spinning).map_err(|e| ort_err(&e))?;
+        let mut builder = builder.with_inter_op_spinning(options.spinning).map_err(|e| ort_err(&e))?;
+        for (location, bytes) in &graph.external {
+            builder = builder
+                .with_external_initializer_file_in_memory(Path::new(location), Arc::clone(bytes))
+                .map_err(|e| ort_err(&e))?;
+        }
         let mut builder = match options.ep {
             ExecutionProvider::Cpu => builder,
             #[cfg(feature = "cuda")]
@@ -331,10 +346,7 @@ impl Session {
                 })
             }
         };
-        if !path.is_file() {
-            return Err(Error::io("opening", path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")));
-        }
-        let inner = builder.commit_from_file(path).map_err(|e| ort_err(&e))?;
+        let inner = builder.commit_from_memory(&graph.model).map_err(|e| ort_err(&e))?;
         let inputs = inner.inputs().iter().map(|o| info_of(o.name(), o.dtype())).collect();
         let outputs = inner.outputs().iter().map(|o| info_of(o.name(), o.dtype())).collect();
         tracing::debug!(graph = %role, path = %path.display(), ep = %options.ep, "session ready");

@@ -38,3 +38,30 @@ pub fn short_bench(dir: &Path, n: usize) -> PathBuf {
     fs::write(&p, text).unwrap();
     p
 }
+
+/// The runtime fixtures (`tests/fixtures/runtime`: a tiny zoo and media).
+pub fn fixture() -> PathBuf {
+    repo().join("tests/fixtures/runtime")
+}
+
+/// Copies the folder `from` to `to`, recursively.
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A writable copy of the fixture zoo: (the temporary folder, the zoo in it).
+pub fn zoo_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("zoo");
+    copy_dir(&fixture().join("zoo"), &root);
+    (dir, root)
+}
