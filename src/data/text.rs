@@ -413,6 +413,59 @@ mod tests {
         }
     }
 
+    /// The literal pieces of a template around its `{slot}`s, lowercased.
+    fn fragments(template: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            out.push(rest[..open].to_lowercase());
+            rest = rest[open..].split_once('}').map_or("", |(_, r)| r);
+        }
+        out.push(rest.to_lowercase());
+        out.into_iter().map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect()
+    }
+
+    /// Whether `line` holds every fragment, in order.
+    fn holds(line: &str, fragments: &[String]) -> bool {
+        let mut at = 0;
+        fragments.iter().all(|f| match line[at..].find(f.as_str()) {
+            Some(k) => {
+                at += k + f.len();
+                true
+            }
+            None => false,
+        })
+    }
+
+    #[test]
+    fn no_training_text_holds_a_heldout_phrasing() {
+        use crate::data::phrasing::{instruction_texts, templates, Phrasing};
+        use crate::data::tasks::QuestionClass;
+        use crate::score::Instruction;
+        let mut heldout: Vec<Vec<String>> = QuestionClass::ALL
+            .iter()
+            .flat_map(|&c| templates(c, Phrasing::Heldout).iter().map(|t| fragments(t)))
+            .collect();
+        for i in [Instruction::OneWord, Instruction::YesNo, Instruction::Number] {
+            heldout.extend(instruction_texts(i, Phrasing::Heldout).iter().map(|t| fragments(t)));
+        }
+        assert!(heldout.len() > 20 && heldout.iter().all(|f| !f.is_empty()));
+        let t = tempfile::tempdir().unwrap();
+        generate_text(4000, 3, t.path()).unwrap();
+        let corpus = fs::read_to_string(t.path().join("corpus.txt")).unwrap().to_lowercase();
+        let instructions = fs::read_to_string(t.path().join("text_instructions.jsonl")).unwrap().to_lowercase();
+        let mut lines = 0;
+        for line in corpus.lines().chain(instructions.lines()) {
+            lines += 1;
+            if let Some(f) = heldout.iter().find(|f| holds(line, f)) {
+                panic!("a training line holds the held-out phrasing {f:?}: {line}");
+            }
+        }
+        assert_eq!(lines, 8000);
+        // The check can fail: a line with a held-out phrasing is caught.
+        assert!(heldout.iter().any(|f| holds("picture: a red square. can you tell me the shape of the red item?", f)));
+    }
+
     #[test]
     fn text_generation_is_deterministic() {
         let t = tempfile::tempdir().unwrap();
