@@ -188,6 +188,18 @@ pub enum Error {
         /// The model's context.
         max_positions: usize,
     },
+
+    /// A results folder (or one shard of it) is being written by another process.
+    #[error("results folder `{folder}`{part} is in use by {holder}; wait for it to finish, or write to another folder (`--out DIR`)")]
+    FolderLocked {
+        /// The run folder (`OUT/VARIANT/`, or its control folder).
+        folder: PathBuf,
+        /// ` (shard I/N)` when only a shard is taken, else empty.
+        part: String,
+        /// Who holds it: `pid N (`COMMAND`)`, several for shard writers.
+        holder: String,
+    },
+
 }
 
 impl Error {
