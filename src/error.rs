@@ -200,6 +200,23 @@ pub enum Error {
         holder: String,
     },
 
+    /// A graph produced NaN or infinite logits: the weights or the inputs are broken, and any
+    /// token chosen from them would be noise.
+    #[error("graph `{graph}`: tensor `{tensor}` holds {value} at step {step} (row {row}, token {token}); NaN or infinite logits mean broken weights or inputs: re-export the variant, or check the media")]
+    NonFiniteLogits {
+        /// The graph role (`decoder`).
+        graph: String,
+        /// The tensor (`logits`).
+        tensor: String,
+        /// Generation step: 0 is the prefill, n the n-th decode step.
+        step: usize,
+        /// Row of the batch (beam rows included).
+        row: usize,
+        /// Vocabulary index of the first bad value.
+        token: usize,
+        /// The value (`NaN`, `inf`, `-inf`).
+        value: f32,
+    },
 }
 
 impl Error {
