@@ -212,6 +212,35 @@ pub enum Error {
         /// What is wrong, with the manifest field to fix.
         message: String,
     },
+
+    /// A results folder (or one shard of it) is being written by another process.
+    #[error("results folder `{folder}`{part} is in use by {holder}; wait for it to finish, or write to another folder (`--out DIR`)")]
+    FolderLocked {
+        /// The run folder (`OUT/VARIANT/`, or its control folder).
+        folder: PathBuf,
+        /// ` (shard I/N)` when only a shard is taken, else empty.
+        part: String,
+        /// Who holds it: `pid N (`COMMAND`)`, several for shard writers.
+        holder: String,
+    },
+
+    /// A graph produced NaN or infinite logits: the weights or the inputs are broken, and any
+    /// token chosen from them would be noise.
+    #[error("graph `{graph}`: tensor `{tensor}` holds {value} at step {step} (row {row}, token {token}); NaN or infinite logits mean broken weights or inputs: re-export the variant, or check the media")]
+    NonFiniteLogits {
+        /// The graph role (`decoder`).
+        graph: String,
+        /// The tensor (`logits`).
+        tensor: String,
+        /// Generation step: 0 is the prefill, n the n-th decode step.
+        step: usize,
+        /// Row of the batch (beam rows included).
+        row: usize,
+        /// Vocabulary index of the first bad value.
+        token: usize,
+        /// The value (`NaN`, `inf`, `-inf`).
+        value: f32,
+    },
 }
 
 impl Error {

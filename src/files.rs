@@ -68,8 +68,11 @@ pub fn open_regular(path: &Path, what: &'static str, limit: u64) -> Result<(File
     let file = options.open(path).map_err(|e| Error::io("opening", path, e))?;
     let meta = file.metadata().map_err(|e| Error::io("reading", path, e))?;
     if !meta.is_file() {
-        let kind = if meta.is_dir() { "a folder" } else { "not a regular file (a FIFO, socket or device)" };
-        return Err(Error::FileRefused { what, path: path.to_path_buf(), message: format!("is {kind}") });
+        return Err(Error::FileRefused {
+            what,
+            path: path.to_path_buf(),
+            message: format!("is not a regular file ({})", kind(&meta)),
+        });
     }
     if meta.len() > limit {
         return Err(too_large(what, path, meta.len(), limit));
@@ -103,6 +106,28 @@ pub fn read_text(path: &Path, kind: FileKind) -> Result<String> {
     })
 }
 
+/// What kind of file `meta` is, for messages.
+fn kind(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        return "a folder";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    "not a plain file"
+}
+
 fn too_large(what: &'static str, path: &Path, size: u64, limit: u64) -> Error {
     Error::FileRefused {
         what,
@@ -123,11 +148,11 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         // Returns at once (no writer) with a named refusal.
         let err = read(&fifo, FileKind::Manifest).unwrap_err().to_string();
-        assert!(err.contains("not a regular file") && err.contains("fifo.yaml"), "{err}");
+        assert!(err.contains("not a regular file (a FIFO)") && err.contains("fifo.yaml"), "{err}");
         let err = read(Path::new("/dev/zero"), FileKind::Manifest).unwrap_err().to_string();
-        assert!(err.contains("not a regular file"), "{err}");
+        assert!(err.contains("not a regular file (a device)"), "{err}");
         let err = read(dir.path(), FileKind::Manifest).unwrap_err().to_string();
-        assert!(err.contains("a folder"), "{err}");
+        assert!(err.contains("not a regular file (a folder)"), "{err}");
         let big = dir.path().join("big.yaml");
         std::fs::write(&big, vec![b'#'; (MIB + 1) as usize]).map_err(|e| Error::io("writing", &big, e))?;
         let err = read(&big, FileKind::Manifest).unwrap_err().to_string();

@@ -23,7 +23,9 @@ use sha2::{Digest, Sha256};
 use crate::bench::LatencyReport;
 use crate::data::Benchmark;
 use crate::error::{Error, Result};
-use crate::eval::{read_predictions, score_answer, Control, Prediction, RunSpec};
+use crate::eval::{check_ids, read_numbered_predictions, score_answer, Control, Prediction, RunSpec};
+
+pub mod lock;
 
 /// Name of the image-swap control's folder inside a variant's folder.
 pub const IMAGE_SWAP_DIR: &str = "control-image-swap";
@@ -107,7 +109,7 @@ impl ResultsDir {
         if !path.is_file() {
             return Ok(None);
         }
-        rescore(bench, &read_predictions(&path)?, &path).map(Some)
+        rescore(bench, &read_numbered_predictions(&path)?, &path).map(Some)
     }
 
     /// `OUT/VARIANT/latency.json`, if measured.
@@ -131,21 +133,17 @@ impl ResultsDir {
     }
 }
 
-/// Scores `predictions` (read from `file`) again against `bench` with today's scorer, in benchmark
-/// order. An id the benchmark lacks, or one that appears twice, is an error naming `file:line`.
-pub fn rescore(bench: &Benchmark, predictions: &[Prediction], file: &Path) -> Result<Vec<Prediction>> {
+/// Scores `predictions` (read from `file`, each with its line) again against `bench` with
+/// today's scorer, in benchmark order. An id the benchmark lacks, at another position, or one that
+/// appears twice, is an error naming `file:line`.
+pub fn rescore(bench: &Benchmark, predictions: &[(usize, Prediction)], file: &Path) -> Result<Vec<Prediction>> {
     let position: HashMap<String, usize> = bench.records.iter().enumerate().map(|(i, r)| (r.id(), i)).collect();
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    let mut out = Vec::with_capacity(predictions.len());
-    for (line, p) in predictions.iter().enumerate().map(|(i, p)| (i + 1, p)) {
-        let &pos = position.get(&p.id).ok_or_else(|| {
-            Error::jsonl(file, line, format!("id `{}` is not in the benchmark `{}`", p.id, bench.path.display()))
-        })?;
-        if let Some(first) = seen.insert(&p.id, line) {
-            return Err(Error::jsonl(file, line, format!("id `{}` appears twice (first on line {first})", p.id)));
-        }
-        out.push(score_answer(&bench.records[pos], pos, &p.prediction, p.new_tokens));
-    }
+    let numbered: Vec<(usize, &Prediction)> = predictions.iter().map(|(line, p)| (*line, p)).collect();
+    check_ids(file, &numbered, &position, &format!("the items of the benchmark `{}`", bench.path.display()))?;
+    let mut out: Vec<Prediction> = predictions
+        .iter()
+        .map(|(_, p)| score_answer(&bench.records[p.position], p.position, &p.prediction, p.new_tokens))
+        .collect();
     out.sort_by_key(|p| p.position);
     Ok(out)
 }

@@ -122,3 +122,41 @@ fn missing_onnx_runtime_names_the_fix() {
     let err = stderr(&o);
     assert!(err.contains("bash scripts/setup-ort") && err.contains("/nonexistent/libonnxruntime.so"), "{err}");
 }
+
+/// Runs `lynx-zoo ARGS`, killing it after `secs` seconds; `None` when it had to be killed.
+fn lynx_within(args: &[&str], secs: u64) -> Option<Output> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lynx-zoo"))
+        .args(args)
+        .env("LYNX_ZOO_DIR", fixture().join("zoo"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() >= secs {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_image_or_video_is_refused_not_read() {
+    let t = tempfile::tempdir().unwrap();
+    let fifo = t.path().join("pipe.png");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let f = fifo.to_str().unwrap();
+    for flag in ["--image", "--video"] {
+        let o = lynx_within(&["ask", "tiny", flag, f, "--question", "What shape?"], 20)
+            .unwrap_or_else(|| panic!("`ask {flag} FIFO` hangs"));
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("pipe.png") && err.contains("not a regular file"), "{flag}: {err}");
+    }
+}

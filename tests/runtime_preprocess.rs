@@ -189,3 +189,60 @@ fn stretch_without_crop() {
     assert_eq!(out.dim(), (3, 4, 4));
     assert!(out.iter().step_by(16).zip([1.0, 128.0 / 255.0, 0.0]).all(|(a, b)| (a - b).abs() < 1e-6));
 }
+
+/// A GIF of `frames` 1 x 1 frames on a `w` x `h` canvas: a few dozen bytes that decode to
+/// `frames * w * h` RGBA pixels (every frame is composited onto a full canvas).
+fn canvas_gif(w: u16, h: u16, frames: usize) -> Vec<u8> {
+    let mut g = b"GIF89a".to_vec();
+    g.extend_from_slice(&w.to_le_bytes());
+    g.extend_from_slice(&h.to_le_bytes());
+    g.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 255, 255, 255]); // a 2-colour global table
+    for _ in 0..frames {
+        g.extend_from_slice(&[0x21, 0xf9, 4, 0, 10, 0, 0, 0]); // graphic control: 0.1 s
+        g.extend_from_slice(&[0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0]); // a 1 x 1 frame at (0, 0)
+        g.extend_from_slice(&[2, 2, 0x44, 0x01, 0]); // LZW: clear, index 0, end
+    }
+    g.push(0x3b);
+    g
+}
+
+#[test]
+fn animated_canvases_count_against_the_pixel_budget_before_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    // 131 bytes, 4 frames of 6000 x 6000: 144 Mpx (742 MB before the budget covered frames).
+    let p = dir.path().join("bomb.gif");
+    std::fs::write(&p, canvas_gif(6000, 6000, 4)).unwrap();
+    let started = std::time::Instant::now();
+    let err = load_video(&p, 8, DEFAULT_MAX_PIXELS).unwrap_err().to_string();
+    assert!(err.contains("4 frames") && err.contains("6000 x 6000") && err.contains("bomb.gif"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_millis(500), "decoded before refusing");
+    let err = tiny_preprocessor().pixels(&Media::video(&p)).unwrap_err().to_string();
+    assert!(err.contains("pixel budget"), "{err}");
+    // Each frame under the per-picture limit, their sum over it.
+    std::fs::write(&p, canvas_gif(5000, 5000, 2)).unwrap();
+    let err = load_video(&p, 2, DEFAULT_MAX_PIXELS).unwrap_err().to_string();
+    assert!(err.contains("2 frames") && err.contains("50000000"), "{err}");
+    // The same shape within the budget decodes, to the canvas size.
+    std::fs::write(&p, canvas_gif(40, 30, 3)).unwrap();
+    let frames = load_video(&p, 2, DEFAULT_MAX_PIXELS).unwrap();
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[0].dimensions(), (40, 30));
+    assert!(load_video(&p, 2, 40 * 30 * 3).is_ok());
+    assert!(load_video(&p, 2, 40 * 30 * 3 - 1).is_err());
+}
+
+#[test]
+fn media_must_be_regular_files_under_the_size_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    // A folder given as an image.
+    let err = load_image(dir.path(), DEFAULT_MAX_PIXELS).unwrap_err().to_string();
+    assert!(err.contains("not a regular file"), "{err}");
+    // A sparse file over the size limit: refused from its size, nothing read.
+    let big = dir.path().join("big.png");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(lynx_zoo::preprocess::MAX_MEDIA_BYTES + 1).unwrap();
+    let err = load_image(&big, DEFAULT_MAX_PIXELS).unwrap_err().to_string();
+    assert!(err.contains("big.png") && err.contains("over the limit"), "{err}");
+    let err = load_video(&big, 2, DEFAULT_MAX_PIXELS).unwrap_err().to_string();
+    assert!(err.contains("over the limit"), "{err}");
+}

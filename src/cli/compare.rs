@@ -16,6 +16,7 @@ use lynx_zoo::report::{self, Comparison, Floor, Format, Table, TableName, Varian
 use lynx_zoo::results::ResultsDir;
 use lynx_zoo::{GenerationOptions, Zoo};
 
+use super::bounds;
 use super::progress::Progress;
 use super::zoo::{RuntimeArgs, ZooArgs};
 
@@ -25,20 +26,20 @@ pub struct EvalSetArgs {
     /// The benchmark (Open-VQA JSONL); default: the committed test split.
     #[arg(long, default_value = "data/test/annotations.jsonl")]
     bench: PathBuf,
-    /// Evaluate only the first N records.
-    #[arg(long)]
+    /// Evaluate only the first N records (1 to 10 000 000).
+    #[arg(long, value_parser = bounds::positive(bounds::MAX_LIMIT))]
     limit: Option<usize>,
     /// Results folder: OUT/VARIANT/{run.json, predictions.jsonl, timings.jsonl, latency.json}.
     #[arg(long, default_value = "results")]
     out: PathBuf,
-    /// Items per batch.
-    #[arg(long, default_value_t = 8)]
+    /// Items per batch (1 to 256).
+    #[arg(long, default_value_t = 8, value_parser = bounds::positive(bounds::MAX_BATCH))]
     batch: usize,
-    /// Beam width (1 = greedy, the default for evaluation: deterministic and fast).
-    #[arg(long, default_value_t = 1)]
+    /// Beam width (1 = greedy, the default for evaluation: deterministic and fast; at most 64).
+    #[arg(long, default_value_t = 1, value_parser = bounds::beams())]
     beams: usize,
-    /// Most new tokens per answer.
-    #[arg(long, default_value_t = 24)]
+    /// Most new tokens per answer (1 to 4096).
+    #[arg(long, default_value_t = 24, value_parser = bounds::positive(bounds::MAX_NEW_TOKENS))]
     max_new_tokens: usize,
 }
 
@@ -75,17 +76,17 @@ pub struct EvalArgs {
 /// Latency options.
 #[derive(Debug, Args)]
 pub struct LatencyArgs {
-    /// Image items and video items (each) timed from the benchmark.
-    #[arg(long, default_value_t = 6)]
+    /// Image items and video items (each) timed from the benchmark (1 to 1000).
+    #[arg(long, default_value_t = 6, value_parser = bounds::positive(bounds::MAX_BENCH_ITEMS))]
     items: usize,
-    /// Untimed passes first.
-    #[arg(long, default_value_t = 1)]
+    /// Untimed passes first (0 to 100).
+    #[arg(long, default_value_t = 1, value_parser = bounds::up_to(bounds::MAX_WARMUP))]
     warmup: usize,
-    /// Timed passes (rounds over every variant and item).
-    #[arg(long, default_value_t = 5)]
+    /// Timed passes (rounds over every variant and item; 1 to 1000).
+    #[arg(long, default_value_t = 5, value_parser = bounds::positive(bounds::MAX_REPEATS))]
     repeats: usize,
-    /// The larger batch size timed besides batch 1.
-    #[arg(long, default_value_t = 8)]
+    /// The larger batch size timed besides batch 1 (1 to 256).
+    #[arg(long, default_value_t = 8, value_parser = bounds::positive(bounds::MAX_BATCH))]
     bench_batch: usize,
     /// Time one variant after another instead of interleaved (holds one variant in memory at a
     /// time; more exposed to load changes on the machine).

@@ -23,7 +23,7 @@ use clap::Args;
 
 use lynx_zoo::data::Benchmark;
 use lynx_zoo::eval::{self, Control, Prediction, RunSpec, Shard};
-use lynx_zoo::results::ResultsDir;
+use lynx_zoo::results::{lock, ResultsDir};
 use lynx_zoo::Error;
 
 /// Flags of `merge`.
@@ -203,6 +203,8 @@ const RUNS: [Control; 2] = [Control::None, Control::ImageSwap];
 /// Merges the shards of one run in `dir`; `label` names it in messages.
 fn merge_run(label: &str, dir: &Path) -> anyhow::Result<()> {
     let spec = read_spec(dir)?;
+    // The whole folder: refused while a shard is still being written, or another merge runs.
+    let _lock = lock::lock(dir, lock::Access::Whole, &lock::this_command())?;
     let shards = shard_files(dir)?;
     let bench = Benchmark::load(&spec.bench)
         .with_context(|| format!("loading the benchmark `{}` named in `{}`", spec.bench.display(), dir.display()))?;

@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bounds;
 mod compare;
 mod data;
 mod merge;

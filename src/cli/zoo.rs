@@ -24,8 +24,8 @@ pub struct RuntimeArgs {
     /// Execution provider: `cpu`, or `cuda` / `cuda:N` (needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     ep: String,
-    /// Intra-op threads per session (default: the number of cores).
-    #[arg(long)]
+    /// Intra-op threads per session (default: the number of cores; at most 256).
+    #[arg(long, value_parser = super::bounds::threads())]
     threads: Option<usize>,
 }
 
@@ -127,8 +127,8 @@ pub struct AskArgs {
     zoo: ZooArgs,
     #[command(flatten)]
     runtime: RuntimeArgs,
-    /// Beam search with N beams (1: greedy). Default: the variant's manifest.
-    #[arg(long)]
+    /// Beam search with N beams (1: greedy; at most 64). Default: the variant's manifest.
+    #[arg(long, value_parser = super::bounds::beams())]
     beams: Option<usize>,
     /// Greedy decoding.
     #[arg(long, conflicts_with_all = ["beams", "temperature", "top_k", "top_p"])]

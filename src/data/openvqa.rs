@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use super::phrasing::Instruction;
 use super::tasks::QuestionClass;
 use crate::error::{Error, Result};
+use crate::preprocess::{load_image, load_video, DEFAULT_MAX_PIXELS};
 use crate::score::{AnswerSpace, Expected, Verdict};
 
 /// What a record asks about.
@@ -194,14 +195,22 @@ fn parse_line(text: &str, path: &Path, line: usize, base: &Path) -> Result<Recor
             return Err(Error::jsonl(path, line, "has both `image` and `video`; expected exactly one"))
         }
     };
-    match &media {
-        Media::Image(p) if !p.is_file() => {
-            return Err(Error::jsonl(path, line, format!("image `{}` does not exist", p.display())))
+    // Only regular files (and frame folders) are media: a FIFO would hang the run that reads it.
+    let (kind, p) = match &media {
+        Media::Image(p) => ("image", p),
+        Media::Video(p) => ("video", p),
+    };
+    match fs::metadata(p) {
+        Err(_) => return Err(Error::jsonl(path, line, format!("{kind} `{}` does not exist", p.display()))),
+        Ok(m) if m.is_file() || (kind == "video" && m.is_dir()) => {}
+        Ok(_) => {
+            let expected = if kind == "video" { "a GIF or a folder of frames" } else { "an image file" };
+            return Err(Error::jsonl(
+                path,
+                line,
+                format!("{kind} `{}` is not a regular file; expected {expected}", p.display()),
+            ));
         }
-        Media::Video(p) if !p.exists() => {
-            return Err(Error::jsonl(path, line, format!("video `{}` does not exist", p.display())))
-        }
-        _ => {}
     }
     let origin_dataset = take_string(&mut obj, "origin_dataset", path, line)?;
     let class = take_string(&mut obj, "class", path, line)?;
@@ -263,9 +272,16 @@ impl Benchmark {
     pub fn verify_media(&self) -> Result<usize> {
         let mut decoded = 0;
         for r in &self.records {
+            let at = |e: Error| Error::jsonl(&r.file, r.line, format!("cannot decode it: {e}"));
+            if let Media::Video(gif) = &r.media {
+                if !gif.is_dir() {
+                    // Every frame of a GIF, within the same budget as an evaluation.
+                    decoded += load_video(gif, 1, DEFAULT_MAX_PIXELS).map_err(at)?.len();
+                    continue;
+                }
+            }
             for file in media_files(&r.media).map_err(|e| Error::jsonl(&r.file, r.line, e.to_string()))? {
-                image::open(&file)
-                    .map_err(|e| Error::jsonl(&r.file, r.line, format!("cannot decode `{}`: {e}", file.display())))?;
+                load_image(&file, DEFAULT_MAX_PIXELS).map_err(at)?;
                 decoded += 1;
             }
         }
@@ -360,6 +376,21 @@ mod tests {
             assert!(err.contains("ann.jsonl:2"), "{err}");
             assert!(err.contains(expect), "{err} lacks {expect}");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_as_media_is_refused_when_the_file_is_loaded() {
+        let t = tempfile::tempdir().unwrap();
+        let fifo = t.path().join("a.png");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let p = write(
+            t.path(),
+            "ann.jsonl",
+            concat!(r#"{"dataset":"d","question":"q","answer":["x"],"index":1,"image":"a.png"}"#, "\n"),
+        );
+        let err = Benchmark::load(&p).unwrap_err().to_string();
+        assert!(err.contains("ann.jsonl:1") && err.contains("a.png` is not a regular file"), "{err}");
     }
 
     #[test]

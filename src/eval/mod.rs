@@ -19,7 +19,9 @@ use crate::score::{self, Accuracy, ClassAccuracy};
 pub use controls::{swap_partners, MajorityFloor};
 pub use runner::{evaluate, media_of, Control, EvalOptions, ItemTiming, RunSpec, StaleResults};
 pub use shard::{Shard, ShardSpec};
-pub use store::{read_predictions, score_external, JsonlAppender, Prediction, PredictionStore};
+pub use store::{
+    check_ids, read_numbered_predictions, read_predictions, score_external, JsonlAppender, Prediction, PredictionStore,
+};
 pub use timings::{merge_timings, MergedTimings};
 
 /// The records of `bench` to evaluate: the first `limit` (when given), then this shard's share.

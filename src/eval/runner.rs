@@ -7,6 +7,7 @@
 //! OUT/VARIANT/timings[.shard-I-of-N].jsonl      per-item latency (not deterministic)
 //! ```
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,7 @@ use crate::generate::GenerationOptions;
 use crate::manifest::paths::sha256_file;
 use crate::model::{Model, Request, Timings};
 use crate::preprocess::Media;
+use crate::results::lock::{self, Access};
 
 /// What an evaluation run is; a resumed run must match it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -182,7 +184,10 @@ pub fn evaluate(
     options: &EvalOptions,
     progress: Progress<'_>,
 ) -> Result<(PathBuf, Vec<Prediction>)> {
-    fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+    // One writer per folder (or per shard of it) for the whole run, taken before run.json is
+    // read: a second `eval` into the same folder would append the same items again.
+    let access = if options.shard == Shard::ALL { Access::Whole } else { Access::Shard(options.shard) };
+    let _lock = lock::lock(dir, access, &lock::this_command())?;
     let spec = RunSpec {
         variant: model.name().to_string(),
         manifest_sha256: sha256_file(manifest_path)?,
@@ -214,8 +219,9 @@ pub fn evaluate(
             }
             (false, StaleResults::Replace) => {
                 tracing::warn!(folder = %dir.display(), changed = %differences.join(", "), "replacing results of another run");
-                fs::remove_dir_all(dir).map_err(|e| Error::io("removing", dir, e))?;
-                fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+                // The lock files stay: removing a held lock file would let another process lock
+                // a new one beside ours.
+                lock::clear_except_locks(dir)?;
             }
         }
     }
@@ -229,13 +235,15 @@ pub fn evaluate(
     }
     let shard_suffix = options.shard.file_name().replacen("predictions", "", 1);
     let mut store = PredictionStore::open(dir.join(options.shard.file_name()))?;
+    let items = select(bench, options.limit, options.shard);
+    let expected: HashMap<String, usize> = items.iter().map(|(position, r)| (r.id(), *position)).collect();
+    store.check_resumed(&expected, &scope(bench, items.len(), options))?;
     let (mut timings, _) = JsonlAppender::open(dir.join(format!("timings{shard_suffix}")))?;
 
     let partners = match options.control {
         Control::None => Vec::new(),
         Control::ImageSwap => super::controls::swap_partners(bench),
     };
-    let items = select(bench, options.limit, options.shard);
     let total = items.len();
     let todo: Vec<(usize, &Record)> = items.into_iter().filter(|(_, r)| !store.is_done(&r.id())).collect();
     let mut done = total - todo.len();
@@ -278,4 +286,17 @@ pub fn evaluate(
     let mut preds = store.predictions().to_vec();
     preds.sort_by_key(|p| p.position);
     Ok((path, preds))
+}
+
+/// The items of a run, for messages: `the 6 items of `ann.jsonl` (--limit 6, shard 0/2)`.
+fn scope(bench: &Benchmark, n: usize, options: &EvalOptions) -> String {
+    let mut within = Vec::new();
+    if let Some(limit) = options.limit {
+        within.push(format!("--limit {limit}"));
+    }
+    if options.shard != Shard::ALL {
+        within.push(format!("shard {}", options.shard));
+    }
+    let within = if within.is_empty() { String::new() } else { format!(" ({})", within.join(", ")) };
+    format!("the {n} items of this run of `{}`{within}", bench.path.display())
 }

@@ -51,8 +51,9 @@ pub struct JsonlAppender {
 
 impl JsonlAppender {
     /// Opens (creating) `path` for appending, first cutting an incomplete last line left by a
-    /// killed run. Returns the appender and the complete lines already there.
-    pub fn open(path: impl AsRef<Path>) -> Result<(Self, Vec<String>)> {
+    /// killed run. Returns the appender and the complete, non-blank lines already there, each with
+    /// its 1-based line number in the file.
+    pub fn open(path: impl AsRef<Path>) -> Result<(Self, Vec<(usize, String)>)> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
@@ -67,10 +68,10 @@ impl JsonlAppender {
                 f.set_len(complete as u64).map_err(|e| Error::io("truncating", &path, e))?;
             }
             let reader = BufReader::new(&bytes[..complete]);
-            for line in reader.lines() {
+            for (i, line) in reader.lines().enumerate() {
                 let line = line.map_err(|e| Error::io("reading", &path, e))?;
                 if !line.trim().is_empty() {
-                    lines.push(line);
+                    lines.push((i + 1, line));
                 }
             }
         }
@@ -101,21 +102,34 @@ impl JsonlAppender {
 pub struct PredictionStore {
     appender: JsonlAppender,
     done: Vec<Prediction>,
+    /// The file line of each of `done` read back on opening.
+    lines: Vec<usize>,
     done_ids: HashSet<String>,
 }
 
 impl PredictionStore {
     /// Opens or resumes `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let (appender, lines) = JsonlAppender::open(path)?;
-        let mut done = Vec::with_capacity(lines.len());
-        for (i, line) in lines.iter().enumerate() {
-            let p: Prediction = serde_json::from_str(line)
-                .map_err(|e| Error::jsonl(appender.path(), i + 1, format!("not a prediction line: {e}")))?;
+        let (appender, read) = JsonlAppender::open(path)?;
+        let mut done = Vec::with_capacity(read.len());
+        let mut lines = Vec::with_capacity(read.len());
+        for (line, text) in &read {
+            let p: Prediction = serde_json::from_str(text)
+                .map_err(|e| Error::jsonl(appender.path(), *line, format!("not a prediction line: {e}")))?;
             done.push(p);
+            lines.push(*line);
         }
         let done_ids = done.iter().map(|p| p.id.clone()).collect();
-        Ok(Self { appender, done, done_ids })
+        Ok(Self { appender, done, lines, done_ids })
+    }
+
+    /// Checks the predictions read back on opening against the items of the run, `expected`
+    /// (id to benchmark position; `scope` describes them for the message): each must be one of
+    /// them, at its position, and appear once. A file written by two runs at once, edited by hand
+    /// or copied from another run is refused with its `file:line`.
+    pub fn check_resumed(&self, expected: &HashMap<String, usize>, scope: &str) -> Result<()> {
+        let numbered: Vec<(usize, &Prediction)> = self.lines.iter().copied().zip(&self.done).collect();
+        check_ids(self.path(), &numbered, expected, scope)
     }
 
     /// Whether the record `id` already has a prediction.
@@ -144,15 +158,58 @@ impl PredictionStore {
 
 /// Reads a finished predictions file.
 pub fn read_predictions(path: impl AsRef<Path>) -> Result<Vec<Prediction>> {
+    Ok(read_numbered_predictions(path)?.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Reads a finished predictions file, each prediction with its 1-based line in the file (blank
+/// lines are skipped but counted), for messages that point at a line.
+pub fn read_numbered_predictions(path: impl AsRef<Path>) -> Result<Vec<(usize, Prediction)>> {
     let path = path.as_ref();
     let text = fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| Error::jsonl(path, i + 1, format!("not a prediction line: {e}")))
+            serde_json::from_str(l)
+                .map(|p| (i + 1, p))
+                .map_err(|e| Error::jsonl(path, i + 1, format!("not a prediction line: {e}")))
         })
         .collect()
+}
+
+/// Checks numbered predictions of `file` against `expected` (id to benchmark position): an id
+/// not among them (`scope` says which items they are), at another position, or seen before is an
+/// error naming `file:line`.
+pub fn check_ids(
+    file: &Path,
+    predictions: &[(usize, &Prediction)],
+    expected: &HashMap<String, usize>,
+    scope: &str,
+) -> Result<()> {
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(predictions.len());
+    for &(line, p) in predictions {
+        let Some(&position) = expected.get(&p.id) else {
+            return Err(Error::jsonl(file, line, format!("id `{}` is not among {scope}", p.id)));
+        };
+        if p.position != position {
+            return Err(Error::jsonl(
+                file,
+                line,
+                format!("id `{}` says position {} but is at position {position} of {scope}", p.id, p.position),
+            ));
+        }
+        if let Some(first) = seen.insert(&p.id, line) {
+            return Err(Error::jsonl(
+                file,
+                line,
+                format!(
+                    "id `{}` appears twice (first on line {first}): were two runs writing this file at once?",
+                    p.id
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// One line of a predictions file made by another model: the benchmark record's `dataset/index`

@@ -19,6 +19,10 @@ use crate::error::{Error, Result};
 use crate::manifest::raw::RawGeneration;
 pub use crate::manifest::Strategy;
 
+/// Most beams: each beam is a decoder row with its own KV cache; Lynx decodes with 5, and 100 000
+/// beams ran past a minute before answering.
+pub const MAX_BEAMS: usize = 64;
+
 /// A model that extends each row by one token at a time.
 pub trait StepDecoder {
     /// Feeds one token per row and returns the next-token logits, (rows, vocab).
@@ -98,10 +102,10 @@ impl GenerationOptions {
         }
     }
 
-    /// Beam search with `beams` beams (1 = greedy).
+    /// Beam search with `beams` beams (1 = greedy, at most [`MAX_BEAMS`]).
     pub fn with_beams(mut self, beams: usize) -> Result<Self> {
-        if beams == 0 {
-            return Err(invalid("beams", beams, "at least 1"));
+        if !(1..=MAX_BEAMS).contains(&beams) {
+            return Err(invalid("beams", beams, &format!("1 to {MAX_BEAMS} (1: greedy)")));
         }
         self.beams = beams;
         self.strategy = if beams == 1 { Strategy::Greedy } else { Strategy::Beam };
@@ -214,12 +218,19 @@ pub struct Generated {
 }
 
 /// Decodes from the prefill's last-position logits `first` (B, vocab), one sequence per sample.
+///
+/// NaN or infinite logits, from the prefill or any step, stop generation with
+/// [`Error::NonFiniteLogits`]: argmax over NaN picks token 0 and beam search drops every NaN
+/// candidate, so broken weights would otherwise answer with silent noise or nothing at all.
 pub fn generate(
     first: Array2<f32>,
     decoder: &mut dyn StepDecoder,
     options: &GenerationOptions,
     special: SpecialTokens,
 ) -> Result<Vec<Generated>> {
+    check_finite(&first, 0)?;
+    let mut decoder = FiniteLogits { inner: decoder, steps: 0 };
+    let decoder: &mut dyn StepDecoder = &mut decoder;
     match options.strategy {
         Strategy::Beam if options.beams > 1 => beam::beam_search(first, decoder, options, special),
         Strategy::Beam | Strategy::Greedy => search::search(first, decoder, options, special, None),
@@ -230,5 +241,120 @@ pub fn generate(
     }
 }
 
+/// Checks that `logits` (rows, vocab) of generation step `step` (0: the prefill) are finite.
+pub fn check_finite(logits: &Array2<f32>, step: usize) -> Result<()> {
+    for (row, scores) in logits.rows().into_iter().enumerate() {
+        if let Some((token, &value)) = scores.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::NonFiniteLogits {
+                graph: "decoder".into(),
+                tensor: "logits".into(),
+                step,
+                row,
+                token,
+                value,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A [`StepDecoder`] whose every step's logits are checked with [`check_finite`].
+struct FiniteLogits<'a> {
+    inner: &'a mut dyn StepDecoder,
+    steps: usize,
+}
+
+impl StepDecoder for FiniteLogits<'_> {
+    fn step(&mut self, tokens: &[i64]) -> Result<Array2<f32>> {
+        let logits = self.inner.step(tokens)?;
+        self.steps += 1;
+        check_finite(&logits, self.steps)?;
+        Ok(logits)
+    }
+
+    fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
+        self.inner.select_rows(rows)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod fake;
+
+#[cfg(test)]
+mod tests {
+    use super::fake::Chain;
+    use super::*;
+
+    const SPECIAL: SpecialTokens = SpecialTokens { eos: 0, pad: 9 };
+
+    /// A chain decoder whose logits at decode step `at` (1-based) hold `bad` at token `token`.
+    struct Poisoned {
+        chain: Chain,
+        at: usize,
+        token: usize,
+        bad: f32,
+        steps: usize,
+    }
+
+    impl StepDecoder for Poisoned {
+        fn step(&mut self, tokens: &[i64]) -> Result<Array2<f32>> {
+            let mut logits = self.chain.step(tokens)?;
+            self.steps += 1;
+            if self.steps == self.at {
+                let last = logits.nrows() - 1;
+                logits[[last, self.token]] = self.bad;
+            }
+            Ok(logits)
+        }
+
+        fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
+            self.chain.select_rows(rows)
+        }
+    }
+
+    fn options() -> Vec<GenerationOptions> {
+        let g = GenerationOptions::greedy(8);
+        vec![g.clone(), g.clone().with_beams(3).unwrap(), g.with_temperature(1.0).unwrap().with_seed(1)]
+    }
+
+    #[test]
+    fn nan_or_inf_logits_stop_every_strategy_with_the_step_and_token() {
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for opts in options() {
+                // 1 -> 2 -> 3 -> 1 ...: never ends by itself within 8 tokens; step 2 is poisoned.
+                let mut chain = Chain::new(10, &[(1, 2), (2, 3), (3, 1)]);
+                let first = chain.start(&[1, 2]);
+                let mut d = Poisoned { chain, at: 2, token: 7, bad, steps: 0 };
+                let e = generate(first, &mut d, &opts, SPECIAL).unwrap_err();
+                let Error::NonFiniteLogits { step, token, value, ref graph, ref tensor, .. } = e else {
+                    panic!("{:?}: {e}", opts.strategy)
+                };
+                assert_eq!((step, token, graph.as_str(), tensor.as_str()), (2, 7, "decoder", "logits"));
+                assert_eq!(value.to_bits(), bad.to_bits());
+                let msg = e.to_string();
+                assert!(msg.contains("step 2") && msg.contains("`logits`"), "{msg}");
+            }
+        }
+    }
+
+    #[test]
+    fn nan_in_the_prefill_is_step_0_and_finite_logits_pass() -> Result<()> {
+        let mut chain = Chain::new(10, &[(1, 2), (2, 0)]);
+        let mut first = chain.start(&[1]);
+        let clean = generate(first.clone(), &mut chain, &GenerationOptions::greedy(8), SPECIAL)?;
+        assert_eq!(clean[0].tokens, vec![2]);
+        first[[0, 4]] = f32::NAN;
+        let e = generate(first, &mut chain, &GenerationOptions::greedy(8), SPECIAL).unwrap_err();
+        assert!(matches!(e, Error::NonFiniteLogits { step: 0, row: 0, token: 4, .. }), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn beams_are_bounded() {
+        assert!(GenerationOptions::greedy(4).with_beams(MAX_BEAMS).is_ok());
+        for bad in [0, MAX_BEAMS + 1, 100_000] {
+            let e = GenerationOptions::greedy(4).with_beams(bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("`{bad}`")) && e.contains("1 to 64"), "{e}");
+        }
+    }
+}

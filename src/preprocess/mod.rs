@@ -2,8 +2,18 @@
 //!
 //! Decoding (PNG, JPEG, GIF, WebP) goes through `image`, with the EXIF orientation applied and
 //! RGBA, grey and 16-bit images converted to 8-bit RGB (alpha dropped, as PIL's `convert("RGB")`).
-//! A pixel-count limit is checked from the header before anything is decoded, so a small file that
-//! claims to be 100k x 100k pixels (a decompression bomb) is refused without allocating.
+//!
+//! Media are untrusted input, so before anything is decoded:
+//! - a media path must be a regular file (or, for a video, a folder of them) of at most
+//!   [`MAX_MEDIA_BYTES`]: a FIFO, a device or `/dev/zero` is refused, never read;
+//! - the decoded pixels of one sample are bounded by one budget (`max_pixels`, default
+//!   [`DEFAULT_MAX_PIXELS`]), read from the headers: an image's size; a frame folder's sampled
+//!   frames together; an animated GIF's canvas times its frame count (every frame is composited
+//!   onto a full canvas, so a 131-byte GIF of four 6000 x 6000 frames would decode to 144
+//!   megapixels), counted by walking the GIF's blocks without decoding them.
+//!
+//! So a small file that claims to be 100k x 100k pixels (a decompression bomb) is refused without
+//! allocating.
 //!
 //! Then, per docs/contract.md and the exporter's `media.py`: resize the shorter side to `size`
 //! (antialiased bicubic, [`resize`]), centre crop `size` x `size`, round to 8 bit, rescale by
@@ -21,17 +31,21 @@
 pub mod resize;
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
-use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageReader, RgbImage};
-use ndarray::{s, Array3, Array4, Array5, Axis};
+use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+use ndarray::{s, Array3, Array4, Array5, ArrayView3, Axis};
 
 use crate::error::{Error, Result};
 use crate::manifest::{CropMode, PreprocessSpec, VideoSpec};
 
-/// The default pixel limit per image: 40 megapixels (a 6000 x 6000 photo passes; a bomb does not).
+/// The default budget of decoded pixels per sample: 40 megapixels (a 6000 x 6000 photo passes, so
+/// do 130 frames of 640 x 480; a bomb does not).
 pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
+
+/// The largest media file read: 256 MiB (an uncompressed 40-megapixel RGB picture is 120 MB).
+pub const MAX_MEDIA_BYTES: u64 = 256 << 20;
 
 /// What a question is about.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,7 +86,7 @@ impl Preprocessor {
         Preprocessor { spec, frames: video.frames, max_pixels: DEFAULT_MAX_PIXELS }
     }
 
-    /// Sets the per-image pixel limit.
+    /// Sets the budget of decoded pixels per sample (all frames of a video together).
     pub fn with_max_pixels(mut self, max_pixels: u64) -> Preprocessor {
         self.max_pixels = max_pixels;
         self
@@ -129,7 +143,17 @@ impl Preprocessor {
     pub fn normalise(&self, img: &RgbImage) -> Array3<f32> {
         let size = self.size();
         let (w, h) = (img.width() as usize, img.height() as usize);
-        let src = Array3::from_shape_fn((h, w, 3), |(y, x, c)| f32::from(img.get_pixel(x as u32, y as u32)[c]));
+        // (H, W, 3) u8: the image's own buffer, not copied (an `f32` copy of a large picture
+        // would take 4 times its memory).
+        let copy;
+        let src = match ArrayView3::from_shape((h, w, 3), img.as_raw()) {
+            Ok(view) => view,
+            // Not taken (an RgbImage's buffer is h * w * 3 long), but never a panic.
+            Err(_) => {
+                copy = Array3::from_shape_fn((h, w, 3), |(y, x, c)| img.get_pixel(x as u32, y as u32)[c]);
+                copy.view()
+            }
+        };
         let (nh, nw) = match self.spec.crop {
             CropMode::None => (size, size),
             CropMode::Center => {
@@ -140,7 +164,8 @@ impl Preprocessor {
                 (nh, nw)
             }
         };
-        let resized = if (h, w) == (size, size) { src } else { resize::resize(src.view(), nh, nw, self.spec.resize) };
+        let resized =
+            if (h, w) == (size, size) { src.mapv(f32::from) } else { resize::resize(src, nh, nw, self.spec.resize) };
         let (top, left) = ((nh.saturating_sub(size)) / 2, (nw.saturating_sub(size)) / 2);
         let crop = resized.slice(s![top..top + size, left..left + size, ..]);
         let mut out = Array3::<f32>::zeros((3, size, size));
@@ -208,71 +233,257 @@ fn limits(max_pixels: u64) -> image::Limits {
     l
 }
 
-/// Decodes an image file to 8-bit RGB with its EXIF orientation applied.
-pub fn load_image(path: &Path, max_pixels: u64) -> Result<RgbImage> {
-    let reader = ImageReader::open(path)
-        .map_err(|e| Error::io("opening", path, e))?
+/// Opens a media file for reading, refusing what is not a regular file (checked on the open file,
+/// which a FIFO does not block opening: `O_NONBLOCK`) or is larger than [`MAX_MEDIA_BYTES`].
+pub fn open_media(path: &Path) -> Result<File> {
+    match crate::files::open_regular(path, "media file", MAX_MEDIA_BYTES) {
+        Ok((file, _)) => Ok(file),
+        Err(Error::FileRefused { message, .. }) => Err(Error::image(path, message)),
+        Err(e) => Err(e),
+    }
+}
+
+/// A reader of the image file `path` with its format guessed from the content (else from the
+/// extension).
+fn image_reader(path: &Path) -> Result<ImageReader<BufReader<File>>> {
+    let mut reader = ImageReader::new(BufReader::new(open_media(path)?))
         .with_guessed_format()
         .map_err(|e| Error::io("reading", path, e))?;
     if reader.format().is_none() {
-        return Err(Error::image(path, "is not an image this build reads; expected a PNG, JPEG, GIF or WebP image"));
+        match ImageFormat::from_path(path) {
+            Ok(f) => reader.set_format(f),
+            Err(_) => {
+                return Err(Error::image(
+                    path,
+                    "is not an image this build reads; expected a PNG, JPEG, GIF or WebP image",
+                ))
+            }
+        }
     }
-    let mut decoder = reader.into_decoder().map_err(|e| image_error(path, e))?;
+    Ok(reader)
+}
+
+/// The size of the image at `path`, from its header (nothing decoded).
+pub fn image_dimensions(path: &Path) -> Result<(u32, u32)> {
+    let decoder = image_reader(path)?.into_decoder().map_err(|e| image_error(path, e))?;
+    Ok(decoder.dimensions())
+}
+
+/// Decodes an image file to 8-bit RGB with its EXIF orientation applied.
+pub fn load_image(path: &Path, max_pixels: u64) -> Result<RgbImage> {
+    let mut decoder = image_reader(path)?.into_decoder().map_err(|e| image_error(path, e))?;
     let (w, h) = decoder.dimensions();
     check_pixels(path, w, h, max_pixels)?;
     decoder.set_limits(limits(max_pixels)).map_err(|e| image_error(path, e))?;
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| image_error(path, e))?;
     img.apply_orientation(orientation);
-    Ok(img.to_rgb8())
+    // `into_rgb8` keeps an RGB8 buffer as it is instead of copying it.
+    Ok(img.into_rgb8())
 }
 
 /// Extensions of frame files in a video folder.
 const FRAME_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "webp", "gif"];
 
-/// `frames` frames of a video folder or animated GIF, sampled uniformly.
+/// `frames` frames of a video folder or animated GIF, sampled uniformly. The decoded pixels of
+/// the sample (the sampled frames of a folder; every frame of a GIF) must fit in `max_pixels`.
 pub fn load_video(path: &Path, frames: usize, max_pixels: u64) -> Result<Vec<RgbImage>> {
     if path.is_dir() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(|e| Error::io("listing", path, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| FRAME_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-            })
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Err(Error::image(path, "is a folder without frame images (png, jpg, webp, gif)"));
-        }
-        return uniform_indices(files.len(), frames).into_iter().map(|i| load_image(&files[i], max_pixels)).collect();
+        return load_frame_folder(path, frames, max_pixels);
     }
-    let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-    let mut decoder = image::codecs::gif::GifDecoder::new(BufReader::new(file))
+    let mut file = open_media(path)?;
+    let canvas = gif_canvas(&mut file)
         .map_err(|e| Error::image(path, format!("is neither a folder of frames nor an animated GIF ({e})")))?;
-    let (w, h) = decoder.dimensions();
+    let (w, h, n) = (canvas.width, canvas.height, canvas.frames);
     check_pixels(path, w, h, max_pixels)?;
-    decoder.set_limits(limits(max_pixels)).map_err(|e| image_error(path, e))?;
-    let mut all = Vec::new();
-    let mut total = 0u64;
-    for frame in decoder.into_frames() {
-        let frame = frame.map_err(|e| image_error(path, e))?;
-        total += u64::from(w) * u64::from(h);
-        // Every composited frame is a full canvas: bound the sum too.
-        if total > max_pixels.saturating_mul(4) {
-            return Err(Error::image(
-                path,
-                format!("decodes to more than {} pixels in all; shorten the GIF", max_pixels * 4),
-            ));
-        }
-        all.push(DynamicImage::ImageRgba8(frame.into_buffer()).to_rgb8());
+    let total = u64::from(w) * u64::from(h) * n as u64;
+    if total > max_pixels {
+        return Err(budget_error(path, &format!("{n} frames of {w} x {h}"), total, max_pixels));
     }
-    if all.is_empty() {
+    let (count, kept) = decode_gif(path, &mut file, n, frames, max_pixels)?;
+    if count == n {
+        return Ok(kept);
+    }
+    // The decoder found another number of frames than the block walk (a damaged file it reads
+    // past, or stops early in): sample from its own count. The budget still holds, as the decoder
+    // checks the pixels it produces.
+    let (again, kept) = decode_gif(path, &mut file, count, frames, max_pixels)?;
+    if again != count {
+        return Err(Error::image(path, format!("decodes to {count} frames, then to {again}")));
+    }
+    Ok(kept)
+}
+
+/// Decodes the GIF `file` from its start, keeping the `frames` frames sampled from `n`; returns
+/// the number of frames decoded and the sampled ones (none when `n` was not that number).
+fn decode_gif(
+    path: &Path,
+    file: &mut File,
+    n: usize,
+    frames: usize,
+    max_pixels: u64,
+) -> Result<(usize, Vec<RgbImage>)> {
+    file.rewind().map_err(|e| Error::io("reading", path, e))?;
+    let mut decoder = image::codecs::gif::GifDecoder::new(BufReader::new(&mut *file))
+        .map_err(|e| Error::image(path, format!("is neither a folder of frames nor an animated GIF ({e})")))?;
+    decoder.set_limits(limits(max_pixels)).map_err(|e| image_error(path, e))?;
+    let picked = if n > 0 { uniform_indices(n, frames) } else { Vec::new() };
+    let mut kept: Vec<(usize, RgbImage)> = Vec::new();
+    let mut decoded = 0u64;
+    let mut count = 0;
+    for (i, frame) in decoder.into_frames().enumerate() {
+        let frame = frame.map_err(|e| image_error(path, e))?;
+        let (fw, fh) = frame.buffer().dimensions();
+        decoded += u64::from(fw) * u64::from(fh);
+        if decoded > max_pixels {
+            return Err(budget_error(path, &format!("more than {i} frames of {fw} x {fh}"), decoded, max_pixels));
+        }
+        if picked.contains(&i) {
+            kept.push((i, DynamicImage::ImageRgba8(frame.into_buffer()).into_rgb8()));
+        }
+        count = i + 1;
+    }
+    if count == 0 {
         return Err(Error::image(path, "has no frames"));
     }
-    let picked = uniform_indices(all.len(), frames);
-    Ok(picked.into_iter().map(|i| all[i].clone()).collect())
+    if count != n {
+        return Ok((count, Vec::new()));
+    }
+    let sampled = picked
+        .into_iter()
+        .map(|i| {
+            kept.iter()
+                .find(|(k, _)| *k == i)
+                .map(|(_, img)| img.clone())
+                .ok_or_else(|| Error::image(path, format!("frame {i} did not decode")))
+        })
+        .collect::<Result<_>>()?;
+    Ok((count, sampled))
+}
+
+/// The sampled frames of a folder of frame images.
+fn load_frame_folder(path: &Path, frames: usize, max_pixels: u64) -> Result<Vec<RgbImage>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| Error::io("listing", path, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| FRAME_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::image(path, "is a folder without frame images (png, jpg, webp, gif)"));
+    }
+    let picked = uniform_indices(files.len(), frames);
+    let mut unique = picked.clone();
+    unique.dedup();
+    // Every sampled frame's size from its header first: the budget covers them together.
+    let mut total = 0u64;
+    for &i in &unique {
+        let (w, h) = image_dimensions(&files[i])?;
+        total += u64::from(w) * u64::from(h);
+    }
+    if total > max_pixels {
+        return Err(budget_error(path, &format!("{} sampled frames", unique.len()), total, max_pixels));
+    }
+    let mut decoded: Vec<(usize, RgbImage)> = Vec::with_capacity(unique.len());
+    for &i in &unique {
+        decoded.push((i, load_image(&files[i], max_pixels)?));
+    }
+    picked
+        .into_iter()
+        .map(|i| {
+            decoded
+                .iter()
+                .find(|(k, _)| *k == i)
+                .map(|(_, img)| img.clone())
+                .ok_or_else(|| Error::image(&files[i], "did not decode"))
+        })
+        .collect()
+}
+
+fn budget_error(path: &Path, what: &str, total: u64, max_pixels: u64) -> Error {
+    Error::image(
+        path,
+        format!("decodes to {what} = {total} pixels, over the pixel budget of {max_pixels} per sample (a guard against decompression bombs); use fewer or smaller frames"),
+    )
+}
+
+/// A GIF's logical screen and number of frames, read from its block structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GifCanvas {
+    /// Logical screen width: every decoded frame is this wide.
+    pub width: u32,
+    /// Logical screen height.
+    pub height: u32,
+    /// Image descriptors (frames).
+    pub frames: usize,
+}
+
+/// Walks the blocks of a GIF (GIF89a spec, section 17ff.) to count its frames without decoding
+/// any: header, logical screen descriptor, global colour table, then extensions (`0x21`), image
+/// descriptors (`0x2C`, each one frame) with their LZW sub-blocks, up to the trailer (`0x3B`). A
+/// truncated file ends the walk where it ends, as decoders do.
+pub fn gif_canvas(reader: &mut impl Read) -> std::result::Result<GifCanvas, String> {
+    let mut r = BufReader::new(reader);
+    let mut header = [0u8; 13];
+    r.read_exact(&mut header).map_err(|_| "shorter than a GIF header".to_string())?;
+    if &header[..3] != b"GIF" {
+        return Err("no GIF signature".into());
+    }
+    let width = u32::from(u16::from_le_bytes([header[6], header[7]]));
+    let height = u32::from(u16::from_le_bytes([header[8], header[9]]));
+    let mut frames = 0;
+    let table = |packed: u8| if packed & 0x80 != 0 { 3usize << ((packed & 7) + 1) } else { 0 };
+    let skip = |r: &mut BufReader<_>, n: usize| -> bool {
+        std::io::copy(&mut r.by_ref().take(n as u64), &mut std::io::sink()).is_ok_and(|k| k == n as u64)
+    };
+    if !skip(&mut r, table(header[10])) {
+        return Ok(GifCanvas { width, height, frames });
+    }
+    let byte = |r: &mut BufReader<_>| -> Option<u8> {
+        let mut b = [0u8; 1];
+        r.read_exact(&mut b).ok().map(|()| b[0])
+    };
+    // Data sub-blocks: a length byte, that many bytes, ..., a zero length.
+    let sub_blocks = |r: &mut BufReader<_>| -> bool {
+        loop {
+            match byte(r) {
+                Some(0) => return true,
+                Some(n) => {
+                    if !skip(r, usize::from(n)) {
+                        return false;
+                    }
+                }
+                None => return false,
+            }
+        }
+    };
+    loop {
+        match byte(&mut r) {
+            Some(0x21) => {
+                if byte(&mut r).is_none() || !sub_blocks(&mut r) {
+                    break;
+                }
+            }
+            Some(0x2c) => {
+                let mut d = [0u8; 9];
+                if r.read_exact(&mut d).is_err() {
+                    break;
+                }
+                frames += 1;
+                if !skip(&mut r, table(d[8])) || byte(&mut r).is_none() || !sub_blocks(&mut r) {
+                    break;
+                }
+            }
+            // The trailer, the end of the file, or a byte no block starts with (decoders stop
+            // there too; the frame count is checked against the decoder's).
+            _ => break,
+        }
+    }
+    Ok(GifCanvas { width, height, frames })
 }
 
 #[cfg(test)]

@@ -69,11 +69,20 @@ impl Taps {
 }
 
 /// Resamples an (H, W, C) image to (out_h, out_w, C): horizontal pass, then vertical.
-pub fn resize(src: ArrayView3<'_, f32>, out_h: usize, out_w: usize, filter: ResizeFilter) -> Array3<f32> {
+///
+/// The source may be 8-bit (a decoded image's own buffer, viewed without a copy) or `f32`; the
+/// arithmetic is `f32` either way, so both give the same values, and a large 8-bit picture never
+/// exists as a 4-times larger `f32` copy.
+pub fn resize<T: Copy + Into<f32>>(
+    src: ArrayView3<'_, T>,
+    out_h: usize,
+    out_w: usize,
+    filter: ResizeFilter,
+) -> Array3<f32> {
     let (h, w, c) = src.dim();
     // horizontal: (H, W, C) -> (H, out_w, C)
     let horizontal = if w == out_w {
-        src.to_owned()
+        src.mapv(Into::into)
     } else {
         let taps = Taps::new(w, out_w, filter);
         let mut out = Array3::<f32>::zeros((h, out_w, c));
@@ -82,7 +91,7 @@ pub fn resize(src: ArrayView3<'_, f32>, out_h: usize, out_w: usize, filter: Resi
                 for ch in 0..c {
                     let mut acc = 0.0f32;
                     for (k, wt) in weights.iter().enumerate() {
-                        acc += wt * src[[y, x0 + k, ch]];
+                        acc += wt * src[[y, x0 + k, ch]].into();
                     }
                     out[[y, x, ch]] = acc;
                 }
