@@ -177,3 +177,21 @@ fn deep_yaml_is_refused_at_once() {
     assert!(err.contains("nested more than 64 levels"), "{err}");
     assert!(start.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn nan_weights_with_a_valid_checksum_stop_generation_with_a_named_error() {
+    let (_d, root) = zoo_copy();
+    let data = root.join("onnx/tiny-decoder.data");
+    let old = sha256_file(&data).unwrap();
+    let len = std::fs::metadata(&data).unwrap().len() as usize;
+    std::fs::write(&data, f32::NAN.to_le_bytes().repeat(len / 4)).unwrap();
+    edit(&root, "tiny", &old, &sha256_file(&data).unwrap());
+    let mut model = Zoo::open(&root).unwrap().load("tiny", &RuntimeOptions::new()).unwrap();
+    let image = Media::image(fixture().join("media/scene.png"));
+    match model.ask(&image, "what colour?", &GenerationOptions::greedy(4)) {
+        Err(Error::NonFiniteLogits { graph, tensor, step, .. }) => {
+            assert_eq!((graph.as_str(), tensor.as_str(), step), ("decoder", "logits", 0));
+        }
+        other => panic!("expected a non-finite logits error, got {other:?}"),
+    }
+}
