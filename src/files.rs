@@ -28,6 +28,8 @@ pub enum FileKind {
     ExternalData,
     /// The parity goldens (64 MiB).
     Goldens,
+    /// A JSONL file of records: a benchmark's annotations, predictions (4 GiB).
+    Records,
 }
 
 impl FileKind {
@@ -38,6 +40,7 @@ impl FileKind {
             FileKind::Tokenizer | FileKind::Goldens => 64 * MIB,
             FileKind::Graph => 2 * GIB,
             FileKind::ExternalData => 64 * GIB,
+            FileKind::Records => 4 * GIB,
         }
     }
 
@@ -49,6 +52,7 @@ impl FileKind {
             FileKind::Graph => "graph",
             FileKind::ExternalData => "external data",
             FileKind::Goldens => "goldens",
+            FileKind::Records => "records file",
         }
     }
 }

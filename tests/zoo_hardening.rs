@@ -195,3 +195,20 @@ fn nan_weights_with_a_valid_checksum_stop_generation_with_a_named_error() {
         other => panic!("expected a non-finite logits error, got {other:?}"),
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_as_benchmark_or_predictions_is_refused_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.jsonl");
+    let c = std::ffi::CString::new(fifo.clone().into_os_string().into_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let bench = common::repo().join("data/test/annotations.jsonl");
+    let (f, b) = (fifo.to_str().unwrap(), bench.to_str().unwrap());
+    for args in [["data", "score", "--bench", f, b], ["data", "score", "--bench", b, f]] {
+        let (out, took) = lynx_zoo(&args);
+        assert!(took < Duration::from_secs(20), "{args:?} took {took:?}");
+        let err = stderr(&out);
+        assert!(err.contains("fifo.jsonl") && err.contains("not a regular file (a FIFO)"), "{args:?}: {err}");
+    }
+}

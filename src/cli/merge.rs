@@ -106,7 +106,7 @@ fn read_shards(bench: &Benchmark, limit: Option<usize>, files: &[(Shard, PathBuf
     // Per benchmark position: the prediction and where it was read (for the duplicate message).
     let mut seen: HashMap<usize, (Prediction, String)> = HashMap::new();
     for (shard, path) in files {
-        let text = fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+        let text = lynx_zoo::files::read_text(path, lynx_zoo::files::FileKind::Records)?;
         for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let at = |message: String| Error::jsonl(path, i + 1, message);
             let p: Prediction = serde_json::from_str(line)

@@ -233,7 +233,7 @@ impl Benchmark {
     /// Duplicate `dataset/index` pairs are an error (predictions are paired by them).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+        let text = crate::files::read_text(path, crate::files::FileKind::Records)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut records = Vec::new();
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();

@@ -165,7 +165,7 @@ pub fn read_predictions(path: impl AsRef<Path>) -> Result<Vec<Prediction>> {
 /// lines are skipped but counted), for messages that point at a line.
 pub fn read_numbered_predictions(path: impl AsRef<Path>) -> Result<Vec<(usize, Prediction)>> {
     let path = path.as_ref();
-    let text = fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+    let text = crate::files::read_text(path, crate::files::FileKind::Records)?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -229,7 +229,7 @@ struct ExternalPrediction {
 /// items are errors naming the file (and line).
 pub fn score_external(bench: &Benchmark, path: impl AsRef<Path>) -> Result<Vec<Prediction>> {
     let path = path.as_ref();
-    let text = fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+    let text = crate::files::read_text(path, crate::files::FileKind::Records)?;
     let position: HashMap<String, usize> = bench.records.iter().enumerate().map(|(i, r)| (r.id(), i)).collect();
     let mut answers: Vec<Option<String>> = vec![None; bench.records.len()];
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
