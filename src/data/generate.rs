@@ -508,11 +508,9 @@ mod tests {
 
     #[test]
     fn bad_knobs_are_rejected_with_the_knob_named() {
-        let mut k = Knobs::default();
-        k.frames = 1;
+        let k = Knobs { frames: 1, ..Knobs::default() };
         assert!(k.validate().unwrap_err().to_string().contains("frames"));
-        let mut k = Knobs::default();
-        k.small_radius = (9.0, 13.0);
+        let k = Knobs { small_radius: (9.0, 13.0), ..Knobs::default() };
         assert!(k.validate().unwrap_err().to_string().contains("radius"));
     }
 }

@@ -109,11 +109,11 @@ mod tests {
         Prediction {
             id: format!("d/{position}"),
             position,
-            class: if position % 2 == 0 { "even".into() } else { "odd".into() },
+            class: if position.is_multiple_of(2) { "even".into() } else { "odd".into() },
             prediction: "x".into(),
             correct,
             instruction: Some("one_word".into()),
-            follows: Some(position % 3 == 0),
+            follows: Some(position.is_multiple_of(3)),
             phrasing: Some(if position < 3 { "heldout".into() } else { "seen".into() }),
             new_tokens: 1,
         }

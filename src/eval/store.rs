@@ -281,7 +281,7 @@ mod tests {
             position: i,
             class: "c".into(),
             prediction: format!("answer {i}"),
-            correct: i % 2 == 0,
+            correct: i.is_multiple_of(2),
             instruction: None,
             follows: None,
             phrasing: None,

@@ -502,7 +502,7 @@ pub(crate) mod tests {
         lynx.swapped = Some(swapped);
         let blind =
             VariantResult { sees: false, ..variant("blind", &(0..200).map(|i| i % 5 == 0).collect::<Vec<_>>()) };
-        let floor = Floor { description: "test floor".into(), predictions: preds(&vec![false; 200]) };
+        let floor = Floor { description: "test floor".into(), predictions: preds(&[false; 200]) };
         let c = Comparison::new(vec![lynx, blind], "lynx", Some(floor)).unwrap();
         let v = c.row("lynx").unwrap().vision.as_ref().unwrap();
         assert!((v.drop.difference - 0.4).abs() < 1e-12 && v.drop.ci_low > 0.3, "{v:?}");

@@ -330,14 +330,15 @@ mod tests {
     #[test]
     fn every_format_holds_the_numbers() {
         let t = sample();
-        let term = render(&[t.clone()], Format::Table).unwrap();
+        let term = render(std::slice::from_ref(&t), Format::Table).unwrap();
         assert!(term.contains("81.2 [75.0, 87.5]") && term.contains("Accuracy") && term.contains("* p < 0.05"));
-        let md = render(&[t.clone()], Format::Markdown).unwrap();
+        let md = render(std::slice::from_ref(&t), Format::Markdown).unwrap();
         assert!(md.contains("| lynx | 81.2 [75.0, 87.5] |") && md.contains("a\\|b"));
-        let json: serde_json::Value = serde_json::from_str(&render(&[t.clone()], Format::Json).unwrap()).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&render(std::slice::from_ref(&t), Format::Json).unwrap()).unwrap();
         assert_eq!(json[0]["accuracy_pct"], 81.25);
         assert_eq!(json[1]["accuracy_pct"], serde_json::Value::Null);
-        let csv_text = render(&[t.clone()], Format::Csv).unwrap();
+        let csv_text = render(std::slice::from_ref(&t), Format::Csv).unwrap();
         let mut r = csv::Reader::from_reader(csv_text.as_bytes());
         assert_eq!(r.headers().unwrap().iter().collect::<Vec<_>>(), vec!["variant", "accuracy_pct"]);
         let recs: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
