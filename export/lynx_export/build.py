@@ -25,6 +25,7 @@ import torch
 from . import __version__
 from . import graphs as G
 from . import onnx_io as O
+from . import yaml_io
 from .config import (BackboneRef, ConnectorKind, Flavour, LlmFreeze, Quantization, VariantConfig,
                      VisionFreeze, config_hash)
 from .data import DataPaths, ensure_data, load_annotations, load_captions, load_corpus, load_text_instructions
@@ -87,7 +88,8 @@ class Build:
     def _cached(self, kind: str, key: str, make):
         path = self.cache / f"{kind}-{key}.pt"
         if path.exists():
-            return torch.load(path, weights_only=False)
+            # tensors, dicts, lists and scalars only: a cache file cannot run code when loaded
+            return torch.load(path, weights_only=True)
         t = time.time()
         value = make()
         tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two builds may share one cache
@@ -506,21 +508,20 @@ def _ort_version() -> str:
 
 
 def _up_to_date(manifest: Path, key: str, zoo: Path) -> bool:
-    """True when the manifest was written for this config hash and every file it lists verifies."""
+    """True when the manifest was written for this config hash and export revision and every file it
+    lists verifies (its sha256)."""
     if not manifest.exists():
         return False
-    text = manifest.read_text()
-    if f"config_hash: {key}" not in text and f'config_hash: "{key}"' not in text:
-        return False
-    if f"export_revision: {EXPORT_REVISION}\n" not in text:
-        return False
     try:
-        import yaml
-    except ImportError:
-        return False
-    doc = yaml.safe_load(text)
-    files = [(doc["tokenizer"]["path"], doc["tokenizer"]["sha256"]), (doc["goldens"]["path"], doc["goldens"]["sha256"])]
-    for g in doc["graphs"].values():
-        files.append((g["path"], g["sha256"]))
-        files += [(e["path"], e["sha256"]) for e in g["external_data"]]
+        doc = yaml_io.load(manifest.read_text())
+        provenance = doc["provenance"]
+        if provenance["config_hash"] != key or provenance["export_revision"] != EXPORT_REVISION:
+            return False
+        files = [(doc["tokenizer"]["path"], doc["tokenizer"]["sha256"]),
+                 (doc["goldens"]["path"], doc["goldens"]["sha256"])]
+        for g in doc["graphs"].values():
+            files.append((g["path"], g["sha256"]))
+            files += [(e["path"], e["sha256"]) for e in g["external_data"]]
+    except (yaml_io.YamlError, KeyError, TypeError, AttributeError):
+        return False  # not a manifest this exporter wrote: rebuild it
     return all((zoo / p).exists() and O.sha256_file(zoo / p) == h for p, h in files)

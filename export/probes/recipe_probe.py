@@ -32,7 +32,7 @@ ap.add_argument("name"); ap.add_argument("steps", type=int); ap.add_argument("ov
 args = ap.parse_args()
 name, steps, overrides = args.name, args.steps, eval(args.overrides)
 if args.chat:
-    cached, probe_chat = b.backbone, torch.load(args.chat, weights_only=False)
+    cached, probe_chat = b.backbone, torch.load(args.chat, weights_only=True)
     b.backbone = lambda ref: probe_chat if ref.name == "llama-chat-small" else cached(ref)
 v = create_variant(name, **overrides)
 v = C.replace(v, recipe={"instruction_steps": steps})

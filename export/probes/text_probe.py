@@ -54,7 +54,7 @@ def main():
     v = replace(create_variant("lynx-blind"), backbone=ref)
     assert v.connector.kind is ConnectorKind.NONE
     model = LynxModel(v, b.profile.vision, dataclasses.replace(b.profile.decoder(ref), vocab_size=codec.vocab_size))
-    state = torch.load(args.checkpoint, weights_only=False)[0] if args.checkpoint else b.backbone(ref)[0]
+    state = torch.load(args.checkpoint, weights_only=True)[0] if args.checkpoint else b.backbone(ref)[0]
     model.load_pretrained(None, state)
     model.eval()
     graphs = TorchGraphs(model)
