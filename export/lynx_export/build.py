@@ -22,11 +22,11 @@ import numpy as np
 import onnx
 import torch
 
-from . import __version__
+from . import __version__, connectors
 from . import graphs as G
 from . import onnx_io as O
 from . import yaml_io
-from .config import (BackboneRef, ConnectorKind, Flavour, LlmFreeze, Quantization, VariantConfig,
+from .config import (BackboneRef, Flavour, LlmFreeze, Quantization, VariantConfig,
                      VisionFreeze, config_hash)
 from .data import DataPaths, ensure_data, load_annotations, load_captions, load_corpus, load_text_instructions
 from .features import FeatureStore, extract, load_pixels
@@ -330,7 +330,8 @@ class Build:
             # connector (int8 shares its base variant's connector file)
             patches = (v.resolution // self.profile.vision.patch) ** 2
             vdim = self.profile.vision.width
-            tokens = "visual_tokens" if v.connector.kind is ConnectorKind.PROJECTOR else v.visual_tokens
+            kind = connectors.spec(v.connector.kind)
+            tokens = kind.graph_tokens(kind.settings(v.connector), v.resolution, self.profile.vision.patch)
             ins, outs = G.connector_io(vdim, patches, model.decoder, model.is_cross, tokens)
             g = G.ConnectorGraph(model.connector, model.is_cross)
             owner = v.base_variant or v.name
@@ -355,7 +356,7 @@ class Build:
             used = O.place(proto, path, [], own)
             diff = O.parity(G.EmbedGraph(dec), path, (torch.randint(0, dec.cfg.vocab_size, (2, 7)),), ["input_ids"])
             graphs["embed"] = Exported(path, used, ins, outs, _check(diff, f"{v.name}.embed"))
-        memory = v.visual_tokens if model.is_cross else 4
+        memory = v.visual_tokens(self.profile.vision.patch) if model.is_cross else 4
         proto, ins, outs, args = self._export_decoder(dec, memory)
         path = self.onnx_dir / f"{v.name}.decoder.onnx"
         names = [s.name for s in ins]

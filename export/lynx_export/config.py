@@ -132,7 +132,9 @@ class BackboneRef:
 
 @dataclass(frozen=True)
 class ConnectorConfig:
-    """Bridge from vision features to the LLM."""
+    """Bridge from vision features to the LLM: the flat settings of every kind as variant overrides
+    write them and cache keys hash them. Each kind reads its own typed subset
+    (`connectors.settings`), and a variant that sets a field its kind does not read is an error."""
 
     kind: ConnectorKind = ConnectorKind.RESAMPLER  # resampler | projector | cross_attention | none
     depth: int = 2  # Perceiver resampler layers (Lynx: 3 at full scale)
@@ -208,17 +210,16 @@ class VariantConfig:
             raise ConfigError(f"variant `{self.name}`: fraction `{self.recipe.fraction}` not in (0, 1]")
         if self.frames < 1 or self.frames > self.connector.max_frames:
             raise ConfigError(f"variant `{self.name}`: frames `{self.frames}` outside 1..{self.connector.max_frames}")
+        from . import connectors
+        connectors.settings(self.connector, f"variant `{self.name}`.connector")  # no setting the kind ignores
         return self
 
-    @property
-    def visual_tokens(self) -> typing.Optional[int]:
-        """Prefix tokens per image (projector: per frame), memory length for cross-attention."""
-        if self.connector.kind is ConnectorKind.NONE:
-            return None
-        if self.connector.kind is ConnectorKind.PROJECTOR:
-            grid = self.resolution // VisionConfig().patch
-            return (grid // self.connector.pool) ** 2
-        return self.connector.latents
+    def visual_tokens(self, patch: int) -> typing.Optional[int]:
+        """Prefix tokens per image (projector: per frame), memory length for cross-attention; `patch`
+        is the ViT's patch side (the build profile's `vision.patch`)."""
+        from . import connectors
+        kind = connectors.spec(self.connector.kind)
+        return kind.visual_tokens(kind.settings(self.connector), self.resolution, patch)
 
 
 def from_dict(cls, data: dict, where: str = ""):

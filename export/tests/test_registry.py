@@ -70,3 +70,18 @@ def test_config_hash_changes_with_any_field():
     b = create_variant("lynx", recipe={"seed": 1})
     assert C.config_hash(a) != C.config_hash(b)
     assert C.config_hash(a) == C.config_hash(create_variant("lynx"))
+
+
+def test_every_connector_kind_has_one_module_and_a_variant_reading_a_setting_its_kind_ignores_fails():
+    from lynx_export import connectors
+    assert set(connectors.KINDS) == set(C.ConnectorKind)
+    with pytest.raises(C.ConfigError, match="no setting `latents`"):
+        create_variant("lynx-projector", connector={"latents": 8})
+    with pytest.raises(C.ConfigError, match="no setting `pool`"):
+        create_variant("lynx", connector={"pool": 4})
+
+
+def test_visual_tokens_follow_the_profile_patch():
+    v = create_variant("lynx-projector")
+    assert v.visual_tokens(16) == 16 and v.visual_tokens(8) == 64
+    assert create_variant("lynx").visual_tokens(8) == 32

@@ -1,24 +1,55 @@
-"""The `connector` graph: image features -> what the decoder consumes.
-
-Prefix connectors (resampler, projector) return visual embeddings placed before the text; the
-cross-attention connector resamples the frames and projects the memory to per-layer keys and
-values, computed once per sample (docs/contract.md section 2).
+"""The cross-attention connector (Flamingo; Alayrac et al. 2022): gated cross-attention blocks inside
+the decoder (models/cross_attention.py) read keys and values that this connector computes once per
+sample from a resampled memory (docs/contract.md section 2).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import nn
 
-from ..config import ConnectorConfig, ConnectorKind, DecoderConfig
-from .layers import split_heads
-from .projector import Projector
-from .resampler import PerceiverResampler
+from ..config import ConnectorKind, DecoderConfig
+from ..models.layers import split_heads
+from ..models.resampler import PerceiverResampler
+from .base import ConnectorSpec, Placement
+
+
+@dataclass(frozen=True)
+class CrossAttentionConfig:
+    """The cross-attention connector's settings (defaults and comments: config.ConnectorConfig)."""
+
+    depth: int
+    latents: int
+    width: int
+    heads: int
+    frame_positions: bool
+    max_frames: int
+    cross_attention_every: int
+
+
+class CrossAttentionSpec(ConnectorSpec):
+    kind = ConnectorKind.CROSS_ATTENTION
+    placement = Placement.CROSS
+    settings_type = CrossAttentionConfig
+
+    def visual_tokens(self, s: CrossAttentionConfig, resolution: int, patch: int) -> int:
+        return s.latents  # the memory length
+
+    def prepare_decoder(self, decoder, s: CrossAttentionConfig) -> int:
+        return len(decoder.add_cross_attention(s.cross_attention_every))
+
+    def build(self, s: CrossAttentionConfig, vision_dim: int, dec: DecoderConfig, patches: int, n_cross: int):
+        return CrossAttentionConnector(s, vision_dim, dec, n_cross)
+
+    def manifest_fields(self, s: CrossAttentionConfig) -> dict:
+        return {"depth": s.depth, "latents": s.latents, "cross_attention_every": s.cross_attention_every}
 
 
 class CrossAttentionConnector(nn.Module):
     """Resampler memory -> cross_key_values.{j}.key/value (B, H, M, Dh) for each gated block j."""
 
-    def __init__(self, cfg: ConnectorConfig, vision_dim: int, dec: DecoderConfig, n_blocks: int):
+    def __init__(self, cfg: CrossAttentionConfig, vision_dim: int, dec: DecoderConfig, n_blocks: int):
         super().__init__()
         self.heads = dec.heads
         self.resampler = PerceiverResampler(cfg, vision_dim, dec.hidden)
@@ -29,13 +60,3 @@ class CrossAttentionConnector(nn.Module):
         memory = self.resampler(image_features)  # (B, M, hidden)
         return [(split_heads(k(memory), self.heads), split_heads(v(memory), self.heads))
                 for k, v in zip(self.k_proj, self.v_proj)]
-
-
-def build_connector(cfg: ConnectorConfig, vision_dim: int, dec: DecoderConfig, patches: int, n_cross: int):
-    if cfg.kind is ConnectorKind.RESAMPLER:
-        return PerceiverResampler(cfg, vision_dim, dec.hidden)
-    if cfg.kind is ConnectorKind.PROJECTOR:
-        return Projector(cfg, vision_dim, dec.hidden, patches)
-    if cfg.kind is ConnectorKind.CROSS_ATTENTION:
-        return CrossAttentionConnector(cfg, vision_dim, dec, n_cross)
-    return None
