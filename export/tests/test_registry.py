@@ -85,3 +85,22 @@ def test_visual_tokens_follow_the_profile_patch():
     v = create_variant("lynx-projector")
     assert v.visual_tokens(16) == 16 and v.visual_tokens(8) == 64
     assert create_variant("lynx").visual_tokens(8) == 32
+
+
+def test_a_variant_must_change_the_axis_it_declares():
+    from lynx_export.variants import VARIANTS, Variant
+
+    assert len({v.name for v in VARIANTS}) == len(VARIANTS)
+    ok = Variant("x-lowres", changes="resolution", description="d", paper="p", overrides={"resolution": 64})
+    assert ok.config().resolution == 64
+    # overrides touching another axis than the declared one
+    with pytest.raises(C.ConfigError, match="changes `resolution`"):
+        Variant("x-bad", changes="resolution", description="d", paper="p", overrides={"adapter": {"every": 1}}).config()
+    # an override that sets the baseline's own value changes nothing
+    with pytest.raises(C.ConfigError, match="changes `frames`"):
+        Variant("x-same", changes="frames", description="d", paper="p", overrides={"frames": 5}).config()
+    # a nested axis, and an unknown one
+    with pytest.raises(C.ConfigError, match="changes `adapter.every`"):
+        Variant("x-kind", changes="adapter.every", description="d", paper="p", overrides={"adapter": {"dim": 16}}).config()
+    with pytest.raises(C.ConfigError, match="not a manifest axis"):
+        Variant("x-typo", changes="resolutoin", description="d", paper="p", overrides={"resolution": 64}).config()
