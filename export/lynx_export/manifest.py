@@ -11,6 +11,7 @@ from . import connectors, yaml_io
 from .config import AdapterKind, VariantConfig
 from .media import CLIP_MEAN, CLIP_STD, RESCALE
 from .onnx_io import sha256_file
+from .profiles import Profile
 from .recipes import PROMPT_TEMPLATE
 from .tokenizer import BOS, EOS, PAD
 
@@ -55,11 +56,10 @@ def graph_entry(zoo: Path, g) -> dict:
     return entry
 
 
-def write_manifest(path: Path, v: VariantConfig, build, model, stats: dict, graphs: dict, goldens: Path,
-                   provenance: dict):
-    zoo = build.zoo
+def write_manifest(path: Path, v: VariantConfig, zoo: Path, profile: Profile, model, stats: dict, graphs: dict,
+                   goldens: Path, provenance: dict) -> Path:
+    """Writes variants/NAME.yaml for `v` exported into `zoo` (graphs: name -> build.Exported)."""
     dec = model.decoder.cfg
-    profile = build.profile
     vision = profile.vision
     doc = {
         "schema_version": SCHEMA_VERSION,
