@@ -86,6 +86,29 @@ class Stem(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class GenerationDefaults:
+    """The decoding a manifest recommends (its `generation` block; docs/manifest.md): the exporter's
+    one place for them. The runtime reads them as `Model::default_generation`; flags override them.
+    `max_new_tokens` comes from the build profile (it also bounds the goldens' greedy decoding)."""
+
+    strategy: str = "beam"  # greedy | beam | sample
+    beams: int = 5  # beam width (Lynx decodes with 5; docs/cli.md)
+    min_new_tokens: int = 2
+    length_penalty: float = -2.0  # hypotheses scored sum / length ^ length_penalty (docs/architecture.md)
+    no_repeat_ngram_size: int = 2
+    temperature: float = 1.0  # sample only
+    top_k: int = 3  # sample only
+    top_p: float = 0.9  # sample only
+
+    def manifest(self, max_new_tokens: int) -> dict:
+        """The manifest's `generation` block (fixed key order)."""
+        return {"strategy": self.strategy, "beams": self.beams, "max_new_tokens": max_new_tokens,
+                "min_new_tokens": self.min_new_tokens, "length_penalty": self.length_penalty,
+                "no_repeat_ngram_size": self.no_repeat_ngram_size, "temperature": self.temperature,
+                "top_k": self.top_k, "top_p": self.top_p}
+
+
+@dataclass(frozen=True)
 class VisionConfig:
     """ViT vision encoder (patch embedding, pre-LN blocks, final LayerNorm)."""
 

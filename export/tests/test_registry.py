@@ -104,3 +104,13 @@ def test_a_variant_must_change_the_axis_it_declares():
         Variant("x-kind", changes="adapter.every", description="d", paper="p", overrides={"adapter": {"dim": 16}}).config()
     with pytest.raises(C.ConfigError, match="not a manifest axis"):
         Variant("x-typo", changes="resolutoin", description="d", paper="p", overrides={"resolution": 64}).config()
+
+
+def test_generation_defaults_are_what_the_shipped_manifests_recommend():
+    import yaml
+
+    from lynx_export.data import repo_root
+
+    doc = yaml.safe_load((repo_root() / "variants" / "lynx.yaml").read_text())
+    zoo = PROFILES["zoo"]
+    assert doc["generation"] == zoo.generation.manifest(zoo.max_new_tokens)
