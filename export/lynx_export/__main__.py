@@ -112,9 +112,9 @@ def run_build(names, profile_name, zoo, data, work, threads, jobs=1):
     variants = [create_variant(n) for n in names]
     frame_counts = sorted({v.frames for v in variants if v.vision_input} | {1})
     t = time.time()
-    build.prepare_data()
+    build.components.data()
     if jobs > 1:
-        build.codec()  # the tokenizer, once, before workers need it
+        build.components.codec()  # the tokenizer, once, before workers need it
         from .parallel import train_parallel
 
         train_parallel(names, profile, data, work, zoo, threads, jobs, frame_counts, log)
@@ -153,13 +153,13 @@ def main(argv=None) -> int:
             run_build(names, args.profile, args.zoo, args.data, args.work, args.threads, args.jobs)
             return 0
         if args.cmd == "reference":
-            from .build import Build
+            from .components import Components
             from .reference import run_reference
 
             torch.set_num_threads(args.threads)
-            build = Build(PROFILES[args.profile], args.data, args.work, repo_root(), log)  # reads the zoo, writes no variant
+            components = Components(PROFILES[args.profile], args.data, args.work, log)
             splits = args.eval or [repo_root() / "data" / "test"]
-            run_reference(build, splits, args.out, ReferenceConfig(steps=args.steps), args.blind, args.resolution,
+            run_reference(components, splits, args.out, ReferenceConfig(steps=args.steps), args.blind, args.resolution,
                           args.frames, args.seed, log, args.encoder)
             return 0
         if args.cmd == "requantize":

@@ -1,42 +1,43 @@
 """The build: pretrain shared components, train each variant, export graphs, goldens and manifests.
 
-Every step is cached under `work/cache/PROFILE/` by a hash of everything it depends on (configs,
-step counts, upstream hashes, data signature), so a finished component or variant is never
-retrained and an interrupted build resumes where it stopped.
+Every training step is cached under `work/cache/PROFILE/` by a hash of everything it depends on
+(configs, step counts, upstream hashes, data signature), so a finished component or variant is
+never retrained and an interrupted build resumes where it stopped.
 
     data --> tokenizer --> base LLMs --> chat LLMs --+
         \\--> ViT --> features (128 px, 64 px) --------+--> variant stages --> export --> manifest
+    components.py                                      variant_training.py   build.py   manifest.py
 """
 
 from __future__ import annotations
 
 import datetime
 import json
-import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnx
 import torch
 
-from . import __version__
+from . import __version__, connectors
 from . import graphs as G
 from . import onnx_io as O
-from .config import (BackboneRef, ConnectorKind, Flavour, LlmFreeze, Quantization, VariantConfig,
-                     VisionFreeze, config_hash)
-from .data import DataPaths, ensure_data, load_annotations, load_captions, load_corpus, load_text_instructions
-from .features import FeatureStore, extract, load_pixels
+from . import yaml_io
+from .components import Components
+from .config import BackboneRef, LlmFreeze, Quantization, VariantConfig, VisionFreeze
+from .data import load_annotations
+from .features import load_pixels
 from .goldens import OrtGraphs, TorchGraphs, greedy
 from .manifest import write_manifest
 from .models.lynx import LynxModel
 from .profiles import Profile
 from .recipes import prompt_ids
 from .registry import create_variant
-from .tokenizer import TextCodec, train_tokenizer
-from .train import VIT_OBJECTIVE, device, pretrain_lm, pretrain_vit, train_variant, tune_chat
+from .train import device
+from .variant_training import VariantTraining
 
 PARITY_ATOL = 1e-4
 # Bumped when the exported files change for the same trained weights (goldens, layout), so that
@@ -55,222 +56,90 @@ class Exported:
     parity: float | None = None
 
 
+@dataclass
+class SharedFiles:
+    """Files several variants reference, written once per build: the tokenizer, the frozen ViT's
+    data file and graphs (one per resolution), and each frozen backbone's data file and embed graph."""
+
+    tokenizer: Path | None = None
+    vit_data: O.DataFile | None = None
+    vision: dict[int, Exported] = field(default_factory=dict)  # by resolution
+    backbone_data: dict[str, O.DataFile] = field(default_factory=dict)  # by backbone name
+    embed: dict[str, Exported] = field(default_factory=dict)  # by backbone name
+
+
 class Build:
+    """The stages of a build: shared components (components.py), variant training
+    (variant_training.py), export of each variant's graphs and goldens (here), manifest (manifest.py)."""
+
     def __init__(self, profile: Profile, data_root: Path, work: Path, zoo: Path, log=print):
         self.profile = profile
-        self.data = DataPaths(Path(data_root))
+        self.components = Components(profile, data_root, work, log)
+        self.training = VariantTraining(self.components)
         self.work = Path(work)
-        self.cache = self.work / "cache" / profile.name
         self.zoo = Path(zoo)
         self.onnx_dir = self.zoo / "onnx"
         self.log = log
-        self._mem: dict = {}
-        self._shared: dict = {}
-        self.cache.mkdir(parents=True, exist_ok=True)
-
-    # -- data --------------------------------------------------------------------------------
-    def prepare_data(self):
-        p = self.profile
-        ensure_data(self.data, p.n_train, p.n_val, p.n_text, p.data_seed, self.log)
-        if "records" not in self._mem:
-            self._mem["records"] = load_annotations(self.data.train)
-            self._mem["captions"] = load_captions(self.data.train)
-            self._mem["val"] = load_annotations(self.data.val)
-            self._mem["corpus"] = load_corpus(self.data.text)
-            self._mem["instructions"] = load_text_instructions(self.data.text)
-            self._mem["sig"] = self.data.signature()
-            n_vid = sum(r.is_video for r in self._mem["records"])
-            self.log(f"data: {len(self._mem['records'])} QA records ({n_vid} video), "
-                     f"{len(self._mem['captions'])} captions, {len(self._mem['corpus'])} passages, "
-                     f"{len(self._mem['instructions'])} text instructions")
-
-    def _cached(self, kind: str, key: str, make):
-        path = self.cache / f"{kind}-{key}.pt"
-        if path.exists():
-            return torch.load(path, weights_only=False)
-        t = time.time()
-        value = make()
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two builds may share one cache
-        torch.save(value, tmp)
-        tmp.rename(path)
-        self.log(f"{kind} {key}: built in {time.time() - t:.0f}s")
-        return value
-
-    # -- shared components -------------------------------------------------------------------
-    def tokenizer_key(self) -> str:
-        return config_hash("tokenizer", self.profile.vocab_size, self._mem["sig"])
-
-    def tokenizer_path(self) -> Path:
-        self.prepare_data()
-        path = self.cache / f"tokenizer-{self.tokenizer_key()}.json"
-        if not path.exists():
-            m = self._mem
-            texts = (m["corpus"] + [c.caption for c in m["captions"]] + [r.question for r in m["records"]]
-                     + [r.response for r in m["records"]] + [t for pair in m["instructions"] for t in pair])
-            tok = train_tokenizer(texts, self.profile.vocab_size)
-            tok.save(str(path))
-            self.log(f"tokenizer: {tok.get_vocab_size()} tokens")
-        return path
-
-    def codec(self) -> TextCodec:
-        if "codec" not in self._mem:
-            self._mem["codec"] = TextCodec.load(self.tokenizer_path())
-        return self._mem["codec"]
-
-    def decoder_cfg(self, ref: BackboneRef):
-        """The profile's backbone config with the vocabulary the tokenizer actually learned (a small
-        corpus can yield fewer merges than the profile asks for)."""
-        import dataclasses
-        return dataclasses.replace(self.profile.decoder(ref), vocab_size=self.codec().vocab_size)
-
-    def vit_key(self) -> str:
-        p = self.profile
-        return config_hash("vit", VIT_OBJECTIVE, p.vision, p.vit_steps, p.vit_batch, self._mem["sig"])
-
-    def vit(self):
-        self.prepare_data()
-        p = self.profile
-        return self._cached("vit", self.vit_key(), lambda: pretrain_vit(
-            p.vision, self._mem["captions"], p.vit_steps, p.vit_batch, seed=0, log=self.log))
-
-    def backbone_key(self, ref: BackboneRef) -> str:
-        p = self.profile
-        base = config_hash("base", p.decoder(ref), p.lm_steps, p.lm_batch, p.lm_seq, self.tokenizer_key())
-        if ref.flavour is Flavour.BASE:
-            return base
-        return config_hash("chat", base, p.chat_steps, p.chat_batch)
-
-    def backbone(self, ref: BackboneRef):
-        self.prepare_data()
-        p = self.profile
-        cfg = self.decoder_cfg(ref)
-        codec = self.codec()
-        base_ref = BackboneRef(ref.family, Flavour.BASE, ref.size)
-        base = self._cached("llm", self.backbone_key(base_ref), lambda: pretrain_lm(
-            cfg, codec, self._mem["corpus"], p.lm_steps, p.lm_batch, p.lm_seq, seed=0, log=self.log,
-            tag=base_ref.name))
-        if ref.flavour is Flavour.BASE:
-            return base
-        return self._cached("llm", self.backbone_key(ref), lambda: tune_chat(
-            cfg, base[0], codec, self._mem["instructions"], self._mem["corpus"], p.chat_steps, p.chat_batch,
-            seed=0, log=self.log, tag=ref.name))
-
-    def features(self, resolution: int, frame_counts: list[int]) -> FeatureStore:
-        self.prepare_data()
-        frame_counts = sorted(set(frame_counts))
-        key = config_hash("features", self.vit_key(), resolution, frame_counts)
-        mem_key = f"features-{key}"
-        if mem_key in self._mem:
-            return self._mem[mem_key]
-        path = self.cache / f"features-{key}.npz"
-        if path.exists():
-            store = FeatureStore.load(path)
-        else:
-            t = time.time()
-            from .models.vision import VisionEncoder
-            vit = VisionEncoder(self.profile.vision)
-            vit.load_state_dict(self.vit()[0])
-            recs = self._mem["records"]
-            images = sorted({r.media for r in recs if not r.is_video} | {c.image for c in self._mem["captions"]})
-            videos = sorted({r.media for r in recs if r.is_video})
-            store = extract(vit, images, videos, resolution, frame_counts, log=self.log)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-            store.save(tmp)
-            tmp.rename(path)
-            self.log(f"features {resolution}px: {len(store.final)} frames in {time.time() - t:.0f}s")
-        self._mem[mem_key] = store
-        return store
-
-    # -- variants ----------------------------------------------------------------------------
-    def variant_key(self, v: VariantConfig) -> str:
-        if v.base_variant:
-            return config_hash("quantized", v, self.variant_key(create_variant(v.base_variant)))
-        return config_hash("variant", v, self.vit_key(), self.backbone_key(v.backbone), self.tokenizer_key(),
-                           self.profile.step_scale)
-
-    def build_model(self, v: VariantConfig) -> LynxModel:
-        return LynxModel(v, self.profile.vision, self.decoder_cfg(v.backbone))
-
-    def trained(self, v: VariantConfig, frame_counts: list[int]):
-        """(model, stats) of a trained variant, from the cache when present."""
-        self.prepare_data()
-
-        def make():
-            model = self.build_model(v)
-            vit_state = self.vit()[0] if v.vision_input else None
-            model.load_pretrained(vit_state, self.backbone(v.backbone)[0])
-            store = self.features(v.resolution, frame_counts) if v.vision_input else None
-            stats = train_variant(model, self.codec(), store, self._mem["records"], self._mem["captions"],
-                                  self._mem["instructions"], self.profile.step_scale, self.log)
-            trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-            stats["parameters"] = {"total": sum(p.numel() for p in model.parameters()), "trainable": trainable}
-            return {k: t.cpu() for k, t in model.state_dict().items()}, stats
-
-        state, stats = self._cached("variant", self.variant_key(v), make)
-        model = self.build_model(v)
-        model.load_state_dict(state)
-        return model.eval(), stats
+        self.shared = SharedFiles()
 
     # -- export ------------------------------------------------------------------------------
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.zoo).as_posix()
 
-    def shared_vit(self, resolutions: list[int]) -> dict:
+    def shared_vit(self, resolutions: list[int]):
         """The frozen ViT's graphs (one per resolution) over one shared data file, written once."""
-        if "vit" in self._shared:
-            return self._shared
+        if self.shared.vit_data is not None:
+            return
         from .models.vision import VisionEncoder
         self.onnx_dir.mkdir(parents=True, exist_ok=True)
         vit = VisionEncoder(self.profile.vision)
-        vit.load_state_dict(self.vit()[0])
+        vit.load_state_dict(self.components.vit()[0])
         vit.eval()
         protos = {}
         for res in sorted(set(resolutions), reverse=True):
             ins, outs = G.vision_io(vit, res)
             protos[res] = (O.export_graph(G.VisionGraph(vit), (torch.randn(2, 3, res, res),), ins, outs), ins, outs)
         data = O.write_shared(self.onnx_dir / "vit.data", [p[0] for p in protos.values()])
-        self._shared["vit"] = data
+        self.shared.vit_data = data
         for res, (proto, ins, outs) in protos.items():
             path = self.onnx_dir / f"vit-{res}.onnx"
             used = O.place(proto, path, [data], None)
             diff = O.parity(G.VisionGraph(vit), path, (torch.randn(3, 3, res, res),), ["pixel_values"])
             _check(diff, f"vit-{res}")
-            self._shared[f"vision-{res}"] = Exported(path, used, ins, outs, diff)
-        return self._shared
+            self.shared.vision[res] = Exported(path, used, ins, outs, diff)
 
-    def shared_backbone(self, ref: BackboneRef) -> dict:
+    def shared_backbone(self, ref: BackboneRef):
         """A frozen backbone's weights (embedding and layers) in one data file plus its embed graph."""
-        if ref.name in self._shared:
-            return self._shared
+        if ref.name in self.shared.backbone_data:
+            return
         from .models.decoder import Decoder
         self.onnx_dir.mkdir(parents=True, exist_ok=True)
-        dec = Decoder(self.decoder_cfg(ref))
-        dec.load_state_dict(self.backbone(ref)[0])
+        dec = Decoder(self.components.decoder_cfg(ref))
+        dec.load_state_dict(self.components.backbone(ref)[0])
         dec.eval()
         embed_proto, e_in, e_out = self._export_embed(dec)
         dec_proto = self._export_decoder(dec)[0]
         data = O.write_shared(self.onnx_dir / f"{ref.name}.data", [embed_proto, dec_proto])
-        self._shared[ref.name] = data
+        self.shared.backbone_data[ref.name] = data
         path = self.onnx_dir / f"{ref.name}.embed.onnx"
         used = O.place(embed_proto, path, [data], None)
         ids = torch.randint(0, dec.cfg.vocab_size, (2, 7))
         diff = O.parity(G.EmbedGraph(dec), path, (ids,), ["input_ids"])
         _check(diff, f"{ref.name}.embed")
-        self._shared[f"embed-{ref.name}"] = Exported(path, used, e_in, e_out, diff)
-        return self._shared
+        self.shared.embed[ref.name] = Exported(path, used, e_in, e_out, diff)
 
-    def shared_files(self, v: VariantConfig, variants: list[VariantConfig]) -> dict:
+    def shared_files(self, v: VariantConfig, variants: list[VariantConfig]) -> SharedFiles:
         """Shared files this variant references (tokenizer, frozen ViT, frozen backbone)."""
         self.onnx_dir.mkdir(parents=True, exist_ok=True)
-        if "tokenizer" not in self._shared:
+        if self.shared.tokenizer is None:
             tok = self.onnx_dir / "tokenizer.json"
-            shutil.copyfile(self.tokenizer_path(), tok)
-            self._shared["tokenizer"] = tok
+            shutil.copyfile(self.components.tokenizer_path(), tok)
+            self.shared.tokenizer = tok
         if v.vision_input:
             self.shared_vit([x.resolution for x in variants if x.vision_input])
         if v.recipe.llm is LlmFreeze.FROZEN:
             self.shared_backbone(v.backbone)
-        return self._shared
+        return self.shared
 
     def _export_embed(self, dec):
         ins, outs = G.embed_io(dec)
@@ -296,14 +165,14 @@ class Build:
 
     def export_variant(self, v: VariantConfig, frame_counts: list[int], variants: list[VariantConfig]):
         t0 = time.time()
-        key = self.variant_key(v)
+        key = self.training.variant_key(v)
         manifest_path = self.zoo / "variants" / f"{v.name}.yaml"
         if _up_to_date(manifest_path, key, self.zoo):
             self.log(f"{v.name}: up to date ({key})")
             return manifest_path
         shared = self.shared_files(v, variants)
         source = create_variant(v.base_variant) if v.base_variant else v
-        model, stats = self.trained(source, frame_counts)
+        model, stats = self.training.trained(source, frame_counts)
         train_seconds = 0.0 if v.base_variant else stats["train_seconds"]
         t_export = time.time()  # wall = the two stages' training time + this export (no pretraining)
         own = O.DataFile(self.onnx_dir / f"{v.name}.data")
@@ -316,19 +185,20 @@ class Build:
         if v.vision_input:
             frozen_vit = v.recipe.vision is VisionFreeze.FROZEN
             if frozen_vit:
-                graphs["vision"] = shared[f"vision-{v.resolution}"]
+                graphs["vision"] = shared.vision[v.resolution]
             else:
                 ins, outs = G.vision_io(model.vision, v.resolution)
                 g = G.VisionGraph(model.vision)
                 px = torch.randn(2, 3, v.resolution, v.resolution)
                 path = self.onnx_dir / f"{v.name}.vision.onnx"
-                used = O.place(O.export_graph(g, (px,), ins, outs), path, [shared["vit"]], own)
+                used = O.place(O.export_graph(g, (px,), ins, outs), path, [shared.vit_data], own)
                 diff = O.parity(g, path, (torch.randn(3, 3, v.resolution, v.resolution),), ["pixel_values"])
                 graphs["vision"] = Exported(path, used, ins, outs, _check(diff, f"{v.name}.vision"))
             # connector (int8 shares its base variant's connector file)
             patches = (v.resolution // self.profile.vision.patch) ** 2
             vdim = self.profile.vision.width
-            tokens = "visual_tokens" if v.connector.kind is ConnectorKind.PROJECTOR else v.visual_tokens
+            kind = connectors.spec(v.connector.kind)
+            tokens = kind.graph_tokens(kind.settings(v.connector), v.resolution, self.profile.vision.patch)
             ins, outs = G.connector_io(vdim, patches, model.decoder, model.is_cross, tokens)
             g = G.ConnectorGraph(model.connector, model.is_cross)
             owner = v.base_variant or v.name
@@ -344,16 +214,16 @@ class Build:
         # embed + decoder
         dec = model.decoder
         frozen_llm = v.recipe.llm is LlmFreeze.FROZEN
-        shared_llm = [shared[v.backbone.name]] if frozen_llm else []
+        shared_llm = [shared.backbone_data[v.backbone.name]] if frozen_llm else []
         if frozen_llm:
-            graphs["embed"] = shared[f"embed-{v.backbone.name}"]
+            graphs["embed"] = shared.embed[v.backbone.name]
         else:
             proto, ins, outs = self._export_embed(dec)
             path = self.onnx_dir / f"{v.name}.embed.onnx"
             used = O.place(proto, path, [], own)
             diff = O.parity(G.EmbedGraph(dec), path, (torch.randint(0, dec.cfg.vocab_size, (2, 7)),), ["input_ids"])
             graphs["embed"] = Exported(path, used, ins, outs, _check(diff, f"{v.name}.embed"))
-        memory = v.visual_tokens if model.is_cross else 4
+        memory = v.visual_tokens(self.profile.vision.patch) if model.is_cross else 4
         proto, ins, outs, args = self._export_decoder(dec, memory)
         path = self.onnx_dir / f"{v.name}.decoder.onnx"
         names = [s.name for s in ins]
@@ -380,7 +250,7 @@ class Build:
             "final_loss": {k: x for k, x in stats["final_loss"].items() if x is not None},  # stages that ran
             "train_seconds": train_seconds, "wall_seconds": round(train_seconds + time.time() - t_export, 1),
             "device": str(device()), "threads": torch.get_num_threads(),
-            "data": {"train_seed": self.profile.data_seed, "train_items": len(self._mem["records"]),
+            "data": {"train_seed": self.profile.data_seed, "train_items": len(self.components.data().records),
                      "examples": stats["examples"]},
             "parity": {k: g.parity for k, g in graphs.items()},
             "parity_reference": "onnxruntime float graph" if v.base_variant else "pytorch",
@@ -388,7 +258,7 @@ class Build:
             "onnxruntime": _ort_version(), "opset": O.OPSET,
             "date": datetime.date.today().isoformat(),
         }
-        write_manifest(manifest_path, v, self, model, stats, graphs, goldens, provenance)
+        write_manifest(manifest_path, v, self.zoo, self.profile, model, stats, graphs, goldens, provenance)
         self.log(f"{v.name}: exported in {time.time() - t0:.0f}s, parity "
                  + ", ".join(f"{k} {g.parity:.1e}" for k, g in graphs.items()))
         return manifest_path
@@ -423,7 +293,7 @@ class Build:
         if (test / "annotations.jsonl").exists():
             records, media_root = load_annotations(test), repo_root()
         else:
-            records, media_root = self._mem["val"], None
+            records, media_root = self.components.data().val, None
         n_images = max(1, self.profile.goldens - 1)
         images, seen = [], set()
         for r in records:  # one image per class, in file order
@@ -435,7 +305,7 @@ class Build:
 
     def write_goldens(self, v: VariantConfig, model: LynxModel, graphs: dict) -> Path:
         """Greedy answers of a few val items, in PyTorch and ONNX Runtime; they must agree."""
-        codec = self.codec()
+        codec = self.components.codec()
         picks, media_root = self.golden_items()
         sessions = {name: O.ort_session(g.path) for name, g in graphs.items()}
         ort_b, torch_b = OrtGraphs(sessions), TorchGraphs(model)
@@ -506,21 +376,20 @@ def _ort_version() -> str:
 
 
 def _up_to_date(manifest: Path, key: str, zoo: Path) -> bool:
-    """True when the manifest was written for this config hash and every file it lists verifies."""
+    """True when the manifest was written for this config hash and export revision and every file it
+    lists verifies (its sha256)."""
     if not manifest.exists():
         return False
-    text = manifest.read_text()
-    if f"config_hash: {key}" not in text and f'config_hash: "{key}"' not in text:
-        return False
-    if f"export_revision: {EXPORT_REVISION}\n" not in text:
-        return False
     try:
-        import yaml
-    except ImportError:
-        return False
-    doc = yaml.safe_load(text)
-    files = [(doc["tokenizer"]["path"], doc["tokenizer"]["sha256"]), (doc["goldens"]["path"], doc["goldens"]["sha256"])]
-    for g in doc["graphs"].values():
-        files.append((g["path"], g["sha256"]))
-        files += [(e["path"], e["sha256"]) for e in g["external_data"]]
+        doc = yaml_io.load(manifest.read_text())
+        provenance = doc["provenance"]
+        if provenance["config_hash"] != key or provenance["export_revision"] != EXPORT_REVISION:
+            return False
+        files = [(doc["tokenizer"]["path"], doc["tokenizer"]["sha256"]),
+                 (doc["goldens"]["path"], doc["goldens"]["sha256"])]
+        for g in doc["graphs"].values():
+            files.append((g["path"], g["sha256"]))
+            files += [(e["path"], e["sha256"]) for e in g["external_data"]]
+    except (yaml_io.YamlError, KeyError, TypeError, AttributeError):
+        return False  # not a manifest this exporter wrote: rebuild it
     return all((zoo / p).exists() and O.sha256_file(zoo / p) == h for p, h in files)

@@ -86,6 +86,29 @@ class Stem(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class GenerationDefaults:
+    """The decoding a manifest recommends (its `generation` block; docs/manifest.md): the exporter's
+    one place for them. The runtime reads them as `Model::default_generation`; flags override them.
+    `max_new_tokens` comes from the build profile (it also bounds the goldens' greedy decoding)."""
+
+    strategy: str = "beam"  # greedy | beam | sample
+    beams: int = 5  # beam width (Lynx decodes with 5; docs/cli.md)
+    min_new_tokens: int = 2
+    length_penalty: float = -2.0  # hypotheses scored sum / length ^ length_penalty (docs/architecture.md)
+    no_repeat_ngram_size: int = 2
+    temperature: float = 1.0  # sample only
+    top_k: int = 3  # sample only
+    top_p: float = 0.9  # sample only
+
+    def manifest(self, max_new_tokens: int) -> dict:
+        """The manifest's `generation` block (fixed key order)."""
+        return {"strategy": self.strategy, "beams": self.beams, "max_new_tokens": max_new_tokens,
+                "min_new_tokens": self.min_new_tokens, "length_penalty": self.length_penalty,
+                "no_repeat_ngram_size": self.no_repeat_ngram_size, "temperature": self.temperature,
+                "top_k": self.top_k, "top_p": self.top_p}
+
+
+@dataclass(frozen=True)
 class VisionConfig:
     """ViT vision encoder (patch embedding, pre-LN blocks, final LayerNorm)."""
 
@@ -132,7 +155,9 @@ class BackboneRef:
 
 @dataclass(frozen=True)
 class ConnectorConfig:
-    """Bridge from vision features to the LLM."""
+    """Bridge from vision features to the LLM: the flat settings of every kind as variant overrides
+    write them and cache keys hash them. Each kind reads its own typed subset
+    (`connectors.settings`), and a variant that sets a field its kind does not read is an error."""
 
     kind: ConnectorKind = ConnectorKind.RESAMPLER  # resampler | projector | cross_attention | none
     depth: int = 2  # Perceiver resampler layers (Lynx: 3 at full scale)
@@ -208,17 +233,16 @@ class VariantConfig:
             raise ConfigError(f"variant `{self.name}`: fraction `{self.recipe.fraction}` not in (0, 1]")
         if self.frames < 1 or self.frames > self.connector.max_frames:
             raise ConfigError(f"variant `{self.name}`: frames `{self.frames}` outside 1..{self.connector.max_frames}")
+        from . import connectors
+        connectors.settings(self.connector, f"variant `{self.name}`.connector")  # no setting the kind ignores
         return self
 
-    @property
-    def visual_tokens(self) -> typing.Optional[int]:
-        """Prefix tokens per image (projector: per frame), memory length for cross-attention."""
-        if self.connector.kind is ConnectorKind.NONE:
-            return None
-        if self.connector.kind is ConnectorKind.PROJECTOR:
-            grid = self.resolution // VisionConfig().patch
-            return (grid // self.connector.pool) ** 2
-        return self.connector.latents
+    def visual_tokens(self, patch: int) -> typing.Optional[int]:
+        """Prefix tokens per image (projector: per frame), memory length for cross-attention; `patch`
+        is the ViT's patch side (the build profile's `vision.patch`)."""
+        from . import connectors
+        kind = connectors.spec(self.connector.kind)
+        return kind.visual_tokens(kind.settings(self.connector), self.resolution, patch)
 
 
 def from_dict(cls, data: dict, where: str = ""):

@@ -20,10 +20,6 @@ class DataError(ValueError):
     """Malformed or missing benchmark data."""
 
 
-IMAGE_CLASSES = ("object", "color", "size", "counting", "spatial", "ocr", "compare", "more")
-VIDEO_CLASSES = ("motion", "order", "count_time")
-
-
 @dataclass
 class QARecord:
     """One Open-VQA record with its media resolved to an absolute path."""

@@ -7,32 +7,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import yaml_io
-from .config import AdapterKind, ConnectorKind, VariantConfig
+from . import connectors, yaml_io
+from .config import AdapterKind, VariantConfig
 from .media import CLIP_MEAN, CLIP_STD, RESCALE
 from .onnx_io import sha256_file
+from .profiles import Profile
 from .recipes import PROMPT_TEMPLATE
 from .tokenizer import BOS, EOS, PAD
 
 SCHEMA_VERSION = 1
 
 
-def axes(v: VariantConfig, size: str | None = None) -> dict:
+def axes(v: VariantConfig, patch: int) -> dict:
+    """The manifest's `axes` block; `patch` is the profile's ViT patch side."""
     c, a, r = v.connector, v.adapter, v.recipe
-    kind = c.kind.value
+    kind = connectors.spec(c.kind)
+    fields = kind.manifest_fields(kind.settings(c))
     return {
         "backbone": {"family": v.backbone.family.value, "flavour": v.backbone.flavour.value, "size": v.backbone.size},
-        "connector": {"kind": kind,
-                      "depth": c.depth if c.kind in (ConnectorKind.RESAMPLER, ConnectorKind.CROSS_ATTENTION) else None,
-                      "latents": c.latents if c.kind in (ConnectorKind.RESAMPLER, ConnectorKind.CROSS_ATTENTION) else None},
-        "cross_attention_every": c.cross_attention_every if c.kind is ConnectorKind.CROSS_ATTENTION else None,
+        "connector": {"kind": c.kind.value, "depth": fields.get("depth"), "latents": fields.get("latents")},
+        "cross_attention_every": fields.get("cross_attention_every"),
         "adapter": {"kind": a.kind.value,
                     "every": a.every if a.kind is AdapterKind.BOTTLENECK else None,
                     "dim": a.dim if a.kind is AdapterKind.BOTTLENECK else None,
                     "rank": a.rank if a.kind is AdapterKind.LORA else None},
         "freeze": {"vision": r.vision.value, "llm": r.llm.value},
         "resolution": v.resolution if v.vision_input else None,
-        "visual_tokens": v.visual_tokens,
+        "visual_tokens": v.visual_tokens(patch),
         "frames": v.frames if v.vision_input else None,
         "frame_positions": c.frame_positions if v.vision_input else None,
         "data": {"alignment": r.alignment.value if r.alignment_steps > 0 else "none", "fraction": r.fraction,
@@ -55,17 +56,16 @@ def graph_entry(zoo: Path, g) -> dict:
     return entry
 
 
-def write_manifest(path: Path, v: VariantConfig, build, model, stats: dict, graphs: dict, goldens: Path,
-                   provenance: dict):
-    zoo = build.zoo
+def write_manifest(path: Path, v: VariantConfig, zoo: Path, profile: Profile, model, stats: dict, graphs: dict,
+                   goldens: Path, provenance: dict) -> Path:
+    """Writes variants/NAME.yaml for `v` exported into `zoo` (graphs: name -> build.Exported)."""
     dec = model.decoder.cfg
-    profile = build.profile
     vision = profile.vision
     doc = {
         "schema_version": SCHEMA_VERSION,
         "name": v.name,
         "description": v.description,
-        "axes": axes(v),
+        "axes": axes(v, vision.patch),
         "changes": v.changes,
         "paper": v.paper,
         "model": {
@@ -81,9 +81,7 @@ def write_manifest(path: Path, v: VariantConfig, build, model, stats: dict, grap
         "video": {"frames": v.frames, "sampling": "uniform"} if v.vision_input else None,
         "tokenizer": {**_file(zoo, zoo / "onnx" / "tokenizer.json"), "bos": BOS, "eos": EOS, "pad": PAD},
         "prompt": {"template": PROMPT_TEMPLATE, "padding": "left"},
-        "generation": {"strategy": "beam", "beams": 5, "max_new_tokens": profile.max_new_tokens,
-                       "min_new_tokens": 2, "length_penalty": -2.0, "no_repeat_ngram_size": 2,
-                       "temperature": 1.0, "top_k": 3, "top_p": 0.9},
+        "generation": profile.generation.manifest(profile.max_new_tokens),
         "parameters": stats["parameters"],
         "provenance": provenance,
         "goldens": _file(zoo, goldens),

@@ -1,7 +1,8 @@
 """`build --jobs N`: the training steps of a build in N worker processes, each started as soon as
 the steps it needs are done.
 
-Every step (ViT, backbones, feature stores, variants) is cached in files by `Build`, so workers
+Every step (ViT, backbones, feature stores, variants) is cached in files (components.py,
+variant_training.py), so workers
 share nothing but the cache folder; the parent process then exports every variant from the cache.
 Workers are spawned (not forked) and run `--threads` torch threads each.
 """
@@ -22,18 +23,19 @@ def _log(msg: str):
 
 def train_step(profile, data, work, zoo, threads, kind, arg, frame_counts):
     """One cached build step in a worker process (`--jobs`): the cache is shared through files."""
-    from .build import Build
+    from .components import Components
+    from .variant_training import VariantTraining
 
     torch.set_num_threads(threads)
-    build = Build(profile, data, work, zoo, _log)  # each step loads the data it needs
+    components = Components(profile, data, work, _log)  # each step loads the data it needs
     if kind == "vit":
-        build.vit()
+        components.vit()
     elif kind == "backbone":
-        build.backbone(arg)
+        components.backbone(arg)
     elif kind == "features":
-        build.features(arg, frame_counts)
+        components.features(arg, frame_counts)
     else:
-        build.trained(create_variant(arg), frame_counts)
+        VariantTraining(components).trained(create_variant(arg), frame_counts)
     return f"{kind} {arg.name if kind == 'backbone' else arg}"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .config import BackboneRef, DecoderConfig, Family, VisionConfig
+from .config import BackboneRef, DecoderConfig, Family, GenerationDefaults, VisionConfig
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class Profile:
     step_scale: float = 1.0  # multiplies every variant's stage steps
     goldens: int = 3  # golden items per variant (images and a video)
     max_new_tokens: int = 24  # generation default written to manifests and used by goldens
+    generation: GenerationDefaults = field(default_factory=GenerationDefaults)  # the rest of the manifests' decoding
 
     def decoder(self, ref: BackboneRef) -> DecoderConfig:
         cfg = getattr(self, f"{ref.family.value}_{ref.size}", None)

@@ -271,18 +271,19 @@ def reference_name(blind: bool, resolution: int, frames: int, encoder: str = "vi
     return "-".join(parts)
 
 
-def _encoder(build, encoder: str, log):
+def _encoder(components, encoder: str, log):
     """The frozen encoder whose features the reference reads: the zoo's ViT or a ConvEncoder."""
     if encoder == "vit":
-        vit = VisionEncoder(build.profile.vision)
-        vit.load_state_dict(build.vit()[0])
-        return vit.eval(), build.vit_key()
+        vit = VisionEncoder(components.profile.vision)
+        vit.load_state_dict(components.vit()[0])
+        return vit.eval(), components.vit_key()
     if encoder != "cnn":
         raise ValueError(f"encoder: expected one of {ENCODERS}, got `{encoder}`")
-    width = build.profile.vision.width
-    key = config_hash("cnn-encoder", VIT_OBJECTIVE, width, CNN_STEPS, build._mem["sig"])
-    state, _ = build._cached("encoder", key, lambda: pretrain_encoder(
-        lambda: ConvEncoder(width), width, 128, build._mem["captions"], CNN_STEPS, 64, 0, log, "cnn"))
+    width = components.profile.vision.width
+    data = components.data()
+    key = config_hash("cnn-encoder", VIT_OBJECTIVE, width, CNN_STEPS, data.signature)
+    state, _ = components.cache.get("encoder", key, lambda: pretrain_encoder(
+        lambda: ConvEncoder(width), width, 128, data.captions, CNN_STEPS, 64, 0, log, "cnn"))
     cnn = ConvEncoder(width)
     cnn.load_state_dict(state)
     return cnn.eval(), key
@@ -294,28 +295,28 @@ def _extract(enc, records: list[QARecord], resolution: int, frame_counts: list[i
     return extract(enc, images, videos, resolution, frame_counts, log=lambda m: None)
 
 
-def run_reference(build, splits: list[Path], out: Path, cfg: ReferenceConfig, blind: bool, resolution: int,
+def run_reference(components, splits: list[Path], out: Path, cfg: ReferenceConfig, blind: bool, resolution: int,
                   frames: int, seed: int = 0, log=print, encoder: str = "vit") -> dict:
     """Trains (or loads from the build cache) a reference on the build's train split and writes its
-    predictions on each of `splits` to OUT/SPLIT/NAME.jsonl. Returns {split dir: predictions file}."""
-    build.prepare_data()
-    codec = build.codec()
-    records = build._mem["records"]
+    predictions on each of `splits` to OUT/SPLIT/NAME.jsonl. Returns {split dir: predictions file}.
+    `components`: a components.Components (data, tokenizer, ViT and features of a profile)."""
+    records = components.data().records
+    codec = components.codec()
     frame_counts = sorted({1, frames})
-    enc, enc_key = (None, None) if blind else _encoder(build, encoder, log)
+    enc, enc_key = (None, None) if blind else _encoder(components, encoder, log)
     if enc is None:
         store = None
     elif encoder == "vit":
-        store = build.features(resolution, frame_counts)  # the zoo's cached features
+        store = components.features(resolution, frame_counts)  # the zoo's cached features
     else:
         store = _extract(enc, records, resolution, frame_counts)
-    key = config_hash("reference", cfg, seed, blind, resolution, frames, build.tokenizer_key(), enc_key)
+    key = config_hash("reference", cfg, seed, blind, resolution, frames, components.tokenizer_key(), enc_key)
 
     def make():
         model, space, stats = train_reference(records, codec, store, cfg, frames, seed, log)
         return {k: v.cpu() for k, v in model.state_dict().items()}, space.names, stats
 
-    state, names, stats = build._cached("reference", key, make)
+    state, names, stats = components.cache.get("reference", key, make)
     space = AnswerSpace(names)
     model = reference_model(cfg, codec.vocab_size, store, len(names))
     model.load_state_dict(state)

@@ -1,8 +1,7 @@
 """The variant registry (timm style): variants are registered in one place and looked up by name.
 
-    @register_variant
-    def lynx_xattn():
-        return variant("lynx-xattn", changes="connector", connector={"kind": "cross_attention"}, ...)
+    Variant("lynx-xattn", changes="connector", ..., overrides=dict(connector={"kind": "cross_attention"}))
+    register_variant(record.config)   # variants.py does this for every record of VARIANTS
 
 `create_variant(name)` returns the validated `VariantConfig`; `list_variants()` the names.
 """

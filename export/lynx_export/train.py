@@ -95,6 +95,7 @@ class AttributeHead(nn.Module):
 
 
 # The generator's position words (src/data/tasks.rs `position_words`), row-major over a 3 x 3 grid.
+# A copy: the generated data do not carry them; tests/test_data.py fails when the two drift apart.
 REGIONS = ("at the top left", "at the top", "at the top right", "on the left", "in the middle", "on the right",
            "at the bottom left", "at the bottom", "at the bottom right")
 _REGION_INDEX = {words: i for i, words in enumerate(REGIONS)}

@@ -73,3 +73,142 @@ def _block(v, indent: int, lines: list[str]):
                 lines.extend(sub)
             else:
                 lines.append(f"{pad}- {_flow(x)}")
+
+
+class YamlError(ValueError):
+    """Text outside the subset `dump` writes (or malformed)."""
+
+
+def load(text: str):
+    """Reads what `dump` writes: block mappings and sequences (two-space indent), flow mappings and
+    lists, plain and JSON-quoted scalars. Used for the exporter's own manifests (the up-to-date check),
+    so that it needs no PyYAML; anything else is a `YamlError`, never a guess."""
+    lines = [(len(s) - len(s.lstrip(" ")), s.strip(), n) for n, s in enumerate(text.splitlines(), 1)
+             if s.strip() and not s.lstrip().startswith("#")]
+    value, i = _load_block(lines, 0, 0)
+    if i != len(lines):
+        raise YamlError(f"line {lines[i][2]}: unexpected indentation")
+    return value
+
+
+def _load_block(lines, i: int, indent: int):
+    if i >= len(lines) or lines[i][0] != indent:
+        raise YamlError(f"line {lines[i][2] if i < len(lines) else 'EOF'}: expected a block at indent {indent}")
+    if lines[i][1].startswith("- ") or lines[i][1] == "-":
+        out = []
+        while i < len(lines) and lines[i][0] == indent and lines[i][1].startswith("-"):
+            rest = lines[i][1][1:].strip()
+            if _key_split(rest) is not None and not rest.startswith(("{", "[")):
+                # "- key: value" opens a mapping whose further keys sit at indent + 2
+                sub = [(indent + 2, rest, lines[i][2])] + lines[i + 1:]
+                item, j = _load_block(sub, 0, indent + 2)
+                out.append(item)
+                i = i + j
+            else:
+                out.append(_flow_value(rest, lines[i][2]))
+                i += 1
+        return out, i
+    out = {}
+    while i < len(lines) and lines[i][0] == indent:
+        _, s, n = lines[i]
+        kv = _key_split(s)
+        if kv is None:
+            raise YamlError(f"line {n}: expected `key: value`")
+        key, rest = kv
+        if rest == "":
+            if i + 1 < len(lines) and lines[i + 1][0] > indent:
+                out[key], i = _load_block(lines, i + 1, lines[i + 1][0])
+                continue
+            out[key] = None
+        else:
+            out[key] = _flow_value(rest, n)
+        i += 1
+    return out, i
+
+
+def _key_split(s: str):
+    """(key, rest) of `key: rest` at the top level of `s`, or None."""
+    if s.startswith('"'):
+        end = _string_end(s, 0)
+        if s[end:end + 1] == ":" and (end + 1 == len(s) or s[end + 1] == " "):
+            return json.loads(s[:end]), s[end + 1:].strip()
+        return None
+    for j, ch in enumerate(s):
+        if ch in "{[\"":
+            return None
+        if ch == ":" and (j + 1 == len(s) or s[j + 1] == " "):
+            return s[:j], s[j + 1:].strip()
+    return None
+
+
+def _string_end(s: str, start: int) -> int:
+    j = start + 1
+    while j < len(s):
+        if s[j] == "\\":
+            j += 2
+            continue
+        if s[j] == '"':
+            return j + 1
+        j += 1
+    raise YamlError(f"unterminated string in `{s}`")
+
+
+def _flow_value(s: str, n: int):
+    value, j = _parse_flow(s.strip(), 0, n)
+    if s.strip()[j:].strip():
+        raise YamlError(f"line {n}: trailing text in `{s}`")
+    return value
+
+
+def _parse_flow(s: str, i: int, n: int):
+    while i < len(s) and s[i] == " ":
+        i += 1
+    if i < len(s) and s[i] in "[{":
+        close = "]" if s[i] == "[" else "}"
+        items, mapping = [], {}
+        i += 1
+        while True:
+            while i < len(s) and s[i] == " ":
+                i += 1
+            if i < len(s) and s[i] == close:
+                return (items if close == "]" else mapping), i + 1
+            if close == "}":
+                key, i = _flow_scalar(s, i, n, stop=":")
+                if s[i:i + 1] != ":":
+                    raise YamlError(f"line {n}: expected `:` in `{s}`")
+                value, i = _parse_flow(s, i + 1, n)
+                mapping[key] = value
+            else:
+                value, i = _parse_flow(s, i, n)
+                items.append(value)
+            while i < len(s) and s[i] == " ":
+                i += 1
+            if s[i:i + 1] == ",":
+                i += 1
+            elif s[i:i + 1] != close:
+                raise YamlError(f"line {n}: expected `,` or `{close}` in `{s}`")
+    return _flow_scalar(s, i, n, stop=",]}")
+
+
+def _flow_scalar(s: str, i: int, n: int, stop: str):
+    if s[i:i + 1] == '"':
+        end = _string_end(s, i)
+        return json.loads(s[i:end]), end
+    j = i
+    while j < len(s) and s[j] not in stop:
+        j += 1
+    return _plain(s[i:j].strip()), j
+
+
+def _plain(t: str):
+    if t in ("null", "~", ""):
+        return None
+    if t == "true":
+        return True
+    if t == "false":
+        return False
+    if re.fullmatch(r"[-+]?[0-9]+", t):
+        return int(t)
+    if re.fullmatch(r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][-+]?[0-9]+)?", t):
+        return float(t)
+    return t

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from lynx_export.build import Build
+from lynx_export.components import Components
 from lynx_export.config import BackboneRef, Family, Flavour
 from lynx_export.data import load_corpus, load_text_instructions, repo_root
 from lynx_export.profiles import PROFILES
@@ -36,11 +36,9 @@ def main():
     torch.set_num_threads(1)
     root = repo_root()
     profile = PROFILES["zoo"]
-    b = Build(profile, root / "export/work/data", root / "export/work", Path("/tmp/backbone-probe-zoo"),
-              log=lambda m: None)
-    b.prepare_data()
+    b = Components(profile, root / "export/work/data", root / "export/work", log=lambda m: None)
     codec = b.codec()
-    corpus, instructions = b._mem["corpus"], b._mem["instructions"]
+    corpus, instructions = b.data().corpus, b.data().instructions
     if args.text:
         corpus, instructions = load_corpus(args.text), load_text_instructions(args.text)
     ref = BackboneRef(Family.LLAMA, Flavour.BASE, "small")

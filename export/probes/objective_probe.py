@@ -41,7 +41,7 @@ def main():
     args = p.parse_args()
     b = zoo_build(args.threads, log=lambda m: None)
     rng = np.random.default_rng(0)
-    captions = b._mem["captions"]
+    captions = b.data().captions
     words, pairs, targets, regions = caption_targets(captions)
     images = np.stack([read_image(c.image) for c in captions])
     vit = b.profile.vision

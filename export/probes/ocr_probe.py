@@ -53,7 +53,7 @@ def main():
     args = p.parse_args()
     b = zoo_build(args.threads, log=lambda m: None)
     rng = np.random.default_rng(0)
-    train = [r for r in b._mem["records"] if r.cls == "ocr"]
+    train = [r for r in b.data().records if r.cls == "ocr"]
     width = b.profile.vision.width
     if args.encoder == "vit":
         enc = VisionEncoder(b.profile.vision)
@@ -75,7 +75,7 @@ def main():
     enc.eval()
     head.eval()
     seen = {canonical(r) for r in train}
-    for name, split in (("val", b.data.val), ("data/test", repo_root() / "data" / "test")):
+    for name, split in (("val", b.paths.val), ("data/test", repo_root() / "data" / "test")):
         recs = [r for r in load_annotations(split) if r.cls == "ocr"]
         with torch.no_grad():
             words = [spelled(row) for row in head(enc(preprocess([read_image(r.media) for r in recs], 128)))]

@@ -12,7 +12,8 @@ Needs a finished `build` (tokenizer, ViT, backbones and features in export/work/
 import argparse, time, re, torch, numpy as np
 torch.set_num_threads(1)
 from pathlib import Path
-from lynx_export.build import Build
+from lynx_export.components import Components
+from lynx_export.variant_training import VariantTraining
 from lynx_export.data import load_annotations, repo_root
 from lynx_export.profiles import PROFILES
 from lynx_export.registry import create_variant
@@ -22,31 +23,31 @@ from lynx_export.recipes import prompt_ids
 from lynx_export.features import load_pixels
 import lynx_export.config as C
 root = repo_root()
-b = Build(PROFILES["zoo"], root/"export/work/data", root/"export/work", Path("/tmp/expzoo"), log=lambda m: None)
-b.prepare_data()
-codec = b.codec()
 ap = argparse.ArgumentParser()
 ap.add_argument("--chat", type=Path, help="a backbone_probe.py checkpoint instead of llama-chat-small")
 ap.add_argument("--split", type=Path, help="score this split folder (e.g. data/test) instead of val")
 ap.add_argument("name"); ap.add_argument("steps", type=int); ap.add_argument("overrides", nargs="?", default="{}")
 args = ap.parse_args()
+b = Components(PROFILES["zoo"], root/"export/work/data", root/"export/work", log=lambda m: None)
+data = b.data()
+codec = b.codec()
 name, steps, overrides = args.name, args.steps, eval(args.overrides)
 if args.chat:
-    cached, probe_chat = b.backbone, torch.load(args.chat, weights_only=False)
+    cached, probe_chat = b.backbone, torch.load(args.chat, weights_only=True)
     b.backbone = lambda ref: probe_chat if ref.name == "llama-chat-small" else cached(ref)
 v = create_variant(name, **overrides)
 v = C.replace(v, recipe={"instruction_steps": steps})
-model = b.build_model(v)
+model = VariantTraining(b).build_model(v)
 model.load_pretrained(b.vit()[0] if v.vision_input else None, b.backbone(v.backbone)[0])
 store = b.features(v.resolution, [1, 5]) if v.vision_input else None
 emb = model.decoder.embed_tokens.weight
 print("embed std", emb.std().item(), "row norm", emb.norm(dim=-1).mean().item())
 t = time.time()
-stats = train_variant(model, codec, store, b._mem["records"], b._mem["captions"], b._mem["instructions"], 1.0, log=print)
+stats = train_variant(model, codec, store, data.records, data.captions, data.instructions, 1.0, log=print)
 print("train", time.time() - t, stats["final_loss"])
 tg = TorchGraphs(model)
 def norm(s): return " ".join(re.findall(r"[a-z0-9]+", s.lower()))
-val = (load_annotations(args.split) if args.split else b._mem["val"])[:300]
+val = (load_annotations(args.split) if args.split else data.val)[:300]
 correct = {}
 cfg = model.decoder.cfg
 for r in val:

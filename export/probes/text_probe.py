@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lynx_export.build import Build
+from lynx_export.components import Components
 from lynx_export.config import BackboneRef, ConnectorKind, Family, Flavour, replace
 from lynx_export.data import load_captions, repo_root
 from lynx_export.goldens import TorchGraphs, greedy
@@ -45,23 +45,21 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(1)
     root = repo_root()
-    b = Build(PROFILES["zoo"], root / "export/work/data", root / "export/work", Path("/tmp/text-probe-zoo"),
-              log=lambda m: None)
-    b.prepare_data()
+    b = Components(PROFILES["zoo"], root / "export/work/data", root / "export/work", log=lambda m: None)
     codec = TextCodec.load(args.tokenizer) if args.tokenizer else b.codec()
     family, flavour, size = args.backbone.split("-")
     ref = BackboneRef(Family(family), Flavour(flavour), size)
     v = replace(create_variant("lynx-blind"), backbone=ref)
     assert v.connector.kind is ConnectorKind.NONE
     model = LynxModel(v, b.profile.vision, dataclasses.replace(b.profile.decoder(ref), vocab_size=codec.vocab_size))
-    state = torch.load(args.checkpoint, weights_only=False)[0] if args.checkpoint else b.backbone(ref)[0]
+    state = torch.load(args.checkpoint, weights_only=True)[0] if args.checkpoint else b.backbone(ref)[0]
     model.load_pretrained(None, state)
     model.eval()
     graphs = TorchGraphs(model)
-    captions = {str(c.image): c.caption for c in load_captions(b.data.val)}
+    captions = {str(c.image): c.caption for c in load_captions(b.paths.val)}
     cfg = model.decoder.cfg
     correct: dict[str, list[bool]] = {}
-    for r in b._mem["val"][: args.n]:
+    for r in b.data().val[: args.n]:
         if r.is_video:
             continue
         question = f"Picture: {captions[str(r.media)]}. {r.question}"

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lynx_export.build import Build
+from lynx_export.components import Components
 from lynx_export.data import repo_root
 from lynx_export.features import extract
 from lynx_export.profiles import PROFILES
@@ -85,13 +85,13 @@ def shapes_cnn(caps, steps: int = 1500, seed: int = 0) -> ConvEncoder:
     return enc.eval()
 
 
-def zoo_build(threads: int, log=print) -> Build:
-    """The zoo profile's build over export/work (data prepared), torch on `threads` threads, seed 0."""
+def zoo_build(threads: int, log=print) -> Components:
+    """The zoo profile's components over export/work (data prepared), torch on `threads` threads, seed 0."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     root = repo_root()
-    b = Build(PROFILES["zoo"], root / "export/work/data", root / "export/work", root, log=log)
-    b.prepare_data()
+    b = Components(PROFILES["zoo"], root / "export/work/data", root / "export/work", log=log)
+    b.data()
     return b
 
 
@@ -102,7 +102,7 @@ def main():
     p.add_argument("--n", type=int, default=3000)
     args = p.parse_args()
     b = zoo_build(2)
-    caps = b._mem["captions"][: args.n]
+    caps = b.data().captions[: args.n]
     fit = int(len(caps) * 0.8)
     enc = shapes_cnn(caps[:fit]) if args.encoder == "shapes-cnn" else _encoder(b, args.encoder, print)[0]
     x = features_of(enc, caps, args.resolution)

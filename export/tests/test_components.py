@@ -8,9 +8,10 @@ import torch
 from conftest import tiny_decoder
 from lynx_export.config import AdapterConfig, AdapterKind, ConnectorConfig, ConnectorKind, Family, Stem
 from lynx_export.models.adapters import BottleneckAdapter, LoRALinear
-from lynx_export.models.connector import CrossAttentionConnector
+from lynx_export.connectors import settings
+from lynx_export.connectors.cross_attention import CrossAttentionConnector
 from lynx_export.models.decoder import Decoder
-from lynx_export.models.projector import Projector
+from lynx_export.connectors.projector import Projector
 from lynx_export.models.resampler import PerceiverResampler
 from lynx_export.models.vision import VisionEncoder, conv_stem
 
@@ -35,33 +36,33 @@ def test_conv_stem_is_stride_two_convolutions_ending_linear():
 
 
 def test_resampler_outputs_latents_for_any_frame_count():
-    r = PerceiverResampler(ConnectorConfig(latents=8, width=16, heads=2), vision_dim=32, out_dim=24)
+    r = PerceiverResampler(settings(ConnectorConfig(latents=8, width=16, heads=2)), vision_dim=32, out_dim=24)
     assert r(torch.randn(2, 1, 64, 32)).shape == (2, 8, 24)
     assert r(torch.randn(2, 5, 64, 32)).shape == (2, 8, 24)
 
 
 def test_frame_positions_make_frame_order_matter():
     torch.manual_seed(0)
-    cfg = ConnectorConfig(latents=4, width=16, heads=2)
+    cfg = settings(ConnectorConfig(latents=4, width=16, heads=2))
     r = PerceiverResampler(cfg, 32, 16)
     with torch.no_grad():
         r.frame_pos.table.normal_()
     x = torch.randn(1, 3, 4, 32)
     swapped = x[:, [2, 1, 0]]
     assert not torch.allclose(r(x), r(swapped), atol=1e-4)
-    r_plain = PerceiverResampler(ConnectorConfig(latents=4, width=16, heads=2, frame_positions=False), 32, 16)
+    r_plain = PerceiverResampler(settings(ConnectorConfig(latents=4, width=16, heads=2, frame_positions=False)), 32, 16)
     assert torch.allclose(r_plain(x), r_plain(swapped), atol=1e-5)
 
 
 def test_projector_pools_patches_per_frame():
-    p = Projector(ConnectorConfig(kind=ConnectorKind.PROJECTOR), 32, 24, patches=64)
+    p = Projector(settings(ConnectorConfig(kind=ConnectorKind.PROJECTOR)), 32, 24, patches=64)
     assert p(torch.randn(2, 1, 64, 32)).shape == (2, 16, 24)
     assert p(torch.randn(2, 5, 64, 32)).shape == (2, 80, 24)
 
 
 def test_cross_attention_connector_gives_per_block_kv():
     dec = tiny_decoder()
-    c = CrossAttentionConnector(ConnectorConfig(latents=8, width=16, heads=2), 32, dec, n_blocks=2)
+    c = CrossAttentionConnector(settings(ConnectorConfig(ConnectorKind.CROSS_ATTENTION, latents=8, width=16, heads=2)), 32, dec, n_blocks=2)
     kv = c(torch.randn(3, 5, 16, 32))
     assert len(kv) == 2 and kv[0][0].shape == (3, dec.heads, 8, dec.head_dim)
 

@@ -59,3 +59,17 @@ def test_the_generator_revision_follows_its_sources(tmp_path):
     assert generator_revision(tmp_path) == before
     (tmp_path / "src" / "data" / "text.rs").write_text("fn b() {}")
     assert generator_revision(tmp_path) != before
+
+
+def test_position_words_match_the_generator():
+    """train.REGIONS copies the generator's `position_words` grid (src/data/tasks.rs; the generated data
+    do not carry it): the copy must not drift."""
+    import re
+
+    from lynx_export.data import repo_root
+    from lynx_export.train import REGIONS
+
+    src = (repo_root() / "src" / "data" / "tasks.rs").read_text()
+    grid = re.search(r"const GRID: \[\[&str; 3\]; 3\] = \[(.*?)\];", src, re.S)
+    assert grid, "position_words' GRID not found in src/data/tasks.rs"
+    assert tuple(re.findall(r'"([^"]+)"', grid[1])) == REGIONS

@@ -8,7 +8,8 @@ from conftest import tiny_decoder
 from lynx_export import graphs as G
 from lynx_export import onnx_io as O
 from lynx_export.config import AdapterConfig, AdapterKind, ConnectorConfig, ConnectorKind, Family
-from lynx_export.models.connector import build_connector
+from lynx_export import connectors
+from lynx_export.connectors import build_connector
 from lynx_export.models.decoder import Decoder
 from lynx_export.models.vision import VisionEncoder
 
@@ -74,8 +75,11 @@ def test_cross_attention_decoder_and_connector_parity(tmp_path, tiny_vision):
 @pytest.mark.parametrize("kind", [ConnectorKind.RESAMPLER, ConnectorKind.PROJECTOR])
 def test_prefix_connector_parity_over_frame_counts(tmp_path, kind):
     dec = tiny_decoder()
-    con = _randomise(build_connector(ConnectorConfig(kind=kind, latents=8, width=16, heads=2), 32, dec, 64, 0))
-    tokens = "visual_tokens" if kind is ConnectorKind.PROJECTOR else 8
+    flat = ConnectorConfig(kind=kind, latents=8, width=16, heads=2) if kind is ConnectorKind.RESAMPLER \
+        else ConnectorConfig(kind=kind)
+    con = _randomise(build_connector(flat, 32, dec, 64, 0))
+    tokens = connectors.spec(kind).graph_tokens(connectors.settings(flat), 128, 16)
+    assert tokens == ("visual_tokens" if kind is ConnectorKind.PROJECTOR else 8)
     ins, outs = G.connector_io(32, 64, Decoder(dec), False, tokens)
     g = G.ConnectorGraph(con, False)
     O.place(O.export_graph(g, (torch.randn(2, 5, 64, 32),), ins, outs), tmp_path / "c.onnx", [], None)

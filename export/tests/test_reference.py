@@ -74,13 +74,13 @@ def test_the_reference_reads_the_features_and_the_blind_one_cannot():
 
 
 def test_reference_command_writes_scorable_predictions_and_caches_the_model(tmp_path, monkeypatch):
-    from lynx_export.build import Build
+    from lynx_export.components import Components
     from lynx_export.profiles import PROFILES
 
     data = make_all(tmp_path / "data", n_train=60, n_val=8, n_text=60)
     _tiny_smoke_profile(monkeypatch, vit_steps=3)
     lines = []
-    build = Build(PROFILES["smoke"], data, tmp_path / "work", tmp_path / "zoo", log=lines.append)
+    build = Components(PROFILES["smoke"], data, tmp_path / "work", log=lines.append)
     cfg = ReferenceConfig(width=32, layers=1, heads=2, steps=5, batch=8)
     out = tmp_path / "ref"
     written = run_reference(build, [data / "val"], out, cfg, False, 128, 5, log=lines.append)

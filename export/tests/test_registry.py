@@ -70,3 +70,47 @@ def test_config_hash_changes_with_any_field():
     b = create_variant("lynx", recipe={"seed": 1})
     assert C.config_hash(a) != C.config_hash(b)
     assert C.config_hash(a) == C.config_hash(create_variant("lynx"))
+
+
+def test_every_connector_kind_has_one_module_and_a_variant_reading_a_setting_its_kind_ignores_fails():
+    from lynx_export import connectors
+    assert set(connectors.KINDS) == set(C.ConnectorKind)
+    with pytest.raises(C.ConfigError, match="no setting `latents`"):
+        create_variant("lynx-projector", connector={"latents": 8})
+    with pytest.raises(C.ConfigError, match="no setting `pool`"):
+        create_variant("lynx", connector={"pool": 4})
+
+
+def test_visual_tokens_follow_the_profile_patch():
+    v = create_variant("lynx-projector")
+    assert v.visual_tokens(16) == 16 and v.visual_tokens(8) == 64
+    assert create_variant("lynx").visual_tokens(8) == 32
+
+
+def test_a_variant_must_change_the_axis_it_declares():
+    from lynx_export.variants import VARIANTS, Variant
+
+    assert len({v.name for v in VARIANTS}) == len(VARIANTS)
+    ok = Variant("x-lowres", changes="resolution", description="d", paper="p", overrides={"resolution": 64})
+    assert ok.config().resolution == 64
+    # overrides touching another axis than the declared one
+    with pytest.raises(C.ConfigError, match="changes `resolution`"):
+        Variant("x-bad", changes="resolution", description="d", paper="p", overrides={"adapter": {"every": 1}}).config()
+    # an override that sets the baseline's own value changes nothing
+    with pytest.raises(C.ConfigError, match="changes `frames`"):
+        Variant("x-same", changes="frames", description="d", paper="p", overrides={"frames": 5}).config()
+    # a nested axis, and an unknown one
+    with pytest.raises(C.ConfigError, match="changes `adapter.every`"):
+        Variant("x-kind", changes="adapter.every", description="d", paper="p", overrides={"adapter": {"dim": 16}}).config()
+    with pytest.raises(C.ConfigError, match="not a manifest axis"):
+        Variant("x-typo", changes="resolutoin", description="d", paper="p", overrides={"resolution": 64}).config()
+
+
+def test_generation_defaults_are_what_the_shipped_manifests_recommend():
+    import yaml
+
+    from lynx_export.data import repo_root
+
+    doc = yaml.safe_load((repo_root() / "variants" / "lynx.yaml").read_text())
+    zoo = PROFILES["zoo"]
+    assert doc["generation"] == zoo.generation.manifest(zoo.max_new_tokens)

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import ConnectorKind, LlmFreeze, VariantConfig, VisionConfig, VisionFreeze, DecoderConfig
-from .connector import build_connector
+from .. import connectors
+from ..config import LlmFreeze, VariantConfig, VisionConfig, VisionFreeze, DecoderConfig
 from .decoder import Decoder
 from .vision import VisionEncoder
 
@@ -29,20 +29,21 @@ class LynxModel(nn.Module):
         self.variant = variant
         self.decoder = Decoder(decoder_cfg)
         self.vision = VisionEncoder(vision_cfg) if variant.vision_input else None
-        n_cross = 0
-        if variant.connector.kind is ConnectorKind.CROSS_ATTENTION:
-            n_cross = len(self.decoder.add_cross_attention(variant.connector.cross_attention_every))
+        kind = connectors.spec(variant.connector.kind)
+        settings = kind.settings(variant.connector, f"variant `{variant.name}`.connector")
+        self.placement = kind.placement
+        n_cross = kind.prepare_decoder(self.decoder, settings)  # before the adapters (initialisation order)
         self.decoder.add_adapters(variant.adapter)
         patches = (variant.resolution // vision_cfg.patch) ** 2
-        self.connector = build_connector(variant.connector, vision_cfg.width, decoder_cfg, patches, n_cross)
+        self.connector = kind.build(settings, vision_cfg.width, decoder_cfg, patches, n_cross)
 
     @property
     def is_prefix(self) -> bool:
-        return self.variant.connector.kind in (ConnectorKind.RESAMPLER, ConnectorKind.PROJECTOR)
+        return self.placement is connectors.Placement.PREFIX
 
     @property
     def is_cross(self) -> bool:
-        return self.variant.connector.kind is ConnectorKind.CROSS_ATTENTION
+        return self.placement is connectors.Placement.CROSS
 
     def load_pretrained(self, vision_state: dict | None, decoder_state: dict):
         """Starts from the pretrained ViT and LLM (adapters and connector stay freshly initialised)."""

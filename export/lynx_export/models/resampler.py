@@ -13,7 +13,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import ConnectorConfig
 from .layers import GeluMLP, MultiHeadAttention
 
 
@@ -48,7 +47,8 @@ class ResamplerLayer(nn.Module):
 class PerceiverResampler(nn.Module):
     """(B, F, P, vision_dim) -> (B, latents, out_dim)."""
 
-    def __init__(self, cfg: ConnectorConfig, vision_dim: int, out_dim: int):
+    def __init__(self, cfg, vision_dim: int, out_dim: int):
+        # cfg: connectors.resampler.ResamplerConfig or connectors.cross_attention.CrossAttentionConfig
         super().__init__()
         self.in_proj = nn.Linear(vision_dim, cfg.width)
         self.frame_pos = FramePositions(cfg.max_frames, cfg.width) if cfg.frame_positions else None

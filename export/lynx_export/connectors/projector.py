@@ -1,4 +1,4 @@
-"""LLaVA-style MLP projector (Liu et al. 2023) as a prefix connector.
+"""The projector connector: a LLaVA-style MLP projector (Liu et al. 2023) as a prefix connector.
 
 Each frame's patch grid is average-pooled `pool` x `pool` (64 patches -> 16 tokens at 64 px) to
 keep video prefixes short, a frame-position embedding is added, and a two-layer GELU MLP maps
@@ -8,17 +8,44 @@ every pooled patch to one LLM token: (B, F, P, Dv) -> (B, F * P / pool^2, hidden
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import ConnectorConfig
-from .layers import GeluMLP
-from .resampler import FramePositions
+from ..config import ConnectorKind, DecoderConfig
+from ..models.layers import GeluMLP
+from ..models.resampler import FramePositions
+from .base import ConnectorSpec, Placement
+
+
+@dataclass(frozen=True)
+class ProjectorConfig:
+    """The projector's settings (defaults and comments: config.ConnectorConfig)."""
+
+    pool: int
+    frame_positions: bool
+    max_frames: int
+
+
+class ProjectorSpec(ConnectorSpec):
+    kind = ConnectorKind.PROJECTOR
+    placement = Placement.PREFIX
+    settings_type = ProjectorConfig
+
+    def visual_tokens(self, s: ProjectorConfig, resolution: int, patch: int) -> int:
+        grid = resolution // patch
+        return (grid // s.pool) ** 2
+
+    def graph_tokens(self, s: ProjectorConfig, resolution: int, patch: int) -> str:
+        return "visual_tokens"  # per frame: the graph's output grows with the frame count
+
+    def build(self, s: ProjectorConfig, vision_dim: int, dec: DecoderConfig, patches: int, n_cross: int):
+        return Projector(s, vision_dim, dec.hidden, patches)
 
 
 class Projector(nn.Module):
-    def __init__(self, cfg: ConnectorConfig, vision_dim: int, out_dim: int, patches: int):
+    def __init__(self, cfg: ProjectorConfig, vision_dim: int, out_dim: int, patches: int):
         super().__init__()
         self.pool = cfg.pool
         self.grid = math.isqrt(patches)

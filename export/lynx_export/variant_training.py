@@ -1,0 +1,50 @@
+"""Build stage 2: training one variant (the two Lynx stages) on the shared components, cached by a
+hash of the variant config and every upstream key."""
+
+from __future__ import annotations
+
+from .components import Components
+from .config import VariantConfig, config_hash
+from .models.lynx import LynxModel
+from .registry import create_variant
+from .train import train_variant
+
+
+class VariantTraining:
+    """Trains variants on `components` (their data, ViT, backbones and features)."""
+
+    def __init__(self, components: Components):
+        self.components = components
+
+    def variant_key(self, v: VariantConfig) -> str:
+        c = self.components
+        if v.base_variant:
+            return config_hash("quantized", v, self.variant_key(create_variant(v.base_variant)))
+        return config_hash("variant", v, c.vit_key(), c.backbone_key(v.backbone), c.tokenizer_key(),
+                           c.profile.step_scale)
+
+    def build_model(self, v: VariantConfig) -> LynxModel:
+        """A fresh (untrained) model of `v` at the profile's sizes."""
+        c = self.components
+        return LynxModel(v, c.profile.vision, c.decoder_cfg(v.backbone))
+
+    def trained(self, v: VariantConfig, frame_counts: list[int]) -> tuple[LynxModel, dict]:
+        """(model in eval mode, stats) of a trained variant, from the cache when present."""
+        c = self.components
+        data = c.data()
+
+        def make():
+            model = self.build_model(v)
+            vit_state = c.vit()[0] if v.vision_input else None
+            model.load_pretrained(vit_state, c.backbone(v.backbone)[0])
+            store = c.features(v.resolution, frame_counts) if v.vision_input else None
+            stats = train_variant(model, c.codec(), store, data.records, data.captions, data.instructions,
+                                  c.profile.step_scale, c.log)
+            trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            stats["parameters"] = {"total": sum(p.numel() for p in model.parameters()), "trainable": trainable}
+            return {k: t.cpu() for k, t in model.state_dict().items()}, stats
+
+        state, stats = c.cache.get("variant", self.variant_key(v), make)
+        model = self.build_model(v)
+        model.load_state_dict(state)
+        return model.eval(), stats
