@@ -65,8 +65,11 @@ _WORD = re.compile(r"[a-z0-9]+")
 def caption_vocabulary(captions: list[str], size: int = 256) -> list[str]:
     counts = collections.Counter(w for c in captions for w in set(_WORD.findall(c.lower())))
     n = len(captions)
-    # words in (almost) every caption carry no information about the image
-    return [w for w, k in counts.most_common() if k < 0.9 * n][:size]
+    # words in (almost) every caption carry no information about the image; ties in count are
+    # broken by the word, so the order (the ViT head's targets) does not depend on set iteration
+    # order, which PYTHONHASHSEED changes from one process to the next
+    ranked = sorted(counts.items(), key=lambda wk: (-wk[1], wk[0]))
+    return [w for w, k in ranked if k < 0.9 * n][:size]
 
 
 class AttributeHead(nn.Module):

@@ -127,3 +127,22 @@ def test_left_padding_does_not_change_real_positions():
     mask = torch.tensor([[0, 0, 1, 1, 1, 1]])
     padded, _ = dec(padded_x, mask, (mask.cumsum(-1) - 1).clamp(min=0))
     assert torch.allclose(alone, padded[:, 2:], atol=1e-5)
+
+
+def test_caption_vocabulary_breaks_ties_by_word_not_by_hash_order():
+    """Ties in count must not depend on set iteration order (PYTHONHASHSEED): the ViT head's
+    targets, and so every trained weight, would differ from one process to the next."""
+    import os
+    import subprocess
+    import sys
+
+    from lynx_export.train import caption_vocabulary
+
+    captions = ["a red circle", "a blue square", "a green star", "one red star", "a tiny blue circle"]
+    words = caption_vocabulary(captions)
+    assert words == sorted(words, key=lambda w: (-sum(w in c.split() for c in captions), w))
+    code = ("from lynx_export.train import caption_vocabulary; "
+            f"print(caption_vocabulary({captions!r}))")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(4)}
+    assert len(outs) == 1, outs
