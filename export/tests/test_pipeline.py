@@ -11,6 +11,7 @@ from lynx_export import onnx_io as O
 from lynx_export.__main__ import run_build
 from lynx_export.config import VisionConfig
 from lynx_export.profiles import PROFILES
+from test_manifest_schema import validate
 
 
 def _tiny_smoke_profile(monkeypatch, **steps):
@@ -31,6 +32,7 @@ def test_build_writes_verifiable_manifests_and_goldens(tmp_path, monkeypatch):
     for name in names:
         doc = yaml.safe_load((zoo / "variants" / f"{name}.yaml").read_text())
         assert doc["name"] == name and doc["schema_version"] == 1
+        validate(doc)  # the runtime's contract (docs/manifest.schema.json)
         files = [doc["tokenizer"], doc["goldens"]]
         for g in doc["graphs"].values():
             files += [g] + g["external_data"]

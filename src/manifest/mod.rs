@@ -359,6 +359,17 @@ impl PromptSpec {
     }
 }
 
+/// The JSON Schema of a manifest file, generated from the serde types of [`raw`] (field names,
+/// types, enums, required and unknown keys). Committed as docs/manifest.schema.json, which the
+/// exporter's tests validate every manifest they write against; the cross-field rules and
+/// [`bounds`] are checked by [`Manifest::from_yaml`] only.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(RawManifest);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 /// A raw manifest with where it came from: the input of the `TryFrom` conversion.
 #[derive(Debug)]
 pub struct ManifestSource<'a> {

@@ -11,10 +11,11 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The whole manifest file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawManifest {
     /// Schema version; this runtime reads version 1.
@@ -63,7 +64,7 @@ pub struct RawManifest {
 }
 
 /// `axes:` -- the variant's position in the ablation grid.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAxes {
     /// LLM backbone.
@@ -101,7 +102,7 @@ pub struct RawAxes {
 }
 
 /// `axes.backbone`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Backbone {
     /// Decoder family.
@@ -113,7 +114,7 @@ pub struct Backbone {
 }
 
 /// Decoder family: LLaMA-style (RMSNorm, RoPE, SwiGLU) or GPT-2-style.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BackboneFamily {
     /// RMSNorm, rotary positions, SwiGLU.
@@ -123,7 +124,7 @@ pub enum BackboneFamily {
 }
 
 /// Backbone flavour: the LLaMA-vs-Vicuna analogue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BackboneFlavour {
     /// Language-model pretraining only.
@@ -133,7 +134,7 @@ pub enum BackboneFlavour {
 }
 
 /// Backbone size class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BackboneSize {
     /// The default backbone.
@@ -143,7 +144,7 @@ pub enum BackboneSize {
 }
 
 /// `axes.connector`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConnector {
     /// Connector kind.
@@ -157,7 +158,7 @@ pub struct RawConnector {
 }
 
 /// How vision reaches the LLM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectorKind {
     /// Perceiver resampler -> visual prefix tokens (Lynx).
@@ -171,7 +172,7 @@ pub enum ConnectorKind {
 }
 
 /// `axes.adapter`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdapter {
     /// Adapter kind.
@@ -188,7 +189,7 @@ pub struct RawAdapter {
 }
 
 /// Adapter kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AdapterKind {
     /// No adapters.
@@ -200,7 +201,7 @@ pub enum AdapterKind {
 }
 
 /// `axes.freeze`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Freeze {
     /// Vision encoder policy.
@@ -210,7 +211,7 @@ pub struct Freeze {
 }
 
 /// What of the vision encoder trained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VisionFreeze {
     /// Nothing.
@@ -222,7 +223,7 @@ pub enum VisionFreeze {
 }
 
 /// What of the LLM trained (adapters always train when present).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LlmFreeze {
     /// Backbone weights frozen.
@@ -232,7 +233,7 @@ pub enum LlmFreeze {
 }
 
 /// `axes.data`: the training data recipe.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DataRecipe {
     /// Alignment-stage captions.
@@ -248,7 +249,7 @@ pub struct DataRecipe {
 }
 
 /// Alignment-stage data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlignmentData {
     /// Clean captions.
@@ -260,7 +261,7 @@ pub enum AlignmentData {
 }
 
 /// Task sampling during instruction tuning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskSampling {
     /// Tasks sampled in proportion to their size (capped).
@@ -270,7 +271,7 @@ pub enum TaskSampling {
 }
 
 /// Prompt recipe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PromptRecipe {
     /// Diversified prompt templates.
@@ -280,7 +281,7 @@ pub enum PromptRecipe {
 }
 
 /// Quantisation at export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Quantization {
     /// Float32 throughout.
@@ -290,7 +291,7 @@ pub enum Quantization {
 }
 
 /// `model:` -- dimensions of the exported model.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
     /// Decoder width.
@@ -319,7 +320,7 @@ pub struct RawModel {
 }
 
 /// `graphs:` -- one entry per ONNX graph.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawGraphs {
     /// Vision encoder.
@@ -335,7 +336,7 @@ pub struct RawGraphs {
 }
 
 /// One graph: its file, checksum, external data and declared I/O.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawGraph {
     /// Path of the `.onnx` file, relative to the zoo root.
@@ -352,7 +353,7 @@ pub struct RawGraph {
 }
 
 /// A file with its checksum.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFile {
     /// Path relative to the zoo root.
@@ -362,7 +363,7 @@ pub struct RawFile {
 }
 
 /// A declared graph input or output.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTensor {
     /// Tensor name.
@@ -374,7 +375,7 @@ pub struct RawTensor {
 }
 
 /// Tensor element types the zoo uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Dtype {
     /// 32-bit float.
@@ -402,7 +403,7 @@ impl std::fmt::Display for Dtype {
 }
 
 /// One dimension as written: a number or a symbol.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawDim {
     /// A fixed size.
@@ -412,7 +413,7 @@ pub enum RawDim {
 }
 
 /// `preprocess:`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPreprocess {
     /// Output side in pixels.
@@ -430,7 +431,7 @@ pub struct RawPreprocess {
 }
 
 /// Resampling filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResizeFilter {
     /// Antialiased bicubic (a = -0.5), as PIL and CLIP.
@@ -440,7 +441,7 @@ pub enum ResizeFilter {
 }
 
 /// Crop after the shortest-side resize.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CropMode {
     /// Resize the shortest side to `size`, then take the centre `size` x `size` (CLIP).
@@ -450,7 +451,7 @@ pub enum CropMode {
 }
 
 /// `video:`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawVideo {
     /// Frames fed to the model.
@@ -460,7 +461,7 @@ pub struct RawVideo {
 }
 
 /// Frame sampling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FrameSampling {
     /// The centres of F equal segments.
@@ -468,7 +469,7 @@ pub enum FrameSampling {
 }
 
 /// `tokenizer:`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTokenizer {
     /// tokenizer.json path.
@@ -484,7 +485,7 @@ pub struct RawTokenizer {
 }
 
 /// `prompt:`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPrompt {
     /// Template holding `{question}` once.
@@ -494,7 +495,7 @@ pub struct RawPrompt {
 }
 
 /// Batch padding side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaddingSide {
     /// Pads before the prompt (decoder-only generation needs this).
@@ -502,7 +503,7 @@ pub enum PaddingSide {
 }
 
 /// `generation:` -- decoding defaults.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawGeneration {
     /// Strategy.
@@ -541,7 +542,7 @@ fn one_f() -> f32 {
 }
 
 /// Decoding strategy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Argmax each step.
@@ -553,7 +554,7 @@ pub enum Strategy {
 }
 
 /// `parameters:`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawParameters {
     /// All parameters the variant runs with.
@@ -563,7 +564,7 @@ pub struct RawParameters {
 }
 
 /// `provenance:` -- open: known keys are typed, anything else is kept as written.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 pub struct RawProvenance {
     /// Training seed.
     #[serde(default)]
@@ -582,5 +583,6 @@ pub struct RawProvenance {
     pub device: Option<String>,
     /// Everything else (data seeds, library versions, opset, date, ...).
     #[serde(flatten)]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub other: BTreeMap<String, super::yaml::Value>,
 }

@@ -123,3 +123,19 @@ fn numbers_past_their_bounds_name_their_field() {
         assert_eq!(field_of(parse("tiny", &yaml)), want);
     }
 }
+
+#[test]
+fn the_committed_json_schema_is_the_generated_one() {
+    // Regenerate with `LYNX_BLESS=1 cargo test --release --lib json_schema`.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/manifest.schema.json");
+    let generated = super::json_schema();
+    if std::env::var_os("LYNX_BLESS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(generated.contains("\"schema_version\"") && generated.contains("\"cross_attention\""));
+    assert!(
+        committed == generated,
+        "docs/manifest.schema.json is stale: run `LYNX_BLESS=1 cargo test --release --lib json_schema`"
+    );
+}

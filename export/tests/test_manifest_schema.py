@@ -1,0 +1,43 @@
+"""The manifest contract as data: docs/manifest.schema.json is generated from the Rust runtime's
+serde types (`lynx_zoo::manifest::json_schema`, kept current by a Rust test); every manifest the
+exporter writes, and every shipped one, must validate against it. The runtime's cross-field rules
+and bounds are checked by `lynx-zoo check` (the smoke path), not here."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from lynx_export.data import repo_root
+
+
+def schema():
+    return json.loads((repo_root() / "docs" / "manifest.schema.json").read_text())
+
+
+def validate(doc):
+    jsonschema.Draft202012Validator(schema()).validate(doc)
+
+
+def shipped():
+    return sorted((repo_root() / "variants").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", shipped(), ids=lambda p: p.stem)
+def test_shipped_manifests_follow_the_schema(path: Path):
+    validate(yaml.safe_load(path.read_text()))
+
+
+def test_the_schema_refuses_what_the_runtime_refuses():
+    doc = yaml.safe_load((repo_root() / "variants" / "lynx.yaml").read_text())
+    for bad in (
+        {**doc, "colour": "blue"},  # unknown key
+        {**doc, "axes": {**doc["axes"], "connector": {"kind": "qformer"}}},  # unknown enum value
+        {k: v for k, v in doc.items() if k != "graphs"},  # missing section
+        {**doc, "model": {**doc["model"], "layers": -1}},  # a count below zero
+    ):
+        with pytest.raises(jsonschema.ValidationError):
+            validate(bad)
+    validate(doc)
