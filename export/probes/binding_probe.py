@@ -59,7 +59,8 @@ def answer(model: Decoder, codec: TextCodec, question: str, max_new: int = 16) -
 
 def evaluate(model: Decoder, codec: TextCodec, val: Path, bin_path: Path, work: Path) -> dict:
     model.eval()
-    captions = {json.loads(l)["image"]: json.loads(l)["caption"] for l in (val / "captions.jsonl").open()}
+    rows = [json.loads(line) for line in (val / "captions.jsonl").open()]
+    captions = {r["image"]: r["caption"] for r in rows}
     lines = []
     for line in (val / "annotations.jsonl").open():
         r = json.loads(line)

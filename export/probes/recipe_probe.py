@@ -9,24 +9,33 @@ data/test` scores the first 300 items of another split (half of the test phrasin
 
 Needs a finished `build` (tokenizer, ViT, backbones and features in export/work/cache/zoo).
 """
-import argparse, time, re, torch, numpy as np
-torch.set_num_threads(1)
+import argparse
+import re
+import time
 from pathlib import Path
+
+import numpy as np
+import torch
+
+import lynx_export.config as C
 from lynx_export.components import Components
-from lynx_export.variant_training import VariantTraining
 from lynx_export.data import load_annotations, repo_root
+from lynx_export.features import load_pixels
+from lynx_export.goldens import TorchGraphs, greedy
 from lynx_export.profiles import PROFILES
+from lynx_export.recipes import prompt_ids
 from lynx_export.registry import create_variant
 from lynx_export.train import train_variant
-from lynx_export.goldens import TorchGraphs, greedy
-from lynx_export.recipes import prompt_ids
-from lynx_export.features import load_pixels
-import lynx_export.config as C
+from lynx_export.variant_training import VariantTraining
+
+torch.set_num_threads(1)
 root = repo_root()
 ap = argparse.ArgumentParser()
 ap.add_argument("--chat", type=Path, help="a backbone_probe.py checkpoint instead of llama-chat-small")
 ap.add_argument("--split", type=Path, help="score this split folder (e.g. data/test) instead of val")
-ap.add_argument("name"); ap.add_argument("steps", type=int); ap.add_argument("overrides", nargs="?", default="{}")
+ap.add_argument("name")
+ap.add_argument("steps", type=int)
+ap.add_argument("overrides", nargs="?", default="{}")
 args = ap.parse_args()
 b = Components(PROFILES["zoo"], root/"export/work/data", root/"export/work", log=lambda m: None)
 data = b.data()
@@ -58,8 +67,8 @@ for r in val:
     pred = norm(codec.decode(toks))
     ok = any(f" {norm(a)} " in f" {pred} " for a in r.answers)
     correct.setdefault(r.cls, []).append(ok)
-allc = [x for l in correct.values() for x in l]
-print("ACC", name, overrides, round(100*np.mean(allc),1), {k: round(100*np.mean(l)) for k, l in correct.items()})
+allc = [x for oks in correct.values() for x in oks]
+print("ACC", name, overrides, round(100*np.mean(allc),1), {k: round(100*np.mean(oks)) for k, oks in correct.items()})
 with torch.no_grad():
     if v.vision_input and model.is_prefix:
         f = store.gather([[0]])
