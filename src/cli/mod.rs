@@ -65,3 +65,45 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report { args, zoo } => compare::report(args, &zoo),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// The `## lynx-zoo NAME ...` section of docs/cli.md (to the next `## `).
+    fn section<'a>(doc: &'a str, name: &str) -> Option<&'a str> {
+        let start = doc.find(&format!("\n## `lynx-zoo {name}"))? + 1;
+        let end = doc[start + 3..].find("\n## ").map_or(doc.len(), |k| start + 3 + k);
+        Some(&doc[start..end])
+    }
+
+    #[test]
+    fn docs_cli_md_covers_every_subcommand_and_flag() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md")).unwrap();
+        // Flags the preamble documents (`--zoo`, `--ep`, `--threads`, the bounds table) hold for
+        // every command.
+        let preamble = &doc[..doc.find("\n## ").unwrap_or(0)];
+        let cli = super::Cli::command();
+        let mut missing = Vec::new();
+        for sub in cli.get_subcommands() {
+            let name = sub.get_name();
+            let Some(text) = section(&doc, name) else {
+                missing.push(format!("no `## lynx-zoo {name}` section"));
+                continue;
+            };
+            let nested: Vec<&clap::Command> = sub.get_subcommands().collect();
+            let commands = if nested.is_empty() { vec![sub] } else { nested };
+            for command in commands {
+                for arg in command.get_arguments() {
+                    if let Some(long) = arg.get_long() {
+                        let flag = format!("--{long}");
+                        if !text.contains(&flag) && !preamble.contains(&flag) && !["help", "version"].contains(&long) {
+                            missing.push(format!("`{name} {}`: `--{long}`", command.get_name()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(missing.is_empty(), "docs/cli.md lacks:\n{}", missing.join("\n"));
+    }
+}
