@@ -41,3 +41,33 @@ def test_the_schema_refuses_what_the_runtime_refuses():
         with pytest.raises(jsonschema.ValidationError):
             validate(bad)
     validate(doc)
+
+
+def test_every_axis_value_the_exporter_can_write_the_runtime_reads():
+    """The axis enums exist on both sides (config.py, src/manifest/raw.rs); every value the exporter
+    can write must be one the runtime accepts (the runtime may read more: `freeze.vision: trained`)."""
+    from lynx_export import config as C
+
+    defs = schema()["$defs"]
+    pairs = {
+        C.Family: "BackboneFamily", C.Flavour: "BackboneFlavour", C.ConnectorKind: "ConnectorKind",
+        C.AdapterKind: "AdapterKind", C.VisionFreeze: "VisionFreeze", C.LlmFreeze: "LlmFreeze",
+        C.CaptionQuality: "AlignmentData", C.Sampling: "TaskSampling", C.Prompts: "PromptRecipe",
+        C.Quantization: "Quantization",
+    }
+    for enum, name in pairs.items():
+        runtime = values(defs[name])
+        exporter = {m.value for m in enum}
+        assert exporter <= runtime, f"{enum.__name__}: {sorted(exporter - runtime)} not in the runtime's {name}"
+    # and the one that is no enum in config.py
+    assert {"greedy", "beam", "sample"} == values(defs["Strategy"])
+
+
+def values(definition: dict) -> set:
+    """The strings a schema enum allows (`enum`, or `oneOf` of `const`/`enum` with their docs)."""
+    if "enum" in definition:
+        return set(definition["enum"])
+    out = set()
+    for option in definition["oneOf"]:
+        out |= {option["const"]} if "const" in option else set(option["enum"])
+    return out
