@@ -76,6 +76,10 @@ pub struct TextArgs {
     /// Output folder.
     #[arg(long)]
     out: PathBuf,
+    /// The foundation's text: everyday English, paraphrase families and the held-out words in
+    /// other contexts besides the world's sentences (never a held-out phrasing).
+    #[arg(long)]
+    foundation: bool,
 }
 
 /// Flags of `data check`.
@@ -138,8 +142,8 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
             Ok(())
         }
         DataCommand::Text(a) => {
-            data::generate_text(a.n, a.seed, &a.out)
-                .with_context(|| format!("generating text into `{}`", a.out.display()))?;
+            let write = if a.foundation { data::generate_foundation_text } else { data::generate_text };
+            write(a.n, a.seed, &a.out).with_context(|| format!("generating text into `{}`", a.out.display()))?;
             println!("{}", a.out.join("corpus.txt").display());
             println!("{}", a.out.join("text_instructions.jsonl").display());
             Ok(())

@@ -12,6 +12,7 @@
 //! 5. [`text`]: the text corpus and text instructions for the language backbones.
 //! 6. [`openvqa`]: loads any Open-VQA file, ours or the real one.
 
+pub mod english;
 pub mod font;
 pub mod generate;
 pub mod openvqa;
@@ -25,4 +26,4 @@ pub use generate::{answers, generate, GenerateConfig, Knobs, Split, SplitMeta, S
 pub use openvqa::{media_files, Benchmark, Media, Record};
 pub use phrasing::{Instruction, Phrasing};
 pub use tasks::{Modality, QuestionClass};
-pub use text::generate_text;
+pub use text::{generate_foundation_text, generate_text};

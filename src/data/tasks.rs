@@ -187,7 +187,7 @@ impl Task {
 
 /// Words for the OCR class: short, no colour, shape, size or direction words (those are answers
 /// of other classes).
-const WORDS: &[&str] = &[
+pub(super) const WORDS: &[&str] = &[
     "CAT", "DOG", "SUN", "MAP", "BOX", "KEY", "CUP", "HAT", "BUS", "PEN", "TOY", "FOX", "OWL", "BEE", "EGG", "JAR",
     "LOG", "NET", "OAK", "PIG", "RUG", "SKY", "TEA", "VAN", "BIRD", "FISH", "LAMP", "MOON", "STAR", "TREE", "BOAT",
     "CAKE", "DOOR", "FROG", "KITE", "LION", "ROSE", "SHIP", "WOLF", "MILK", "BOOK", "RAIN", "SNOW", "GOLD", "FARM",

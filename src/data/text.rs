@@ -17,17 +17,18 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use super::english::{english_passage, english_question, guarded, scene_question, HeldoutGuard};
 use super::generate::{phrase, Knobs, Split};
 use super::phrasing::{instruction_texts, Instruction, Phrasing};
 use super::scene::{Color, Scene, Shape};
 use super::tasks::{build, Modality, QuestionClass, Task, TaskMedia};
 use crate::error::{Error, Result};
 
-const NAMES: &[&str] = &[
+pub(super) const NAMES: &[&str] = &[
     "Anna", "Ben", "Carla", "David", "Emma", "Felix", "Grace", "Hugo", "Ivy", "Jack", "Kim", "Leo", "Mia", "Noah",
     "Olga", "Paul", "Rosa", "Sam", "Tara", "Victor",
 ];
-const THINGS: &[(&str, &str)] = &[
+pub(super) const THINGS: &[(&str, &str)] = &[
     ("ball", "balls"),
     ("box", "boxes"),
     ("cup", "cups"),
@@ -39,7 +40,7 @@ const THINGS: &[(&str, &str)] = &[
     ("key", "keys"),
     ("pen", "pens"),
 ];
-const PLACES: &[&str] = &["kitchen", "garden", "park", "school", "library", "market", "office", "station"];
+pub(super) const PLACES: &[&str] = &["kitchen", "garden", "park", "school", "library", "market", "office", "station"];
 const DIRECTIONS: &[(&str, &str)] = &[("left", "right"), ("right", "left"), ("up", "down"), ("down", "up")];
 
 fn sides(shape: Shape) -> Option<usize> {
@@ -61,7 +62,7 @@ fn shape_fact(shape: Shape) -> &'static str {
     }
 }
 
-fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
+pub(super) fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
     // Every pool above is non-empty.
     &items[rng.random_range(0..items.len())]
 }
@@ -222,7 +223,7 @@ pub fn instruction(rng: &mut ChaCha8Rng) -> TextInstruction {
 const SCENE_SHARE: f64 = 0.5;
 
 /// A task of a random image class (a caption describes an image completely, not a clip).
-fn described_task(rng: &mut ChaCha8Rng) -> Task {
+pub(super) fn described_task(rng: &mut ChaCha8Rng) -> Task {
     let images: Vec<QuestionClass> =
         QuestionClass::ALL.into_iter().filter(|c| c.modality() == Modality::Image).collect();
     let class = *pick(rng, &images);
@@ -286,32 +287,108 @@ pub fn scene_instruction(rng: &mut ChaCha8Rng) -> TextInstruction {
 }
 
 /// Writes `corpus.txt` (n passages of 3-6 sentences) and `text_instructions.jsonl` (n lines) into
-/// `out`, seeded.
+/// `out`, seeded: the text of a zoo build's backbones and of Lynx's text instructions.
 pub fn generate_text(n: usize, seed: u64, out: &Path) -> Result<()> {
+    write_text(
+        n,
+        seed ^ 0x7465_7874,
+        out,
+        |rng| {
+            if rng.random_bool(SCENE_SHARE) {
+                scene_passage(rng)
+            } else {
+                let k = rng.random_range(3..=6);
+                (0..k).map(|_| sentence(rng)).collect::<Vec<_>>().join(" ")
+            }
+        },
+        |rng| if rng.random_bool(SCENE_SHARE) { scene_instruction(rng) } else { instruction(rng) },
+    )
+}
+
+/// Writes the foundation's text (`data text --foundation`, src/data/english.rs) in the same two
+/// files: corpus passages about described pictures (40%), the world's sentences (20%) and
+/// everyday English (40%); instructions asking about described pictures in the training templates
+/// and the paraphrase families (50%), the world's text instructions (20%) and everyday questions
+/// (30%). No line holds a held-out phrasing (each is redrawn until it holds none).
+pub fn generate_foundation_text(n: usize, seed: u64, out: &Path) -> Result<()> {
+    let guard = HeldoutGuard::default();
+    let refused = |what: &str| Error::InvalidArgument {
+        what: "data text --foundation",
+        value: what.into(),
+        expected: "text that holds no held-out phrasing (100 redraws failed)".into(),
+    };
+    let corpus = |rng: &mut ChaCha8Rng| {
+        guarded(
+            &guard,
+            rng,
+            |s: &String| s.clone(),
+            |rng| match rng.random_range(0..10) {
+                0..=3 => scene_passage(rng),
+                4..=5 => (0..rng.random_range(3..=6)).map(|_| sentence(rng)).collect::<Vec<_>>().join(" "),
+                _ => english_passage(rng),
+            },
+        )
+    };
+    let instructions = |rng: &mut ChaCha8Rng| {
+        guarded(
+            &guard,
+            rng,
+            |t: &TextInstruction| format!("{} {}", t.instruction, t.response),
+            |rng| match rng.random_range(0..10) {
+                0..=4 => scene_question(rng),
+                5..=6 => instruction(rng),
+                _ => english_question(rng),
+            },
+        )
+    };
+    let failed = std::cell::Cell::new(None);
+    write_text(
+        n,
+        seed ^ 0x666f_756e,
+        out,
+        |rng| {
+            corpus(rng).unwrap_or_else(|| {
+                failed.set(Some("a corpus passage"));
+                String::new()
+            })
+        },
+        |rng| {
+            instructions(rng).unwrap_or_else(|| {
+                failed.set(Some("a text instruction"));
+                TextInstruction { instruction: String::new(), response: String::new() }
+            })
+        },
+    )?;
+    match failed.get() {
+        Some(what) => Err(refused(what)),
+        None => Ok(()),
+    }
+}
+
+fn write_text(
+    n: usize,
+    seed: u64,
+    out: &Path,
+    mut passage: impl FnMut(&mut ChaCha8Rng) -> String,
+    mut item: impl FnMut(&mut ChaCha8Rng) -> TextInstruction,
+) -> Result<()> {
     if n == 0 {
         return Err(Error::InvalidArgument { what: "--n", value: "0".into(), expected: "at least 1".into() });
     }
     fs::create_dir_all(out).map_err(|e| Error::io("creating", out, e))?;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7465_7874);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let corpus_path = out.join("corpus.txt");
     let mut corpus =
         BufWriter::new(fs::File::create(&corpus_path).map_err(|e| Error::io("creating", &corpus_path, e))?);
     for _ in 0..n {
-        let passage = if rng.random_bool(SCENE_SHARE) {
-            scene_passage(&mut rng)
-        } else {
-            let k = rng.random_range(3..=6);
-            (0..k).map(|_| sentence(&mut rng)).collect::<Vec<_>>().join(" ")
-        };
-        writeln!(corpus, "{passage}").map_err(|e| Error::io("writing", &corpus_path, e))?;
+        writeln!(corpus, "{}", passage(&mut rng)).map_err(|e| Error::io("writing", &corpus_path, e))?;
     }
     corpus.flush().map_err(|e| Error::io("writing", &corpus_path, e))?;
     let ins_path = out.join("text_instructions.jsonl");
     let mut ins = BufWriter::new(fs::File::create(&ins_path).map_err(|e| Error::io("creating", &ins_path, e))?);
     for _ in 0..n {
-        let item = if rng.random_bool(SCENE_SHARE) { scene_instruction(&mut rng) } else { instruction(&mut rng) };
-        let line =
-            serde_json::to_string(&item).map_err(|e| Error::io("writing", &ins_path, std::io::Error::other(e)))?;
+        let line = serde_json::to_string(&item(&mut rng))
+            .map_err(|e| Error::io("writing", &ins_path, std::io::Error::other(e)))?;
         writeln!(ins, "{line}").map_err(|e| Error::io("writing", &ins_path, e))?;
     }
     ins.flush().map_err(|e| Error::io("writing", &ins_path, e))
@@ -413,57 +490,48 @@ mod tests {
         }
     }
 
-    /// The literal pieces of a template around its `{slot}`s, lowercased.
-    fn fragments(template: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut rest = template;
-        while let Some(open) = rest.find('{') {
-            out.push(rest[..open].to_lowercase());
-            rest = rest[open..].split_once('}').map_or("", |(_, r)| r);
-        }
-        out.push(rest.to_lowercase());
-        out.into_iter().map(|f| f.trim().to_string()).filter(|f| !f.is_empty()).collect()
-    }
-
-    /// Whether `line` holds every fragment, in order.
-    fn holds(line: &str, fragments: &[String]) -> bool {
-        let mut at = 0;
-        fragments.iter().all(|f| match line[at..].find(f.as_str()) {
-            Some(k) => {
-                at += k + f.len();
-                true
+    #[test]
+    fn no_training_text_holds_a_heldout_phrasing() {
+        let guard = HeldoutGuard::default();
+        let t = tempfile::tempdir().unwrap();
+        generate_text(4000, 3, &t.path().join("zoo")).unwrap();
+        generate_foundation_text(6000, 3, &t.path().join("foundation")).unwrap();
+        let mut lines = 0;
+        for (folder, n) in [("zoo", 4000), ("foundation", 6000)] {
+            let dir = t.path().join(folder);
+            let corpus = fs::read_to_string(dir.join("corpus.txt")).unwrap();
+            let instructions = fs::read_to_string(dir.join("text_instructions.jsonl")).unwrap();
+            for line in corpus.lines().chain(instructions.lines()) {
+                lines += 1;
+                if let Some(f) = guard.held(line) {
+                    panic!("a training line of {folder} holds the held-out phrasing {f:?}: {line}");
+                }
             }
-            None => false,
-        })
+            assert_eq!(corpus.lines().count() + instructions.lines().count(), 2 * n);
+        }
+        assert_eq!(lines, 20000);
+        // The check can fail: a line with a held-out phrasing is caught.
+        assert!(guard.held("picture: a red square. can you tell me the shape of the red item?").is_some());
     }
 
     #[test]
-    fn no_training_text_holds_a_heldout_phrasing() {
-        use crate::data::phrasing::{instruction_texts, templates, Phrasing};
-        use crate::data::tasks::QuestionClass;
-        use crate::score::Instruction;
-        let mut heldout: Vec<Vec<String>> = QuestionClass::ALL
-            .iter()
-            .flat_map(|&c| templates(c, Phrasing::Heldout).iter().map(|t| fragments(t)))
-            .collect();
-        for i in [Instruction::OneWord, Instruction::YesNo, Instruction::Number] {
-            heldout.extend(instruction_texts(i, Phrasing::Heldout).iter().map(|t| fragments(t)));
-        }
-        assert!(heldout.len() > 20 && heldout.iter().all(|f| !f.is_empty()));
+    fn foundation_text_uses_every_heldout_word_and_the_zoo_text_does_not() {
+        let words = HeldoutGuard::default().words();
+        assert!(words.len() > 50, "{words:?}");
+        let seen = |dir: &Path| -> std::collections::HashSet<String> {
+            let text = fs::read_to_string(dir.join("corpus.txt")).unwrap()
+                + &fs::read_to_string(dir.join("text_instructions.jsonl")).unwrap();
+            text.to_lowercase().split(|c: char| !c.is_ascii_alphanumeric()).map(str::to_string).collect()
+        };
         let t = tempfile::tempdir().unwrap();
-        generate_text(4000, 3, t.path()).unwrap();
-        let corpus = fs::read_to_string(t.path().join("corpus.txt")).unwrap().to_lowercase();
-        let instructions = fs::read_to_string(t.path().join("text_instructions.jsonl")).unwrap().to_lowercase();
-        let mut lines = 0;
-        for line in corpus.lines().chain(instructions.lines()) {
-            lines += 1;
-            if let Some(f) = heldout.iter().find(|f| holds(line, f)) {
-                panic!("a training line holds the held-out phrasing {f:?}: {line}");
-            }
-        }
-        assert_eq!(lines, 8000);
-        // The check can fail: a line with a held-out phrasing is caught.
-        assert!(heldout.iter().any(|f| holds("picture: a red square. can you tell me the shape of the red item?", f)));
+        generate_foundation_text(6000, 3, &t.path().join("f")).unwrap();
+        let foundation = seen(&t.path().join("f"));
+        let missing: Vec<&String> = words.iter().filter(|w| !foundation.contains(*w)).collect();
+        assert!(missing.is_empty(), "held-out words the foundation text never uses: {missing:?}");
+        // The gap this closes: the zoo's text lacks some of them.
+        generate_text(6000, 3, &t.path().join("z")).unwrap();
+        let zoo = seen(&t.path().join("z"));
+        assert!(words.iter().any(|w| !zoo.contains(w)));
     }
 
     #[test]
