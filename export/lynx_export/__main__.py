@@ -6,6 +6,7 @@
     python -m lynx_export build lynx lynx-xattn    # some variants
     python -m lynx_export smoke --out DIR          # tiny self-contained zoo for CI (< 3 min)
     python -m lynx_export reference --eval data/test   # supervised reference on the ViT features (calibration)
+    python -m lynx_export foundation               # tokenizer, ViT, base/chat backbones (resumable; hours)
 
 Progress goes to stderr; exit code 0 on success, 1 on a failed build or parity check, 2 on usage.
 """
@@ -21,6 +22,8 @@ from pathlib import Path
 import torch
 
 from .data import repo_root
+from .foundation import PLANS as FOUNDATION_PLANS
+from .foundation import STAGES as FOUNDATION_STAGES
 from .profiles import PROFILES
 from .reference import ENCODERS, ReferenceConfig
 from .registry import create_variant, list_variants
@@ -79,6 +82,17 @@ def parse(argv=None):
     q.add_argument("--base", default="lynx")
     q.add_argument("--zoo", type=Path, default=root, help="zoo root (default: repo)")
     q.add_argument("--work", type=Path, default=root / "export" / "work", help="scratch folder")
+    f = sub.add_parser("foundation", help="build (or resume) the shared pretraining -- tokenizer, ViT, base and chat "
+                                          "backbones -- and ship it (export/lynx_export/foundation.py)")
+    f.add_argument("--plan", choices=sorted(FOUNDATION_PLANS), default="foundation", help="sizes, seeds and steps")
+    f.add_argument("--stages", default=",".join(FOUNDATION_STAGES),
+                   help=f"comma-separated stages, run in this order (default: all: {','.join(FOUNDATION_STAGES)})")
+    f.add_argument("--backbones", default=None,
+                   help="comma-separated backbones of the plan (default: every backbone of the plan)")
+    f.add_argument("--out", type=Path, default=root / "onnx" / "foundation", help="where the `ship` stage writes")
+    f.add_argument("--work", type=Path, default=root / "export" / "work" / "foundation",
+                   help="data, stage outputs and checkpoints (keep it to resume)")
+    f.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     z = sub.add_parser("zoo-doc", help="write docs/zoo.md from the manifests (and eval results)")
     z.add_argument("--zoo", type=Path, default=root, help="zoo root (default: repo)")
     z.add_argument("--out", type=Path, default=root / "docs" / "zoo.md")
@@ -161,6 +175,14 @@ def main(argv=None) -> int:
             splits = args.eval or [repo_root() / "data" / "test"]
             run_reference(components, splits, args.out, ReferenceConfig(steps=args.steps), args.blind, args.resolution,
                           args.frames, args.seed, log, args.encoder)
+            return 0
+        if args.cmd == "foundation":
+            from .foundation import Foundation
+            torch.set_num_threads(args.threads)
+            plan = FOUNDATION_PLANS[args.plan]
+            stages = [x for x in args.stages.split(",") if x]
+            backbones = [x for x in args.backbones.split(",") if x] if args.backbones else list(plan.backbones)
+            Foundation(plan, args.work, args.out, log).build(stages, backbones)
             return 0
         if args.cmd == "requantize":
             from .requantize import requantize

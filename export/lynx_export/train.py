@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import collections
 import math
+import os
 import re
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,17 +33,62 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def optimize(groups: list[dict], steps: int, loss_fn, log=print, tag: str = "", weight_decay: float = 0.01) -> dict:
-    """Runs `steps` AdamW steps on `loss_fn(step) -> loss`; returns {steps, final_loss, seconds}."""
+@dataclass
+class Resume:
+    """Where a long run checkpoints, so that it survives interruption: every `every` steps (and at
+    the end) the `modules`' weights, the optimiser state, the step and the loss curve go to `path`
+    (tensors, dicts and numbers only: loaded with weights_only=True; written to a temporary file and
+    renamed, so a kill never leaves half a checkpoint). A run that finds `path` continues from it.
+    Resumed runs equal uninterrupted ones bit for bit when the loss function draws its batch from
+    the step alone (`step_rng`) and the thread count is the same."""
+
+    path: Path
+    every: int
+    modules: dict[str, nn.Module]
+
+
+def step_rng(seed: int, step: int) -> np.random.Generator:
+    """The random source of one training step: a function of (seed, step) only, so a resumed run
+    draws the same batches as an uninterrupted one."""
+    return np.random.default_rng((seed, step))
+
+
+def optimize(groups: list[dict], steps: int, loss_fn, log=print, tag: str = "", weight_decay: float = 0.01,
+             resume: Resume | None = None) -> dict:
+    """Runs `steps` AdamW steps on `loss_fn(step) -> loss`; returns {steps, final_loss, seconds,
+    curve}: `curve` holds [step, mean loss of the last 20 steps] every 100 steps."""
     if steps <= 0:
-        return {"steps": 0, "final_loss": None, "seconds": 0.0}
+        return {"steps": 0, "final_loss": None, "seconds": 0.0, "curve": []}
     opt = torch.optim.AdamW(groups, betas=(0.9, 0.95), weight_decay=weight_decay)
     peaks = [g["lr"] for g in opt.param_groups]
     params = [p for g in groups for p in g["params"]]
     warmup = max(1, min(50, steps // 10))
-    recent = collections.deque(maxlen=20)
+    recent: collections.deque = collections.deque(maxlen=20)
+    first, curve, before = 0, [], 0.0
+    if resume is not None and resume.path.exists():
+        state = torch.load(resume.path, weights_only=True)
+        if state["steps"] != steps:
+            raise RuntimeError(f"{resume.path}: a checkpoint of a {state['steps']}-step run; this run has {steps} "
+                               "steps (delete it to start over)")
+        for name, module in resume.modules.items():
+            module.load_state_dict(state["modules"][name])
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        first, curve, before = state["step"], state["curve"], state["seconds"]
+        recent.extend(state["recent"])
+        log(f"  {tag} resumed at step {first}/{steps} from {resume.path}")
     start = time.time()
-    for step in range(steps):
+
+    def save(done: int):
+        state = {"steps": steps, "step": done, "modules": {n: m.state_dict() for n, m in resume.modules.items()},
+                 "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(), "curve": curve,
+                 "recent": list(recent), "seconds": before + time.time() - start}
+        resume.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = resume.path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(state, tmp)
+        tmp.rename(resume.path)
+
+    for step in range(first, steps):
         scale = (step + 1) / warmup if step < warmup else \
             0.1 + 0.45 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
         for g, peak in zip(opt.param_groups, peaks):
@@ -52,9 +100,18 @@ def optimize(groups: list[dict], steps: int, loss_fn, log=print, tag: str = "", 
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
         recent.append(float(loss.detach()))
+        if (step + 1) % 100 == 0:
+            curve.append([step + 1, round(float(np.mean(recent)), 4)])
         if step % 100 == 0 or step == steps - 1:
-            log(f"  {tag} step {step + 1}/{steps} loss {np.mean(recent):.3f} ({time.time() - start:.0f}s)")
-    return {"steps": steps, "final_loss": round(float(np.mean(recent)), 4), "seconds": round(time.time() - start, 1)}
+            log(f"  {tag} step {step + 1}/{steps} loss {np.mean(recent):.3f} ({before + time.time() - start:.0f}s)")
+        if resume is not None and ((step + 1) % resume.every == 0 or step == steps - 1):
+            save(step + 1)
+    final = round(float(np.mean(recent)), 4) if recent else None
+    return {"steps": steps, "final_loss": final, "seconds": round(before + time.time() - start, 1), "curve": curve}
+
+
+def _resume(checkpoint: tuple[Path, int] | None, modules: dict) -> Resume | None:
+    return None if checkpoint is None else Resume(Path(checkpoint[0]), checkpoint[1], modules)
 
 
 # -- ViT pretraining -------------------------------------------------------------------------
@@ -135,7 +192,8 @@ def caption_targets(captions):
     return words, pairs, targets, regions
 
 
-def pretrain_vit(cfg: VisionConfig, captions, steps: int, batch: int, seed: int, log=print):
+def pretrain_vit(cfg: VisionConfig, captions, steps: int, batch: int, seed: int, log=print,
+                 checkpoint: tuple[Path, int] | None = None):
     """Pretrains the ViT on captions at its pretraining resolution (128 px): the caption words of each
     image, and which attribute pairs lie in which region (targets parsed from the captions' "a big
     red circle at the top left" phrases).
@@ -145,16 +203,15 @@ def pretrain_vit(cfg: VisionConfig, captions, steps: int, batch: int, seed: int,
     64 px steps; that kept shape out of the features at both (export/probes/objective_probe.py).
     """
     return pretrain_encoder(lambda: VisionEncoder(cfg), cfg.width, cfg.grid * cfg.patch, captions, steps, batch,
-                            seed, log, "vit")
+                            seed, log, "vit", checkpoint)
 
 
 def pretrain_encoder(make_encoder, width: int, size: int, captions, steps: int, batch: int, seed: int,
-                     log=print, tag: str = "vit"):
+                     log=print, tag: str = "vit", checkpoint: tuple[Path, int] | None = None):
     """The ViT's pretraining objective for any encoder of pixels (B, 3, H, W) -> patch tokens
     (B, P, width): caption words and region attribute pairs (`AttributeHead`) on pictures of `size`
     pixels. Returns (state_dict, stats)."""
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     dev = device()
     words, pairs, targets, regions = caption_targets(captions)
     log(f"  {tag}: {len(captions)} images, {len(words)} caption words, {len(pairs)} attribute pairs")
@@ -162,23 +219,23 @@ def pretrain_encoder(make_encoder, width: int, size: int, captions, steps: int, 
     encoder, head = make_encoder().to(dev), AttributeHead(width, len(words), len(pairs)).to(dev)
 
     def loss_fn(step):
-        idx = rng.integers(len(images), size=batch)
+        idx = step_rng(seed, step).integers(len(images), size=batch)
         pixels = preprocess(list(images[idx]), size).to(dev)
         word_logits, region_logits = head(encoder(pixels))
         return (F.binary_cross_entropy_with_logits(word_logits, targets[idx].to(dev))
                 + F.binary_cross_entropy_with_logits(region_logits, regions[idx].to(dev)))
 
     params = list(encoder.parameters()) + list(head.parameters())
-    stats = optimize([{"params": params, "lr": 1e-3}], steps, loss_fn, log, tag, weight_decay=0.05)
+    resume = _resume(checkpoint, {"encoder": encoder, "head": head})
+    stats = optimize([{"params": params, "lr": 1e-3}], steps, loss_fn, log, tag, 0.05, resume)
     return {k: v.cpu() for k, v in encoder.state_dict().items()}, stats
 
 
 # -- LLM pretraining -------------------------------------------------------------------------
 def pretrain_lm(cfg: DecoderConfig, codec: TextCodec, corpus: list[str], steps: int, batch: int, seq: int,
-                seed: int, log=print, tag: str = "lm"):
+                seed: int, log=print, tag: str = "lm", checkpoint: tuple[Path, int] | None = None, lr: float = 2e-3):
     """Next-token pretraining on the corpus, packed into `seq`-token windows ("base")."""
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     dev = device()
     stream = []
     for ids in codec.encode_batch(corpus):
@@ -188,22 +245,23 @@ def pretrain_lm(cfg: DecoderConfig, codec: TextCodec, corpus: list[str], steps: 
     model = Decoder(cfg).to(dev)
 
     def loss_fn(step):
-        starts = rng.integers(0, len(stream) - seq - 1, size=batch)
+        starts = step_rng(seed, step).integers(0, len(stream) - seq - 1, size=batch)
         x = torch.stack([stream[s:s + seq + 1] for s in starts]).to(dev)  # (B, seq+1)
         mask = torch.ones_like(x[:, :-1])
         pos = torch.arange(seq, device=dev).expand(batch, -1)
         logits, _ = model(model.embed(x[:, :-1]), mask, pos)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
 
-    stats = optimize([{"params": list(model.parameters()), "lr": 2e-3}], steps, loss_fn, log, tag, 0.1)
+    stats = optimize([{"params": list(model.parameters()), "lr": lr}], steps, loss_fn, log, tag, 0.1,
+                     _resume(checkpoint, {"model": model}))
     return {k: v.cpu() for k, v in model.state_dict().items()}, stats
 
 
 def tune_chat(cfg: DecoderConfig, base_state: dict, codec: TextCodec, instructions, corpus: list[str],
-              steps: int, batch: int, seed: int, log=print, tag: str = "chat"):
+              steps: int, batch: int, seed: int, log=print, tag: str = "chat",
+              checkpoint: tuple[Path, int] | None = None, lr: float = 1e-3):
     """Tunes a base LLM on text instructions in the chat template ("chat", the Vicuna analogue)."""
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     dev = device()
     model = Decoder(cfg)
     model.load_state_dict(base_state)
@@ -211,14 +269,15 @@ def tune_chat(cfg: DecoderConfig, base_state: dict, codec: TextCodec, instructio
     examples = [chat_example(codec, q, a) for q, a in instructions]
 
     def loss_fn(step):
-        batch_ex = [examples[i] for i in rng.integers(len(examples), size=batch)]
+        batch_ex = [examples[i] for i in step_rng(seed, step).integers(len(examples), size=batch)]
         ids, mask, labels = (t.to(dev) for t in collate(batch_ex, codec.pad))
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         logits, _ = model(model.embed(ids), mask, pos)
         return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
                                ignore_index=IGNORE)
 
-    stats = optimize([{"params": list(model.parameters()), "lr": 1e-3}], steps, loss_fn, log, tag, 0.1)
+    stats = optimize([{"params": list(model.parameters()), "lr": lr}], steps, loss_fn, log, tag, 0.1,
+                     _resume(checkpoint, {"model": model}))
     return {k: v.cpu() for k, v in model.state_dict().items()}, stats
 
 

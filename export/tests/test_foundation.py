@@ -1,0 +1,73 @@
+"""The foundation build: every stage end to end on the smoke plan, what ships and its provenance,
+and a build interrupted mid-stage resuming to the very weights of one that never stopped."""
+
+import json
+
+import pytest
+import torch
+
+from lynx_export.foundation import PLANS, STAGES, Foundation, file_digest
+
+SMOKE = PLANS["smoke"]
+
+
+def quiet(_msg):
+    pass
+
+
+def test_smoke_build_ships_every_checkpoint_with_its_provenance(tmp_path):
+    out = tmp_path / "out"
+    Foundation(SMOKE, tmp_path / "work", out, quiet).build(STAGES, list(SMOKE.backbones))
+    doc = json.loads((out / "foundation.json").read_text())
+    names = {"tokenizer.json", "vit.safetensors"} | {f"{b}-{f}.safetensors" for b in SMOKE.backbones
+                                                      for f in ("base", "chat")}
+    assert set(doc["files"]) == names
+    for name, entry in doc["files"].items():
+        assert file_digest(out / name) == entry["sha256"], name
+    assert doc["settings"]["text_seed"] == SMOKE.text_seed and doc["data"]["text"]["sha256"]
+    for b in SMOKE.backbones:
+        chat = doc["components"][f"{b}-chat"]
+        assert chat["steps"] == SMOKE.chat_steps and chat["final_loss"] > 0
+        assert chat["config"]["vocab_size"] == len(json.loads((out / "tokenizer.json").read_text())["model"]["vocab"])
+        probe = chat["probe"]
+        assert probe["val"]["items"] > 0 and set(probe["val"]["per_class"]) <= {
+            "object", "color", "size", "counting", "spatial", "ocr", "compare", "more"}
+        assert probe["test_heldout"]["items"] > 0
+
+
+class Killed(Exception):
+    pass
+
+
+def test_an_interrupted_stage_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
+    whole = Foundation(SMOKE, tmp_path / "whole", tmp_path / "out", quiet)
+    key = whole.chat("llama-small")
+
+    def kill_at_the_last_step(msg):  # logged after step 12's update, before its checkpoint: step 10 is saved
+        if f"llama-small-chat step {SMOKE.chat_steps}/" in msg:
+            raise Killed
+
+    cut = tmp_path / "cut"
+    with pytest.raises(Killed):
+        Foundation(SMOKE, cut, tmp_path / "out", kill_at_the_last_step).chat("llama-small")
+    assert any(p.suffix == ".ckpt" for p in (cut / "stages").iterdir())
+
+    logs: list[str] = []
+    again = Foundation(SMOKE, cut, tmp_path / "out", logs.append)
+    assert again.chat("llama-small") == key
+    assert any(f"resumed at step 10/{SMOKE.chat_steps}" in m for m in logs), logs
+    assert not any(p.suffix == ".ckpt" for p in (cut / "stages").iterdir())
+    a, b = whole.weights("llama-small-chat", key), again.weights("llama-small-chat", key)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_a_checkpoint_of_another_run_length_is_refused(tmp_path):
+    f = Foundation(SMOKE, tmp_path, tmp_path / "out", quiet)
+    base = f.base("llama-small")
+    ckpt = f._stage("llama-small-chat", f.chat_key("llama-small"))[2]
+    torch.save({"steps": SMOKE.chat_steps + 1}, ckpt)
+    with pytest.raises(RuntimeError, match="13-step run"):
+        f.chat("llama-small")
+    assert base == f.base_key("llama-small")
