@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::bench::LatencyReport;
-use crate::data::Benchmark;
+use crate::benchmark::Benchmark;
 use crate::error::{Error, Result};
 use crate::eval::{check_ids, read_numbered_predictions, score_answer, Control, Prediction, RunSpec};
 

@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Benchmark, Modality, Record};
+use crate::benchmark::{Benchmark, Modality, Record};
 use crate::error::Result;
 use crate::eval::media_of;
 use crate::generate::GenerationOptions;
@@ -202,8 +202,8 @@ pub fn load_average() -> Option<f64> {
 /// The first `n` image and first `n` video records of `bench`.
 pub fn pick_items(bench: &Benchmark, n: usize) -> Vec<&Record> {
     let modality = |r: &Record| match r.media {
-        crate::data::Media::Image(_) => Modality::Image,
-        crate::data::Media::Video(_) => Modality::Video,
+        crate::benchmark::openvqa::Media::Image(_) => Modality::Image,
+        crate::benchmark::openvqa::Media::Video(_) => Modality::Video,
     };
     let images = bench.records.iter().filter(|r| modality(r) == Modality::Image).take(n);
     let videos = bench.records.iter().filter(|r| modality(r) == Modality::Video).take(n);

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 
 use lynx_zoo::bench::{self, BenchOptions, LatencyReport};
-use lynx_zoo::data::Benchmark;
+use lynx_zoo::benchmark::Benchmark;
 use lynx_zoo::eval::{self, Control, EvalOptions, MajorityFloor, Shard, ShardSpec, StaleResults};
 use lynx_zoo::model::FeatureCache;
 use lynx_zoo::report::markdown::{self, BEGIN, END};

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use clap::Args;
 
-use lynx_zoo::data::Benchmark;
+use lynx_zoo::benchmark::Benchmark;
 use lynx_zoo::eval::{self, Control, Prediction, RunSpec, Shard};
 use lynx_zoo::results::{lock, ResultsDir};
 use lynx_zoo::Error;

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Benchmark, Record};
+use crate::benchmark::{Benchmark, Record};
 use crate::error::{Error, Result};
 use crate::score::{self, Accuracy, ClassAccuracy};
 pub use controls::{swap_partners, MajorityFloor};

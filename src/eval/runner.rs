@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::store::{JsonlAppender, Prediction, PredictionStore};
 use super::{score_answer, select, Shard};
-use crate::data::{self, Benchmark, Record};
+use crate::benchmark::{self, Benchmark, Record};
 use crate::error::{Error, Result};
 use crate::generate::GenerationOptions;
 use crate::manifest::paths::sha256_file;
@@ -138,8 +138,8 @@ impl ItemTiming {
 /// The runtime's view of a benchmark record's media.
 pub fn media_of(record: &Record) -> Media {
     match &record.media {
-        data::Media::Image(p) => Media::Image(p.clone()),
-        data::Media::Video(p) => Media::Video(p.clone()),
+        benchmark::openvqa::Media::Image(p) => Media::Image(p.clone()),
+        benchmark::openvqa::Media::Video(p) => Media::Video(p.clone()),
     }
 }
 

@@ -13,11 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::phrasing::Instruction;
-use super::tasks::QuestionClass;
+use super::classes::QuestionClass;
 use crate::error::{Error, Result};
 use crate::preprocess::{load_image, load_video, DEFAULT_MAX_PIXELS};
-use crate::score::{AnswerSpace, Expected, Verdict};
+use crate::score::{AnswerSpace, Expected, Instruction, Verdict};
 
 /// What a record asks about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -95,7 +94,7 @@ impl Record {
     /// The candidates an answer to this record can name: the class's answer space for records of
     /// our generator (`dataset: lynx-synth`); none for other files, whose classes we do not know.
     pub fn answer_space(&self) -> Option<&'static AnswerSpace> {
-        if self.dataset != super::generate::DATASET {
+        if self.dataset != super::DATASET {
             return None;
         }
         self.class.as_deref().and_then(QuestionClass::from_name).map(QuestionClass::answer_space)
