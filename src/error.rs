@@ -213,6 +213,16 @@ pub enum Error {
         message: String,
     },
 
+    /// A results folder holds files that do not fit together: shards of two splits, a missing
+    /// shard, runs of different benchmarks, no runs at all.
+    #[error("results `{path}`: {message}")]
+    Results {
+        /// The results folder or run folder.
+        path: PathBuf,
+        /// What is wrong, with the fix.
+        message: String,
+    },
+
     /// A results folder (or one shard of it) is being written by another process.
     #[error("results folder `{folder}`{part} is in use by {holder}; wait for it to finish, or write to another folder (`--out DIR`)")]
     FolderLocked {

@@ -224,12 +224,11 @@ pub fn evaluate(
         fs::write(&tmp, text + "\n").map_err(|e| Error::io("writing", &tmp, e))?;
         fs::rename(&tmp, &spec_path).map_err(|e| Error::io("renaming", &tmp, e))?;
     }
-    let shard_suffix = options.shard.file_name().replacen("predictions", "", 1);
     let mut store = PredictionStore::open(dir.join(options.shard.file_name()))?;
     let items = select(bench, options.limit, options.shard);
     let expected: HashMap<String, usize> = items.iter().map(|(position, r)| (r.id(), *position)).collect();
     store.check_resumed(&expected, &scope(bench, items.len(), options))?;
-    let (mut timings, _) = JsonlAppender::open(dir.join(format!("timings{shard_suffix}")))?;
+    let (mut timings, _) = JsonlAppender::open(dir.join(options.shard.timings_file_name()))?;
 
     let partners = match options.control {
         Control::None => Vec::new(),
