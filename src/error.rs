@@ -142,7 +142,7 @@ pub enum Error {
     },
 
     /// ONNX Runtime failed on a graph (loading a corrupt file, running it).
-    #[error("graph `{graph}` (`{path}`): onnx runtime failed {action}: {message}")]
+    #[error("graph `{graph}` (`{path}`): onnx runtime failed {action}: {source}")]
     Ort {
         /// The graph role (`vision`, `decoder`, ...).
         graph: String,
@@ -150,8 +150,9 @@ pub enum Error {
         path: PathBuf,
         /// What we were doing ("to load it", "to run it").
         action: &'static str,
-        /// ONNX Runtime's message.
-        message: String,
+        /// ONNX Runtime's error (an `ort::Error`, boxed so that only `runtime` names `ort`).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// A graph's inputs or outputs differ from what the manifest declares or the pipeline needs.
