@@ -18,6 +18,7 @@
 pub mod bounds;
 pub mod paths;
 pub mod raw;
+pub mod tensors;
 pub mod yaml;
 
 use std::collections::BTreeSet;
@@ -394,10 +395,11 @@ impl Manifest {
         Manifest::try_from(ManifestSource { raw, file, root })
     }
 
-    /// The decoder's cache input names, `(past_key_values.{i}.key, past_key_values.{i}.value)` per layer.
-    pub fn past_names(&self) -> Vec<(String, String)> {
+    /// The decoder's cache names, `(past_key_values.{i}.{kv}, present.{i}.{kv})` for every layer
+    /// `i` and `kv` of key, value, in that order: the output that becomes each input.
+    pub fn cache_names(&self) -> Vec<(String, String)> {
         (0..self.model.layers)
-            .map(|i| (format!("past_key_values.{i}.key"), format!("past_key_values.{i}.value")))
+            .flat_map(|i| tensors::KV.map(|kv| (tensors::past(i, kv), tensors::present(i, kv))))
             .collect()
     }
 
@@ -702,19 +704,19 @@ fn required_io(role: GraphRole, family: ConnectorFamily, layers: usize) -> (Tens
     let f = |n: &str| (n.to_string(), Dtype::Float32);
     let i = |n: &str| (n.to_string(), Dtype::Int64);
     match role {
-        GraphRole::Vision => (vec![f("pixel_values")], vec![f("image_features")]),
+        GraphRole::Vision => (vec![f(tensors::PIXEL_VALUES)], vec![f(tensors::IMAGE_FEATURES)]),
         GraphRole::Connector => match family {
-            ConnectorFamily::Prefix => (vec![f("image_features")], vec![f("visual_embeds")]),
-            _ => (vec![f("image_features")], vec![]),
+            ConnectorFamily::Prefix => (vec![f(tensors::IMAGE_FEATURES)], vec![f(tensors::VISUAL_EMBEDS)]),
+            _ => (vec![f(tensors::IMAGE_FEATURES)], vec![]),
         },
-        GraphRole::Embed => (vec![i("input_ids")], vec![f("inputs_embeds")]),
+        GraphRole::Embed => (vec![i(tensors::INPUT_IDS)], vec![f(tensors::INPUTS_EMBEDS)]),
         GraphRole::Decoder => {
-            let mut inputs = vec![f("inputs_embeds"), i("attention_mask"), i("position_ids")];
-            let mut outputs = vec![f("logits")];
+            let mut inputs = vec![f(tensors::INPUTS_EMBEDS), i(tensors::ATTENTION_MASK), i(tensors::POSITION_IDS)];
+            let mut outputs = vec![f(tensors::LOGITS)];
             for l in 0..layers {
-                for kv in ["key", "value"] {
-                    inputs.push(f(&format!("past_key_values.{l}.{kv}")));
-                    outputs.push(f(&format!("present.{l}.{kv}")));
+                for kv in tensors::KV {
+                    inputs.push(f(&tensors::past(l, kv)));
+                    outputs.push(f(&tensors::present(l, kv)));
                 }
             }
             (inputs, outputs)
@@ -826,9 +828,9 @@ fn graphs(raw: &RawManifest, axes: &Axes, model: &ModelDims, file: &Path, root: 
     // Cross-attention: what the connector produces is what the decoder takes, by name.
     if let Some(conn) = &connector {
         let cross_out: BTreeSet<&str> =
-            conn.outputs.iter().map(|t| t.name.as_str()).filter(|n| n.starts_with("cross_key_values.")).collect();
+            conn.outputs.iter().map(|t| t.name.as_str()).filter(|n| n.starts_with(tensors::CROSS_PREFIX)).collect();
         let cross_in: BTreeSet<&str> =
-            decoder.inputs.iter().map(|t| t.name.as_str()).filter(|n| n.starts_with("cross_key_values.")).collect();
+            decoder.inputs.iter().map(|t| t.name.as_str()).filter(|n| n.starts_with(tensors::CROSS_PREFIX)).collect();
         if family == ConnectorFamily::CrossAttention {
             if cross_out.is_empty() {
                 return Err(Error::manifest(
