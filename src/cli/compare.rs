@@ -376,7 +376,7 @@ fn described(zoo: Option<&Zoo>, name: &str, predictions: Vec<eval::Prediction>) 
         r.changes = m.changes.clone();
         r.paper = m.paper.clone();
         r.sees = m.axes.vision_input;
-        r.seed = m.provenance.seed;
+        r.seed = m.seed;
         r.seed_of = m.seed_of.clone();
     }
     r

@@ -27,11 +27,11 @@ use std::path::{Path, PathBuf};
 pub use paths::FileRef;
 pub use raw::{
     AdapterKind, Backbone, BackboneFamily, BackboneFlavour, BackboneSize, ConnectorKind, CropMode, DataRecipe, Dtype,
-    FrameSampling, Freeze, LlmFreeze, PaddingSide, PromptRecipe, Quantization, RawManifest, RawProvenance,
-    ResizeFilter, Strategy, VisionFreeze,
+    FrameSampling, Freeze, LlmFreeze, PaddingSide, PromptRecipe, Quantization, RawManifest, ResizeFilter, VisionFreeze,
 };
 
 use crate::error::{Error, Result};
+use crate::generate::GenerationOptions;
 
 /// The schema version this runtime reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -67,16 +67,38 @@ pub struct Manifest {
     pub tokenizer: TokenizerSpec,
     /// Prompt template, split around `{question}`.
     pub prompt: PromptSpec,
-    /// Decoding defaults.
-    pub generation: raw::RawGeneration,
+    /// Decoding defaults (`generation:`), checked: what [`crate::Model::default_generation`]
+    /// starts from.
+    pub generation: GenerationOptions,
     /// Parameter counts.
-    pub parameters: raw::RawParameters,
-    /// Training and export record.
-    pub provenance: RawProvenance,
+    pub parameters: Parameters,
+    /// The training seed (`provenance.seed`), which tells a repeat (`seed_of`) from its original.
+    /// The rest of `provenance:` is a record for people: [`read_raw`] has it.
+    pub seed: Option<u64>,
     /// Parity goldens, if exported.
     pub goldens: Option<FileRef>,
-    /// The file as parsed (for `show --format yaml|json`).
-    pub raw: RawManifest,
+}
+
+/// `parameters:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parameters {
+    /// All parameters the variant runs with.
+    pub total: u64,
+    /// Parameters its training updated.
+    pub trainable: u64,
+}
+
+/// `axes.adapter`: the adapters inside the language model (bounds checked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adapter {
+    /// Adapter kind.
+    pub kind: AdapterKind,
+    /// Every how many layers (Lynx `adapter_freq`).
+    pub every: Option<u32>,
+    /// Bottleneck width.
+    pub dim: Option<u32>,
+    /// LoRA rank.
+    pub rank: Option<u32>,
 }
 
 /// The validated `axes:`.
@@ -87,7 +109,7 @@ pub struct Axes {
     /// How vision reaches the LLM.
     pub connector: Connector,
     /// Adapters.
-    pub adapter: raw::RawAdapter,
+    pub adapter: Adapter,
     /// Freeze policy.
     pub freeze: Freeze,
     /// Image side (0 for the blind control).
@@ -371,6 +393,12 @@ pub fn json_schema() -> String {
     text
 }
 
+/// The manifest file at `file` as written (parsed, not validated): what `lynx-zoo show` prints.
+pub fn read_raw(file: &Path) -> Result<RawManifest> {
+    let text = crate::files::read_text(file, crate::files::FileKind::Manifest)?;
+    yaml::parse(&text, file)
+}
+
 /// A raw manifest with where it came from: the input of the `TryFrom` conversion.
 #[derive(Debug)]
 pub struct ManifestSource<'a> {
@@ -385,8 +413,7 @@ pub struct ManifestSource<'a> {
 impl Manifest {
     /// Reads and validates the manifest at `file`, whose paths are relative to `root`.
     pub fn from_file(file: &Path, root: &Path) -> Result<Manifest> {
-        let text = crate::files::read_text(file, crate::files::FileKind::Manifest)?;
-        Self::from_yaml(&text, file, root)
+        Manifest::try_from(ManifestSource { raw: read_raw(file)?, file, root })
     }
 
     /// Parses and validates manifest text; `file` names it in errors.
@@ -488,7 +515,7 @@ impl TryFrom<ManifestSource<'_>> for Manifest {
         }
         let prompt = PromptSpec { template: raw.prompt.template.clone(), padding: raw.prompt.padding };
 
-        generation_defaults(&raw.generation, file)?;
+        let generation = generation(&raw.generation, file)?;
 
         if let Some(of) = &raw.seed_of {
             if *of == raw.name {
@@ -531,11 +558,10 @@ impl TryFrom<ManifestSource<'_>> for Manifest {
             video,
             tokenizer,
             prompt,
-            generation: raw.generation.clone(),
-            parameters: raw.parameters,
-            provenance: raw.provenance.clone(),
+            generation,
+            parameters: Parameters { total: raw.parameters.total, trainable: raw.parameters.trainable },
+            seed: raw.provenance.seed,
             goldens,
-            raw,
         })
     }
 }
@@ -635,7 +661,7 @@ fn axes(raw: &RawManifest, model: &ModelDims, file: &Path) -> Result<Axes> {
     Ok(Axes {
         backbone: a.backbone,
         connector,
-        adapter: a.adapter,
+        adapter: Adapter { kind: a.adapter.kind, every: a.adapter.every, dim: a.adapter.dim, rank: a.adapter.rank },
         freeze: a.freeze,
         resolution: a.resolution.unwrap_or(0),
         visual_tokens: a.visual_tokens,
@@ -673,7 +699,9 @@ fn preprocess(p: &raw::RawPreprocess, axes: &Axes, file: &Path) -> Result<Prepro
     Ok(PreprocessSpec { size: p.size, resize: p.resize, crop: p.crop, rescale: p.rescale, mean, std })
 }
 
-fn generation_defaults(g: &raw::RawGeneration, file: &Path) -> Result<()> {
+/// The decoding defaults, checked here once: every count at least 1 where it must be, and the
+/// sampling settings in range (their bounds: [`bounds`]).
+fn generation(g: &raw::RawGeneration, file: &Path) -> Result<GenerationOptions> {
     let bad = |field: &str, message: String| Error::manifest(file, field, message);
     if g.beams == 0 {
         return Err(bad("generation.beams", "must be at least 1".into()));
@@ -693,7 +721,18 @@ fn generation_defaults(g: &raw::RawGeneration, file: &Path) -> Result<()> {
     if !(g.top_p > 0.0 && g.top_p <= 1.0) {
         return Err(bad("generation.top_p", format!("`{}` must be in (0, 1]", g.top_p)));
     }
-    Ok(())
+    Ok(GenerationOptions {
+        strategy: g.strategy,
+        beams: g.beams as usize,
+        max_new_tokens: g.max_new_tokens as usize,
+        min_new_tokens: g.min_new_tokens as usize,
+        length_penalty: g.length_penalty,
+        no_repeat_ngram_size: g.no_repeat_ngram_size as usize,
+        temperature: g.temperature,
+        top_k: g.top_k as usize,
+        top_p: g.top_p,
+        seed: 0,
+    })
 }
 
 /// Names and dtypes of tensors.

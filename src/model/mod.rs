@@ -211,7 +211,7 @@ impl Model {
 
     /// The variant's default generation options.
     pub fn default_generation(&self) -> GenerationOptions {
-        GenerationOptions::from_manifest(&self.manifest.generation)
+        self.manifest.generation.clone()
     }
 
     /// Answers one question about `media`.
