@@ -20,7 +20,7 @@
 //! 11. [`eval`]: a variant over a benchmark -- resumable, sharded predictions, the majority floor
 //!     and the image-swap control.
 //! 12. [`bench`]: latency per stage, throughput, memory and size of a variant.
-//! 13. [`results`]: the results folder's layout, loading and re-scoring.
+//! 13. [`results`]: the results folder -- its layout, loading and re-scoring, the shard merge.
 //! 14. [`report`]: comparison tables (terminal, Markdown, CSV, JSON), floors and controls,
 //!     corrected statistics, Pareto front, plot.
 //!

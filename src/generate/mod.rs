@@ -49,7 +49,7 @@ pub trait StepDecoder {
 /// How to decode.
 ///
 /// Starts from a variant's defaults (`generation:` of its manifest, checked and converted once when
-/// the manifest is read: [`crate::manifest::Manifest::generation`]) or [`GenerationOptions::greedy`];
+/// the manifest is read: `Manifest::generation`) or [`GenerationOptions::greedy`];
 /// each `with_*` step checks its value.
 ///
 /// ```
