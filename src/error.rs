@@ -142,7 +142,7 @@ pub enum Error {
     },
 
     /// ONNX Runtime failed on a graph (loading a corrupt file, running it).
-    #[error("graph `{graph}` (`{path}`): onnx runtime failed {action}: {message}")]
+    #[error("graph `{graph}` (`{path}`): onnx runtime failed {action}: {source}")]
     Ort {
         /// The graph role (`vision`, `decoder`, ...).
         graph: String,
@@ -150,8 +150,9 @@ pub enum Error {
         path: PathBuf,
         /// What we were doing ("to load it", "to run it").
         action: &'static str,
-        /// ONNX Runtime's message.
-        message: String,
+        /// ONNX Runtime's error (an `ort::Error`, boxed so that only `runtime` names `ort`).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// A graph's inputs or outputs differ from what the manifest declares or the pipeline needs.
@@ -210,6 +211,16 @@ pub enum Error {
         /// The `.onnx` file.
         path: PathBuf,
         /// What is wrong, with the manifest field to fix.
+        message: String,
+    },
+
+    /// A results folder holds files that do not fit together: shards of two splits, a missing
+    /// shard, runs of different benchmarks, no runs at all.
+    #[error("results `{path}`: {message}")]
+    Results {
+        /// The results folder or run folder.
+        path: PathBuf,
+        /// What is wrong, with the fix.
         message: String,
     },
 

@@ -6,21 +6,22 @@
 //!
 //! The pipeline is the layout; one module per stage:
 //!
-//! 1. [`data`]: the benchmark -- a seeded synthetic Open-VQA generator and the Open-VQA loader.
-//! 2. [`manifest`]: a variant as data -- the typed, validated `variants/NAME.yaml`.
-//! 3. [`zoo`]: a folder of variants -- list, check (schema, paths, checksums, graph I/O), load.
-//! 4. [`runtime`]: ONNX Runtime behind one module -- library loading, sessions, providers.
-//! 5. [`preprocess`]: image or video -> pixels (decode, orient, resize, crop, normalise).
-//! 6. [`text`]: the tokenizer and the prompt template, left padding.
-//! 7. [`model`]: vision encoder -> connector -> decoder prefill; [`Model::ask`].
-//! 8. [`generate`]: greedy, beam search and sampling over the KV-cached decoder.
-//! 9. [`score`]: the scoring rule (answer spaces, format instructions), accuracy, bootstrap
-//!    intervals, paired tests and multiplicity corrections.
-//! 10. [`eval`]: a variant over a benchmark -- resumable, sharded predictions, the majority floor
+//! 1. [`data`]: the synthetic benchmark generator -- seeded Open-VQA splits and text data.
+//! 2. [`benchmark`]: the Open-VQA loader, the question classes and what scoring needs of each.
+//! 3. [`manifest`]: a variant as data -- the typed, validated `variants/NAME.yaml`.
+//! 4. [`zoo`]: a folder of variants -- list, check (schema, paths, checksums, graph I/O), load.
+//! 5. [`runtime`]: ONNX Runtime behind one module -- library loading, sessions, providers.
+//! 6. [`preprocess`]: image or video -> pixels (decode, orient, resize, crop, normalise).
+//! 7. [`text`]: the tokenizer and the prompt template, left padding.
+//! 8. [`model`]: vision encoder -> connector -> decoder prefill; [`Model::ask`].
+//! 9. [`generate`]: greedy, beam search and sampling over the KV-cached decoder.
+//! 10. [`score`]: the scoring rule (answer spaces, format instructions), accuracy, bootstrap
+//!     intervals, paired tests and multiplicity corrections.
+//! 11. [`eval`]: a variant over a benchmark -- resumable, sharded predictions, the majority floor
 //!     and the image-swap control.
-//! 11. [`bench`]: latency per stage, throughput, memory and size of a variant.
-//! 12. [`results`]: the results folder's layout, loading and re-scoring.
-//! 13. [`report`]: comparison tables (terminal, Markdown, CSV, JSON), floors and controls,
+//! 12. [`bench`]: latency per stage, throughput, memory and size of a variant.
+//! 13. [`results`]: the results folder -- its layout, loading and re-scoring, the shard merge.
+//! 14. [`report`]: comparison tables (terminal, Markdown, CSV, JSON), floors and controls,
 //!     corrected statistics, Pareto front, plot.
 //!
 //! ```no_run
@@ -39,6 +40,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod bench;
+pub mod benchmark;
 pub mod data;
 pub mod error;
 pub mod eval;

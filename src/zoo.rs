@@ -183,10 +183,10 @@ impl Zoo {
         if target.axes != manifest.axes {
             return Err(bad(format!("`{of}` has other axes: a seed replicate changes only the training seed")));
         }
-        if target.provenance.seed == manifest.provenance.seed {
+        if target.seed == manifest.seed {
             return Err(bad(format!(
                 "`{of}` has the same training seed ({:?}); a replicate needs another one",
-                manifest.provenance.seed
+                manifest.seed
             )));
         }
         if target.seed_of.is_some() {

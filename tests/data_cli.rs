@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lynx_zoo::data::{Benchmark, QuestionClass};
+use lynx_zoo::benchmark::{Benchmark, QuestionClass};
 use lynx_zoo::score::Expected;
 
 fn bin() -> Command {
@@ -130,8 +130,8 @@ fn check_reports_file_and_line_for_bad_input() {
 fn write_predictions(
     path: &Path,
     bench: &Benchmark,
-    answer: impl Fn(&lynx_zoo::data::Record) -> String,
-    question: impl Fn(&lynx_zoo::data::Record) -> Option<String>,
+    answer: impl Fn(&lynx_zoo::benchmark::Record) -> String,
+    question: impl Fn(&lynx_zoo::benchmark::Record) -> Option<String>,
 ) {
     let lines: Vec<String> = bench
         .records

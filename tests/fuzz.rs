@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use lynx_zoo::data::Benchmark;
+use lynx_zoo::benchmark::Benchmark;
 use lynx_zoo::eval::{read_numbered_predictions, score_answer, score_external, PredictionStore};
 use lynx_zoo::manifest::{CropMode, FrameSampling, Manifest, PreprocessSpec, ResizeFilter, VideoSpec};
 use lynx_zoo::preprocess::{Media, Preprocessor};

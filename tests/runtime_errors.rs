@@ -48,10 +48,14 @@ fn corrupt_onnx_is_a_load_error_naming_the_graph() {
     let newer = sha256(&file);
     edit_manifest(&root, "tiny", |t| t.replace(&new, &newer));
     match load(&root, "tiny") {
-        Err(Error::Ort { graph, path, action, .. }) => {
+        Err(e @ Error::Ort { .. }) => {
+            let Error::Ort { graph, path, action, source } = &e else { unreachable!() };
             assert_eq!(graph, "connector");
-            assert_eq!(action, "to load it");
+            assert_eq!(*action, "to load it");
             assert!(path.ends_with("onnx/tiny.connector.onnx"));
+            // ONNX Runtime's error is kept as the source, and the message still quotes it.
+            let cause = std::error::Error::source(&e).expect("the ort error as source").to_string();
+            assert!(!cause.is_empty() && cause == source.to_string() && e.to_string().ends_with(&cause), "{e}");
         }
         other => panic!("expected an ort load error, got {other:?}"),
     }

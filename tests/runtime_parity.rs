@@ -63,7 +63,7 @@ fn check_variant(zoo: &Zoo, name: &str) -> Vec<String> {
     let max_new = doc["decoding"]["max_new_tokens"]
         .as_u64()
         .map(|n| n as usize)
-        .unwrap_or(model.manifest().generation.max_new_tokens as usize);
+        .unwrap_or(model.manifest().generation.max_new_tokens);
     let items = doc["items"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
         problems.push(format!("{name}: goldens hold no items"));

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lynx_zoo::data::{Benchmark, QuestionClass, Record};
+use lynx_zoo::benchmark::{Benchmark, QuestionClass, Record};
 use lynx_zoo::eval::{MajorityFloor, Prediction};
 
 fn repo() -> PathBuf {

@@ -184,10 +184,11 @@ STAMP = "generated-by.json"
 
 
 def generator_revision(root: Path | None = None) -> str:
-    """A digest of the generator's Rust sources (src/data/), so that data made by an older generator
-    are not mistaken for current ones."""
+    """A digest of the generator's Rust sources (src/data/ and the question classes' answer words in
+    src/benchmark/classes.rs), so that data made by an older generator are not mistaken for current ones."""
     h = hashlib.sha256()
-    for f in sorted(((root or repo_root()) / "src" / "data").rglob("*.rs")):
+    src = (root or repo_root()) / "src"
+    for f in sorted(src.joinpath("data").rglob("*.rs")) + [src / "benchmark" / "classes.rs"]:
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]
 

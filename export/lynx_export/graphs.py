@@ -14,6 +14,33 @@ from .models.decoder import Decoder
 from .models.vision import VisionEncoder
 
 
+# The tensor names of the graphs (docs/contract.md section 2), in one table: the fixed names by role,
+# and the cache and cross-attention names as patterns of `i` (layer or block) and `kv` (one of KV).
+# The runtime's table is src/manifest/tensors.rs; tests/test_tensor_names.py compares this one with
+# docs/tensor-names.json, which a Rust test writes from that table and keeps current.
+TENSOR_NAMES = {
+    "pixel_values": "pixel_values",
+    "image_features": "image_features",
+    "visual_embeds": "visual_embeds",
+    "input_ids": "input_ids",
+    "inputs_embeds": "inputs_embeds",
+    "attention_mask": "attention_mask",
+    "position_ids": "position_ids",
+    "logits": "logits",
+    "past": "past_key_values.{i}.{kv}",
+    "present": "present.{i}.{kv}",
+    "cross": "cross_key_values.{i}.{kv}",
+    "kv": ["key", "value"],
+}
+N = TENSOR_NAMES
+KV = tuple(N["kv"])
+
+
+def kv_name(pattern: str, i: int, kv: str) -> str:
+    """`past`, `present` or `cross` of layer or block `i`: e.g. past_key_values.0.key."""
+    return N[pattern].format(i=i, kv=kv)
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
@@ -83,40 +110,40 @@ class DecoderGraph(nn.Module):
 
 def vision_io(vision: VisionEncoder, resolution: int):
     grid = resolution // vision.cfg.patch
-    return ([TensorSpec("pixel_values", "float32", ("batch", 3, resolution, resolution))],
-            [TensorSpec("image_features", "float32", ("batch", grid * grid, vision.cfg.width))])
+    return ([TensorSpec(N["pixel_values"], "float32", ("batch", 3, resolution, resolution))],
+            [TensorSpec(N["image_features"], "float32", ("batch", grid * grid, vision.cfg.width))])
 
 
 def connector_io(vision_dim: int, patches: int, decoder: Decoder, cross: bool, visual_tokens: str | int):
     cfg = decoder.cfg
-    inputs = [TensorSpec("image_features", "float32", ("batch", "frames", patches, vision_dim))]
+    inputs = [TensorSpec(N["image_features"], "float32", ("batch", "frames", patches, vision_dim))]
     if cross:
         outputs = []
         for j in range(len(decoder.cross_layers)):
-            for kind in ("key", "value"):
-                outputs.append(TensorSpec(f"cross_key_values.{j}.{kind}", "float32",
+            for kind in KV:
+                outputs.append(TensorSpec(kv_name("cross", j, kind), "float32",
                                           ("batch", cfg.heads, visual_tokens, cfg.head_dim)))
     else:
-        outputs = [TensorSpec("visual_embeds", "float32", ("batch", visual_tokens, cfg.hidden))]
+        outputs = [TensorSpec(N["visual_embeds"], "float32", ("batch", visual_tokens, cfg.hidden))]
     return inputs, outputs
 
 
 def embed_io(decoder: Decoder):
-    return ([TensorSpec("input_ids", "int64", ("batch", "seq"))],
-            [TensorSpec("inputs_embeds", "float32", ("batch", "seq", decoder.cfg.hidden))])
+    return ([TensorSpec(N["input_ids"], "int64", ("batch", "seq"))],
+            [TensorSpec(N["inputs_embeds"], "float32", ("batch", "seq", decoder.cfg.hidden))])
 
 
 def decoder_io(decoder: Decoder, memory: str | int = "memory"):
     cfg = decoder.cfg
-    inputs = [TensorSpec("inputs_embeds", "float32", ("batch", "seq", cfg.hidden)),
-              TensorSpec("attention_mask", "int64", ("batch", "total")),
-              TensorSpec("position_ids", "int64", ("batch", "seq"))]
-    outputs = [TensorSpec("logits", "float32", ("batch", "seq", cfg.vocab_size))]
+    inputs = [TensorSpec(N["inputs_embeds"], "float32", ("batch", "seq", cfg.hidden)),
+              TensorSpec(N["attention_mask"], "int64", ("batch", "total")),
+              TensorSpec(N["position_ids"], "int64", ("batch", "seq"))]
+    outputs = [TensorSpec(N["logits"], "float32", ("batch", "seq", cfg.vocab_size))]
     for i in range(cfg.layers):
-        for kind in ("key", "value"):
-            inputs.append(TensorSpec(f"past_key_values.{i}.{kind}", "float32", ("batch", cfg.heads, "past", cfg.head_dim)))
-            outputs.append(TensorSpec(f"present.{i}.{kind}", "float32", ("batch", cfg.heads, "total", cfg.head_dim)))
+        for kind in KV:
+            inputs.append(TensorSpec(kv_name("past", i, kind), "float32", ("batch", cfg.heads, "past", cfg.head_dim)))
+            outputs.append(TensorSpec(kv_name("present", i, kind), "float32", ("batch", cfg.heads, "total", cfg.head_dim)))
     for j in range(len(decoder.cross_layers)):
-        for kind in ("key", "value"):
-            inputs.append(TensorSpec(f"cross_key_values.{j}.{kind}", "float32", ("batch", cfg.heads, memory, cfg.head_dim)))
+        for kind in KV:
+            inputs.append(TensorSpec(kv_name("cross", j, kind), "float32", ("batch", cfg.heads, memory, cfg.head_dim)))
     return inputs, outputs

@@ -54,11 +54,16 @@ def test_a_changed_generator_regenerates_its_folders(tmp_path, monkeypatch):
 
 def test_the_generator_revision_follows_its_sources(tmp_path):
     (tmp_path / "src" / "data").mkdir(parents=True)
+    (tmp_path / "src" / "benchmark").mkdir()
     (tmp_path / "src" / "data" / "text.rs").write_text("fn a() {}")
+    (tmp_path / "src" / "benchmark" / "classes.rs").write_text("const WORDS: &[&str] = &[\"CAT\"];")
     before = generator_revision(tmp_path)
     assert generator_revision(tmp_path) == before
     (tmp_path / "src" / "data" / "text.rs").write_text("fn b() {}")
     assert generator_revision(tmp_path) != before
+    after_text = generator_revision(tmp_path)
+    (tmp_path / "src" / "benchmark" / "classes.rs").write_text("const WORDS: &[&str] = &[\"DOG\"];")
+    assert generator_revision(tmp_path) != after_text
 
 
 def test_position_words_match_the_generator():

@@ -19,11 +19,11 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Benchmark, Modality, Record};
+use crate::benchmark::{Benchmark, Record};
 use crate::error::Result;
-use crate::eval::media_of;
 use crate::generate::GenerationOptions;
 use crate::model::{Model, Request, Timings};
+use crate::preprocess::Media;
 use crate::runtime::RuntimeOptions;
 
 pub use stats::Stat;
@@ -201,12 +201,8 @@ pub fn load_average() -> Option<f64> {
 
 /// The first `n` image and first `n` video records of `bench`.
 pub fn pick_items(bench: &Benchmark, n: usize) -> Vec<&Record> {
-    let modality = |r: &Record| match r.media {
-        crate::data::Media::Image(_) => Modality::Image,
-        crate::data::Media::Video(_) => Modality::Video,
-    };
-    let images = bench.records.iter().filter(|r| modality(r) == Modality::Image).take(n);
-    let videos = bench.records.iter().filter(|r| modality(r) == Modality::Video).take(n);
+    let images = bench.records.iter().filter(|r| matches!(r.media, Media::Image(_))).take(n);
+    let videos = bench.records.iter().filter(|r| matches!(r.media, Media::Video(_))).take(n);
     images.chain(videos).collect()
 }
 
@@ -243,7 +239,7 @@ pub fn measure_variants(
     options: &BenchOptions,
     run_id: &str,
 ) -> Result<Vec<LatencyReport>> {
-    let requests: Vec<Request> = items.iter().map(|r| Request::new(media_of(r), r.question.clone())).collect();
+    let requests: Vec<Request> = items.iter().map(|r| Request::new(r.media.clone(), r.question.clone())).collect();
     let load_1min = load_average();
     if options.interleave {
         let mut timed = Vec::with_capacity(variants.len());
@@ -312,7 +308,7 @@ fn time_item(t: &mut Timed, requests: &[Request], i: usize, options: &BenchOptio
     let start = Instant::now();
     let a = t.model.ask(&req.media, &req.question, &options.generation)?;
     t.single_wall += start.elapsed().as_secs_f64();
-    t.single.push((i, matches!(req.media, crate::preprocess::Media::Video(_)), a.timings, a.tokens.len()));
+    t.single.push((i, matches!(req.media, Media::Video(_)), a.timings, a.tokens.len()));
     Ok(())
 }
 
@@ -358,8 +354,7 @@ fn report(
     load_1min: Option<f64>,
 ) -> Result<LatencyReport> {
     // Image and video items are timed in equal numbers by design: intervals resample within each.
-    let item_is_video: Vec<bool> =
-        requests.iter().map(|r| matches!(r.media, crate::preprocess::Media::Video(_))).collect();
+    let item_is_video: Vec<bool> = requests.iter().map(|r| matches!(r.media, Media::Video(_))).collect();
     let stratum = |i: usize| usize::from(item_is_video.get(i).copied().unwrap_or(false));
     let col = |f: &dyn Fn(&Timings) -> f64| {
         Stat::of_items(&t.single.iter().map(|(i, _, tm, _)| (*i, f(tm))).collect::<Vec<_>>(), &stratum)

@@ -6,7 +6,8 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
-use lynx_zoo::data::{self, Benchmark, GenerateConfig, Knobs, Split};
+use lynx_zoo::benchmark::Benchmark;
+use lynx_zoo::data::{self, GenerateConfig, Knobs, Split};
 use lynx_zoo::eval;
 use lynx_zoo::report::{self, Comparison, Floor, Format, VariantResult};
 

@@ -192,19 +192,19 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
     }
     match args.format {
         ListFormat::Json => {
-            let list: Vec<serde_json::Value> = manifests
-                .iter()
-                .map(|m| {
-                    serde_json::json!({
-                        "name": m.name,
-                        "description": m.description,
-                        "changes": m.changes,
-                        "paper": m.paper,
-                        "axes": m.raw.axes,
-                        "parameters": m.raw.parameters,
-                    })
-                })
-                .collect();
+            let mut list = Vec::new();
+            for m in &manifests {
+                // Axes and parameters as the file writes them.
+                let raw = lynx_zoo::manifest::read_raw(&m.file)?;
+                list.push(serde_json::json!({
+                    "name": m.name,
+                    "description": m.description,
+                    "changes": m.changes,
+                    "paper": m.paper,
+                    "axes": raw.axes,
+                    "parameters": raw.parameters,
+                }));
+            }
             println!("{}", serde_json::to_string_pretty(&list)?);
         }
         ListFormat::Table => {
@@ -251,9 +251,11 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
 pub fn show(args: ShowArgs) -> anyhow::Result<()> {
     let zoo = open(&args.zoo)?;
     let m = zoo.manifest(&args.variant)?;
+    // The file as written, beside the validated form.
+    let raw = lynx_zoo::manifest::read_raw(&m.file)?;
     match args.format {
-        ShowFormat::Yaml => print!("{}", lynx_zoo::manifest::yaml::to_string(&m.raw)?),
-        ShowFormat::Json => println!("{}", serde_json::to_string_pretty(&m.raw)?),
+        ShowFormat::Yaml => print!("{}", lynx_zoo::manifest::yaml::to_string(&raw)?),
+        ShowFormat::Json => println!("{}", serde_json::to_string_pretty(&raw)?),
         ShowFormat::Text => {
             println!("{} -- {}", m.name, m.description);
             if let Some(c) = &m.changes {
@@ -262,7 +264,7 @@ pub fn show(args: ShowArgs) -> anyhow::Result<()> {
             if let Some(p) = &m.paper {
                 println!("paper:   {p}");
             }
-            println!("\naxes:\n{}", indent(&yaml_value(&m.raw.axes)));
+            println!("\naxes:\n{}", indent(&yaml_value(&raw.axes)));
             let d = &m.model;
             println!(
                 "\nmodel: hidden {}, layers {}, heads {} (kv {}), head_dim {}, vocab {}, context {}",
@@ -281,8 +283,8 @@ pub fn show(args: ShowArgs) -> anyhow::Result<()> {
                 }
             }
             println!("\nprompt: {:?}", m.prompt.template);
-            println!("generation: {}", serde_json::to_string(&m.generation)?);
-            println!("provenance:\n{}", indent(&yaml_value(&m.provenance)));
+            println!("generation: {}", serde_json::to_string(&raw.generation)?);
+            println!("provenance:\n{}", indent(&yaml_value(&raw.provenance)));
         }
     }
     Ok(())

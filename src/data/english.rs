@@ -290,7 +290,7 @@ pub fn english_sentence(rng: &mut ChaCha8Rng) -> String {
         ("shape", pick(rng, &Shape::ALL).name().into()),
         ("n", rng.random_range(2..9u32).to_string()),
         ("m", rng.random_range(2..9u32).to_string()),
-        ("word", (*pick(rng, super::tasks::WORDS)).into()),
+        ("word", (*pick(rng, crate::benchmark::classes::WORDS)).into()),
         ("big", big.to_string()),
         ("digits", big.to_string().len().to_string()),
     ];
@@ -365,7 +365,7 @@ pub fn english_question(rng: &mut ChaCha8Rng) -> TextInstruction {
             )
         }
         _ => (
-            format!("A sign in the {place} says {}.", pick(rng, super::tasks::WORDS)),
+            format!("A sign in the {place} says {}.", pick(rng, crate::benchmark::classes::WORDS)),
             "Which word is on the sign?".to_string(),
             String::new(),
             String::new(),

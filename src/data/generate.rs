@@ -20,12 +20,11 @@ use serde::{Deserialize, Serialize};
 use super::phrasing::{fill, instruction_texts, templates, Instruction, Phrasing};
 use super::render::render;
 use super::tasks::{build, QuestionClass, Task, TaskMedia};
+use crate::benchmark::DATASET;
 use crate::error::{Error, Result};
 
 /// Version of the generator; bump when output for a given seed changes.
 pub const GENERATOR_VERSION: &str = "1";
-/// The `dataset` key of every generated record.
-pub const DATASET: &str = "lynx-synth";
 /// The `origin_dataset` key of every generated record.
 pub const ORIGIN_DATASET: &str = "lynx-synth-v1";
 

@@ -6,6 +6,8 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::benchmark::classes::{COLOR_WORDS, SHAPE_WORDS};
+
 /// The shapes the benchmark uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Shape {
@@ -25,26 +27,14 @@ impl Shape {
     /// Every shape.
     pub const ALL: [Shape; 5] = [Shape::Circle, Shape::Square, Shape::Triangle, Shape::Diamond, Shape::Hexagon];
 
-    /// The English noun.
+    /// The English noun: the benchmark's word ([`SHAPE_WORDS`], in the order of [`Shape::ALL`]).
     pub fn name(self) -> &'static str {
-        match self {
-            Shape::Circle => "circle",
-            Shape::Square => "square",
-            Shape::Triangle => "triangle",
-            Shape::Diamond => "diamond",
-            Shape::Hexagon => "hexagon",
-        }
+        SHAPE_WORDS[self as usize].0
     }
 
     /// The English plural.
     pub fn plural(self) -> &'static str {
-        match self {
-            Shape::Circle => "circles",
-            Shape::Square => "squares",
-            Shape::Triangle => "triangles",
-            Shape::Diamond => "diamonds",
-            Shape::Hexagon => "hexagons",
-        }
+        SHAPE_WORDS[self as usize].1
     }
 
     /// Whether the point at offset (dx, dy) from the centre, in units of the radius, is inside.
@@ -88,17 +78,9 @@ impl Color {
     pub const ALL: [Color; 7] =
         [Color::Red, Color::Green, Color::Blue, Color::Yellow, Color::Purple, Color::Orange, Color::White];
 
-    /// The English word.
+    /// The English word: the benchmark's ([`COLOR_WORDS`], in the order of [`Color::ALL`]).
     pub fn name(self) -> &'static str {
-        match self {
-            Color::Red => "red",
-            Color::Green => "green",
-            Color::Blue => "blue",
-            Color::Yellow => "yellow",
-            Color::Purple => "purple",
-            Color::Orange => "orange",
-            Color::White => "white",
-        }
+        COLOR_WORDS[self as usize]
     }
 
     /// sRGB value.
@@ -256,6 +238,19 @@ mod tests {
         assert!(Shape::Triangle.contains(0.0, -0.9));
         assert!(Shape::Triangle.contains(0.7, 0.45));
         assert!(!Shape::Triangle.contains(0.7, -0.45));
+    }
+
+    #[test]
+    fn names_follow_the_benchmark_vocabulary_in_order() {
+        for (i, shape) in Shape::ALL.into_iter().enumerate() {
+            assert_eq!(shape as usize, i);
+            assert_eq!((shape.name(), shape.plural()), SHAPE_WORDS[i]);
+        }
+        for (i, color) in Color::ALL.into_iter().enumerate() {
+            assert_eq!((color as usize, color.name()), (i, COLOR_WORDS[i]));
+        }
+        assert_eq!(Shape::Hexagon.plural(), "hexagons");
+        assert_eq!(Color::White.name(), "white");
     }
 
     #[test]

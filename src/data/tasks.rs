@@ -8,138 +8,14 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use std::sync::OnceLock;
-
 use super::phrasing::Instruction;
 use super::render::label_plate;
 use super::scene::{Color, Label, Layout, Object, Scene, Shape, Size};
 use super::Knobs;
-use crate::score::AnswerSpace;
+use crate::benchmark::classes::{RELATIONS, SIZES, WAYS, WORDS};
 
-/// The question classes of the benchmark: eight about images, three about videos.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum QuestionClass {
-    /// The shape of the object of a given colour.
-    Object,
-    /// The colour of the object of a given shape.
-    Color,
-    /// Whether an object is big or small.
-    Size,
-    /// How many objects of a shape (among distractors).
-    Counting,
-    /// Left/right/above/below of two objects.
-    Spatial,
-    /// The word or number rendered on a label.
-    Ocr,
-    /// Which of two objects is bigger.
-    Compare,
-    /// Whether there are more of one shape than of another.
-    More,
-    /// The direction an object moves in a clip.
-    Motion,
-    /// Which of two objects appeared first in a clip.
-    Order,
-    /// How many objects appear, each for a short time, over a clip.
-    CountTime,
-}
-
-/// Image or video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Modality {
-    /// One still image.
-    Image,
-    /// A clip of frames.
-    Video,
-}
-
-impl Modality {
-    /// Stable name, as written in annotations.
-    pub fn name(self) -> &'static str {
-        match self {
-            Modality::Image => "image",
-            Modality::Video => "video",
-        }
-    }
-}
-
-impl QuestionClass {
-    /// Every class, images first.
-    pub const ALL: [QuestionClass; 11] = [
-        QuestionClass::Object,
-        QuestionClass::Color,
-        QuestionClass::Size,
-        QuestionClass::Counting,
-        QuestionClass::Spatial,
-        QuestionClass::Ocr,
-        QuestionClass::Compare,
-        QuestionClass::More,
-        QuestionClass::Motion,
-        QuestionClass::Order,
-        QuestionClass::CountTime,
-    ];
-
-    /// Stable name, as written in the `class` key of annotations.
-    pub fn name(self) -> &'static str {
-        match self {
-            QuestionClass::Object => "object",
-            QuestionClass::Color => "color",
-            QuestionClass::Size => "size",
-            QuestionClass::Counting => "counting",
-            QuestionClass::Spatial => "spatial",
-            QuestionClass::Ocr => "ocr",
-            QuestionClass::Compare => "compare",
-            QuestionClass::More => "more",
-            QuestionClass::Motion => "motion",
-            QuestionClass::Order => "order",
-            QuestionClass::CountTime => "count_time",
-        }
-    }
-
-    /// Parses [`QuestionClass::name`].
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.name() == name)
-    }
-
-    /// Whether the class asks about an image or a video.
-    pub fn modality(self) -> Modality {
-        match self {
-            QuestionClass::Motion | QuestionClass::Order | QuestionClass::CountTime => Modality::Video,
-            _ => Modality::Image,
-        }
-    }
-
-    /// The candidates an answer to this class can name (docs/benchmark.md, "Scoring"): naming one
-    /// that the accepted answers do not makes an answer wrong.
-    pub fn answer_space(self) -> &'static AnswerSpace {
-        static SPACES: OnceLock<Vec<AnswerSpace>> = OnceLock::new();
-        let spaces = SPACES.get_or_init(|| QuestionClass::ALL.iter().map(|c| c.build_answer_space()).collect());
-        &spaces[self as usize]
-    }
-
-    fn build_answer_space(self) -> AnswerSpace {
-        let shapes = || Shape::ALL.iter().fold(AnswerSpace::new(), |s, sh| s.with_option(&[sh.name(), sh.plural()]));
-        let groups = |gs: &[&[&str]]| gs.iter().fold(AnswerSpace::new(), |s, g| s.with_option(g));
-        match self {
-            QuestionClass::Object | QuestionClass::Compare | QuestionClass::Order => shapes(),
-            QuestionClass::Color => AnswerSpace::new().with_words(&Color::ALL.map(Color::name)),
-            QuestionClass::Size => groups(&SIZES),
-            QuestionClass::Counting | QuestionClass::CountTime => AnswerSpace::new().with_numbers(),
-            QuestionClass::Spatial => groups(&RELATIONS),
-            QuestionClass::Ocr => AnswerSpace::new().with_words(WORDS).with_numbers(),
-            QuestionClass::More => groups(&[&["yes"], &["no"]]),
-            QuestionClass::Motion => groups(&WAYS),
-        }
-    }
-
-    /// The answer format that fits this class, used when a question carries an instruction.
-    pub fn instruction(self) -> Instruction {
-        match self {
-            QuestionClass::Counting | QuestionClass::CountTime => Instruction::Number,
-            QuestionClass::More => Instruction::YesNo,
-            _ => Instruction::OneWord,
-        }
-    }
-}
+/// The classes a task can be of (the benchmark's, [`crate::benchmark::classes`]).
+pub use crate::benchmark::{Modality, QuestionClass};
 
 /// What a task shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,29 +60,6 @@ impl Task {
         }
     }
 }
-
-/// Words for the OCR class: short, no colour, shape, size or direction words (those are answers
-/// of other classes).
-pub(super) const WORDS: &[&str] = &[
-    "CAT", "DOG", "SUN", "MAP", "BOX", "KEY", "CUP", "HAT", "BUS", "PEN", "TOY", "FOX", "OWL", "BEE", "EGG", "JAR",
-    "LOG", "NET", "OAK", "PIG", "RUG", "SKY", "TEA", "VAN", "BIRD", "FISH", "LAMP", "MOON", "STAR", "TREE", "BOAT",
-    "CAKE", "DOOR", "FROG", "KITE", "LION", "ROSE", "SHIP", "WOLF", "MILK", "BOOK", "RAIN", "SNOW", "GOLD", "FARM",
-];
-
-/// Answers of the size class: big (and synonyms), small.
-const SIZES: [&[&str]; 2] = [&["big", "large"], &["small", "little"]];
-
-/// Answers of the spatial class: the relation of the first object to the second.
-const RELATIONS: [&[&str]; 4] =
-    [&["left"], &["right"], &["above", "over", "up"], &["below", "under", "beneath", "down"]];
-
-/// Answers of the motion class: the direction of travel.
-const WAYS: [&[&str]; 4] = [
-    &["left", "leftward", "leftwards"],
-    &["right", "rightward", "rightwards"],
-    &["up", "upward", "upwards"],
-    &["down", "downward", "downwards"],
-];
 
 const NUMBER_WORDS: [&str; 11] =
     ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"];

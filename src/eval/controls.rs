@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{score_answer, select, Prediction, Shard};
-use crate::data::{self, Benchmark, Record, SplitMeta};
+use crate::benchmark::{self, Benchmark, Record};
+use crate::data::{self, SplitMeta};
 use crate::error::{Error, Result};
 use crate::score::normalize;
 
@@ -67,7 +68,7 @@ impl MajorityFloor {
     /// (its `meta.json`), else cross-fitted on `bench` itself.
     pub fn for_benchmark(bench: &Benchmark) -> Result<Self> {
         match SplitMeta::beside(&bench.path)? {
-            Some(meta) if meta.dataset == data::generate::DATASET => {
+            Some(meta) if meta.dataset == benchmark::DATASET => {
                 let seed = meta.seed.wrapping_add(FLOOR_SEED_OFFSET);
                 let split = data::Split::Val;
                 let items = data::answers(split, FLOOR_ITEMS, seed, &meta.knobs)?;

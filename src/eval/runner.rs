@@ -15,12 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use super::store::{JsonlAppender, Prediction, PredictionStore};
 use super::{score_answer, select, Shard};
-use crate::data::{self, Benchmark, Record};
+use crate::benchmark::{Benchmark, Record};
 use crate::error::{Error, Result};
 use crate::generate::GenerationOptions;
 use crate::manifest::paths::sha256_file;
 use crate::model::{Model, Request, Timings};
-use crate::preprocess::Media;
 use crate::results::lock::{self, Access};
 
 /// What an evaluation run is; a resumed run must match it.
@@ -135,14 +134,6 @@ impl ItemTiming {
     }
 }
 
-/// The runtime's view of a benchmark record's media.
-pub fn media_of(record: &Record) -> Media {
-    match &record.media {
-        data::Media::Image(p) => Media::Image(p.clone()),
-        data::Media::Video(p) => Media::Video(p.clone()),
-    }
-}
-
 /// Options of [`evaluate`].
 #[derive(Debug, Clone)]
 pub struct EvalOptions {
@@ -233,12 +224,11 @@ pub fn evaluate(
         fs::write(&tmp, text + "\n").map_err(|e| Error::io("writing", &tmp, e))?;
         fs::rename(&tmp, &spec_path).map_err(|e| Error::io("renaming", &tmp, e))?;
     }
-    let shard_suffix = options.shard.file_name().replacen("predictions", "", 1);
     let mut store = PredictionStore::open(dir.join(options.shard.file_name()))?;
     let items = select(bench, options.limit, options.shard);
     let expected: HashMap<String, usize> = items.iter().map(|(position, r)| (r.id(), *position)).collect();
     store.check_resumed(&expected, &scope(bench, items.len(), options))?;
-    let (mut timings, _) = JsonlAppender::open(dir.join(format!("timings{shard_suffix}")))?;
+    let (mut timings, _) = JsonlAppender::open(dir.join(options.shard.timings_file_name()))?;
 
     let partners = match options.control {
         Control::None => Vec::new(),
@@ -253,10 +243,10 @@ pub fn evaluate(
         let requests: Vec<Request> = chunk
             .iter()
             .map(|(position, r)| match options.control {
-                Control::None => Ok(Request::new(media_of(r), r.question.clone())),
+                Control::None => Ok(Request::new(r.media.clone(), r.question.clone())),
                 Control::ImageSwap => {
                     let swapped = super::controls::swapped(bench, &partners, *position)?;
-                    Ok(Request::new(media_of(&swapped), r.question.clone()))
+                    Ok(Request::new(swapped.media, r.question.clone()))
                 }
             })
             .collect::<Result<_>>()?;

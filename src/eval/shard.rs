@@ -42,12 +42,30 @@ impl Shard {
     }
 
     /// The predictions file name of this shard: `predictions.jsonl` or
-    /// `predictions.shard-I-of-N.jsonl`.
+    /// `predictions.shard-I-of-N.jsonl` (the layout of a run folder: [`crate::results`]).
     pub fn file_name(&self) -> String {
+        format!("predictions{}.jsonl", self.suffix())
+    }
+
+    /// The timings file name of this shard: `timings.jsonl` or `timings.shard-I-of-N.jsonl`.
+    pub fn timings_file_name(&self) -> String {
+        format!("timings{}.jsonl", self.suffix())
+    }
+
+    /// The shard of a `predictions.shard-I-of-N.jsonl` file name (0 <= I < N, N > 1); `None` for
+    /// any other name, `predictions.jsonl` included.
+    pub fn from_file_name(file: &str) -> Option<Shard> {
+        let rest = file.strip_prefix("predictions.shard-")?.strip_suffix(".jsonl")?;
+        let (i, n) = rest.split_once("-of-")?;
+        let (index, count) = (i.parse().ok()?, n.parse().ok()?);
+        (count > 1 && index < count).then_some(Shard { index, count })
+    }
+
+    fn suffix(&self) -> String {
         if self.count == 1 {
-            "predictions.jsonl".into()
+            String::new()
         } else {
-            format!("predictions.shard-{}-of-{}.jsonl", self.index, self.count)
+            format!(".shard-{}-of-{}", self.index, self.count)
         }
     }
 }
@@ -260,6 +278,11 @@ mod tests {
         assert_eq!(s, Shard { index: 1, count: 3 });
         assert!(s.contains(4) && !s.contains(3));
         assert_eq!(s.file_name(), "predictions.shard-1-of-3.jsonl");
+        assert_eq!(s.timings_file_name(), "timings.shard-1-of-3.jsonl");
+        assert_eq!(
+            (Shard::ALL.file_name(), Shard::ALL.timings_file_name()),
+            ("predictions.jsonl".into(), "timings.jsonl".into())
+        );
         for bad in ["3/3", "1", "a/b", "0/0", "-1/2"] {
             let err = bad.parse::<Shard>().unwrap_err().to_string();
             assert!(err.contains("--shard"), "{err}");
@@ -267,6 +290,22 @@ mod tests {
         let covered: usize =
             (0..3).map(|i| (0..10).filter(|p| Shard { index: i, count: 3 }.contains(*p)).count()).sum();
         assert_eq!(covered, 10);
+    }
+
+    #[test]
+    fn shard_file_names_parse() {
+        assert_eq!(Shard::from_file_name("predictions.shard-2-of-3.jsonl"), Some(Shard { index: 2, count: 3 }));
+        for bad in [
+            "predictions.shard-3-of-3.jsonl",
+            "predictions.shard-0-of-1.jsonl",
+            "predictions.shard-x.jsonl",
+            "predictions.jsonl",
+        ] {
+            assert_eq!(Shard::from_file_name(bad), None, "{bad}");
+        }
+        // Agrees with the name `eval` writes.
+        let s = Shard { index: 1, count: 4 };
+        assert_eq!(Shard::from_file_name(&s.file_name()), Some(s));
     }
 
     fn spec(s: &str) -> ShardSpec {

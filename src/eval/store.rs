@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::Benchmark;
+use crate::benchmark::Benchmark;
 use crate::error::{Error, Result};
 
 /// One scored answer.
@@ -27,7 +27,7 @@ pub struct Prediction {
     pub class: String,
     /// The answer text.
     pub prediction: String,
-    /// Scored correct by [`crate::data::Record::is_correct`].
+    /// Scored correct by [`crate::benchmark::Record::is_correct`].
     pub correct: bool,
     /// The format the question asked for, when any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

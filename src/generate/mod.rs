@@ -15,13 +15,26 @@ pub mod search;
 
 use ndarray::Array2;
 
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
-use crate::manifest::raw::RawGeneration;
-pub use crate::manifest::Strategy;
 
 /// Most beams: each beam is a decoder row with its own KV cache; Lynx decodes with 5, and 100 000
 /// beams ran past a minute before answering.
 pub const MAX_BEAMS: usize = 64;
+
+/// Decoding strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Argmax each step.
+    Greedy,
+    /// Beam search.
+    Beam,
+    /// Temperature / top-k / top-p sampling.
+    Sample,
+}
 
 /// A model that extends each row by one token at a time.
 pub trait StepDecoder {
@@ -35,8 +48,9 @@ pub trait StepDecoder {
 
 /// How to decode.
 ///
-/// Starts from a variant's manifest defaults ([`GenerationOptions::from_manifest`]) or
-/// [`GenerationOptions::greedy`]; each `with_*` step checks its value.
+/// Starts from a variant's defaults (`generation:` of its manifest, checked and converted once when
+/// the manifest is read: `Manifest::generation`) or [`GenerationOptions::greedy`];
+/// each `with_*` step checks its value.
 ///
 /// ```
 /// use lynx_zoo::generate::{GenerationOptions, Strategy};
@@ -82,22 +96,6 @@ impl GenerationOptions {
             temperature: 1.0,
             top_k: 0,
             top_p: 1.0,
-            seed: 0,
-        }
-    }
-
-    /// A variant's defaults (its manifest's `generation:`).
-    pub fn from_manifest(g: &RawGeneration) -> GenerationOptions {
-        GenerationOptions {
-            strategy: g.strategy,
-            beams: g.beams.max(1) as usize,
-            max_new_tokens: g.max_new_tokens.max(1) as usize,
-            min_new_tokens: g.min_new_tokens as usize,
-            length_penalty: g.length_penalty,
-            no_repeat_ngram_size: g.no_repeat_ngram_size as usize,
-            temperature: g.temperature,
-            top_k: g.top_k as usize,
-            top_p: g.top_p,
             seed: 0,
         }
     }

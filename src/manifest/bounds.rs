@@ -11,6 +11,7 @@
 use std::path::Path;
 
 use super::raw::RawManifest;
+use super::tensors;
 use super::{Axes, Connector, ConnectorFamily, Dim, GraphSpec, Graphs, ModelDims};
 use crate::error::{Error, Result};
 
@@ -200,18 +201,24 @@ pub fn check_shapes(graphs: &Graphs, axes: &Axes, model: &ModelDims, file: &Path
     if let Some(vision) = &graphs.vision {
         expect(
             vision,
-            "pixel_values",
+            tensors::PIXEL_VALUES,
             false,
             4,
             &[(1, 3, "RGB"), (2, res, "axes.resolution"), (3, res, "axes.resolution")],
         )?;
-        expect(vision, "image_features", true, 3, &[(1, patches, "model.patches"), (2, vdim, "model.vision_dim")])?;
+        expect(
+            vision,
+            tensors::IMAGE_FEATURES,
+            true,
+            3,
+            &[(1, patches, "model.patches"), (2, vdim, "model.vision_dim")],
+        )?;
     }
     if let Some(conn) = &graphs.connector {
         let frames = axes.frames as usize;
         expect(
             conn,
-            "image_features",
+            tensors::IMAGE_FEATURES,
             false,
             4,
             &[(1, frames, "axes.frames"), (2, patches, "model.patches"), (3, vdim, "model.vision_dim")],
@@ -220,17 +227,17 @@ pub fn check_shapes(graphs: &Graphs, axes: &Axes, model: &ModelDims, file: &Path
         match (&axes.connector, tokens) {
             (Connector::Resampler { .. }, Some(v)) => expect(
                 conn,
-                "visual_embeds",
+                tensors::VISUAL_EMBEDS,
                 true,
                 3,
                 &[(1, v, "axes.visual_tokens"), (2, model.hidden, "model.hidden")],
             )?,
             _ if axes.connector.family() == ConnectorFamily::Prefix => {
-                expect(conn, "visual_embeds", true, 3, &[(2, model.hidden, "model.hidden")])?
+                expect(conn, tensors::VISUAL_EMBEDS, true, 3, &[(2, model.hidden, "model.hidden")])?
             }
             _ => {}
         }
-        for t in conn.outputs.iter().filter(|t| t.name.starts_with("cross_key_values.")) {
+        for t in conn.outputs.iter().filter(|t| t.name.starts_with(tensors::CROSS_PREFIX)) {
             let mut dims = vec![(1, model.kv_heads, "model.kv_heads"), (3, model.head_dim, "model.head_dim")];
             if let Some(v) = tokens {
                 dims.push((2, v, "axes.visual_tokens"));
@@ -238,15 +245,15 @@ pub fn check_shapes(graphs: &Graphs, axes: &Axes, model: &ModelDims, file: &Path
             expect(conn, &t.name, true, 4, &dims)?;
         }
     }
-    expect(&graphs.embed, "inputs_embeds", true, 3, &[(2, model.hidden, "model.hidden")])?;
+    expect(&graphs.embed, tensors::INPUTS_EMBEDS, true, 3, &[(2, model.hidden, "model.hidden")])?;
     let decoder = &graphs.decoder;
-    expect(decoder, "inputs_embeds", false, 3, &[(2, model.hidden, "model.hidden")])?;
-    expect(decoder, "logits", true, 3, &[(2, model.vocab_size, "model.vocab_size")])?;
+    expect(decoder, tensors::INPUTS_EMBEDS, false, 3, &[(2, model.hidden, "model.hidden")])?;
+    expect(decoder, tensors::LOGITS, true, 3, &[(2, model.vocab_size, "model.vocab_size")])?;
     let cache = [(1, model.kv_heads, "model.kv_heads"), (3, model.head_dim, "model.head_dim")];
-    for t in decoder.inputs.iter().filter(|t| t.name.starts_with("past_key_values.")) {
+    for t in decoder.inputs.iter().filter(|t| t.name.starts_with(tensors::PAST_PREFIX)) {
         expect(decoder, &t.name, false, 4, &cache)?;
     }
-    for t in decoder.outputs.iter().filter(|t| t.name.starts_with("present.")) {
+    for t in decoder.outputs.iter().filter(|t| t.name.starts_with(tensors::PRESENT_PREFIX)) {
         expect(decoder, &t.name, true, 4, &cache)?;
     }
     Ok(())

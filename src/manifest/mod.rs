@@ -18,6 +18,7 @@
 pub mod bounds;
 pub mod paths;
 pub mod raw;
+pub mod tensors;
 pub mod yaml;
 
 use std::collections::BTreeSet;
@@ -26,11 +27,11 @@ use std::path::{Path, PathBuf};
 pub use paths::FileRef;
 pub use raw::{
     AdapterKind, Backbone, BackboneFamily, BackboneFlavour, BackboneSize, ConnectorKind, CropMode, DataRecipe, Dtype,
-    FrameSampling, Freeze, LlmFreeze, PaddingSide, PromptRecipe, Quantization, RawManifest, RawProvenance,
-    ResizeFilter, Strategy, VisionFreeze,
+    FrameSampling, Freeze, LlmFreeze, PaddingSide, PromptRecipe, Quantization, RawManifest, ResizeFilter, VisionFreeze,
 };
 
 use crate::error::{Error, Result};
+use crate::generate::GenerationOptions;
 
 /// The schema version this runtime reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -66,16 +67,38 @@ pub struct Manifest {
     pub tokenizer: TokenizerSpec,
     /// Prompt template, split around `{question}`.
     pub prompt: PromptSpec,
-    /// Decoding defaults.
-    pub generation: raw::RawGeneration,
+    /// Decoding defaults (`generation:`), checked: what [`crate::Model::default_generation`]
+    /// starts from.
+    pub generation: GenerationOptions,
     /// Parameter counts.
-    pub parameters: raw::RawParameters,
-    /// Training and export record.
-    pub provenance: RawProvenance,
+    pub parameters: Parameters,
+    /// The training seed (`provenance.seed`), which tells a repeat (`seed_of`) from its original.
+    /// The rest of `provenance:` is a record for people: [`read_raw`] has it.
+    pub seed: Option<u64>,
     /// Parity goldens, if exported.
     pub goldens: Option<FileRef>,
-    /// The file as parsed (for `show --format yaml|json`).
-    pub raw: RawManifest,
+}
+
+/// `parameters:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parameters {
+    /// All parameters the variant runs with.
+    pub total: u64,
+    /// Parameters its training updated.
+    pub trainable: u64,
+}
+
+/// `axes.adapter`: the adapters inside the language model (bounds checked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adapter {
+    /// Adapter kind.
+    pub kind: AdapterKind,
+    /// Every how many layers (Lynx `adapter_freq`).
+    pub every: Option<u32>,
+    /// Bottleneck width.
+    pub dim: Option<u32>,
+    /// LoRA rank.
+    pub rank: Option<u32>,
 }
 
 /// The validated `axes:`.
@@ -86,7 +109,7 @@ pub struct Axes {
     /// How vision reaches the LLM.
     pub connector: Connector,
     /// Adapters.
-    pub adapter: raw::RawAdapter,
+    pub adapter: Adapter,
     /// Freeze policy.
     pub freeze: Freeze,
     /// Image side (0 for the blind control).
@@ -370,6 +393,12 @@ pub fn json_schema() -> String {
     text
 }
 
+/// The manifest file at `file` as written (parsed, not validated): what `lynx-zoo show` prints.
+pub fn read_raw(file: &Path) -> Result<RawManifest> {
+    let text = crate::files::read_text(file, crate::files::FileKind::Manifest)?;
+    yaml::parse(&text, file)
+}
+
 /// A raw manifest with where it came from: the input of the `TryFrom` conversion.
 #[derive(Debug)]
 pub struct ManifestSource<'a> {
@@ -384,8 +413,7 @@ pub struct ManifestSource<'a> {
 impl Manifest {
     /// Reads and validates the manifest at `file`, whose paths are relative to `root`.
     pub fn from_file(file: &Path, root: &Path) -> Result<Manifest> {
-        let text = crate::files::read_text(file, crate::files::FileKind::Manifest)?;
-        Self::from_yaml(&text, file, root)
+        Manifest::try_from(ManifestSource { raw: read_raw(file)?, file, root })
     }
 
     /// Parses and validates manifest text; `file` names it in errors.
@@ -394,10 +422,11 @@ impl Manifest {
         Manifest::try_from(ManifestSource { raw, file, root })
     }
 
-    /// The decoder's cache input names, `(past_key_values.{i}.key, past_key_values.{i}.value)` per layer.
-    pub fn past_names(&self) -> Vec<(String, String)> {
+    /// The decoder's cache names, `(past_key_values.{i}.{kv}, present.{i}.{kv})` for every layer
+    /// `i` and `kv` of key, value, in that order: the output that becomes each input.
+    pub fn cache_names(&self) -> Vec<(String, String)> {
         (0..self.model.layers)
-            .map(|i| (format!("past_key_values.{i}.key"), format!("past_key_values.{i}.value")))
+            .flat_map(|i| tensors::KV.map(|kv| (tensors::past(i, kv), tensors::present(i, kv))))
             .collect()
     }
 
@@ -486,7 +515,7 @@ impl TryFrom<ManifestSource<'_>> for Manifest {
         }
         let prompt = PromptSpec { template: raw.prompt.template.clone(), padding: raw.prompt.padding };
 
-        generation_defaults(&raw.generation, file)?;
+        let generation = generation(&raw.generation, file)?;
 
         if let Some(of) = &raw.seed_of {
             if *of == raw.name {
@@ -529,11 +558,10 @@ impl TryFrom<ManifestSource<'_>> for Manifest {
             video,
             tokenizer,
             prompt,
-            generation: raw.generation.clone(),
-            parameters: raw.parameters,
-            provenance: raw.provenance.clone(),
+            generation,
+            parameters: Parameters { total: raw.parameters.total, trainable: raw.parameters.trainable },
+            seed: raw.provenance.seed,
             goldens,
-            raw,
         })
     }
 }
@@ -633,7 +661,7 @@ fn axes(raw: &RawManifest, model: &ModelDims, file: &Path) -> Result<Axes> {
     Ok(Axes {
         backbone: a.backbone,
         connector,
-        adapter: a.adapter,
+        adapter: Adapter { kind: a.adapter.kind, every: a.adapter.every, dim: a.adapter.dim, rank: a.adapter.rank },
         freeze: a.freeze,
         resolution: a.resolution.unwrap_or(0),
         visual_tokens: a.visual_tokens,
@@ -671,7 +699,9 @@ fn preprocess(p: &raw::RawPreprocess, axes: &Axes, file: &Path) -> Result<Prepro
     Ok(PreprocessSpec { size: p.size, resize: p.resize, crop: p.crop, rescale: p.rescale, mean, std })
 }
 
-fn generation_defaults(g: &raw::RawGeneration, file: &Path) -> Result<()> {
+/// The decoding defaults, checked here once: every count at least 1 where it must be, and the
+/// sampling settings in range (their bounds: [`bounds`]).
+fn generation(g: &raw::RawGeneration, file: &Path) -> Result<GenerationOptions> {
     let bad = |field: &str, message: String| Error::manifest(file, field, message);
     if g.beams == 0 {
         return Err(bad("generation.beams", "must be at least 1".into()));
@@ -691,7 +721,18 @@ fn generation_defaults(g: &raw::RawGeneration, file: &Path) -> Result<()> {
     if !(g.top_p > 0.0 && g.top_p <= 1.0) {
         return Err(bad("generation.top_p", format!("`{}` must be in (0, 1]", g.top_p)));
     }
-    Ok(())
+    Ok(GenerationOptions {
+        strategy: g.strategy,
+        beams: g.beams as usize,
+        max_new_tokens: g.max_new_tokens as usize,
+        min_new_tokens: g.min_new_tokens as usize,
+        length_penalty: g.length_penalty,
+        no_repeat_ngram_size: g.no_repeat_ngram_size as usize,
+        temperature: g.temperature,
+        top_k: g.top_k as usize,
+        top_p: g.top_p,
+        seed: 0,
+    })
 }
 
 /// Names and dtypes of tensors.
@@ -702,19 +743,19 @@ fn required_io(role: GraphRole, family: ConnectorFamily, layers: usize) -> (Tens
     let f = |n: &str| (n.to_string(), Dtype::Float32);
     let i = |n: &str| (n.to_string(), Dtype::Int64);
     match role {
-        GraphRole::Vision => (vec![f("pixel_values")], vec![f("image_features")]),
+        GraphRole::Vision => (vec![f(tensors::PIXEL_VALUES)], vec![f(tensors::IMAGE_FEATURES)]),
         GraphRole::Connector => match family {
-            ConnectorFamily::Prefix => (vec![f("image_features")], vec![f("visual_embeds")]),
-            _ => (vec![f("image_features")], vec![]),
+            ConnectorFamily::Prefix => (vec![f(tensors::IMAGE_FEATURES)], vec![f(tensors::VISUAL_EMBEDS)]),
+            _ => (vec![f(tensors::IMAGE_FEATURES)], vec![]),
         },
-        GraphRole::Embed => (vec![i("input_ids")], vec![f("inputs_embeds")]),
+        GraphRole::Embed => (vec![i(tensors::INPUT_IDS)], vec![f(tensors::INPUTS_EMBEDS)]),
         GraphRole::Decoder => {
-            let mut inputs = vec![f("inputs_embeds"), i("attention_mask"), i("position_ids")];
-            let mut outputs = vec![f("logits")];
+            let mut inputs = vec![f(tensors::INPUTS_EMBEDS), i(tensors::ATTENTION_MASK), i(tensors::POSITION_IDS)];
+            let mut outputs = vec![f(tensors::LOGITS)];
             for l in 0..layers {
-                for kv in ["key", "value"] {
-                    inputs.push(f(&format!("past_key_values.{l}.{kv}")));
-                    outputs.push(f(&format!("present.{l}.{kv}")));
+                for kv in tensors::KV {
+                    inputs.push(f(&tensors::past(l, kv)));
+                    outputs.push(f(&tensors::present(l, kv)));
                 }
             }
             (inputs, outputs)
@@ -826,9 +867,9 @@ fn graphs(raw: &RawManifest, axes: &Axes, model: &ModelDims, file: &Path, root: 
     // Cross-attention: what the connector produces is what the decoder takes, by name.
     if let Some(conn) = &connector {
         let cross_out: BTreeSet<&str> =
-            conn.outputs.iter().map(|t| t.name.as_str()).filter(|n| n.starts_with("cross_key_values.")).collect();
+            conn.outputs.iter().map(|t| t.name.as_str()).filter(|n| n.starts_with(tensors::CROSS_PREFIX)).collect();
         let cross_in: BTreeSet<&str> =
-            decoder.inputs.iter().map(|t| t.name.as_str()).filter(|n| n.starts_with("cross_key_values.")).collect();
+            decoder.inputs.iter().map(|t| t.name.as_str()).filter(|n| n.starts_with(tensors::CROSS_PREFIX)).collect();
         if family == ConnectorFamily::CrossAttention {
             if cross_out.is_empty() {
                 return Err(Error::manifest(

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::generate::Strategy;
+
 /// The whole manifest file.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -539,18 +541,6 @@ fn one() -> u32 {
 
 fn one_f() -> f32 {
     1.0
-}
-
-/// Decoding strategy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    /// Argmax each step.
-    Greedy,
-    /// Beam search.
-    Beam,
-    /// Temperature / top-k / top-p sampling.
-    Sample,
 }
 
 /// `parameters:`.

@@ -35,7 +35,7 @@ fn fixture_manifests_parse_into_typed_values() -> Result<()> {
     assert_eq!(m.graphs.decoder.input("past_key_values.1.value").map(|t| t.shape.len()), Some(4));
     assert_eq!(m.preprocess.as_ref().map(|p| p.size), Some(16));
     assert_eq!(m.prompt.render("q"), "User: q\nBot:");
-    assert_eq!(m.past_names()[1].0, "past_key_values.1.key");
+    assert_eq!(m.cache_names()[2], ("past_key_values.1.key".into(), "present.1.key".into()));
     assert_eq!(m.files().len(), 6, "vision, connector, embed, decoder, decoder data, tokenizer");
 
     let x = parse("tiny-xattn", &text("tiny-xattn"))?;

@@ -24,7 +24,7 @@ pub const MAX_INDENT: usize = 512;
 /// Parses `text` (the manifest at `file`) after bounding its nesting.
 pub fn parse<T: DeserializeOwned>(text: &str, file: &Path) -> Result<T> {
     check_nesting(text, file)?;
-    serde_norway::from_str(text).map_err(|e| error(e, file))
+    serde_norway::from_str(text).map_err(|e| error(e, text, file))
 }
 
 /// `value` as YAML text.
@@ -81,18 +81,22 @@ pub fn check_nesting(text: &str, file: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Parser errors become schema errors (with the field path the parser reports) or syntax errors.
-fn error(e: serde_norway::Error, file: &Path) -> Error {
+/// A parser error of `text` as a schema error (the text is YAML but not a manifest: a missing or
+/// unknown field, a wrong type or value) or a syntax error (not YAML at all). The two are told
+/// apart by parsing the text as plain YAML -- only on this error path -- not by the words of the
+/// message. The field of a schema error is the dotted path that serde_norway writes before its
+/// message (`axes.connector.kind: unknown variant ...`; it has no accessor for it), or
+/// `(top level)` when there is none.
+fn error(e: serde_norway::Error, text: &str, file: &Path) -> Error {
     let message = e.to_string();
-    // Data errors are prefixed with the dotted path of the field: `axes.connector.kind: ...`.
+    if serde_norway::from_str::<Value>(text).is_err() {
+        return Error::ManifestSyntax { path: file.to_path_buf(), message };
+    }
     match message.split_once(": ") {
         Some((field, rest)) if !field.contains(' ') && field.chars().any(|c| c.is_ascii_alphabetic()) => {
             Error::manifest(file, field, rest.to_string())
         }
-        _ if message.contains("missing field") || message.contains("unknown") || message.contains("invalid type") => {
-            Error::manifest(file, "(top level)", message)
-        }
-        _ => Error::ManifestSyntax { path: file.to_path_buf(), message },
+        _ => Error::manifest(file, "(top level)", message),
     }
 }
 
@@ -116,5 +120,36 @@ mod tests {
         let quoted = format!("a: \"{}\" # {}\nb: '{}'\n", "[".repeat(500), "{".repeat(500), "[".repeat(500));
         assert!(parse::<Value>(&quoted, file).is_ok());
         assert!(parse::<Value>("a: [[1, 2], {b: [3]}]\nc:\n  - - 1\n    - 2\n", file).is_ok());
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Doc {
+        name: String,
+        axes: Axes,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Axes {
+        frames: u32,
+    }
+
+    #[test]
+    fn schema_and_syntax_errors_are_told_apart_by_parsing_not_by_words() {
+        let file = Path::new("variants/x.yaml");
+        let field = |text: &str| match parse::<Doc>(text, file) {
+            Err(Error::Manifest { field, .. }) => field,
+            other => panic!("expected a schema error, got {other:?}"),
+        };
+        assert_eq!(field("name: x\naxes: {frames: -1}\n"), "axes.frames");
+        assert_eq!(field("name: x\naxes: {frames: 1, colour: 2}\n"), "axes");
+        assert_eq!(field("name: x\n"), "(top level)");
+        assert_eq!(field("- 1\n"), "(top level)");
+        for bad in ["name: \"x\naxes: {", "name: x\n  axes: 1\n: :", "a: *nowhere\n"] {
+            assert!(matches!(parse::<Doc>(bad, file), Err(Error::ManifestSyntax { .. })), "{bad}");
+        }
     }
 }

@@ -26,6 +26,7 @@ use ndarray::{Array2, ArrayD, Axis, Ix3};
 
 use crate::error::{Error, Result};
 use crate::generate::StepDecoder;
+use crate::manifest::tensors::{ATTENTION_MASK, INPUTS_EMBEDS, INPUT_IDS, LOGITS, POSITION_IDS};
 use crate::runtime::{Input, Session, Value};
 
 /// One cache tensor: its input name, its output name and the current value.
@@ -71,7 +72,7 @@ impl DecodeState<'_> {
         let total = self.mask.first().map_or(0, Vec::len);
         let seq = embeds.shape().get(1).copied().unwrap_or(0);
         let flat: Vec<i64> = self.mask.iter().flatten().copied().collect();
-        let mask = ArrayD::from_shape_vec(vec![rows, total], flat).map_err(|e| shape_error("attention_mask", e))?;
+        let mask = ArrayD::from_shape_vec(vec![rows, total], flat).map_err(|e| shape_error(ATTENTION_MASK, e))?;
         // position_ids = cumsum(mask) - 1, clamped at 0, for the last `seq` positions
         let mut pos = Vec::with_capacity(rows * seq);
         for row in &self.mask {
@@ -85,12 +86,12 @@ impl DecodeState<'_> {
                 .collect();
             pos.extend_from_slice(&cums[total - seq..]);
         }
-        let positions = ArrayD::from_shape_vec(vec![rows, seq], pos).map_err(|e| shape_error("position_ids", e))?;
+        let positions = ArrayD::from_shape_vec(vec![rows, seq], pos).map_err(|e| shape_error(POSITION_IDS, e))?;
 
         let mut inputs: Vec<(&str, Input<'_>)> = vec![
-            ("inputs_embeds", Input::F32(embeds.view())),
-            ("attention_mask", Input::I64(mask.view())),
-            ("position_ids", Input::I64(positions.view())),
+            (INPUTS_EMBEDS, Input::F32(embeds.view())),
+            (ATTENTION_MASK, Input::I64(mask.view())),
+            (POSITION_IDS, Input::I64(positions.view())),
         ];
         for e in &self.cache {
             inputs.push((e.past.as_str(), Input::Value(&e.value)));
@@ -99,9 +100,9 @@ impl DecodeState<'_> {
             inputs.push((name.as_str(), Input::Value(v)));
         }
         let mut out = self.decoder.run(&inputs)?;
-        let logits = out.take("logits")?;
+        let logits = out.take(LOGITS)?;
         let view = logits.view_f32()?;
-        let view = view.into_dimensionality::<Ix3>().map_err(|e| shape_error("logits", e))?; // (R, S, V)
+        let view = view.into_dimensionality::<Ix3>().map_err(|e| shape_error(LOGITS, e))?; // (R, S, V)
         let last = view.index_axis(Axis(1), seq.saturating_sub(1)).to_owned(); // (R, V)
         for e in &mut self.cache {
             e.value = out.take(&e.present)?;
@@ -111,8 +112,8 @@ impl DecodeState<'_> {
 
     /// Embeds `ids` (R, S).
     pub fn embed_ids(&mut self, ids: &ArrayD<i64>) -> Result<ArrayD<f32>> {
-        let mut out = self.embed.run(&[("input_ids", Input::I64(ids.view()))])?;
-        let v = out.take("inputs_embeds")?;
+        let mut out = self.embed.run(&[(INPUT_IDS, Input::I64(ids.view()))])?;
+        let v = out.take(INPUTS_EMBEDS)?;
         let view = v.view_f32()?;
         Ok(view.to_owned())
     }
@@ -165,7 +166,7 @@ impl StepDecoder for DecodeState<'_> {
     fn step(&mut self, tokens: &[i64]) -> Result<Array2<f32>> {
         let start = Instant::now();
         let ids =
-            ArrayD::from_shape_vec(vec![tokens.len(), 1], tokens.to_vec()).map_err(|e| shape_error("input_ids", e))?;
+            ArrayD::from_shape_vec(vec![tokens.len(), 1], tokens.to_vec()).map_err(|e| shape_error(INPUT_IDS, e))?;
         let embeds = self.embed_ids(&ids)?; // (R, 1, D)
         for row in &mut self.mask {
             row.push(1);

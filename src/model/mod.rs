@@ -30,6 +30,7 @@ use ndarray::{concatenate, s, Array2, Array4, ArrayD, Axis, Ix3, IxDyn};
 
 use crate::error::{Error, Result};
 use crate::generate::{generate, GenerationOptions, SpecialTokens};
+use crate::manifest::tensors::{CROSS_PREFIX, IMAGE_FEATURES, INPUTS_EMBEDS, INPUT_IDS, PIXEL_VALUES, VISUAL_EMBEDS};
 use crate::manifest::{ConnectorFamily, GraphSpec, Manifest};
 use crate::preprocess::{Media, Preprocessor};
 use crate::runtime::{ExecutionProvider, Input, RuntimeOptions, Session, Value};
@@ -210,7 +211,7 @@ impl Model {
 
     /// The variant's default generation options.
     pub fn default_generation(&self) -> GenerationOptions {
-        GenerationOptions::from_manifest(&self.manifest.generation)
+        self.manifest.generation.clone()
     }
 
     /// Answers one question about `media`.
@@ -325,16 +326,16 @@ impl Model {
         let batch = self.text.batch(questions)?;
         let l = batch.ids.first().map_or(0, Vec::len);
         let flat: Vec<i64> = batch.ids.iter().flatten().copied().collect();
-        let ids = ArrayD::from_shape_vec(IxDyn(&[b, l]), flat).map_err(|e| shape("input_ids", e))?;
-        let mut out = self.embed.run(&[("input_ids", Input::I64(ids.view()))])?;
-        let text_embeds = out.take("inputs_embeds")?.view_f32()?.to_owned(); // (B, L, D)
+        let ids = ArrayD::from_shape_vec(IxDyn(&[b, l]), flat).map_err(|e| shape(INPUT_IDS, e))?;
+        let mut out = self.embed.run(&[(INPUT_IDS, Input::I64(ids.view()))])?;
+        let text_embeds = out.take(INPUTS_EMBEDS)?.view_f32()?.to_owned(); // (B, L, D)
 
         let (embeds, mask, cross) = match vision {
             VisionOut::Prefix(visual) => {
                 // [pad][visual][text] per row: (B, V + L, D)
                 let v = visual.shape().get(1).copied().unwrap_or(0);
-                let text3 = text_embeds.view().into_dimensionality::<Ix3>().map_err(|e| shape("inputs_embeds", e))?;
-                let vis3 = visual.view().into_dimensionality::<Ix3>().map_err(|e| shape("visual_embeds", e))?;
+                let text3 = text_embeds.view().into_dimensionality::<Ix3>().map_err(|e| shape(INPUTS_EMBEDS, e))?;
+                let vis3 = visual.view().into_dimensionality::<Ix3>().map_err(|e| shape(VISUAL_EMBEDS, e))?;
                 let mut rows = Vec::with_capacity(b);
                 let mut mask = Vec::with_capacity(b);
                 for r in 0..b {
@@ -343,14 +344,14 @@ impl Model {
                         Axis(0),
                         &[text3.slice(s![r, ..pad, ..]), vis3.slice(s![r, .., ..]), text3.slice(s![r, pad.., ..])],
                     )
-                    .map_err(|e| shape("inputs_embeds", e))?;
+                    .map_err(|e| shape(INPUTS_EMBEDS, e))?;
                     rows.push(row);
                     let mut m = vec![0i64; pad];
                     m.extend(std::iter::repeat_n(1, v + batch.lengths[r]));
                     mask.push(m);
                 }
                 let views: Vec<_> = rows.iter().map(|r| r.view().insert_axis(Axis(0))).collect();
-                let embeds = concatenate(Axis(0), &views).map_err(|e| shape("inputs_embeds", e))?.into_dyn();
+                let embeds = concatenate(Axis(0), &views).map_err(|e| shape(INPUTS_EMBEDS, e))?.into_dyn();
                 (embeds, mask, Vec::new())
             }
             VisionOut::Cross(cross) => (text_embeds, batch.mask.clone(), cross),
@@ -374,10 +375,8 @@ impl Model {
         let dims = self.manifest.model;
         let cache = self
             .manifest
-            .past_names()
+            .cache_names()
             .into_iter()
-            .enumerate()
-            .flat_map(|(i, (k, v))| [(k, format!("present.{i}.key")), (v, format!("present.{i}.value"))])
             .map(|(past, present)| {
                 // (B, kv_heads, 0, head_dim): the prefill's empty past
                 Value::empty_f32(&[b, dims.kv_heads, 0, dims.head_dim]).map(|value| CacheEntry { past, present, value })
@@ -425,10 +424,10 @@ impl Model {
         timings.vision = t.elapsed();
 
         let t = Instant::now();
-        let mut out = connector.run(&[("image_features", Input::F32(feats.view()))])?;
+        let mut out = connector.run(&[(IMAGE_FEATURES, Input::F32(feats.view()))])?;
         let result = match family {
-            ConnectorFamily::Prefix => VisionOut::Prefix(out.take("visual_embeds")?.view_f32()?.to_owned()),
-            ConnectorFamily::CrossAttention => VisionOut::Cross(out.take_prefixed("cross_key_values.")),
+            ConnectorFamily::Prefix => VisionOut::Prefix(out.take(VISUAL_EMBEDS)?.view_f32()?.to_owned()),
+            ConnectorFamily::CrossAttention => VisionOut::Cross(out.take_prefixed(CROSS_PREFIX)),
             ConnectorFamily::Blind => VisionOut::Blind,
         };
         timings.connector = t.elapsed();
@@ -440,12 +439,12 @@ impl Model {
 fn run_vision(vision: &mut Session, pixels: &[Array4<f32>]) -> Result<Array4<f32>> {
     let stacked = Preprocessor::stack(pixels)?; // (B, F, 3, S, S)
     let (b, f, c, h, w) = stacked.dim();
-    let images = stacked.into_shape_with_order((b * f, c, h, w)).map_err(|e| shape("pixel_values", e))?; // (B*F, 3, S, S)
-    let mut out = vision.run(&[("pixel_values", Input::F32(images.view().into_dyn()))])?;
-    let feats = out.take("image_features")?; // (B*F, P, Dv)
+    let images = stacked.into_shape_with_order((b * f, c, h, w)).map_err(|e| shape(PIXEL_VALUES, e))?; // (B*F, 3, S, S)
+    let mut out = vision.run(&[(PIXEL_VALUES, Input::F32(images.view().into_dyn()))])?;
+    let feats = out.take(IMAGE_FEATURES)?; // (B*F, P, Dv)
     let fshape = feats.shape();
     let (p, dv) = (fshape.get(1).copied().unwrap_or(0), fshape.get(2).copied().unwrap_or(0));
-    feats.view_f32()?.to_owned().into_shape_with_order((b, f, p, dv)).map_err(|e| shape("image_features", e))
+    feats.view_f32()?.to_owned().into_shape_with_order((b, f, p, dv)).map_err(|e| shape(IMAGE_FEATURES, e))
 }
 
 /// [`run_vision`] through a shared [`FeatureCache`]: only the samples not cached under the
@@ -469,7 +468,7 @@ fn cached_vision(
         }
     }
     let views: Vec<_> = per_sample.iter().flatten().map(|s| s.view().insert_axis(Axis(0))).collect();
-    concatenate(Axis(0), &views).map_err(|e| shape("image_features", e)) // (B, F, P, Dv)
+    concatenate(Axis(0), &views).map_err(|e| shape(IMAGE_FEATURES, e)) // (B, F, P, Dv)
 }
 
 fn shape(tensor: &str, e: impl std::fmt::Display) -> Error {

@@ -301,27 +301,22 @@ impl Session {
     pub fn from_bytes(graph: &GraphBytes, role: GraphRole, options: &RuntimeOptions) -> Result<Session> {
         let env = library::environment()?;
         let path = graph.path.as_path();
-        let ort_err = |e: &dyn std::fmt::Display| Error::Ort {
-            graph: role.to_string(),
-            path: path.to_path_buf(),
-            action: "to load it",
-            message: e.to_string(),
-        };
+        let ort_err = |e: ort::Error| ort_failure(role, path, "to load it", e);
         let level = match options.optimization {
             Optimization::Disable => GraphOptimizationLevel::Disable,
             Optimization::Basic => GraphOptimizationLevel::Level1,
             Optimization::Extended => GraphOptimizationLevel::Level2,
             Optimization::All => GraphOptimizationLevel::All,
         };
-        let builder = ort::session::Session::builder(env).map_err(|e| ort_err(&e))?;
-        let builder = builder.with_optimization_level(level).map_err(|e| ort_err(&e))?;
-        let builder = builder.with_intra_threads(options.intra_threads).map_err(|e| ort_err(&e))?;
-        let builder = builder.with_intra_op_spinning(options.spinning).map_err(|e| ort_err(&e))?;
-        let mut builder = builder.with_inter_op_spinning(options.spinning).map_err(|e| ort_err(&e))?;
+        let builder = ort::session::Session::builder(env).map_err(ort_err)?;
+        let builder = builder.with_optimization_level(level).map_err(|e| ort_err(ort::Error::from(e)))?;
+        let builder = builder.with_intra_threads(options.intra_threads).map_err(|e| ort_err(ort::Error::from(e)))?;
+        let builder = builder.with_intra_op_spinning(options.spinning).map_err(|e| ort_err(ort::Error::from(e)))?;
+        let mut builder = builder.with_inter_op_spinning(options.spinning).map_err(|e| ort_err(ort::Error::from(e)))?;
         for (location, bytes) in &graph.external {
             builder = builder
                 .with_external_initializer_file_in_memory(Path::new(location), Arc::clone(bytes))
-                .map_err(|e| ort_err(&e))?;
+                .map_err(|e| ort_err(ort::Error::from(e)))?;
         }
         let mut builder = match options.ep {
             ExecutionProvider::Cpu => builder,
@@ -346,7 +341,7 @@ impl Session {
                 })
             }
         };
-        let inner = builder.commit_from_memory(&graph.model).map_err(|e| ort_err(&e))?;
+        let inner = builder.commit_from_memory(&graph.model).map_err(ort_err)?;
         let inputs = inner.inputs().iter().map(|o| info_of(o.name(), o.dtype())).collect();
         let outputs = inner.outputs().iter().map(|o| info_of(o.name(), o.dtype())).collect();
         tracing::debug!(graph = %role, path = %path.display(), ep = %options.ep, "session ready");
@@ -411,25 +406,25 @@ impl Session {
     pub fn run(&mut self, inputs: &[(&str, Input<'_>)]) -> Result<Outputs> {
         let role = self.role;
         let path = self.path.clone();
-        let fail = |e: &dyn std::fmt::Display| Error::Ort {
-            graph: role.to_string(),
-            path: path.clone(),
-            action: "to run it",
-            message: e.to_string(),
-        };
+        let fail = |e| ort_failure(role, &path, "to run it", e);
         let mut values: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
         for (name, input) in inputs {
             let value: SessionInputValue<'_> = match input {
-                Input::F32(view) => TensorRef::from_array_view(view.view()).map_err(|e| fail(&e))?.into(),
-                Input::I64(view) => TensorRef::from_array_view(view.view()).map_err(|e| fail(&e))?.into(),
+                Input::F32(view) => TensorRef::from_array_view(view.view()).map_err(fail)?.into(),
+                Input::I64(view) => TensorRef::from_array_view(view.view()).map_err(fail)?.into(),
                 Input::Value(v) => SessionInputValue::from(&v.0),
             };
             values.push((Cow::Borrowed(*name), value));
         }
-        let outputs = self.inner.run(values).map_err(|e| fail(&e))?;
+        let outputs = self.inner.run(values).map_err(fail)?;
         let values = outputs.into_iter().map(|(name, v)| (name.to_string(), Value(v))).collect();
         Ok(Outputs { graph: role, values })
     }
+}
+
+/// ONNX Runtime failed on the graph of `role` at `path`; its error stays the source of ours.
+fn ort_failure(role: GraphRole, path: &Path, action: &'static str, e: ort::Error) -> Error {
+    Error::Ort { graph: role.to_string(), path: path.to_path_buf(), action, source: Box::new(e) }
 }
 
 fn names(list: &[TensorInfo]) -> String {

@@ -36,7 +36,7 @@ fn deeply_nested_jsonl_is_an_error_with_its_line() {
     let ann = t.path().join("ann.jsonl");
     std::fs::write(&ann, format!("{}\n", "[".repeat(100_000))).unwrap();
     let started = Instant::now();
-    let e = lynx_zoo::data::Benchmark::load(&ann).unwrap_err().to_string();
+    let e = lynx_zoo::benchmark::Benchmark::load(&ann).unwrap_err().to_string();
     assert!(e.contains("ann.jsonl:1"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
 }

@@ -13,29 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::phrasing::Instruction;
-use super::tasks::QuestionClass;
+use super::classes::QuestionClass;
 use crate::error::{Error, Result};
-use crate::preprocess::{load_image, load_video, DEFAULT_MAX_PIXELS};
-use crate::score::{AnswerSpace, Expected, Verdict};
-
-/// What a record asks about.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Media {
-    /// An image file.
-    Image(PathBuf),
-    /// A clip: a folder of frame images (sorted by name) or an animated GIF.
-    Video(PathBuf),
-}
-
-impl Media {
-    /// The file or folder.
-    pub fn path(&self) -> &Path {
-        match self {
-            Media::Image(p) | Media::Video(p) => p,
-        }
-    }
-}
+use crate::preprocess::{load_image, load_video, Media, DEFAULT_MAX_PIXELS};
+use crate::score::{AnswerSpace, Expected, Instruction, Verdict};
 
 /// One annotation line.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +29,8 @@ pub struct Record {
     pub answers: Vec<String>,
     /// The `index` key as written (a number or a string in the wild).
     pub index: String,
-    /// The image or clip, resolved against the annotation file's folder.
+    /// The image or clip, resolved against the annotation file's folder: [`Media::Image`] or
+    /// [`Media::Video`], as the model takes it.
     pub media: Media,
     /// The `origin_dataset` key, when present.
     pub origin_dataset: Option<String>,
@@ -95,7 +77,7 @@ impl Record {
     /// The candidates an answer to this record can name: the class's answer space for records of
     /// our generator (`dataset: lynx-synth`); none for other files, whose classes we do not know.
     pub fn answer_space(&self) -> Option<&'static AnswerSpace> {
-        if self.dataset != super::generate::DATASET {
+        if self.dataset != super::DATASET {
             return None;
         }
         self.class.as_deref().and_then(QuestionClass::from_name).map(QuestionClass::answer_space)
@@ -185,9 +167,9 @@ fn parse_line(text: &str, path: &Path, line: usize, base: &Path) -> Result<Recor
     };
     let image = take_string(&mut obj, "image", path, line)?;
     let video = take_string(&mut obj, "video", path, line)?;
-    let media = match (image, video) {
-        (Some(i), None) => Media::Image(base.join(i)),
-        (None, Some(v)) => Media::Video(base.join(v)),
+    let (kind, p) = match (image, video) {
+        (Some(i), None) => ("image", base.join(i)),
+        (None, Some(v)) => ("video", base.join(v)),
         (None, None) => {
             return Err(Error::jsonl(path, line, "missing key `image` or `video` (a path relative to the file)"))
         }
@@ -196,11 +178,7 @@ fn parse_line(text: &str, path: &Path, line: usize, base: &Path) -> Result<Recor
         }
     };
     // Only regular files (and frame folders) are media: a FIFO would hang the run that reads it.
-    let (kind, p) = match &media {
-        Media::Image(p) => ("image", p),
-        Media::Video(p) => ("video", p),
-    };
-    match fs::metadata(p) {
+    match fs::metadata(&p) {
         Err(_) => return Err(Error::jsonl(path, line, format!("{kind} `{}` does not exist", p.display()))),
         Ok(m) if m.is_file() || (kind == "video" && m.is_dir()) => {}
         Ok(_) => {
@@ -212,6 +190,7 @@ fn parse_line(text: &str, path: &Path, line: usize, base: &Path) -> Result<Recor
             ));
         }
     }
+    let media = if kind == "video" { Media::Video(p) } else { Media::Image(p) };
     let origin_dataset = take_string(&mut obj, "origin_dataset", path, line)?;
     let class = take_string(&mut obj, "class", path, line)?;
     Ok(Record {
@@ -289,7 +268,8 @@ impl Benchmark {
     }
 }
 
-/// The picture files of a record: the image, the sorted frames of a frame folder, or the GIF.
+/// The picture files of a record: the image, the sorted frames of a frame folder, or the GIF
+/// (none for media that are not files: pixels, or nothing).
 pub fn media_files(media: &Media) -> Result<Vec<PathBuf>> {
     match media {
         Media::Image(p) => Ok(vec![p.clone()]),
@@ -309,6 +289,7 @@ pub fn media_files(media: &Media) -> Result<Vec<PathBuf>> {
             Ok(frames)
         }
         Media::Video(p) => Ok(vec![p.clone()]),
+        Media::Pixels(_) | Media::None => Ok(Vec::new()),
     }
 }
 

@@ -21,11 +21,12 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::bench::LatencyReport;
-use crate::data::Benchmark;
+use crate::benchmark::Benchmark;
 use crate::error::{Error, Result};
 use crate::eval::{check_ids, read_numbered_predictions, score_answer, Control, Prediction, RunSpec};
 
 pub mod lock;
+pub mod merge;
 
 /// Name of the image-swap control's folder inside a variant's folder.
 pub const IMAGE_SWAP_DIR: &str = "control-image-swap";
@@ -130,6 +131,71 @@ impl ResultsDir {
         let text = serde_json::to_string_pretty(report).map_err(|e| Error::Mismatch(e.to_string()))?;
         fs::write(&path, text + "\n").map_err(|e| Error::io("writing", &path, e))?;
         Ok(path)
+    }
+}
+
+/// One variant's runs in a results folder, re-scored against the benchmark.
+#[derive(Debug, Clone)]
+pub struct VariantRuns {
+    /// The variant.
+    pub name: String,
+    /// Its predictions in benchmark order (empty when it has none).
+    pub predictions: Vec<Prediction>,
+    /// Its image-swap control's, when run.
+    pub swapped: Option<Vec<Prediction>>,
+    /// Its `latency.json`, when measured.
+    pub latency: Option<LatencyReport>,
+}
+
+/// Every variant of a results folder, all runs of one benchmark.
+#[derive(Debug, Clone)]
+pub struct Runs {
+    /// The benchmark the runs name (`run.json`).
+    pub bench: Benchmark,
+    /// Their limit (first N items), if any.
+    pub limit: Option<usize>,
+    /// The variants, sorted by name.
+    pub variants: Vec<VariantRuns>,
+}
+
+impl ResultsDir {
+    /// Reads every variant (re-scored against the benchmark its runs name), with its image-swap
+    /// control and latency where present. Every run must be of the same benchmark and limit.
+    pub fn load(&self) -> Result<Runs> {
+        let refuse = |message: String| Error::Results { path: self.root.clone(), message };
+        let names = self.variants()?;
+        let Some(first) = names.first() else {
+            return Err(refuse("holds no results (run `lynx-zoo compare` first)".into()));
+        };
+        let first_dir = self.run_dir(first, Control::None);
+        let spec = self
+            .run_spec(first, Control::None)?
+            .ok_or_else(|| Error::Results { path: first_dir.clone(), message: "has no run.json".into() })?;
+        let bench = Benchmark::load(&spec.bench).map_err(|e| Error::Item {
+            location: format!(
+                "loading the benchmark `{}` named in `{}`",
+                spec.bench.display(),
+                first_dir.join("run.json").display()
+            ),
+            source: Box::new(e),
+        })?;
+        let mut variants = Vec::new();
+        for name in &names {
+            if let Some(s) = self.run_spec(name, Control::None)? {
+                if s.bench_sha256 != spec.bench_sha256 || s.limit != spec.limit {
+                    return Err(refuse(format!(
+                        "holds runs of different benchmarks or limits (`{first}` and `{name}` differ): compare only runs of one benchmark, one folder per benchmark"
+                    )));
+                }
+            }
+            variants.push(VariantRuns {
+                name: name.clone(),
+                predictions: self.predictions(name, Control::None, &bench)?.unwrap_or_default(),
+                swapped: self.predictions(name, Control::ImageSwap, &bench)?,
+                latency: self.latency(name)?,
+            });
+        }
+        Ok(Runs { bench, limit: spec.limit, variants })
     }
 }
 
