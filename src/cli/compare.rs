@@ -307,7 +307,8 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     };
     let run = EvalRun::new(&zoo, &bench, &args.set, &args.runtime, StaleResults::Refuse);
     for name in &args.variants {
-        let sees = zoo.manifest(name)?.axes.vision_input;
+        // A blind control (`vision_input: blank` or `none`) has no picture to swap.
+        let sees = zoo.manifest(name)?.axes.vision_input.sees();
         let mut controls = vec![Control::None];
         if args.image_swap && sees {
             controls.push(Control::ImageSwap);
@@ -369,13 +370,14 @@ fn measure(
     Ok(reports)
 }
 
-/// What a manifest says about a result: changes, paper, sees, seed, seed_of.
+/// What a manifest says about a result: changes, paper, what it sees (`vision_input`), seed,
+/// seed_of.
 fn described(zoo: Option<&Zoo>, name: &str, predictions: Vec<eval::Prediction>) -> VariantResult {
     let mut r = VariantResult::scored(name, predictions);
     if let Some(m) = zoo.and_then(|z| z.manifest(name).ok()) {
         r.changes = m.changes.clone();
         r.paper = m.paper.clone();
-        r.sees = m.axes.vision_input;
+        r.vision_input = m.axes.vision_input;
         r.seed = m.seed;
         r.seed_of = m.seed_of.clone();
     }
@@ -438,7 +440,7 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for name in &names {
         let mut r = described(Some(&zoo), name, run.variant(name, Shard::ALL, Control::None)?);
-        if r.sees && !args.no_image_swap {
+        if r.sees() && !args.no_image_swap {
             r.swapped = Some(run.variant(name, Shard::ALL, Control::ImageSwap)?);
         }
         results.push(r);

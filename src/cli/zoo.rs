@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use prettytable::{format, row, Table};
 
-use lynx_zoo::manifest::{Connector, Manifest};
+use lynx_zoo::manifest::{Connector, Manifest, VisionInput};
 use lynx_zoo::runtime::{self, ExecutionProvider, RuntimeOptions};
 use lynx_zoo::{Media, Zoo};
 
@@ -210,7 +210,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
         ListFormat::Table => {
             let mut table = Table::new();
             table.set_format(*format::consts::FORMAT_CLEAN);
-            table.set_titles(row![b => "name", "connector", "backbone", "adapter", "freeze", "res", "tokens", "frames", "params", "changes"]);
+            table.set_titles(row![b => "name", "connector", "backbone", "adapter", "freeze", "res", "tokens", "frames", "vision", "params", "changes"]);
             for m in &manifests {
                 let a = &m.axes;
                 table.add_row(row![
@@ -227,9 +227,10 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
                         None => yaml_value(&a.adapter.kind),
                     },
                     format!("{}/{}", yaml_value(&a.freeze.vision), yaml_value(&a.freeze.llm)),
-                    if a.vision_input { a.resolution.to_string() } else { "-".into() },
+                    if a.vision_input.has_vision() { a.resolution.to_string() } else { "-".into() },
                     a.visual_tokens.map_or("-".into(), |t| t.to_string()),
-                    if a.vision_input { a.frames.to_string() } else { "-".into() },
+                    if a.vision_input.has_vision() { a.frames.to_string() } else { "-".into() },
+                    a.vision_input,
                     format!("{:.2}M", m.parameters.total as f64 / 1e6),
                     m.changes.clone().unwrap_or_else(|| "(baseline)".into())
                 ]);
@@ -332,13 +333,21 @@ pub fn ask(args: AskArgs) -> anyhow::Result<()> {
     let zoo = open(&args.zoo)?;
     let opts = args.runtime.options()?;
     let mut model = zoo.load(&args.variant, &opts).with_context(|| format!("cannot load `{}`", args.variant))?;
+    let vision_input = model.manifest().axes.vision_input;
     let media = match (&args.image, &args.video) {
+        _ if !vision_input.has_vision() => Media::None,
         (Some(p), _) => Media::image(p),
         (None, Some(p)) => Media::video(p),
-        (None, None) if !model.manifest().axes.vision_input => Media::None,
+        (None, None) if vision_input == VisionInput::Blank => bail!(
+            "`{}` is a blank-picture control: it sees a blank picture in place of the image or video, but needs one to \
+             replace: pass --image PATH or --video PATH",
+            args.variant
+        ),
         (None, None) => bail!("`{}` looks at an image or a video: pass --image PATH or --video PATH", args.variant),
     };
-    let media = if model.manifest().axes.vision_input { media } else { Media::None };
+    if vision_input == VisionInput::Blank {
+        eprintln!("note: `{}` sees a blank picture in place of every image and video frame", args.variant);
+    }
 
     let mut gen = model.default_generation().with_seed(args.seed);
     if args.greedy {

@@ -7,8 +7,9 @@
 //!
 //! - a prefix connector (resampler, projector) outputs `visual_embeds`; a cross-attention connector
 //!   outputs `cross_key_values.*`, each of which the decoder takes as an input of the same name;
-//! - the blind control (`vision_input: false`) has no vision graph, no connector and no
-//!   preprocessing; every other variant has all three;
+//! - a text-only variant (`vision_input: none`, connector `none`) has no vision graph, no
+//!   connector and no preprocessing; every other variant (`picture`, and the matched blind control
+//!   `blank`, which runs the same graphs on a blank picture) has all three;
 //! - the decoder declares `past_key_values.{i}.key|value` and `present.{i}.key|value` for every
 //!   layer `i`.
 //!
@@ -28,6 +29,7 @@ pub use paths::FileRef;
 pub use raw::{
     AdapterKind, Backbone, BackboneFamily, BackboneFlavour, BackboneSize, ConnectorKind, CropMode, DataRecipe, Dtype,
     FrameSampling, Freeze, LlmFreeze, PaddingSide, PromptRecipe, Quantization, RawManifest, ResizeFilter, VisionFreeze,
+    VisionInput,
 };
 
 use crate::error::{Error, Result};
@@ -59,9 +61,9 @@ pub struct Manifest {
     pub model: ModelDims,
     /// The graphs.
     pub graphs: Graphs,
-    /// Image preprocessing (None for the blind control).
+    /// Image preprocessing (None without vision, `vision_input: none`).
     pub preprocess: Option<PreprocessSpec>,
-    /// Video sampling (None for the blind control).
+    /// Video sampling (None without vision, `vision_input: none`).
     pub video: Option<VideoSpec>,
     /// Tokenizer.
     pub tokenizer: TokenizerSpec,
@@ -112,11 +114,11 @@ pub struct Axes {
     pub adapter: Adapter,
     /// Freeze policy.
     pub freeze: Freeze,
-    /// Image side (0 for the blind control).
+    /// Image side (0 without vision, `vision_input: none`).
     pub resolution: u32,
     /// Visual tokens (prefix length per sample, or cross-attention memory), if fixed.
     pub visual_tokens: Option<u32>,
-    /// Frames per video sample (0 for the blind control).
+    /// Frames per video sample (0 without vision, `vision_input: none`).
     pub frames: u32,
     /// Learned frame-position embedding.
     pub frame_positions: bool,
@@ -126,8 +128,9 @@ pub struct Axes {
     pub prompts: PromptRecipe,
     /// Export quantisation.
     pub quantization: Quantization,
-    /// Whether the variant sees the image.
-    pub vision_input: bool,
+    /// What the variant sees of the picture: the picture, a blank picture (the matched blind
+    /// control), or nothing (no vision graph).
+    pub vision_input: VisionInput,
 }
 
 /// The connector, with the settings that belong to its kind.
@@ -149,7 +152,7 @@ pub enum Connector {
         /// The decoder layers that cross-attend.
         layers: Vec<u32>,
     },
-    /// No connector (blind control).
+    /// No connector (no vision: `vision_input: none`).
     None,
 }
 
@@ -202,9 +205,9 @@ pub struct ModelDims {
     pub vocab_size: usize,
     /// Context length.
     pub max_positions: usize,
-    /// Vision feature width (0 for the blind control).
+    /// Vision feature width (0 without vision, `vision_input: none`).
     pub vision_dim: usize,
-    /// Patches per frame (0 for the blind control).
+    /// Patches per frame (0 without vision, `vision_input: none`).
     pub patches: usize,
 }
 
@@ -468,15 +471,21 @@ impl TryFrom<ManifestSource<'_>> for Manifest {
         let axes = axes(&raw, &model, file)?;
         let graphs = graphs(&raw, &axes, &model, file, root)?;
 
-        let preprocess = match (&raw.preprocess, axes.vision_input) {
+        let vision_input = axes.vision_input;
+        let preprocess = match (&raw.preprocess, vision_input.has_vision()) {
             (Some(p), true) => Some(preprocess(p, &axes, file)?),
             (None, false) => None,
-            (None, true) => return Err(bad("preprocess", "missing; a variant with vision input needs it".into())),
+            (None, true) => {
+                return Err(bad(
+                    "preprocess",
+                    format!("missing; a variant with `vision_input: {vision_input}` needs it"),
+                ))
+            }
             (Some(_), false) => {
-                return Err(bad("preprocess", "present, but the variant has `vision_input: false`".into()))
+                return Err(bad("preprocess", "present, but the variant has `vision_input: none` (no vision)".into()))
             }
         };
-        let video = match (&raw.video, axes.vision_input) {
+        let video = match (&raw.video, vision_input.has_vision()) {
             (Some(v), true) => {
                 if v.frames == 0 || v.frames != axes.frames {
                     return Err(bad(
@@ -486,7 +495,9 @@ impl TryFrom<ManifestSource<'_>> for Manifest {
                 }
                 Some(VideoSpec { frames: v.frames as usize, sampling: v.sampling })
             }
-            (None, true) => return Err(bad("video", "missing; a variant with vision input needs it".into())),
+            (None, true) => {
+                return Err(bad("video", format!("missing; a variant with `vision_input: {vision_input}` needs it")))
+            }
             (_, false) => None,
         };
 
@@ -637,25 +648,28 @@ fn axes(raw: &RawManifest, model: &ModelDims, file: &Path) -> Result<Axes> {
             format!("must be empty for connector kind `{:?}`", a.connector.kind).to_lowercase(),
         ));
     }
-    if a.vision_input == (connector == Connector::None) {
+    let vision_input = a.vision_input.value();
+    if vision_input.has_vision() == (connector == Connector::None) {
         return Err(bad(
             "axes.vision_input",
             format!(
-                "`{}` contradicts connector kind `{}`: only the blind control (`none`) has no vision input",
-                a.vision_input,
+                "`{}` contradicts connector kind `{}`: `none` goes with connector kind `none` and only with it; \
+                 `picture` and `blank` need a connector",
+                yaml::scalar(&a.vision_input),
                 yaml::scalar(&a.connector.kind)
             ),
         ));
     }
-    if a.vision_input {
+    if vision_input.has_vision() {
+        let needs = format!("a variant with `vision_input: {vision_input}` needs");
         if model.vision_dim == 0 || model.patches == 0 {
-            return Err(bad("model.vision_dim", "a variant with vision input needs `vision_dim` and `patches`".into()));
+            return Err(bad("model.vision_dim", format!("{needs} `vision_dim` and `patches`")));
         }
         if a.resolution.unwrap_or(0) == 0 {
-            return Err(bad("axes.resolution", "a variant with vision input needs a resolution of at least 1".into()));
+            return Err(bad("axes.resolution", format!("{needs} a resolution of at least 1")));
         }
         if a.frames.unwrap_or(0) == 0 {
-            return Err(bad("axes.frames", "a variant with vision input needs at least 1 frame".into()));
+            return Err(bad("axes.frames", format!("{needs} at least 1 frame")));
         }
     }
     Ok(Axes {
@@ -670,7 +684,7 @@ fn axes(raw: &RawManifest, model: &ModelDims, file: &Path) -> Result<Axes> {
         data: a.data,
         prompts: a.prompts,
         quantization: a.quantization,
-        vision_input: a.vision_input,
+        vision_input,
     })
 }
 
@@ -847,19 +861,28 @@ fn graphs(raw: &RawManifest, axes: &Axes, model: &ModelDims, file: &Path, root: 
     let embed = graph(GraphRole::Embed, &g.embed)?;
     let decoder = graph(GraphRole::Decoder, &g.decoder)?;
 
-    match (axes.vision_input, &vision, &connector) {
+    let vision_input = axes.vision_input;
+    match (vision_input.has_vision(), &vision, &connector) {
         (true, Some(_), Some(_)) | (false, None, None) => {}
         (true, None, _) => {
-            return Err(Error::manifest(file, "graphs.vision", "missing; a variant with vision input needs it"))
+            return Err(Error::manifest(
+                file,
+                "graphs.vision",
+                format!("missing; a variant with `vision_input: {vision_input}` needs it"),
+            ))
         }
         (true, _, None) => {
-            return Err(Error::manifest(file, "graphs.connector", "missing; a variant with vision input needs it"))
+            return Err(Error::manifest(
+                file,
+                "graphs.connector",
+                format!("missing; a variant with `vision_input: {vision_input}` needs it"),
+            ))
         }
         (false, _, _) => {
             return Err(Error::manifest(
                 file,
                 "graphs",
-                "the blind control (`vision_input: false`) must have neither a vision nor a connector graph",
+                "a text-only variant (`vision_input: none`) must have neither a vision nor a connector graph",
             ))
         }
     }

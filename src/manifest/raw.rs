@@ -1,7 +1,7 @@
 //! The serde mirror of `variants/NAME.yaml`: one struct per YAML mapping, field for field.
 //!
 //! This layer only parses. Cross-field rules (a cross-attention variant has cross-attention layers,
-//! a blind variant has no vision graph, paths stay inside the zoo, ...) live in the `TryFrom`
+//! a variant without vision has no vision graph, paths stay inside the zoo, ...) live in the `TryFrom`
 //! conversion to [`super::Manifest`] (the two-layer config of candle's `LlamaConfig` ->
 //! `into_config`). Unknown keys are errors (`deny_unknown_fields`), so a typo in a manifest is
 //! reported with its field path instead of being silently ignored; only `provenance` is open,
@@ -43,10 +43,10 @@ pub struct RawManifest {
     pub model: RawModel,
     /// The ONNX graphs.
     pub graphs: RawGraphs,
-    /// Image preprocessing (absent for the blind control).
+    /// Image preprocessing (absent without vision, `vision_input: none`).
     #[serde(default)]
     pub preprocess: Option<RawPreprocess>,
-    /// Video frame sampling (absent for the blind control).
+    /// Video frame sampling (absent without vision, `vision_input: none`).
     #[serde(default)]
     pub video: Option<RawVideo>,
     /// The tokenizer.
@@ -80,17 +80,17 @@ pub struct RawAxes {
     pub adapter: RawAdapter,
     /// What stayed frozen in training.
     pub freeze: Freeze,
-    /// Input image side in pixels (null for the blind control).
+    /// Input image side in pixels (null without vision, `vision_input: none`).
     #[serde(default)]
     pub resolution: Option<u32>,
     /// Visual tokens handed to the LLM (prefix length, or cross-attention memory length).
     #[serde(default)]
     pub visual_tokens: Option<u32>,
-    /// Video frames per sample (null for the blind control).
+    /// Video frames per sample (null without vision, `vision_input: none`).
     #[serde(default)]
     pub frames: Option<u32>,
-    /// Whether a learned frame-position embedding is added before resampling (null for the blind
-    /// control).
+    /// Whether a learned frame-position embedding is added before resampling (null without vision,
+    /// `vision_input: none`).
     #[serde(default)]
     pub frame_positions: Option<bool>,
     /// Training data recipe.
@@ -99,8 +99,129 @@ pub struct RawAxes {
     pub prompts: PromptRecipe,
     /// Quantisation applied at export.
     pub quantization: Quantization,
-    /// False for the blind control, which never sees the image.
-    pub vision_input: bool,
+    /// What the model sees of the picture: `picture`, `blank` (the matched blind control) or `none`
+    /// (no vision at all); the older `true` / `false` read as `picture` / `none`.
+    pub vision_input: RawVisionInput,
+}
+
+/// `axes.vision_input`: what a variant sees of the picture it is handed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VisionInput {
+    /// The picture itself.
+    #[default]
+    Picture,
+    /// The matched blind control: the vision and connector graphs run as for `picture`, but every
+    /// image and video frame is replaced by the blank picture (every pixel (255, 255, 255), at the
+    /// preprocess size) before the vision graph runs.
+    #[schemars(extend("x-blank-rgb" = VisionInput::BLANK_RGB))]
+    Blank,
+    /// No vision graph and no connector: a text-only model (connector kind `none`).
+    None,
+}
+
+impl VisionInput {
+    /// The colour of every pixel of the blank picture a `blank` variant sees: white, the benchmark
+    /// pictures' background. One definition for runtime and exporter: the generated schema
+    /// (docs/manifest.schema.json) carries it as `x-blank-rgb` of `blank`, for the exporter to read.
+    pub const BLANK_RGB: [u8; 3] = [255, 255, 255];
+
+    /// Every value, in the order the docs list them.
+    pub const ALL: [VisionInput; 3] = [VisionInput::Picture, VisionInput::Blank, VisionInput::None];
+
+    /// The value as written in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VisionInput::Picture => "picture",
+            VisionInput::Blank => "blank",
+            VisionInput::None => "none",
+        }
+    }
+
+    /// Whether the variant has vision and connector graphs (and preprocessing): `picture` and
+    /// `blank`.
+    pub fn has_vision(self) -> bool {
+        !matches!(self, VisionInput::None)
+    }
+
+    /// Whether the answer can depend on the picture: `picture` only. `blank` and `none` are blind
+    /// controls.
+    pub fn sees(self) -> bool {
+        matches!(self, VisionInput::Picture)
+    }
+
+    /// What the variant sees, for people: `the picture`, `a blank picture`, `no picture`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            VisionInput::Picture => "the picture",
+            VisionInput::Blank => "a blank picture",
+            VisionInput::None => "no picture",
+        }
+    }
+}
+
+impl std::fmt::Display for VisionInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `axes.vision_input` as written: `picture`, `blank` or `none`, or the schema's older boolean
+/// (`true`: `picture`, `false`: `none`), kept as written so that `show` prints the file's own value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawVisionInput {
+    /// `picture`, `blank` or `none`.
+    Named(VisionInput),
+    /// The older boolean: `true` is `picture`, `false` is `none`.
+    Flag(bool),
+}
+
+impl RawVisionInput {
+    /// The value it stands for.
+    pub fn value(self) -> VisionInput {
+        match self {
+            RawVisionInput::Named(v) => v,
+            RawVisionInput::Flag(true) => VisionInput::Picture,
+            RawVisionInput::Flag(false) => VisionInput::None,
+        }
+    }
+}
+
+impl From<VisionInput> for RawVisionInput {
+    fn from(v: VisionInput) -> Self {
+        RawVisionInput::Named(v)
+    }
+}
+
+/// Hand-written rather than `untagged`, whose error ("did not match any variant") names neither
+/// the value nor the expected ones.
+impl<'de> Deserialize<'de> for RawVisionInput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawVisionInput;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`picture`, `blank` or `none` (or the older `true` = picture, `false` = none)")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawVisionInput, E> {
+                Ok(RawVisionInput::Flag(v))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawVisionInput, E> {
+                match VisionInput::ALL.into_iter().find(|k| k.as_str() == v) {
+                    Some(k) => Ok(RawVisionInput::Named(k)),
+                    None => Err(E::custom(format_args!(
+                        "unknown value `{}`, expected `picture`, `blank` or `none` (or the older `true` = picture, `false` = none)",
+                        v.escape_debug()
+                    ))),
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// `axes.backbone`.
@@ -169,7 +290,7 @@ pub enum ConnectorKind {
     Projector,
     /// Gated cross-attention layers attend to the vision memory (Flamingo).
     CrossAttention,
-    /// No connector: the blind control.
+    /// No connector: no vision at all (`vision_input: none`).
     None,
 }
 
@@ -313,10 +434,10 @@ pub struct RawModel {
     /// Decoder layers that cross-attend to the vision memory.
     #[serde(default)]
     pub cross_attention_layers: Vec<u32>,
-    /// Vision feature width (absent for the blind control).
+    /// Vision feature width (absent without vision, `vision_input: none`).
     #[serde(default)]
     pub vision_dim: Option<u32>,
-    /// Patches per frame (absent for the blind control).
+    /// Patches per frame (absent without vision, `vision_input: none`).
     #[serde(default)]
     pub patches: Option<u32>,
 }

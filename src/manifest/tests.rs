@@ -134,8 +134,103 @@ fn the_committed_json_schema_is_the_generated_one() {
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(generated.contains("\"schema_version\"") && generated.contains("\"cross_attention\""));
+    // The blank picture's colour, for the exporter: `x-blank-rgb` of `vision_input: blank`.
+    let schema: serde_json::Value = serde_json::from_str(&generated).unwrap();
+    let blank = schema["$defs"]["VisionInput"]["oneOf"].as_array().unwrap().iter().find(|v| v["const"] == "blank");
+    assert_eq!(blank.map(|v| v["x-blank-rgb"].clone()), Some(serde_json::json!([255, 255, 255])));
+    assert_eq!(VisionInput::BLANK_RGB, [255, 255, 255]);
     assert!(
         committed == generated,
         "docs/manifest.schema.json is stale: run `LYNX_BLESS=1 cargo test --release --lib json_schema`"
     );
+}
+
+/// The tiny fixture without its vision graph: the `graphs.vision` block cut out.
+fn without_vision_graph(t: &str) -> String {
+    let start = t.find("  vision:\n    path:").unwrap_or(0);
+    let end = t.find("  connector:\n    path:").unwrap_or(0);
+    assert!(start > 0 && end > start, "the fixture's graph blocks moved");
+    format!("{}{}", &t[..start], &t[end..])
+}
+
+#[test]
+fn vision_input_reads_three_names_and_the_older_booleans() -> Result<()> {
+    let t = text("tiny");
+    let with = |v: &str| t.replacen("  vision_input: true\n", &format!("  vision_input: {v}\n"), 1);
+    assert_eq!(parse("tiny", &t)?.axes.vision_input, VisionInput::Picture);
+    assert_eq!(parse("tiny", &with("picture"))?.axes.vision_input, VisionInput::Picture);
+    let blank = parse("tiny", &with("blank"))?;
+    assert_eq!(blank.axes.vision_input, VisionInput::Blank);
+    // The matched blind control keeps the vision side: graphs, preprocessing, frames.
+    assert!(blank.graphs.vision.is_some() && blank.graphs.connector.is_some());
+    assert_eq!((blank.preprocess.as_ref().map(|p| p.size), blank.video.map(|v| v.frames)), (Some(16), Some(2)));
+    assert!(!blank.axes.vision_input.sees() && blank.axes.vision_input.has_vision());
+
+    let b = text("tiny-blind");
+    assert!(b.contains("  vision_input: false\n"));
+    assert_eq!(parse("tiny-blind", &b)?.axes.vision_input, VisionInput::None);
+    let none = b.replacen("  vision_input: false\n", "  vision_input: none\n", 1);
+    assert_eq!(parse("tiny-blind", &none)?.axes.vision_input, VisionInput::None);
+
+    // The serde mirror keeps the value as written (what `show` and `list --format json` print).
+    let file = root().join("variants/tiny.yaml");
+    let raw = |text: &str| yaml::parse::<RawManifest>(text, &file).map(|r| r.axes.vision_input);
+    assert_eq!(raw(&t)?, raw::RawVisionInput::Flag(true));
+    assert_eq!(raw(&with("blank"))?, raw::RawVisionInput::Named(VisionInput::Blank));
+    assert_eq!(yaml::scalar(&raw(&t)?), "true");
+    assert_eq!(yaml::scalar(&raw(&with("blank"))?), "blank");
+    Ok(())
+}
+
+#[test]
+fn a_bad_vision_input_names_the_field_and_the_expected_values() {
+    let t = text("tiny");
+    for bad in ["blnk", "\"true\"", "1", "yes", "[picture]"] {
+        let yaml = t.replacen("  vision_input: true\n", &format!("  vision_input: {bad}\n"), 1);
+        match parse("tiny", &yaml) {
+            Err(Error::Manifest { field, message, .. }) => {
+                assert_eq!(field, "axes.vision_input", "{bad}: {message}");
+                assert!(message.contains("`picture`, `blank` or `none`"), "{bad}: {message}");
+            }
+            other => panic!("{bad}: expected a manifest error, got {other:?}"),
+        }
+    }
+    let yaml = t.replacen("  vision_input: true\n", "  vision_input: blnk\n", 1);
+    let msg = parse("tiny", &yaml).map(|_| ()).unwrap_err().to_string();
+    assert!(msg.contains("`blnk`"), "{msg}");
+}
+
+#[test]
+fn vision_input_agrees_with_the_connector_and_the_graphs() {
+    let t = text("tiny");
+    let b = text("tiny-blind");
+    let cases: Vec<(String, &str, &str)> = vec![
+        // `none` needs connector kind `none`, and `picture` / `blank` need a connector.
+        (t.replacen("  vision_input: true\n", "  vision_input: none\n", 1), "axes.vision_input", "`none`"),
+        (b.replacen("  vision_input: false\n", "  vision_input: blank\n", 1), "axes.vision_input", "`blank`"),
+        (b.replacen("  vision_input: false\n", "  vision_input: picture\n", 1), "axes.vision_input", "`picture`"),
+        // `blank` runs the vision graph: without it the manifest is refused.
+        (
+            without_vision_graph(&t.replacen("  vision_input: true\n", "  vision_input: blank\n", 1)),
+            "graphs.vision",
+            "`vision_input: blank`",
+        ),
+    ];
+    for (yaml, want, words) in cases {
+        assert!(yaml != t && yaml != b, "case {want} {words}: the edit did not apply");
+        let name = if yaml.contains("name: tiny-blind") { "tiny-blind" } else { "tiny" };
+        match parse(name, &yaml) {
+            Err(Error::Manifest { field, message, .. }) => {
+                assert_eq!(field, want, "{message}");
+                assert!(message.contains(words), "{field}: {message}");
+            }
+            other => panic!("{want}: expected a manifest error, got {other:?}"),
+        }
+    }
+    // Without its preprocessing, a `blank` variant is refused as a `picture` one is.
+    let p = t.find("preprocess:\n").unwrap_or(0);
+    let q = t[p..].find("video:\n").map_or(0, |k| p + k);
+    assert!(p > 0 && q > p);
+    let no_pre = format!("{}{}", &t[..p], &t[q..]).replacen("  vision_input: true\n", "  vision_input: blank\n", 1);
+    assert_eq!(field_of(parse("tiny", &no_pre)), "preprocess");
 }

@@ -10,9 +10,21 @@
 //! ```
 //!
 //! A cross-attention variant has no visual positions; its connector's `cross_key_values.*`
-//! (B, heads, memory, head_dim) are computed once per sample and fed to every decoder step. The
-//! blind control has neither. Images are videos of one frame: `vision` runs on (B x F) images,
-//! reshaped to (B, F, patches, vision_dim) for the connector (Lynx `concate`).
+//! (B, heads, memory, head_dim) are computed once per sample and fed to every decoder step. A
+//! variant without vision (`vision_input: none`) has neither. Images are videos of one frame:
+//! `vision` runs on (B x F) images, reshaped to (B, F, patches, vision_dim) for the connector
+//! (Lynx `concate`).
+//!
+//! # The matched blind control
+//!
+//! A `vision_input: blank` variant has the same graphs as its `picture` twin, and sees the blank
+//! picture ([`crate::preprocess::blank_picture`]) in place of every image and video frame. The
+//! swap happens here, in [`Model::pixels`] (which [`Model::ask`] and [`Model::ask_batch`] use) and
+//! in [`Model::prefill_logits`], so every caller -- `ask`, `eval`, `bench`, `compare` and library
+//! users -- gets it: the media are read and preprocessed as for `picture` (a bad file fails alike,
+//! and the preprocess stage costs the same), then each frame is replaced by the blank picture's
+//! pixels, and the vision graph and connector run on those. The control is so matched in latency
+//! too.
 //!
 //! # Threads
 //!
@@ -31,7 +43,7 @@ use ndarray::{concatenate, s, Array2, Array4, ArrayD, Axis, Ix3, IxDyn};
 use crate::error::{Error, Result};
 use crate::generate::{generate, GenerationOptions, SpecialTokens};
 use crate::manifest::tensors::{CROSS_PREFIX, IMAGE_FEATURES, INPUTS_EMBEDS, INPUT_IDS, PIXEL_VALUES, VISUAL_EMBEDS};
-use crate::manifest::{ConnectorFamily, GraphSpec, Manifest};
+use crate::manifest::{ConnectorFamily, GraphSpec, Manifest, VisionInput};
 use crate::preprocess::{Media, Preprocessor};
 use crate::runtime::{ExecutionProvider, Input, RuntimeOptions, Session, Value};
 use crate::text::TextCodec;
@@ -132,7 +144,7 @@ enum VisionOut {
     Prefix(ArrayD<f32>),
     /// `cross_key_values.*` values, one row per sample.
     Cross(Vec<(String, Value)>),
-    /// Nothing (blind control).
+    /// Nothing (no vision: `vision_input: none`).
     Blind,
 }
 
@@ -204,9 +216,40 @@ impl Model {
         &self.text
     }
 
-    /// The image preprocessor (None for the blind control).
+    /// The image preprocessor (None without vision, `vision_input: none`). It turns media into
+    /// their own pixels; [`Model::pixels`] gives what the vision graph gets.
     pub fn preprocessor(&self) -> Option<&Preprocessor> {
         self.preprocessor.as_ref()
+    }
+
+    /// The pixels the vision graph gets for `media`: (F, 3, S, S), F = 1 for an image and the
+    /// manifest's frame count for a video; None for a variant without vision
+    /// (`vision_input: none`), which ignores the media.
+    ///
+    /// For the matched blind control (`vision_input: blank`) the media are read and preprocessed
+    /// as for `picture` (a bad file fails alike), then every frame is replaced by the blank
+    /// picture ([`Preprocessor::blank`]): two different pictures give the same pixels. Text-only
+    /// media ([`Media::None`]) do not become a blank picture: they are refused, as for `picture`.
+    pub fn pixels(&self, media: &Media) -> Result<Option<Array4<f32>>> {
+        match &self.preprocessor {
+            Some(p) => Ok(Some(self.seen(p.pixels(media)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// `pixels` (F, 3, S, S) as the vision graph sees them: themselves, or for `vision_input: blank`
+    /// the blank picture with as many frames.
+    fn seen(&self, pixels: Array4<f32>) -> Array4<f32> {
+        self.blank_pixels(pixels.dim().0).unwrap_or(pixels)
+    }
+
+    /// For `vision_input: blank`, the blank picture's pixels (F, 3, S, S) with `frames` frames;
+    /// else None.
+    fn blank_pixels(&self, frames: usize) -> Option<Array4<f32>> {
+        match (self.manifest.axes.vision_input, &self.preprocessor) {
+            (VisionInput::Blank, Some(p)) => Some(p.blank(frames)),
+            _ => None,
+        }
     }
 
     /// The variant's default generation options.
@@ -243,10 +286,7 @@ impl Model {
         let mut pixels: Vec<Option<Array4<f32>>> = Vec::with_capacity(requests.len());
         let t = Instant::now();
         for r in requests {
-            pixels.push(match &self.preprocessor {
-                Some(p) => Some(p.pixels(&r.media)?),
-                None => None,
-            });
+            pixels.push(self.pixels(&r.media)?);
         }
         let preprocess = t.elapsed();
         // Group by frame count (images: 1, videos: F).
@@ -273,10 +313,13 @@ impl Model {
         answers.into_iter().map(|a| a.ok_or_else(|| Error::Mismatch("a request got no answer".into()))).collect()
     }
 
-    /// Runs the prefill only, on preprocessed pixels (F, 3, S, S) per sample (ignored by the blind
-    /// control), and returns the last-position logits -- the parity test's view of the pipeline.
+    /// Runs the prefill only, on preprocessed pixels (F, 3, S, S) per sample (ignored without
+    /// vision; replaced by the blank picture for `vision_input: blank`, as in [`Model::pixels`]),
+    /// and returns the last-position logits -- the parity test's view of the pipeline.
     pub fn prefill_logits(&mut self, pixels: &[Array4<f32>], questions: &[&str]) -> Result<Prefill> {
         let mut timings = Timings::default();
+        let blanked: Option<Vec<Array4<f32>>> = pixels.iter().map(|p| self.blank_pixels(p.dim().0)).collect();
+        let pixels = blanked.as_deref().unwrap_or(pixels);
         let (state, logits, ids, _) = self.prefill(pixels, questions, 1, &mut timings)?;
         drop(state);
         Ok(Prefill { input_ids: ids, last_logits: logits })

@@ -27,6 +27,16 @@
 //! A video is F frames sampled uniformly (frame i of F is index `floor((i + 0.5) * n / F)`) from a
 //! folder of frame images (sorted by name) or an animated GIF, giving (F, 3, S, S); an image is a
 //! video of one frame, (1, 3, S, S). Batches stack samples to (B, F, 3, S, S).
+//!
+//! # The blank picture
+//!
+//! The matched blind control (`axes.vision_input: blank`) sees [`blank_picture`] in place of every
+//! image and video frame: an RGB picture whose every pixel is [`VisionInput::BLANK_RGB`] (white,
+//! the benchmark pictures' background), `size` x `size` at the variant's preprocess size. Its pixels
+//! ([`Preprocessor::blank`]) come from the same [`Preprocessor::normalise`] as any picture's, so
+//! they equal the pixels of a white image file. The exporter, which trains the control, reads the
+//! colour from the generated manifest schema (`x-blank-rgb`). Where the model swaps it in:
+//! `crate::model` (`Model::pixels`).
 
 pub mod resize;
 
@@ -38,7 +48,7 @@ use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageFormat, ImageRead
 use ndarray::{s, Array3, Array4, Array5, ArrayView3, Axis};
 
 use crate::error::{Error, Result};
-use crate::manifest::{CropMode, PreprocessSpec, VideoSpec};
+use crate::manifest::{CropMode, PreprocessSpec, VideoSpec, VisionInput};
 
 /// The default budget of decoded pixels per sample: 40 megapixels (a 6000 x 6000 photo passes, so
 /// do 130 frames of 640 x 480; a bomb does not).
@@ -46,6 +56,12 @@ pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
 
 /// The largest media file read: 256 MiB (an uncompressed 40-megapixel RGB picture is 120 MB).
 pub const MAX_MEDIA_BYTES: u64 = 256 << 20;
+
+/// The blank picture at side `size`: every pixel [`VisionInput::BLANK_RGB`] (white). What the
+/// matched blind control (`vision_input: blank`) sees in place of each image and video frame.
+pub fn blank_picture(size: u32) -> RgbImage {
+    RgbImage::from_pixel(size, size, image::Rgb(VisionInput::BLANK_RGB))
+}
 
 /// What a question is about.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +72,8 @@ pub enum Media {
     Video(PathBuf),
     /// Already preprocessed pixels, (F, 3, S, S) (e.g. the exporter's goldens, or a cache).
     Pixels(Array4<f32>),
-    /// Nothing (text only; what the blind control sees whatever it is given).
+    /// Nothing (text only; what a variant without vision, `vision_input: none`, sees whatever it is
+    /// given).
     None,
 }
 
@@ -137,6 +154,19 @@ impl Preprocessor {
                 expected: "an image or a video for a variant with vision input".into(),
             }),
         }
+    }
+
+    /// The blank picture's pixels, `frames` times: (F, 3, S, S), each frame
+    /// `normalise(blank_picture(S))` -- what the matched blind control's vision graph gets for an
+    /// image (F = 1) or a video of F frames.
+    pub fn blank(&self, frames: usize) -> Array4<f32> {
+        let frame = self.normalise(&blank_picture(self.spec.size)); // (3, S, S)
+        let s = self.size();
+        let mut out = Array4::<f32>::zeros((frames, 3, s, s));
+        for mut f in out.outer_iter_mut() {
+            f.assign(&frame);
+        }
+        out
     }
 
     /// (H, W, 3) u8 -> (3, S, S) f32, resized, cropped, rounded, normalised.
@@ -531,6 +561,45 @@ mod tests {
         let out = prep(4).normalise(&img);
         let col0 = (out[[0, 0, 0]] * 0.5 + 0.5) * 255.0;
         assert!((col0 - 60.0).abs() < 1e-3, "{col0}");
+    }
+
+    #[test]
+    fn the_blank_picture_is_a_white_picture_through_the_same_path() {
+        let clip = Preprocessor::new(
+            PreprocessSpec {
+                size: 16,
+                resize: ResizeFilter::Bicubic,
+                crop: CropMode::Center,
+                rescale: 1.0 / 255.0,
+                // CLIP's statistics, as the zoo's manifests write them.
+                mean: [0.481_454_66_f64 as f32, 0.457_827_5_f64 as f32, 0.408_210_73_f64 as f32],
+                std: [0.268_629_54_f64 as f32, 0.261_302_58_f64 as f32, 0.275_777_11_f64 as f32],
+            },
+            VideoSpec { frames: 2, sampling: crate::manifest::FrameSampling::Uniform },
+        );
+        assert_eq!(blank_picture(16).dimensions(), (16, 16));
+        assert!(blank_picture(16).pixels().all(|p| p.0 == [255, 255, 255]));
+        for frames in [1, 2, 5] {
+            let blank = clip.blank(frames);
+            assert_eq!(blank.dim(), (frames, 3, 16, 16));
+            // A white picture of another size and shape is resized and cropped to the same pixels.
+            let white = clip.normalise(&RgbImage::from_pixel(37, 23, image::Rgb([255, 255, 255])));
+            for f in blank.outer_iter() {
+                assert_eq!(f, white);
+            }
+        }
+        // White under CLIP's statistics: (1 - mean) / std per channel.
+        let px = clip.blank(1);
+        for (c, want) in [1.930_336_f32, 2.074_884, 2.145_897].into_iter().enumerate() {
+            assert!(
+                px.index_axis(Axis(1), c).iter().all(|v| (v - want).abs() < 1e-5),
+                "channel {c}: {}",
+                px[[0, c, 0, 0]]
+            );
+        }
+        // Not the zero tensor, nor black.
+        let black = clip.normalise(&RgbImage::new(16, 16));
+        assert!(px.index_axis(Axis(0), 0) != black);
     }
 
     #[test]

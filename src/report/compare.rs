@@ -3,7 +3,8 @@
 //!
 //! - accuracy with its 95% bootstrap interval, per class too;
 //! - the **floors**: the majority floor (eval::controls) as a row of its own, and blind variants
-//!   (no vision input) marked as controls;
+//!   marked as controls: the matched blind control that sees a blank picture (`vision_input:
+//!   blank`) and a variant without vision (`none`) alike;
 //! - **vision reliance**: the drop from a variant's accuracy to its image-swap control's, with a
 //!   paired interval, and the share of answers the swap left unchanged;
 //! - the difference to the baseline with an exact McNemar p-value, its **Holm** adjustment and
@@ -21,14 +22,11 @@ use super::pareto::noisy_front;
 use crate::bench::LatencyReport;
 use crate::error::{Error, Result};
 use crate::eval::{aligned_outcomes, summarize, Prediction, Summary};
+use crate::manifest::VisionInput;
 use crate::score::{self, Accuracy, PairedTest, WelchTest};
 
 /// Significance level of every claim, after correction.
 pub const ALPHA: f64 = 0.05;
-
-fn yes() -> bool {
-    true
-}
 
 /// Everything known about one evaluated variant (or one training seed of it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,9 +37,10 @@ pub struct VariantResult {
     pub changes: Option<String>,
     /// What the paper reported for that axis.
     pub paper: Option<String>,
-    /// Whether it reads the picture (false for blind controls).
-    #[serde(default = "yes")]
-    pub sees: bool,
+    /// What it sees of the picture (its manifest's `axes.vision_input`): `picture`, or a blind
+    /// control's `blank` picture or `none`.
+    #[serde(default)]
+    pub vision_input: VisionInput,
     /// Its training seed (manifest provenance), when recorded.
     #[serde(default)]
     pub seed: Option<u64>,
@@ -64,13 +63,19 @@ impl VariantResult {
             name: name.into(),
             changes: None,
             paper: None,
-            sees: true,
+            vision_input: VisionInput::Picture,
             seed: None,
             seed_of: None,
             predictions,
             swapped: None,
             latency: None,
         }
+    }
+
+    /// Whether its answers can depend on the picture (`vision_input: picture`); false for the blind
+    /// controls (`blank`, `none`).
+    pub fn sees(&self) -> bool {
+        self.vision_input.sees()
     }
 }
 
@@ -94,7 +99,8 @@ pub enum Role {
     Baseline,
     /// A variant that reads the picture.
     Variant,
-    /// A control that does not see the picture (the blind variant).
+    /// A control that does not see the picture: the matched blind control (a blank picture in
+    /// place of each one, `vision_input: blank`) or a variant without vision (`none`).
     Blind,
     /// The majority floor.
     Floor,
@@ -187,6 +193,10 @@ pub struct Row {
     pub name: String,
     /// What it is.
     pub role: Role,
+    /// What it sees of the picture (`none` for the floor): tells a blank-picture control from a
+    /// variant without vision.
+    #[serde(default)]
+    pub vision_input: VisionInput,
     /// The axis it changes.
     pub changes: Option<String>,
     /// What the paper reported for that axis.
@@ -288,12 +298,12 @@ impl Comparison {
         }
         let mut pending: Vec<Pending> = Vec::new();
         for (i, r) in results.iter().enumerate().filter(|(_, r)| primary(r)) {
-            let role = match (r.name == baseline, r.sees) {
+            let role = match (r.name == baseline, r.sees()) {
                 (true, _) => Role::Baseline,
                 (false, true) => Role::Variant,
                 (false, false) => Role::Blind,
             };
-            let vision = match (&r.swapped, r.sees) {
+            let vision = match (&r.swapped, r.sees()) {
                 (Some(s), true) => Some(vision_reliance(&r.predictions, s, 101 + i as u64)?),
                 _ => None,
             };
@@ -301,6 +311,7 @@ impl Comparison {
                 row: Row {
                     name: r.name.clone(),
                     role,
+                    vision_input: r.vision_input,
                     changes: r.changes.clone(),
                     paper: r.paper.clone(),
                     summary: summarize(&r.predictions),
@@ -322,6 +333,7 @@ impl Comparison {
                 row: Row {
                     name: FLOOR_ROW.into(),
                     role: Role::Floor,
+                    vision_input: VisionInput::None,
                     changes: None,
                     paper: None,
                     summary: summarize(&f.predictions),
@@ -500,10 +512,24 @@ pub(crate) mod tests {
             p.prediction.push_str(" swapped");
         }
         lynx.swapped = Some(swapped);
-        let blind =
-            VariantResult { sees: false, ..variant("blind", &(0..200).map(|i| i % 5 == 0).collect::<Vec<_>>()) };
+        let blind = VariantResult {
+            vision_input: VisionInput::None,
+            ..variant("blind", &(0..200).map(|i| i % 5 == 0).collect::<Vec<_>>())
+        };
+        // The matched blind control sees a blank picture: a blind row too, with no vision reliance
+        // even when a swap was (wrongly) handed in.
+        let blank = VariantResult {
+            vision_input: VisionInput::Blank,
+            swapped: Some(preds(&[false; 200])),
+            ..variant("blank", &(0..200).map(|i| i % 4 == 0).collect::<Vec<_>>())
+        };
         let floor = Floor { description: "test floor".into(), predictions: preds(&[false; 200]) };
-        let c = Comparison::new(vec![lynx, blind], "lynx", Some(floor)).unwrap();
+        let c = Comparison::new(vec![lynx, blind, blank], "lynx", Some(floor)).unwrap();
+        let b = c.row("blank").unwrap();
+        assert_eq!((b.role, b.vision_input), (Role::Blind, VisionInput::Blank));
+        assert!(b.vision.is_none());
+        assert!((b.vs_baseline.as_ref().unwrap().test.difference + 0.25).abs() < 1e-12, "{:?}", b.vs_baseline);
+        assert_eq!(c.row("lynx").unwrap().vision_input, VisionInput::Picture);
         let v = c.row("lynx").unwrap().vision.as_ref().unwrap();
         assert!((v.drop.difference - 0.4).abs() < 1e-12 && v.drop.ci_low > 0.3, "{v:?}");
         assert_eq!(v.unchanged, 0.0);

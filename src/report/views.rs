@@ -12,6 +12,7 @@ use super::compare::{Claim, Comparison, Role, Row};
 use super::table::{Record, Table, TableName};
 use crate::bench::{LatencyReport, Stat};
 use crate::error::Result;
+use crate::manifest::VisionInput;
 use crate::score::{Accuracy, PairedTest};
 
 fn pct_ci(a: &Accuracy) -> String {
@@ -34,6 +35,7 @@ pub(crate) fn p_text(p: f64) -> String {
 fn label(row: &Row) -> String {
     match row.role {
         Role::Baseline => format!("{} (baseline)", row.name),
+        Role::Blind if row.vision_input == VisionInput::Blank => format!("{} (blank picture)", row.name),
         Role::Blind => format!("{} (blind)", row.name),
         Role::Variant | Role::Floor => row.name.clone(),
     }
@@ -412,7 +414,7 @@ mod tests {
             r.latency = Some(sample_report(&r.name, 10.0 + k as f64));
             results.push(r);
         }
-        let mut blind = VariantResult { sees: false, ..variant("lynx-blind", &vec![true; 550]) };
+        let mut blind = VariantResult { vision_input: VisionInput::None, ..variant("lynx-blind", &vec![true; 550]) };
         for (i, p) in blind.predictions.iter_mut().enumerate() {
             p.class = classes[i % 11].into();
         }

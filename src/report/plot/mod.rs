@@ -27,6 +27,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::compare::{Comparison, Role};
 use crate::error::{Error, Result};
+use crate::manifest::VisionInput;
 use labels::*;
 
 /// Canvas size in pixels.
@@ -136,7 +137,11 @@ fn references(comparison: &Comparison) -> Vec<Reference> {
             match r.role {
                 Role::Floor => Some(Reference { label: format!("{} {pct:.1}%", r.name), pct, floor: true }),
                 Role::Blind => {
-                    Some(Reference { label: format!("{} (blind control) {pct:.1}%", r.name), pct, floor: false })
+                    let what = match r.vision_input {
+                        VisionInput::Blank => "blank-picture control",
+                        _ => "blind control",
+                    };
+                    Some(Reference { label: format!("{} ({what}) {pct:.1}%", r.name), pct, floor: false })
                 }
                 Role::Baseline | Role::Variant => None,
             }
@@ -633,7 +638,7 @@ mod tests {
                 let shift = name.len() * 37;
                 let correct: Vec<bool> = (0..550).map(|i| (i + shift) % 550 < right).collect();
                 VariantResult {
-                    sees: *name != "lynx-blind",
+                    vision_input: if *name == "lynx-blind" { VisionInput::None } else { VisionInput::Picture },
                     latency: (*name != "lynx-tokens-8").then(|| sample_report(name, ms)),
                     ..variant(name, &correct)
                 }
