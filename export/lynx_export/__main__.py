@@ -48,10 +48,12 @@ def parse(argv=None):
     b.add_argument("--data", type=Path, default=root / "export" / "work" / "data",
                    help="data root with train/, val/, text/ (generated when missing)")
     b.add_argument("--work", type=Path, default=root / "export" / "work", help="cache and logs")
-    b.add_argument("--profile", choices=sorted(PROFILES), default="zoo", help="sizes and step counts")
+    b.add_argument("--profile", choices=sorted(PROFILES), default="zoo", help="data and step counts")
+    b.add_argument("--foundation", type=Path, default=None,
+                   help="foundation folder the variants start from (default: the profile's; zoo: onnx/foundation/)")
     b.add_argument("--threads", type=int, default=2, help="torch CPU threads (per job)")
     b.add_argument("--jobs", type=int, default=1,
-                   help="worker processes that pretrain components and train variants side by side before "
+                   help="worker processes that compute feature stores and train variants side by side before "
                         "the export (CPU: one per core with --threads 1; on CUDA keep 1)")
     s = sub.add_parser("smoke", help="tiny zoo for CI: build, export, check parity in onnxruntime")
     s.add_argument("--out", type=Path, required=True, help="zoo folder to write (variants/, onnx/)")
@@ -73,6 +75,7 @@ def parse(argv=None):
                    help="frozen features from the zoo's ViT, or from the reference's own conv encoder")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--profile", choices=sorted(PROFILES), default="zoo", help="whose data, ViT and tokenizer")
+    r.add_argument("--foundation", type=Path, default=None, help="foundation folder (default: the profile's)")
     r.add_argument("--data", type=Path, default=root / "export" / "work" / "data", help="data root (as `build`)")
     r.add_argument("--work", type=Path, default=root / "export" / "work", help="cache (as `build`)")
     r.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -116,22 +119,22 @@ def order(names: list[str]) -> list[str]:
     return out
 
 
-def run_build(names, profile_name, zoo, data, work, threads, jobs=1):
+def run_build(names, profile_name, zoo, data, work, threads, jobs=1, foundation=None):
     from .build import Build
 
     torch.set_num_threads(threads)
     profile = PROFILES[profile_name]
-    build = Build(profile, data, work, zoo, log)
+    build = Build(profile, data, work, zoo, log, foundation)
     names = order(names)
     variants = [create_variant(n) for n in names]
-    frame_counts = sorted({v.frames for v in variants if v.vision_input} | {1})
+    frame_counts = sorted({v.frames for v in variants if v.has_vision} | {1})
     t = time.time()
     build.components.data()
     if jobs > 1:
-        build.components.codec()  # the tokenizer, once, before workers need it
+        foundation = build.components.foundation().folder  # built (smoke) or verified once, before workers read it
         from .parallel import train_parallel
 
-        train_parallel(names, profile, data, work, zoo, threads, jobs, frame_counts, log)
+        train_parallel(names, profile, data, work, zoo, threads, jobs, frame_counts, log, foundation)
     # shared files are written once, when a variant first needs them, and never rewritten
     for v in variants:
         build.export_variant(v, frame_counts, variants)
@@ -164,14 +167,14 @@ def main(argv=None) -> int:
             if args.jobs < 1:
                 print("error: --jobs must be at least 1", file=sys.stderr)
                 return 2
-            run_build(names, args.profile, args.zoo, args.data, args.work, args.threads, args.jobs)
+            run_build(names, args.profile, args.zoo, args.data, args.work, args.threads, args.jobs, args.foundation)
             return 0
         if args.cmd == "reference":
             from .components import Components
             from .reference import run_reference
 
             torch.set_num_threads(args.threads)
-            components = Components(PROFILES[args.profile], args.data, args.work, log)
+            components = Components(PROFILES[args.profile], args.data, args.work, log, args.foundation)
             splits = args.eval or [repo_root() / "data" / "test"]
             run_reference(components, splits, args.out, ReferenceConfig(steps=args.steps), args.blind, args.resolution,
                           args.frames, args.seed, log, args.encoder)

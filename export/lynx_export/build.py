@@ -27,7 +27,7 @@ from . import graphs as G
 from . import onnx_io as O
 from . import yaml_io
 from .components import Components
-from .config import BackboneRef, LlmFreeze, Quantization, VariantConfig, VisionFreeze
+from .config import BackboneRef, LlmFreeze, Quantization, VariantConfig, VisionFreeze, VisionInput
 from .data import load_annotations
 from .features import load_pixels
 from .goldens import OrtGraphs, TorchGraphs, greedy
@@ -72,9 +72,10 @@ class Build:
     """The stages of a build: shared components (components.py), variant training
     (variant_training.py), export of each variant's graphs and goldens (here), manifest (manifest.py)."""
 
-    def __init__(self, profile: Profile, data_root: Path, work: Path, zoo: Path, log=print):
+    def __init__(self, profile: Profile, data_root: Path, work: Path, zoo: Path, log=print,
+                 foundation: Path | None = None):
         self.profile = profile
-        self.components = Components(profile, data_root, work, log)
+        self.components = Components(profile, data_root, work, log, foundation)
         self.training = VariantTraining(self.components)
         self.work = Path(work)
         self.zoo = Path(zoo)
@@ -92,8 +93,8 @@ class Build:
             return
         from .models.vision import VisionEncoder
         self.onnx_dir.mkdir(parents=True, exist_ok=True)
-        vit = VisionEncoder(self.profile.vision)
-        vit.load_state_dict(self.components.vit()[0])
+        vit = VisionEncoder(self.components.vision_cfg())
+        vit.load_state_dict(self.components.vit_state())
         vit.eval()
         protos = {}
         for res in sorted(set(resolutions), reverse=True):
@@ -115,7 +116,7 @@ class Build:
         from .models.decoder import Decoder
         self.onnx_dir.mkdir(parents=True, exist_ok=True)
         dec = Decoder(self.components.decoder_cfg(ref))
-        dec.load_state_dict(self.components.backbone(ref)[0])
+        dec.load_state_dict(self.components.backbone_state(ref))
         dec.eval()
         embed_proto, e_in, e_out = self._export_embed(dec)
         dec_proto = self._export_decoder(dec)[0]
@@ -135,8 +136,8 @@ class Build:
             tok = self.onnx_dir / "tokenizer.json"
             shutil.copyfile(self.components.tokenizer_path(), tok)
             self.shared.tokenizer = tok
-        if v.vision_input:
-            self.shared_vit([x.resolution for x in variants if x.vision_input])
+        if v.has_vision:
+            self.shared_vit([x.resolution for x in variants if x.has_vision])
         if v.recipe.llm is LlmFreeze.FROZEN:
             self.shared_backbone(v.backbone)
         return self.shared
@@ -182,7 +183,7 @@ class Build:
         torch.manual_seed(0)
 
         # vision
-        if v.vision_input:
+        if v.has_vision:
             frozen_vit = v.recipe.vision is VisionFreeze.FROZEN
             if frozen_vit:
                 graphs["vision"] = shared.vision[v.resolution]
@@ -195,10 +196,11 @@ class Build:
                 diff = O.parity(g, path, (torch.randn(3, 3, v.resolution, v.resolution),), ["pixel_values"])
                 graphs["vision"] = Exported(path, used, ins, outs, _check(diff, f"{v.name}.vision"))
             # connector (int8 shares its base variant's connector file)
-            patches = (v.resolution // self.profile.vision.patch) ** 2
-            vdim = self.profile.vision.width
+            vision = self.components.vision_cfg()
+            patches = (v.resolution // vision.patch) ** 2
+            vdim = vision.width
             kind = connectors.spec(v.connector.kind)
-            tokens = kind.graph_tokens(kind.settings(v.connector), v.resolution, self.profile.vision.patch)
+            tokens = kind.graph_tokens(kind.settings(v.connector), v.resolution, vision.patch)
             ins, outs = G.connector_io(vdim, patches, model.decoder, model.is_cross, tokens)
             g = G.ConnectorGraph(model.connector, model.is_cross)
             owner = v.base_variant or v.name
@@ -223,7 +225,7 @@ class Build:
             used = O.place(proto, path, [], own)
             diff = O.parity(G.EmbedGraph(dec), path, (torch.randint(0, dec.cfg.vocab_size, (2, 7)),), ["input_ids"])
             graphs["embed"] = Exported(path, used, ins, outs, _check(diff, f"{v.name}.embed"))
-        memory = v.visual_tokens(self.profile.vision.patch) if model.is_cross else 4
+        memory = v.visual_tokens(self.components.vision_cfg().patch) if model.is_cross else 4
         proto, ins, outs, args = self._export_decoder(dec, memory)
         path = self.onnx_dir / f"{v.name}.decoder.onnx"
         names = [s.name for s in ins]
@@ -258,7 +260,8 @@ class Build:
             "onnxruntime": _ort_version(), "opset": O.OPSET,
             "date": datetime.date.today().isoformat(),
         }
-        write_manifest(manifest_path, v, self.zoo, self.profile, model, stats, graphs, goldens, provenance)
+        write_manifest(manifest_path, v, self.zoo, self.profile, self.components.vision_cfg(), model, stats, graphs, goldens,
+                       provenance)
         self.log(f"{v.name}: exported in {time.time() - t0:.0f}s, parity "
                  + ", ".join(f"{k} {g.parity:.1e}" for k, g in graphs.items()))
         return manifest_path
@@ -316,9 +319,10 @@ class Build:
         for r in picks:
             prompt = prompt_ids(codec, r.question)
             pixels, pix_entry = None, None
-            if v.vision_input:
+            if v.has_vision:
                 frames = v.frames if r.is_video else 1
-                pixels = load_pixels(r.media, r.is_video, frames, v.resolution).unsqueeze(0).numpy()
+                pixels = load_pixels(r.media, r.is_video, frames, v.resolution,
+                                     blank=v.vision_input is VisionInput.BLANK).unsqueeze(0).numpy()
                 blob = pixels.astype("<f4").tobytes()
                 import hashlib
                 ppath = gdir / f"pixels-{v.resolution}-{hashlib.sha256(blob).hexdigest()[:8]}.f32"

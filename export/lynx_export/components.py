@@ -1,17 +1,17 @@
 """Build stage 1: the training data and the shared components every variant starts from.
 
-    data --> tokenizer --> base LLMs --> chat LLMs
-        \\--> ViT --> features (per resolution and frame counts)
+    foundation (onnx/foundation/: tokenizer, ViT, base and chat backbones; pretrained.py)
+    data --> features of the frozen ViT (per resolution and frame counts)
 
-`Components` builds each on first use and caches it under `work/cache/PROFILE/` by a hash of
-everything it depends on (configs, step counts, upstream hashes, data signature), so a finished
-component is never retrained and an interrupted build resumes where it stopped. Probes and the
-reference use it directly (export/probes/, reference.py); build.py adds variant training and export.
+`Components` reads the foundation, generates the data and computes the feature stores on first
+use, caching them under `work/cache/PROFILE/` by a hash of everything they depend on (the
+foundation files' sha256, configs, data signature), so nothing is recomputed and an interrupted
+build resumes where it stopped. Probes and the reference use it directly (export/probes/,
+reference.py); build.py adds variant training and export.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -19,13 +19,14 @@ from pathlib import Path
 
 import torch
 
-from .config import BackboneRef, DecoderConfig, Flavour, config_hash
+from .config import BackboneRef, DecoderConfig, VisionConfig, config_hash
 from .data import (Caption, DataPaths, QARecord, ensure_data, load_annotations, load_captions, load_corpus,
-                   load_text_instructions)
+                   load_text_instructions, repo_root)
+from .features import LAYOUT as FEATURES_LAYOUT
 from .features import FeatureStore, extract
+from .pretrained import Pretrained
 from .profiles import Profile
-from .tokenizer import TextCodec, train_tokenizer
-from .train import VIT_OBJECTIVE, pretrain_lm, pretrain_vit, tune_chat
+from .tokenizer import TextCodec
 
 
 @dataclass(frozen=True)
@@ -45,11 +46,6 @@ class TrainingData:
         return cls(records=load_annotations(paths.train), captions=load_captions(paths.train),
                    val=load_annotations(paths.val), corpus=load_corpus(paths.text),
                    instructions=load_text_instructions(paths.text), signature=paths.signature())
-
-    def tokenizer_texts(self) -> list[str]:
-        """Every text the tokenizer learns from, in a fixed order."""
-        return (self.corpus + [c.caption for c in self.captions] + [r.question for r in self.records]
-                + [r.response for r in self.records] + [t for pair in self.instructions for t in pair])
 
 
 class StepCache:
@@ -76,13 +72,20 @@ class StepCache:
 
 
 class Components:
-    """The data, tokenizer, ViT, backbones and feature stores of one profile (each built once)."""
+    """The data, foundation (tokenizer, ViT, backbones) and feature stores of one profile.
 
-    def __init__(self, profile: Profile, data_root: Path, work: Path, log=print):
+    The foundation is a folder written by `python -m lynx_export foundation`: the shipped
+    `onnx/foundation/` for the zoo, or one built on first use into `work/foundation-PLAN/` when the
+    profile names a plan (the smoke profile: a tiny foundation in seconds), or `foundation=DIR`."""
+
+    def __init__(self, profile: Profile, data_root: Path, work: Path, log=print, foundation: Path | None = None):
         self.profile = profile
         self.paths = DataPaths(Path(data_root))
-        self.cache = StepCache(Path(work) / "cache" / profile.name, log)
+        self.work = Path(work)
+        self.cache = StepCache(self.work / "cache" / profile.name, log)
         self.log = log
+        self._foundation_dir = Path(foundation) if foundation is not None else None
+        self._pretrained: Pretrained | None = None
         self._data: TrainingData | None = None
         self._codec: TextCodec | None = None
         self._features: dict[str, FeatureStore] = {}  # by cache key
@@ -99,70 +102,61 @@ class Components:
                      f"{len(d.corpus)} passages, {len(d.instructions)} text instructions")
         return self._data
 
-    # -- tokenizer ---------------------------------------------------------------------------
+    # -- foundation ------------------------------------------------------------------------------
+    def foundation(self) -> Pretrained:
+        """The verified foundation folder every variant starts from."""
+        if self._pretrained is None:
+            folder = self._foundation_dir
+            if folder is None and self.profile.foundation_plan is None:
+                folder = repo_root() / "onnx" / "foundation"
+            elif folder is None:
+                from .foundation import PLANS, STAGES, Foundation
+                plan = PLANS[self.profile.foundation_plan]
+                built = self.work / f"foundation-{plan.name}"
+                folder = built / "out"
+                if not (folder / "foundation.json").exists():
+                    Foundation(plan, built, folder, self.log).build(STAGES, list(plan.backbones))
+            self._pretrained = Pretrained.open(folder)
+            self.log(f"foundation: {folder} ({', '.join(self._pretrained.backbones())})")
+        return self._pretrained
+
     def tokenizer_key(self) -> str:
-        return config_hash("tokenizer", self.profile.vocab_size, self.data().signature)
+        return self.foundation().tokenizer_key()
 
     def tokenizer_path(self) -> Path:
-        path = self.cache.folder / f"tokenizer-{self.tokenizer_key()}.json"
-        if not path.exists():
-            tok = train_tokenizer(self.data().tokenizer_texts(), self.profile.vocab_size)
-            tok.save(str(path))
-            self.log(f"tokenizer: {tok.get_vocab_size()} tokens")
-        return path
+        return self.foundation().tokenizer_path()
 
     def codec(self) -> TextCodec:
         if self._codec is None:
             self._codec = TextCodec.load(self.tokenizer_path())
         return self._codec
 
-    # -- ViT ---------------------------------------------------------------------------------
+    def vision_cfg(self) -> VisionConfig:
+        return self.foundation().vision_config()
+
     def vit_key(self) -> str:
-        p = self.profile
-        return config_hash("vit", VIT_OBJECTIVE, p.vision, p.vit_steps, p.vit_batch, self.data().signature)
+        return self.foundation().vit_key()
 
-    def vit(self) -> tuple[dict, dict]:
-        """(state_dict, stats) of the pretrained ViT."""
-        p = self.profile
-        captions = self.data().captions
-        return self.cache.get("vit", self.vit_key(), lambda: pretrain_vit(
-            p.vision, captions, p.vit_steps, p.vit_batch, seed=0, log=self.log))
+    def vit_state(self) -> dict:
+        """The pretrained ViT's weights."""
+        return self.foundation().vit_state()
 
-    # -- backbones ---------------------------------------------------------------------------
     def decoder_cfg(self, ref: BackboneRef) -> DecoderConfig:
-        """The profile's backbone config with the vocabulary the tokenizer actually learned (a small
-        corpus can yield fewer merges than the profile asks for)."""
-        return dataclasses.replace(self.profile.decoder(ref), vocab_size=self.codec().vocab_size)
+        return self.foundation().decoder_config(ref)
 
     def backbone_key(self, ref: BackboneRef) -> str:
-        p = self.profile
-        base = config_hash("base", p.decoder(ref), p.lm_steps, p.lm_batch, p.lm_seq, self.tokenizer_key())
-        if ref.flavour is Flavour.BASE:
-            return base
-        return config_hash("chat", base, p.chat_steps, p.chat_batch)
+        return self.foundation().backbone_key(ref)
 
-    def backbone(self, ref: BackboneRef) -> tuple[dict, dict]:
-        """(state_dict, stats) of a pretrained (base) or chat-tuned backbone."""
-        data = self.data()
-        p = self.profile
-        cfg = self.decoder_cfg(ref)
-        codec = self.codec()
-        base_ref = BackboneRef(ref.family, Flavour.BASE, ref.size)
-        base = self.cache.get("llm", self.backbone_key(base_ref), lambda: pretrain_lm(
-            cfg, codec, data.corpus, p.lm_steps, p.lm_batch, p.lm_seq, seed=0, log=self.log,
-            tag=base_ref.name))
-        if ref.flavour is Flavour.BASE:
-            return base
-        return self.cache.get("llm", self.backbone_key(ref), lambda: tune_chat(
-            cfg, base[0], codec, data.instructions, data.corpus, p.chat_steps, p.chat_batch,
-            seed=0, log=self.log, tag=ref.name))
+    def backbone_state(self, ref: BackboneRef) -> dict:
+        """The weights of a base or chat backbone."""
+        return self.foundation().backbone_state(ref)
 
     # -- features ----------------------------------------------------------------------------
     def features(self, resolution: int, frame_counts: list[int]) -> FeatureStore:
         """The frozen ViT's features of every training image and video at `resolution`."""
         data = self.data()
         frame_counts = sorted(set(frame_counts))
-        key = config_hash("features", self.vit_key(), resolution, frame_counts)
+        key = config_hash("features", self.vit_key(), resolution, frame_counts, FEATURES_LAYOUT)
         if key in self._features:
             return self._features[key]
         path = self.cache.folder / f"features-{key}.npz"
@@ -171,8 +165,8 @@ class Components:
         else:
             t = time.time()
             from .models.vision import VisionEncoder
-            vit = VisionEncoder(self.profile.vision)
-            vit.load_state_dict(self.vit()[0])
+            vit = VisionEncoder(self.vision_cfg())
+            vit.load_state_dict(self.vit_state())
             recs = data.records
             images = sorted({r.media for r in recs if not r.is_video} | {c.image for c in data.captions})
             videos = sorted({r.media for r in recs if r.is_video})

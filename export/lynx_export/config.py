@@ -39,7 +39,15 @@ class ConnectorKind(str, enum.Enum):
     RESAMPLER = "resampler"  # Perceiver resampler -> prefix tokens (Lynx)
     PROJECTOR = "projector"  # MLP projector on pooled patches -> prefix tokens (LLaVA)
     CROSS_ATTENTION = "cross_attention"  # gated cross-attention layers (Flamingo)
-    NONE = "none"  # blind control: no vision at all
+    NONE = "none"  # text-only: no vision at all
+
+
+class VisionInput(str, enum.Enum):
+    """What the model is shown of a picture."""
+
+    PICTURE = "picture"  # the picture itself
+    BLANK = "blank"  # the matched blind control: the graphs of a seeing variant, every picture replaced by one blank picture
+    NONE = "none"  # nothing: no vision graph, no connector (text-only)
 
 
 class AdapterKind(str, enum.Enum):
@@ -218,12 +226,17 @@ class VariantConfig:
     resolution: int = 128  # image side in pixels fed to the ViT
     frames: int = 5  # video frames sampled uniformly per clip
     quantization: Quantization = Quantization.NONE  # none | int8_dynamic (export-time only)
-    vision_input: bool = True  # False: the blind control never sees the image
+    vision_input: VisionInput = VisionInput.PICTURE  # blank: the matched blind control (media.blank_picture)
     base_variant: typing.Optional[str] = None  # quantised variants: whose weights they export
 
+    @property
+    def has_vision(self) -> bool:
+        """The variant has a vision graph and a connector (it sees pictures or the blank one)."""
+        return self.vision_input is not VisionInput.NONE
+
     def validate(self) -> "VariantConfig":
-        if self.vision_input != (self.connector.kind is not ConnectorKind.NONE):
-            raise ConfigError(f"variant `{self.name}`: vision_input={self.vision_input} "
+        if self.has_vision != (self.connector.kind is not ConnectorKind.NONE):
+            raise ConfigError(f"variant `{self.name}`: vision_input `{self.vision_input.value}` "
                               f"but connector kind `{self.connector.kind.value}`")
         if self.adapter.kind is not AdapterKind.NONE and self.recipe.llm is LlmFreeze.TRAINED:
             raise ConfigError(f"variant `{self.name}`: adapters on a fully trained LLM")

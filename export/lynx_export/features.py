@@ -14,8 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .media import preprocess, read_image, read_video, uniform_indices, video_frame_paths
+from .media import blank_picture, preprocess, read_image, read_video, uniform_indices, video_frame_paths
+
 from .models.vision import VisionEncoder
+
+BLANK = "<blank>"  # the row key of the blank picture's features (vision_input: blank)
+LAYOUT = 2  # part of a store's cache key: 2 added the blank picture's row
 
 
 @dataclass
@@ -26,8 +30,11 @@ class FeatureStore:
     video_frames: int  # frames per video in the data (n)
     stored: list  # which of the n frames are stored, in order
 
-    def lookup(self, media: Path, frames: int, is_video: bool) -> list[int]:
-        """Row ids of `frames` uniformly sampled frames (images: one row)."""
+    def lookup(self, media: Path, frames: int, is_video: bool, blank: bool = False) -> list[int]:
+        """Row ids of `frames` uniformly sampled frames (images: one row); `blank`: the blank
+        picture's row in place of each."""
+        if blank:
+            return self.rows[BLANK] * (frames if is_video else 1)
         rows = self.rows[str(media)]
         if not is_video:
             return rows
@@ -56,11 +63,12 @@ class FeatureStore:
 @torch.no_grad()
 def extract(vit: VisionEncoder, images: list[Path], videos: list[Path], resolution: int,
             frame_counts: list[int], chunk: int = 256, log=print) -> FeatureStore:
-    """Encodes every image and the union of uniformly sampled frames of every video."""
+    """Encodes every image, the union of uniformly sampled frames of every video, and the blank
+    picture (row key `BLANK`)."""
     vit.eval()
     n = len(video_frame_paths(videos[0])) if videos else 8
     stored = sorted({i for f in frame_counts for i in uniform_indices(n, f)})
-    jobs: list[tuple[str, object]] = [(str(p), p) for p in images]
+    jobs: list[tuple[str, object]] = [(BLANK, None)] + [(str(p), p) for p in images]
     for v in videos:
         files = video_frame_paths(v)
         if len(files) != n:
@@ -72,7 +80,7 @@ def extract(vit: VisionEncoder, images: list[Path], videos: list[Path], resoluti
     rows: dict[str, list[int]] = {}
     for start in range(0, len(jobs), chunk):
         part = jobs[start:start + chunk]
-        pixels = preprocess([read_image(f) for _, f in part], resolution)
+        pixels = preprocess([blank_picture(resolution) if f is None else read_image(f) for _, f in part], resolution)
         h = vit.trunk(pixels)
         trunk[start:start + len(part)] = h.numpy().astype(np.float16)
         final[start:start + len(part)] = vit.head(h).numpy().astype(np.float16)
@@ -83,8 +91,11 @@ def extract(vit: VisionEncoder, images: list[Path], videos: list[Path], resoluti
     return FeatureStore(final, trunk, rows, n, stored)
 
 
-def load_pixels(media: Path, is_video: bool, frames: int, resolution: int) -> torch.Tensor:
-    """(F, 3, R, R) pixels of one record, as the runtime feeds the vision graph."""
+def load_pixels(media: Path, is_video: bool, frames: int, resolution: int, blank: bool = False) -> torch.Tensor:
+    """(F, 3, R, R) pixels of one record, as the runtime feeds the vision graph (`blank`: the blank
+    picture in place of each frame, as the runtime does for `vision_input: blank`)."""
+    if blank:
+        return preprocess([blank_picture(resolution)] * (frames if is_video else 1), resolution)
     if is_video:
         imgs = read_video(media, lambda n: uniform_indices(n, frames))
     else:

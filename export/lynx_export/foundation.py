@@ -51,7 +51,7 @@ from .recipes import chat_example, collate, prompt_ids
 from .tokenizer import TextCodec, train_tokenizer
 from .train import VIT_OBJECTIVE, Resume, optimize, pretrain_lm, pretrain_vit, step_rng
 
-FORMAT = 1  # foundation.json's layout
+FORMAT = 1  # foundation.json's layout (pretrained.FORMAT reads it)
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,8 @@ PLANS = {
     "foundation": Plan(),
     "smoke": Plan(name="smoke", text_n=400, pictures_n=120, vocab_size=384,
                   vision=VisionConfig(width=32, layers=1, heads=2), vit_steps=12, vit_batch=8,
-                  backbones={"llama-small": _tiny(Family.LLAMA), "gpt2-small": _tiny(Family.GPT2)},
+                  backbones={"llama-small": _tiny(Family.LLAMA), "llama-large": _tiny(Family.LLAMA),
+                             "gpt2-small": _tiny(Family.GPT2)},
                   lm_steps=12, lm_batch=4, lm_seq=32, chat_steps=12, chat_batch=4, checkpoint_every=5,
                   probe_val_n=30),
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import connectors, yaml_io
-from .config import AdapterKind, VariantConfig
+from .config import AdapterKind, VariantConfig, VisionConfig
 from .media import CLIP_MEAN, CLIP_STD, RESCALE
 from .onnx_io import sha256_file
 from .profiles import Profile
@@ -32,15 +32,15 @@ def axes(v: VariantConfig, patch: int) -> dict:
                     "dim": a.dim if a.kind is AdapterKind.BOTTLENECK else None,
                     "rank": a.rank if a.kind is AdapterKind.LORA else None},
         "freeze": {"vision": r.vision.value, "llm": r.llm.value},
-        "resolution": v.resolution if v.vision_input else None,
+        "resolution": v.resolution if v.has_vision else None,
         "visual_tokens": v.visual_tokens(patch),
-        "frames": v.frames if v.vision_input else None,
-        "frame_positions": c.frame_positions if v.vision_input else None,
+        "frames": v.frames if v.has_vision else None,
+        "frame_positions": c.frame_positions if v.has_vision else None,
         "data": {"alignment": r.alignment.value if r.alignment_steps > 0 else "none", "fraction": r.fraction,
                  "video": r.video, "text_instructions": r.text_instructions, "sampling": r.sampling.value},
         "prompts": r.prompts.value,
         "quantization": v.quantization.value,
-        "vision_input": v.vision_input,
+        "vision_input": v.vision_input.value,
     }
 
 
@@ -56,11 +56,10 @@ def graph_entry(zoo: Path, g) -> dict:
     return entry
 
 
-def write_manifest(path: Path, v: VariantConfig, zoo: Path, profile: Profile, model, stats: dict, graphs: dict,
-                   goldens: Path, provenance: dict) -> Path:
+def write_manifest(path: Path, v: VariantConfig, zoo: Path, profile: Profile, vision: VisionConfig, model, stats: dict,
+                   graphs: dict, goldens: Path, provenance: dict) -> Path:
     """Writes variants/NAME.yaml for `v` exported into `zoo` (graphs: name -> build.Exported)."""
     dec = model.decoder.cfg
-    vision = profile.vision
     doc = {
         "schema_version": SCHEMA_VERSION,
         "name": v.name,
@@ -72,13 +71,13 @@ def write_manifest(path: Path, v: VariantConfig, zoo: Path, profile: Profile, mo
             "hidden": dec.hidden, "layers": dec.layers, "heads": dec.heads, "kv_heads": dec.heads,
             "head_dim": dec.head_dim, "vocab_size": dec.vocab_size, "max_positions": dec.max_positions,
             "cross_attention_layers": model.decoder.cross_layers,
-            "vision_dim": vision.width if v.vision_input else None,
-            "patches": (v.resolution // vision.patch) ** 2 if v.vision_input else None,
+            "vision_dim": vision.width if v.has_vision else None,
+            "patches": (v.resolution // vision.patch) ** 2 if v.has_vision else None,
         },
         "graphs": {name: graph_entry(zoo, g) for name, g in graphs.items()},
         "preprocess": ({"size": v.resolution, "resize": "bicubic", "crop": "center", "rescale": RESCALE,
-                        "mean": list(CLIP_MEAN), "std": list(CLIP_STD)} if v.vision_input else None),
-        "video": {"frames": v.frames, "sampling": "uniform"} if v.vision_input else None,
+                        "mean": list(CLIP_MEAN), "std": list(CLIP_STD)} if v.has_vision else None),
+        "video": {"frames": v.frames, "sampling": "uniform"} if v.has_vision else None,
         "tokenizer": {**_file(zoo, zoo / "onnx" / "tokenizer.json"), "bos": BOS, "eos": EOS, "pad": PAD},
         "prompt": {"template": PROMPT_TEMPLATE, "padding": "left"},
         "generation": profile.generation.manifest(profile.max_new_tokens),

@@ -32,6 +32,15 @@ def uniform_indices(n: int, frames: int) -> list[int]:
     return [min(n - 1, math.floor((i + 0.5) * n / frames)) for i in range(frames)]
 
 
+BLANK_RGB = (255, 255, 255)  # the blank picture: white, the benchmark pictures' background
+
+
+def blank_picture(size: int) -> np.ndarray:
+    """The one blank picture the matched blind control sees in place of every picture and frame
+    (`vision_input: blank`; the runtime substitutes the same, docs/manifest.md)."""
+    return np.full((size, size, 3), BLANK_RGB, dtype=np.uint8)
+
+
 def read_image(path: Path) -> np.ndarray:
     """(H, W, 3) uint8 RGB from a PNG (or any format Pillow reads)."""
     if _PIL is not None:

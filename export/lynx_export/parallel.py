@@ -1,8 +1,8 @@
 """`build --jobs N`: the training steps of a build in N worker processes, each started as soon as
 the steps it needs are done.
 
-Every step (ViT, backbones, feature stores, variants) is cached in files (components.py,
-variant_training.py), so workers
+Every step (feature stores, variants) is cached in files (components.py, variant_training.py), so
+workers
 share nothing but the cache folder; the parent process then exports every variant from the cache.
 Workers are spawned (not forked) and run `--threads` torch threads each.
 """
@@ -21,56 +21,41 @@ def _log(msg: str):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def train_step(profile, data, work, zoo, threads, kind, arg, frame_counts):
+def train_step(profile, data, work, zoo, threads, kind, arg, frame_counts, foundation):
     """One cached build step in a worker process (`--jobs`): the cache is shared through files."""
     from .components import Components
     from .variant_training import VariantTraining
 
     torch.set_num_threads(threads)
-    components = Components(profile, data, work, _log)  # each step loads the data it needs
-    if kind == "vit":
-        components.vit()
-    elif kind == "backbone":
-        components.backbone(arg)
-    elif kind == "features":
+    components = Components(profile, data, work, _log, foundation)  # each step loads the data it needs
+    if kind == "features":
         components.features(arg, frame_counts)
     else:
         VariantTraining(components).trained(create_variant(arg), frame_counts)
-    return f"{kind} {arg.name if kind == 'backbone' else arg}"
+    return f"{kind} {arg}"
 
 
 def plan(variants) -> dict:
     """The training steps of `variants` and what each waits for: {step: (deps, priority)}.
 
-    A step is ("vit", None), ("backbone", BackboneRef), ("features", resolution) or ("variant", name).
-    A chat backbone waits for its base, a feature store for the ViT, a variant for its backbone and
-    its feature store. Priority (lower first) puts the chain of the large backbone first and the ViT
-    next: they are the longest paths through the build (every vision variant waits for the ViT), so
+    A step is ("features", resolution) or ("variant", name); the foundation (tokenizer, ViT,
+    backbones) is read, not trained. A variant that sees (or sees the blank picture) waits for the
+    feature store of its resolution. Priority (lower first) puts the feature stores first (every
+    such variant waits for one) and the large backbone's variants next: they train longest, so
     starting them early keeps every worker busy to the end.
     """
-    from .config import BackboneRef, Flavour
-
     steps: dict = {}
-
-    def backbone(ref: BackboneRef):
-        key = ("backbone", ref)
-        if key not in steps:
-            deps = () if ref.flavour is Flavour.BASE else (backbone(BackboneRef(ref.family, Flavour.BASE, ref.size)),)
-            steps[key] = (deps, (ref.size != "large", ref.flavour is not Flavour.BASE, 0, ref.name))
-        return key
-
     for v in variants:
-        deps = [backbone(v.backbone)]
-        if v.vision_input:
-            steps.setdefault(("vit", None), ((), (False, False, 1, "")))
+        deps = []
+        if v.has_vision:
             feats = ("features", v.resolution)
-            steps.setdefault(feats, ((("vit", None),), (True, False, 2, str(v.resolution))))
+            steps.setdefault(feats, ((), (0, str(v.resolution))))
             deps.append(feats)
-        steps[("variant", v.name)] = (tuple(deps), (v.backbone.size != "large", True, 3, v.name))
+        steps[("variant", v.name)] = (tuple(deps), (1 if v.backbone.size == "large" else 2, v.name))
     return steps
 
 
-def train_parallel(names, profile, data, work, zoo, threads, jobs, frame_counts, log=print):
+def train_parallel(names, profile, data, work, zoo, threads, jobs, frame_counts, log=print, foundation=None):
     """Runs the training steps of `names` in `jobs` processes, each step as soon as the steps it needs
     are done (see `plan`). Every step lands in the shared cache; the export then finds them."""
     import concurrent.futures as cf
@@ -87,7 +72,7 @@ def train_parallel(names, profile, data, work, zoo, threads, jobs, frame_counts,
                            key=lambda k: steps[k][1])
             for key in ready[: jobs - len(running)]:
                 kind, arg = key
-                running[pool.submit(train_step, profile, data, work, zoo, threads, kind, arg, frame_counts)] = key
+                running[pool.submit(train_step, profile, data, work, zoo, threads, kind, arg, frame_counts, foundation)] = key
             finished, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
             for f in finished:
                 log(f"trained {f.result()}")  # a failed step raises here and fails the build

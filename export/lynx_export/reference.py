@@ -274,12 +274,12 @@ def reference_name(blind: bool, resolution: int, frames: int, encoder: str = "vi
 def _encoder(components, encoder: str, log):
     """The frozen encoder whose features the reference reads: the zoo's ViT or a ConvEncoder."""
     if encoder == "vit":
-        vit = VisionEncoder(components.profile.vision)
-        vit.load_state_dict(components.vit()[0])
+        vit = VisionEncoder(components.vision_cfg())
+        vit.load_state_dict(components.vit_state())
         return vit.eval(), components.vit_key()
     if encoder != "cnn":
         raise ValueError(f"encoder: expected one of {ENCODERS}, got `{encoder}`")
-    width = components.profile.vision.width
+    width = components.vision_cfg().width
     data = components.data()
     key = config_hash("cnn-encoder", VIT_OBJECTIVE, width, CNN_STEPS, data.signature)
     state, _ = components.cache.get("encoder", key, lambda: pretrain_encoder(

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .config import DecoderConfig, LlmFreeze, VariantConfig, VisionConfig, VisionFreeze
+from .config import DecoderConfig, LlmFreeze, VariantConfig, VisionConfig, VisionFreeze, VisionInput
 from .features import FeatureStore
 from .media import preprocess, read_image
 from .models.decoder import Decoder
@@ -283,10 +283,12 @@ def tune_chat(cfg: DecoderConfig, base_state: dict, codec: TextCodec, instructio
 
 # -- the two Lynx stages ---------------------------------------------------------------------
 def _features(model: LynxModel, store: FeatureStore, batch: list[Example], dev):
-    if not model.variant.vision_input or batch[0].media is None:
+    v = model.variant
+    if not v.has_vision or batch[0].media is None:
         return None
-    frames = model.variant.frames if batch[0].is_video else 1
-    rows = [store.lookup(e.media, frames, e.is_video) for e in batch]
+    frames = v.frames if batch[0].is_video else 1
+    blank = v.vision_input is VisionInput.BLANK  # the matched blind control: the blank picture's features
+    rows = [store.lookup(e.media, frames, e.is_video, blank) for e in batch]
     trunk = model.variant.recipe.vision is VisionFreeze.LAST_BLOCK
     return store.gather(rows, trunk=trunk).to(dev)
 
@@ -317,7 +319,7 @@ def train_variant(model: LynxModel, codec: TextCodec, store: FeatureStore | None
     captions = subset(captions, r.fraction, r.seed)
     records = subset(records, r.fraction, r.seed + 1)
     align = alignment_examples(codec, captions, r)
-    if not v.vision_input:  # blind: captions are text only
+    if not v.has_vision:  # text-only: captions are text
         align = [Example(e.ids, e.labels, None, False, "caption") for e in align]
         s1 = Sampler([], r.sampling, align, 1.0, r.seed)
     else:
@@ -325,12 +327,12 @@ def train_variant(model: LynxModel, codec: TextCodec, store: FeatureStore | None
     stage1 = run(s1, int(round(r.alignment_steps * step_scale)), "alignment")
 
     qa = qa_examples(codec, records, r)
-    if not v.vision_input:
+    if not v.has_vision:
         qa = [Example(e.ids, e.labels, None, False, e.task) for e in qa]
     text = [chat_example(codec, q, a) for q, a in instructions] if r.text_instructions else []
-    if v.vision_input:
+    if v.has_vision:
         s2 = Sampler(qa, r.sampling, text, r.text_share, r.seed + 2)
-    else:  # blind: QA and text are all text-only; keep the task sampling over QA
+    else:  # text-only: QA and text are all text; keep the task sampling over QA
         s2 = Sampler([], r.sampling, qa + text, 1.0, r.seed + 2)
     stage2 = run(s2, int(round(r.instruction_steps * step_scale)), "instruction")
     model.eval().cpu()

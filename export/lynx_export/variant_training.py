@@ -26,7 +26,7 @@ class VariantTraining:
     def build_model(self, v: VariantConfig) -> LynxModel:
         """A fresh (untrained) model of `v` at the profile's sizes."""
         c = self.components
-        return LynxModel(v, c.profile.vision, c.decoder_cfg(v.backbone))
+        return LynxModel(v, c.vision_cfg(), c.decoder_cfg(v.backbone))
 
     def trained(self, v: VariantConfig, frame_counts: list[int]) -> tuple[LynxModel, dict]:
         """(model in eval mode, stats) of a trained variant, from the cache when present."""
@@ -35,9 +35,9 @@ class VariantTraining:
 
         def make():
             model = self.build_model(v)
-            vit_state = c.vit()[0] if v.vision_input else None
-            model.load_pretrained(vit_state, c.backbone(v.backbone)[0])
-            store = c.features(v.resolution, frame_counts) if v.vision_input else None
+            vit_state = c.vit_state() if v.has_vision else None
+            model.load_pretrained(vit_state, c.backbone_state(v.backbone))
+            store = c.features(v.resolution, frame_counts) if v.has_vision else None
             stats = train_variant(model, c.codec(), store, data.records, data.captions, data.instructions,
                                   c.profile.step_scale, c.log)
             trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -54,9 +54,8 @@ def check_changes(v: C.VariantConfig):
     value than in `lynx` (an override that touches a different axis, or sets the baseline's value,
     fails). Coupled settings may change too (lynx-xattn drops the adapters its gated blocks replace)."""
     from .manifest import axes
-    from .profiles import PROFILES
 
-    patch = PROFILES["zoo"].vision.patch
+    patch = C.VisionConfig().patch  # the foundation ViT's (both plans keep the default)
     path = AXIS_ALIASES.get(v.changes, v.changes)
     mine, base = axes(v, patch), axes(BASELINE, patch)
     for part in path.split("."):
@@ -85,9 +84,10 @@ VARIANTS = [
             paper="Not in Lynx; measures the inference cost of the baseline.",
             overrides=dict(quantization="int8_dynamic", base_variant="lynx")),
     Variant("lynx-blind", changes="vision_input",
-            description="Blind control: the same recipe without any image input.",
+            description="Matched blind control: lynx's graphs, data mix, steps and trainable parameters, "
+                        "with every picture replaced by one blank picture.",
             paper="Not in Lynx; measures how much the question alone gives away.",
-            overrides=dict(connector={"kind": "none"}, vision_input=False)),
+            overrides=dict(vision_input="blank")),
     Variant("lynx-xattn", changes="connector",
             description="Gated cross-attention every 2nd layer (Flamingo) instead of the prefix; the gated blocks replace the adapters.",
             paper="Prefix-finetuning with adapters beats cross-attention (Lynx Table 2).",

@@ -13,7 +13,6 @@ used. Needs a finished `build` (tokenizer in export/work/cache/zoo).
 """
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from lynx_export.train import pretrain_lm, tune_chat
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lm-steps", type=int, help="pretrain the base this long (default: the cached base)")
-    p.add_argument("--chat-steps", type=int, default=PROFILES["zoo"].chat_steps)
+    p.add_argument("--chat-steps", type=int, default=600)
     p.add_argument("--text", type=Path, help="a `lynx-zoo data text` folder (default: the build's)")
     p.add_argument("--out", type=Path, required=True, help="where the chat checkpoint goes (base: OUT.base)")
     args = p.parse_args()
@@ -42,14 +41,14 @@ def main():
     if args.text:
         corpus, instructions = load_corpus(args.text), load_text_instructions(args.text)
     ref = BackboneRef(Family.LLAMA, Flavour.BASE, "small")
-    cfg = dataclasses.replace(profile.decoder(ref), vocab_size=codec.vocab_size)
+    cfg = b.decoder_cfg(ref)
     t = time.time()
     if args.lm_steps:
-        base, stats = pretrain_lm(cfg, codec, corpus, args.lm_steps, profile.lm_batch, profile.lm_seq, seed=0)
+        base, stats = pretrain_lm(cfg, codec, corpus, args.lm_steps, 16, 128, seed=0)
         torch.save((base, stats), args.out.with_name(args.out.name + ".base"))
     else:
-        base = b.backbone(ref)[0]
-    state, stats = tune_chat(cfg, base, codec, instructions, corpus, args.chat_steps, profile.chat_batch, seed=0)
+        base = b.backbone_state(ref)
+    state, stats = tune_chat(cfg, base, codec, instructions, corpus, args.chat_steps, 32, seed=0)
     torch.save((state, stats), args.out)
     print(f"saved {args.out} after {time.time() - t:.0f}s: {stats}")
 

@@ -44,11 +44,11 @@ def main():
     captions = b.data().captions
     words, pairs, targets, regions = caption_targets(captions)
     images = np.stack([read_image(c.image) for c in captions])
-    vit = b.profile.vision
+    vit = b.vision_cfg()
     enc = {"vit": lambda: VisionEncoder(dataclasses.replace(vit, stem=Stem.PATCH)),
            "vit-conv": lambda: VisionEncoder(dataclasses.replace(vit, stem=Stem.CONV)),
            "cnn": lambda: ConvEncoder(vit.width)}[args.encoder]()
-    head = AttributeHead(b.profile.vision.width, len(words), len(pairs))
+    head = AttributeHead(b.vision_cfg().width, len(words), len(pairs))
 
     def loss_fn(step):
         idx = rng.integers(len(images), size=64)

@@ -54,10 +54,10 @@ def main():
     b = zoo_build(args.threads, log=lambda m: None)
     rng = np.random.default_rng(0)
     train = [r for r in b.data().records if r.cls == "ocr"]
-    width = b.profile.vision.width
+    width = b.vision_cfg().width
     if args.encoder == "vit":
-        enc = VisionEncoder(b.profile.vision)
-        enc.load_state_dict(b.vit()[0])
+        enc = VisionEncoder(b.vision_cfg())
+        enc.load_state_dict(b.vit_state())
         enc.eval().requires_grad_(False)
     else:
         enc = ConvEncoder(width)

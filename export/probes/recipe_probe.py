@@ -47,8 +47,8 @@ if args.chat:
 v = create_variant(name, **overrides)
 v = C.replace(v, recipe={"instruction_steps": steps})
 model = VariantTraining(b).build_model(v)
-model.load_pretrained(b.vit()[0] if v.vision_input else None, b.backbone(v.backbone)[0])
-store = b.features(v.resolution, [1, 5]) if v.vision_input else None
+model.load_pretrained(b.vit_state() if v.has_vision else None, b.backbone_state(v.backbone))
+store = b.features(v.resolution, [1, 5]) if v.has_vision else None
 emb = model.decoder.embed_tokens.weight
 print("embed std", emb.std().item(), "row norm", emb.norm(dim=-1).mean().item())
 t = time.time()
@@ -61,7 +61,7 @@ correct = {}
 cfg = model.decoder.cfg
 for r in val:
     px = None
-    if v.vision_input:
+    if v.has_vision:
         px = load_pixels(r.media, r.is_video, v.frames if r.is_video else 1, v.resolution).unsqueeze(0).numpy()
     _, toks = greedy(tg, px, prompt_ids(codec, r.question), cfg.layers, cfg.heads, cfg.head_dim, model.is_prefix, model.is_cross, 16, codec.eos)
     pred = norm(codec.decode(toks))
@@ -70,6 +70,6 @@ for r in val:
 allc = [x for oks in correct.values() for x in oks]
 print("ACC", name, overrides, round(100*np.mean(allc),1), {k: round(100*np.mean(oks)) for k, oks in correct.items()})
 with torch.no_grad():
-    if v.vision_input and model.is_prefix:
+    if v.has_vision and model.is_prefix:
         f = store.gather([[0]])
         print("visual std", model.connector(f).std().item())

@@ -14,7 +14,6 @@ Needs a finished `build` (tokenizer and backbones in export/work/cache/zoo) or `
 """
 
 import argparse
-import dataclasses
 import re
 from pathlib import Path
 
@@ -51,8 +50,8 @@ def main():
     ref = BackboneRef(Family(family), Flavour(flavour), size)
     v = replace(create_variant("lynx-blind"), backbone=ref)
     assert v.connector.kind is ConnectorKind.NONE
-    model = LynxModel(v, b.profile.vision, dataclasses.replace(b.profile.decoder(ref), vocab_size=codec.vocab_size))
-    state = torch.load(args.checkpoint, weights_only=True)[0] if args.checkpoint else b.backbone(ref)[0]
+    model = LynxModel(v, b.vision_cfg(), b.decoder_cfg(ref))
+    state = torch.load(args.checkpoint, weights_only=True)[0] if args.checkpoint else b.backbone_state(ref)
     model.load_pretrained(None, state)
     model.eval()
     graphs = TorchGraphs(model)

@@ -12,6 +12,17 @@ from lynx_export.config import DecoderConfig, Family, VisionConfig  # noqa: E402
 from lynx_export.profiles import PROFILES  # noqa: E402
 
 
+@pytest.fixture(scope="session")
+def smoke_foundation(tmp_path_factory):
+    """A tiny foundation (the `smoke` plan, llama-small only), built once per test session."""
+    from lynx_export.foundation import PLANS, STAGES, Foundation
+
+    root = tmp_path_factory.mktemp("smoke-foundation")
+    out = root / "out"
+    Foundation(PLANS["smoke"], root / "work", out, lambda m: None).build(STAGES, ["llama-small"])
+    return out
+
+
 @pytest.fixture
 def tiny_vision():
     return VisionConfig(patch=8, width=32, layers=2, heads=2)

@@ -71,3 +71,16 @@ def values(definition: dict) -> set:
     for option in definition["oneOf"]:
         out |= {option["const"]} if "const" in option else set(option["enum"])
     return out
+
+
+def test_the_blank_picture_is_the_one_the_runtime_substitutes():
+    """The exporter trains and writes goldens for `vision_input: blank` with media.blank_picture;
+    the runtime substitutes the picture of the schema's `x-blank-rgb` (src/preprocess)."""
+    from lynx_export.config import VisionInput
+    from lynx_export.media import BLANK_RGB, blank_picture
+
+    blank = next(o for o in schema()["$defs"]["VisionInput"]["oneOf"] if o.get("const") == "blank")
+    assert tuple(blank["x-blank-rgb"]) == BLANK_RGB
+    assert (blank_picture(8) == BLANK_RGB).all() and blank_picture(8).shape == (8, 8, 3)
+    names = {o["const"] for o in schema()["$defs"]["VisionInput"]["oneOf"] if "const" in o}
+    assert names == {v.value for v in VisionInput}

@@ -9,24 +9,21 @@ import yaml
 from fake_data import make_all
 from lynx_export import onnx_io as O
 from lynx_export.__main__ import run_build
-from lynx_export.config import VisionConfig
+from lynx_export.media import blank_picture, preprocess
 from lynx_export.profiles import PROFILES
 from test_manifest_schema import validate
 
 
 def _tiny_smoke_profile(monkeypatch, **steps):
-    """The smoke profile shrunk further (tiny ViT and LLM, `steps` overriding step counts)."""
-    dec = dataclasses.replace(PROFILES["smoke"].llama_small, hidden=32, layers=2, heads=2, ffn=48)
-    tiny = dataclasses.replace(PROFILES["smoke"], vision=VisionConfig(width=32, layers=1, heads=2), llama_small=dec,
-                               **steps)
-    monkeypatch.setitem(PROFILES, "smoke", tiny)
+    """The smoke profile with `steps` overriding its step counts."""
+    monkeypatch.setitem(PROFILES, "smoke", dataclasses.replace(PROFILES["smoke"], **steps))
 
 
-def test_build_writes_verifiable_manifests_and_goldens(tmp_path, monkeypatch):
+def test_build_writes_verifiable_manifests_and_goldens(tmp_path, monkeypatch, smoke_foundation):
     data = make_all(tmp_path / "data", n_train=80, n_val=8, n_text=120)
-    _tiny_smoke_profile(monkeypatch, vit_steps=5, lm_steps=10, chat_steps=5, step_scale=0.05, max_new_tokens=4)
+    _tiny_smoke_profile(monkeypatch, step_scale=0.05, max_new_tokens=4)
     zoo = tmp_path / "zoo"
-    run_build(["lynx-int8", "lynx-blind"], "smoke", zoo, data, tmp_path / "work", threads=2)
+    run_build(["lynx-int8", "lynx-blind"], "smoke", zoo, data, tmp_path / "work", threads=2, foundation=smoke_foundation)
     names = sorted(p.stem for p in (zoo / "variants").iterdir())
     assert names == ["lynx", "lynx-blind", "lynx-int8"]
     for name in names:
@@ -44,15 +41,19 @@ def test_build_writes_verifiable_manifests_and_goldens(tmp_path, monkeypatch):
         for item in gold["items"]:
             assert len(item["last_logits"]) == doc["model"]["vocab_size"]
             assert item["input_ids"][0][0] == 1  # <s>
-            if doc["axes"]["vision_input"]:
+            if doc["axes"]["vision_input"] != "none":
                 shape = item["pixel_values"]["shape"]
                 raw = np.fromfile(zoo / item["pixel_values"]["path"], dtype="<f4")
                 assert raw.size == np.prod(shape) and shape[-1] == doc["preprocess"]["size"]
+                if doc["axes"]["vision_input"] == "blank":  # every frame is the blank picture
+                    size = doc["preprocess"]["size"]
+                    blank = preprocess([blank_picture(size)], size).numpy().ravel()
+                    assert np.array_equal(raw.reshape(-1, blank.size), np.tile(blank, (raw.size // blank.size, 1)))
             else:
                 assert item["pixel_values"] is None
     blind = yaml.safe_load((zoo / "variants" / "lynx-blind.yaml").read_text())
-    assert set(blind["graphs"]) == {"embed", "decoder"}
     base = yaml.safe_load((zoo / "variants" / "lynx.yaml").read_text())
+    assert blind["axes"]["vision_input"] == "blank" and set(blind["graphs"]) == set(base["graphs"])
     int8 = yaml.safe_load((zoo / "variants" / "lynx-int8.yaml").read_text())
     # the frozen backbone and the baseline's connector are stored once and shared
     assert int8["graphs"]["connector"]["path"] == base["graphs"]["connector"]["path"]
@@ -62,19 +63,19 @@ def test_build_writes_verifiable_manifests_and_goldens(tmp_path, monkeypatch):
     assert base["provenance"]["parity"]["decoder"] <= 1e-4
     # a second run finds everything up to date and rewrites nothing
     before = {p.name: p.stat().st_mtime_ns for p in (zoo / "variants").iterdir()}
-    run_build(["lynx-int8", "lynx-blind"], "smoke", zoo, data, tmp_path / "work", threads=2)
+    run_build(["lynx-int8", "lynx-blind"], "smoke", zoo, data, tmp_path / "work", threads=2, foundation=smoke_foundation)
     assert before == {p.name: p.stat().st_mtime_ns for p in (zoo / "variants").iterdir()}
 
 
-def test_parallel_jobs_train_every_step_into_the_shared_cache(tmp_path, monkeypatch):
+def test_parallel_jobs_train_every_step_into_the_shared_cache(tmp_path, monkeypatch, smoke_foundation):
     data = make_all(tmp_path / "data", n_train=60, n_val=8, n_text=80)
-    _tiny_smoke_profile(monkeypatch, vit_steps=3, lm_steps=4, chat_steps=3, step_scale=0.02, max_new_tokens=2)
+    _tiny_smoke_profile(monkeypatch, step_scale=0.02, max_new_tokens=2)
     work, zoo = tmp_path / "work", tmp_path / "zoo"
-    run_build(["lynx", "lynx-blind"], "smoke", zoo, data, work, threads=1, jobs=2)
+    run_build(["lynx", "lynx-blind"], "smoke", zoo, data, work, threads=1, jobs=2, foundation=smoke_foundation)
     cache = work / "cache" / "smoke"
     kinds = sorted(p.name.split("-")[0] for p in cache.iterdir() if p.suffix in (".pt", ".npz"))
-    # the ViT, base and chat backbones, one feature store per resolution set, two variants
-    assert kinds == ["features", "llm", "llm", "variant", "variant", "vit"], kinds
+    # one feature store (the blind control reads its blank row), two variants; the foundation is read, not trained
+    assert kinds == ["features", "variant", "variant"], kinds
     assert sorted(p.stem for p in (zoo / "variants").iterdir()) == ["lynx", "lynx-blind"]
     record = json.loads((work / "logs" / "build-times.json").read_text())
     assert record["jobs"] == 2

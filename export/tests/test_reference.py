@@ -14,7 +14,6 @@ from lynx_export.features import FeatureStore
 from lynx_export.reference import (CHARS, SLOTS, SPELL, AnswerSpace, ConvEncoder, ReferenceConfig, char_ids, predict,
                                    reference_name, run_reference, spelled, train_reference)
 from lynx_export.tokenizer import TextCodec, train_tokenizer
-from test_pipeline import _tiny_smoke_profile
 
 COLOURS = ["red", "green", "blue", "yellow"]
 
@@ -73,14 +72,13 @@ def test_the_reference_reads_the_features_and_the_blind_one_cannot():
     assert np.mean([p == t for p, t in zip(guessed, truth)]) < 0.5  # one answer for every image
 
 
-def test_reference_command_writes_scorable_predictions_and_caches_the_model(tmp_path, monkeypatch):
+def test_reference_command_writes_scorable_predictions_and_caches_the_model(tmp_path, monkeypatch, smoke_foundation):
     from lynx_export.components import Components
     from lynx_export.profiles import PROFILES
 
     data = make_all(tmp_path / "data", n_train=60, n_val=8, n_text=60)
-    _tiny_smoke_profile(monkeypatch, vit_steps=3)
     lines = []
-    build = Components(PROFILES["smoke"], data, tmp_path / "work", log=lines.append)
+    build = Components(PROFILES["smoke"], data, tmp_path / "work", log=lines.append, foundation=smoke_foundation)
     cfg = ReferenceConfig(width=32, layers=1, heads=2, steps=5, batch=8)
     out = tmp_path / "ref"
     written = run_reference(build, [data / "val"], out, cfg, False, 128, 5, log=lines.append)

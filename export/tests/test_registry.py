@@ -4,6 +4,7 @@ import pytest
 
 from lynx_export import config as C
 from lynx_export.models.lynx import LynxModel
+from lynx_export.foundation import PLANS
 from lynx_export.profiles import PROFILES
 from lynx_export.registry import create_variant, list_variants
 
@@ -15,14 +16,20 @@ def test_at_least_twenty_variants_and_a_baseline():
     assert len(set(names)) == len(names)
 
 
+def tiny_model(v):
+    """`v` at the smoke foundation plan's sizes."""
+    plan = PLANS["smoke"]
+    return LynxModel(v, plan.vision, plan.decoder(f"{v.backbone.family.value}-{v.backbone.size}", 384))
+
+
 @pytest.mark.parametrize("name", list_variants())
 def test_every_variant_builds(name):
     v = create_variant(name)
     assert v.name == name
-    model = LynxModel(v, PROFILES["smoke"].vision, PROFILES["smoke"].decoder(v.backbone))
+    model = tiny_model(v)
     trainable = model.apply_freeze()
     assert trainable, f"{name} trains nothing"
-    if v.vision_input:
+    if v.has_vision:
         assert model.vision is not None and model.connector is not None
     else:
         assert model.vision is None and model.connector is None
@@ -60,9 +67,25 @@ def test_round_trip_through_plain_data():
 
 def test_inconsistent_variant_is_rejected():
     with pytest.raises(C.ConfigError, match="vision_input"):
-        create_variant("lynx", vision_input=False)
+        create_variant("lynx", vision_input="none")
+    with pytest.raises(C.ConfigError, match="unknown value `false`"):
+        create_variant("lynx", vision_input="false")
     with pytest.raises(C.ConfigError, match="adapters on a fully trained LLM"):
         create_variant("lynx", recipe={"llm": "trained"})
+
+
+def test_the_blind_control_is_matched_to_lynx():
+    """lynx-blind differs from lynx in what it is shown, nothing else: same connector, adapters,
+    recipe (data mix, sampling, steps, learning rates) and trainable parameters."""
+    lynx, blind = create_variant("lynx"), create_variant("lynx-blind")
+    labels = {"name", "description", "changes", "paper"}
+    differs = {k for k, v in C.to_dict(blind).items() if k not in labels and C.to_dict(lynx)[k] != v}
+    assert differs == {"vision_input"} and blind.vision_input is C.VisionInput.BLANK
+
+    def trainable(v):
+        model = tiny_model(v)
+        return sum(p.numel() for p in model.apply_freeze())
+    assert trainable(blind) == trainable(lynx)
 
 
 def test_config_hash_changes_with_any_field():

@@ -28,7 +28,7 @@ class LynxModel(nn.Module):
         super().__init__()
         self.variant = variant
         self.decoder = Decoder(decoder_cfg)
-        self.vision = VisionEncoder(vision_cfg) if variant.vision_input else None
+        self.vision = VisionEncoder(vision_cfg) if variant.has_vision else None
         kind = connectors.spec(variant.connector.kind)
         settings = kind.settings(variant.connector, f"variant `{variant.name}`.connector")
         self.placement = kind.placement
