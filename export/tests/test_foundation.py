@@ -71,3 +71,29 @@ def test_a_checkpoint_of_another_run_length_is_refused(tmp_path):
     with pytest.raises(RuntimeError, match="13-step run"):
         f.chat("llama-small")
     assert base == f.base_key("llama-small")
+
+
+def test_a_damaged_or_incomplete_foundation_is_refused_by_name(tmp_path, smoke_foundation):
+    import shutil
+
+    from lynx_export.config import BackboneRef, Family, Flavour
+    from lynx_export.pretrained import FoundationError, Pretrained
+
+    with pytest.raises(FoundationError, match="no foundation here"):
+        Pretrained.open(tmp_path / "nowhere")
+    folder = tmp_path / "f"
+    shutil.copytree(smoke_foundation, folder)
+    ok = Pretrained.open(folder)
+    chat = BackboneRef(Family.LLAMA, Flavour.CHAT, "small")
+    assert ok.decoder_config(chat).vocab_size == len(json.loads(ok.tokenizer_path().read_text())["model"]["vocab"])
+    assert set(ok.backbone_state(chat)) and ok.backbone_key(chat) != ok.vit_key()
+    with pytest.raises(FoundationError, match="no backbone `gpt2-small-chat`"):
+        ok.decoder_config(BackboneRef(Family.GPT2, Flavour.CHAT, "small"))
+    weights = folder / "llama-small-chat.safetensors"
+    raw = weights.read_bytes()
+    weights.write_bytes(raw[:-1] + bytes([raw[-1] ^ 1]))
+    with pytest.raises(FoundationError, match="llama-small-chat.safetensors: sha256 differs"):
+        Pretrained.open(folder)
+    weights.unlink()
+    with pytest.raises(FoundationError, match="lists `llama-small-chat.safetensors`, which is missing"):
+        Pretrained.open(folder)
