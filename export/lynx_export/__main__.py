@@ -7,6 +7,7 @@
     python -m lynx_export smoke --out DIR          # tiny self-contained zoo for CI (< 3 min)
     python -m lynx_export reference --eval data/test   # supervised reference on the ViT features (calibration)
     python -m lynx_export foundation               # tokenizer, ViT, base/chat backbones (resumable; hours)
+    torchrun --nproc_per_node N -m lynx_export build|smoke|foundation ...   # data parallel (distributed.py)
 
 Progress goes to stderr; exit code 0 on success, 1 on a failed build or parity check, 2 on usage.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from .distributed import alone, barrier, world
 from .data import repo_root
 from .foundation import PLANS as FOUNDATION_PLANS
 from .foundation import STAGES as FOUNDATION_STAGES
@@ -32,7 +34,8 @@ SMOKE_VARIANTS = ["lynx", "lynx-xattn", "lynx-blind"]
 
 
 def log(msg: str):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    if world().is_main:  # torchrun: one voice
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def parse(argv=None):
@@ -130,11 +133,26 @@ def run_build(names, profile_name, zoo, data, work, threads, jobs=1, foundation=
     frame_counts = sorted({v.frames for v in variants if v.has_vision} | {1})
     t = time.time()
     build.components.data()
-    if jobs > 1:
+    w = world()
+    if w.parallel:  # torchrun: every process trains each variant on its share of each batch
+        if jobs > 1:
+            raise ValueError("--jobs N and torchrun do not mix: under torchrun the processes share each batch")
+        build.components.foundation()
+        for v in variants:
+            if not v.base_variant and not build.up_to_date(v):
+                build.training.trained(v, frame_counts)
+    elif jobs > 1:
         foundation = build.components.foundation().folder  # built (smoke) or verified once, before workers read it
         from .parallel import train_parallel
 
         train_parallel(names, profile, data, work, zoo, threads, jobs, frame_counts, log, foundation)
+    if w.is_main:
+        with alone():  # export, goldens and manifests: rank 0, from the trained (cached) variants
+            _export(build, variants, frame_counts, profile_name, work, jobs, t)
+    barrier()
+
+
+def _export(build, variants, frame_counts, profile_name, work, jobs, t):
     # shared files are written once, when a variant first needs them, and never rewritten
     for v in variants:
         build.export_variant(v, frame_counts, variants)

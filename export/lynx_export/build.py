@@ -164,6 +164,10 @@ class Build:
         args = self._decoder_args(dec, memory)
         return O.export_graph(G.DecoderGraph(dec), args, ins, outs), ins, outs, args
 
+    def up_to_date(self, v: VariantConfig) -> bool:
+        """The zoo holds `v` built from the same config, foundation and export revision, its files intact."""
+        return _up_to_date(self.zoo / "variants" / f"{v.name}.yaml", self.training.variant_key(v), self.zoo)
+
     def export_variant(self, v: VariantConfig, frame_counts: list[int], variants: list[VariantConfig]):
         t0 = time.time()
         key = self.training.variant_key(v)

@@ -22,6 +22,7 @@ import torch
 from .config import BackboneRef, DecoderConfig, VisionConfig, config_hash
 from .data import (Caption, DataPaths, QARecord, ensure_data, load_annotations, load_captions, load_corpus,
                    load_text_instructions, repo_root)
+from .distributed import barrier, main_first, world
 from .features import LAYOUT as FEATURES_LAYOUT
 from .features import FeatureStore, extract
 from .pretrained import Pretrained
@@ -63,11 +64,13 @@ class StepCache:
         if path.exists():
             return torch.load(path, weights_only=True)
         t = time.time()
-        value = make()
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two builds may share one cache
-        torch.save(value, tmp)
-        tmp.rename(path)
-        self.log(f"{kind} {key}: built in {time.time() - t:.0f}s")
+        value = make()  # torchrun: every process trains (the same weights); rank 0 writes them
+        if world().is_main:
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two builds may share one cache
+            torch.save(value, tmp)
+            tmp.rename(path)
+            self.log(f"{kind} {key}: built in {time.time() - t:.0f}s")
+        barrier()
         return value
 
 
@@ -95,7 +98,7 @@ class Components:
         """The training data, generated with the Rust generator where missing (first call)."""
         if self._data is None:
             p = self.profile
-            ensure_data(self.paths, p.n_train, p.n_val, p.n_text, p.data_seed, self.log)
+            main_first(lambda: ensure_data(self.paths, p.n_train, p.n_val, p.n_text, p.data_seed, self.log))
             d = self._data = TrainingData.load(self.paths)
             n_vid = sum(r.is_video for r in d.records)
             self.log(f"data: {len(d.records)} QA records ({n_vid} video), {len(d.captions)} captions, "
@@ -116,6 +119,7 @@ class Components:
                 folder = built / "out"
                 if not (folder / "foundation.json").exists():
                     Foundation(plan, built, folder, self.log).build(STAGES, list(plan.backbones))
+                barrier()
             self._pretrained = Pretrained.open(folder)
             self.log(f"foundation: {folder} ({', '.join(self._pretrained.backbones())})")
         return self._pretrained
@@ -154,12 +158,17 @@ class Components:
     # -- features ----------------------------------------------------------------------------
     def features(self, resolution: int, frame_counts: list[int]) -> FeatureStore:
         """The frozen ViT's features of every training image and video at `resolution`."""
-        data = self.data()
+        self.data()  # loaded by every process first: data() waits for the others under torchrun
         frame_counts = sorted(set(frame_counts))
         key = config_hash("features", self.vit_key(), resolution, frame_counts, FEATURES_LAYOUT)
         if key in self._features:
             return self._features[key]
         path = self.cache.folder / f"features-{key}.npz"
+        self._features[key] = main_first(lambda: self._feature_store(path, resolution, frame_counts))
+        return self._features[key]
+
+    def _feature_store(self, path: Path, resolution: int, frame_counts: list[int]) -> FeatureStore:
+        data = self.data()
         if path.exists():
             store = FeatureStore.load(path)
         else:
@@ -175,5 +184,4 @@ class Components:
             store.save(tmp)
             tmp.rename(path)
             self.log(f"features {resolution}px: {len(store.final)} frames in {time.time() - t:.0f}s")
-        self._features[key] = store
         return store

@@ -49,7 +49,8 @@ from .models.decoder import Decoder
 from .models.lynx import IGNORE
 from .recipes import chat_example, collate, prompt_ids
 from .tokenizer import TextCodec, train_tokenizer
-from .train import VIT_OBJECTIVE, Resume, optimize, pretrain_lm, pretrain_vit, step_rng
+from .distributed import alone, barrier, main_first, shard, world
+from .train import VIT_OBJECTIVE, Resume, device, optimize, pretrain_lm, pretrain_vit, step_rng
 
 FORMAT = 1  # foundation.json's layout (pretrained.FORMAT reads it)
 
@@ -135,6 +136,9 @@ class Foundation:
 
     # -- data --------------------------------------------------------------------------------
     def _generate(self, folder: Path, args: list[str], expect: str) -> Path:
+        return main_first(lambda: self._generate_here(folder, args, expect))  # torchrun: rank 0 writes it
+
+    def _generate_here(self, folder: Path, args: list[str], expect: str) -> Path:
         """A generated data folder, made once: a finished one (it holds `expect` and the stamp of
         these arguments) is kept even if the generator's sources changed since, so a build that
         spans days keeps its data; the digests in the provenance say which data it was."""
@@ -195,6 +199,12 @@ class Foundation:
         return base.with_suffix(".safetensors"), base.with_suffix(".json"), base.with_suffix(".ckpt")
 
     def _finish(self, name: str, key: str, state: dict, stats: dict):
+        self.stats[name] = stats
+        if world().is_main:  # torchrun: every process holds the same weights; one writes them
+            self._write_stage(name, key, state, stats)
+        barrier()
+
+    def _write_stage(self, name: str, key: str, state: dict, stats: dict):
         from safetensors.torch import save_file
         weights, stats_path, ckpt = self._stage(name, key)
         weights.parent.mkdir(parents=True, exist_ok=True)
@@ -203,7 +213,6 @@ class Foundation:
         tmp.rename(weights)
         stats_path.write_text(json.dumps({"stage": name, "key": key, **stats}, indent=1) + "\n")
         ckpt.unlink(missing_ok=True)
-        self.stats[name] = stats
 
     def _done(self, name: str, key: str) -> dict | None:
         weights, stats_path, _ = self._stage(name, key)
@@ -222,6 +231,9 @@ class Foundation:
 
     def tokenizer_path(self) -> Path:
         path = self.work / "stages" / f"tokenizer-{self.tokenizer_key()}.json"
+        return main_first(lambda: self._train_tokenizer(path))
+
+    def _train_tokenizer(self, path: Path) -> Path:
         if not path.exists():
             from .data import load_corpus, load_text_instructions
             texts = load_corpus(self.text())
@@ -314,18 +326,32 @@ class Foundation:
 
     # -- all -------------------------------------------------------------------------------------
     def build(self, stages: list[str], backbones: list[str]) -> None:
+        """Runs `stages` in order. Under torchrun every process trains; rank 0 alone generates data,
+        writes stages, probes and ships, the others waiting at barriers."""
+        unknown = [s for s in stages if s not in STAGES]
+        if unknown:
+            raise KeyError(f"unknown stage `{unknown[0]}` (stages: {', '.join(STAGES)})")
         for stage in stages:
             if stage == "vit":
                 self.vit()
             elif stage == "tokenizer":
                 self.tokenizer_path()
-            elif stage in ("base", "chat", "probe"):
+            elif stage in ("base", "chat"):
                 for b in backbones:
                     getattr(self, stage)(b)
-            elif stage == "ship":
-                self.ship(backbones)
-            else:
-                raise KeyError(f"unknown stage `{stage}` (stages: {', '.join(STAGES)})")
+            else:  # probe, ship: after training, on rank 0 (their inputs are its files)
+                if stage == "ship":
+                    self.vit()
+                for b in backbones:
+                    self.chat(b)
+                if world().is_main:
+                    with alone():
+                        if stage == "probe":
+                            for b in backbones:
+                                self.probe(b)
+                        else:
+                            self.ship(backbones)
+                barrier()
 
     def ship(self, backbones: list[str]) -> Path:
         """Writes OUT: tokenizer.json, vit.safetensors, BACKBONE-{base,chat}.safetensors and
@@ -401,12 +427,14 @@ def tune_on_instructions(cfg: DecoderConfig, base_state: dict, codec: TextCodec,
     """Chat tuning (loss on the response, in the chat template) on a pool too large to tokenise up
     front: each step tokenises its own batch, drawn from (seed, step)."""
     torch.manual_seed(seed)
+    dev = device()
     model = Decoder(cfg)
     model.load_state_dict(base_state)
+    model.to(dev)
 
     def loss_fn(step):
-        picks = step_rng(seed, step).integers(len(pairs), size=batch)
-        ids, mask, labels = collate([chat_example(codec, *pairs[i]) for i in picks], codec.pad)
+        picks = shard(step_rng(seed, step).integers(len(pairs), size=batch))
+        ids, mask, labels = (t.to(dev) for t in collate([chat_example(codec, *pairs[i]) for i in picks], codec.pad))
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         logits, _ = model(model.embed(ids), mask, pos)
         return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),

@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import DecoderConfig, LlmFreeze, VariantConfig, VisionConfig, VisionFreeze, VisionInput
+from .distributed import average_gradients, broadcast, mean, shard, world
 from .features import FeatureStore
 from .media import preprocess, read_image
 from .models.decoder import Decoder
@@ -30,7 +31,8 @@ from .tokenizer import TextCodec
 
 
 def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The CPU, or this process's GPU (torchrun: the one of its LOCAL_RANK)."""
+    return torch.device(f"cuda:{world().local_rank}" if torch.cuda.is_available() else "cpu")
 
 
 @dataclass
@@ -77,6 +79,7 @@ def optimize(groups: list[dict], steps: int, loss_fn, log=print, tag: str = "", 
         first, curve, before = state["step"], state["curve"], state["seconds"]
         recent.extend(state["recent"])
         log(f"  {tag} resumed at step {first}/{steps} from {resume.path}")
+    broadcast(params)  # torchrun: every process starts from rank 0's weights
     start = time.time()
 
     def save(done: int):
@@ -97,14 +100,15 @@ def optimize(groups: list[dict], steps: int, loss_fn, log=print, tag: str = "", 
         if loss.requires_grad:  # a text-only batch does not reach cross-attention-only weights
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            average_gradients(params)  # torchrun: the mean over the processes' shares of the batch
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
-        recent.append(float(loss.detach()))
+        recent.append(mean(float(loss.detach())))
         if (step + 1) % 100 == 0:
             curve.append([step + 1, round(float(np.mean(recent)), 4)])
         if step % 100 == 0 or step == steps - 1:
             log(f"  {tag} step {step + 1}/{steps} loss {np.mean(recent):.3f} ({before + time.time() - start:.0f}s)")
-        if resume is not None and ((step + 1) % resume.every == 0 or step == steps - 1):
+        if resume is not None and world().is_main and ((step + 1) % resume.every == 0 or step == steps - 1):
             save(step + 1)
     final = round(float(np.mean(recent)), 4) if recent else None
     return {"steps": steps, "final_loss": final, "seconds": round(before + time.time() - start, 1), "curve": curve}
@@ -219,7 +223,7 @@ def pretrain_encoder(make_encoder, width: int, size: int, captions, steps: int, 
     encoder, head = make_encoder().to(dev), AttributeHead(width, len(words), len(pairs)).to(dev)
 
     def loss_fn(step):
-        idx = step_rng(seed, step).integers(len(images), size=batch)
+        idx = shard(step_rng(seed, step).integers(len(images), size=batch))
         pixels = preprocess(list(images[idx]), size).to(dev)
         word_logits, region_logits = head(encoder(pixels))
         return (F.binary_cross_entropy_with_logits(word_logits, targets[idx].to(dev))
@@ -245,10 +249,10 @@ def pretrain_lm(cfg: DecoderConfig, codec: TextCodec, corpus: list[str], steps: 
     model = Decoder(cfg).to(dev)
 
     def loss_fn(step):
-        starts = step_rng(seed, step).integers(0, len(stream) - seq - 1, size=batch)
+        starts = shard(step_rng(seed, step).integers(0, len(stream) - seq - 1, size=batch))
         x = torch.stack([stream[s:s + seq + 1] for s in starts]).to(dev)  # (B, seq+1)
         mask = torch.ones_like(x[:, :-1])
-        pos = torch.arange(seq, device=dev).expand(batch, -1)
+        pos = torch.arange(seq, device=dev).expand(len(starts), -1)
         logits, _ = model(model.embed(x[:, :-1]), mask, pos)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
 
@@ -269,7 +273,7 @@ def tune_chat(cfg: DecoderConfig, base_state: dict, codec: TextCodec, instructio
     examples = [chat_example(codec, q, a) for q, a in instructions]
 
     def loss_fn(step):
-        batch_ex = [examples[i] for i in step_rng(seed, step).integers(len(examples), size=batch)]
+        batch_ex = [examples[i] for i in shard(step_rng(seed, step).integers(len(examples), size=batch))]
         ids, mask, labels = (t.to(dev) for t in collate(batch_ex, codec.pad))
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         logits, _ = model(model.embed(ids), mask, pos)
@@ -311,7 +315,8 @@ def train_variant(model: LynxModel, codec: TextCodec, store: FeatureStore | None
 
     def run(sampler: Sampler, steps: int, tag: str):
         def loss_fn(step):
-            _, batch = sampler.batch(r.batch)
+            _, batch = sampler.batch(r.batch)  # the same global batch on every process
+            batch = shard(batch)
             ids, mask, labels = (t.to(dev) for t in collate(batch, codec.pad))
             return model.loss(ids, mask, labels, _features(model, store, batch, dev))
         return optimize(groups, steps, loss_fn, log, f"{v.name} {tag}")
