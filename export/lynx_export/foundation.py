@@ -47,6 +47,7 @@ from .config import BackboneRef, DecoderConfig, Family, Flavour, VisionConfig, c
 from .data import DataError, load_captions, repo_root
 from .models.decoder import Decoder
 from .models.lynx import IGNORE
+from .onnx_io import sha256_file as file_digest
 from .recipes import chat_example, collate, prompt_ids
 from .tokenizer import TextCodec, train_tokenizer
 from .distributed import alone, barrier, main_first, shard, world
@@ -104,14 +105,6 @@ PLANS = {
                   lm_steps=12, lm_batch=4, lm_seq=32, chat_steps=12, chat_batch=4, checkpoint_every=5,
                   probe_val_n=30),
 }
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def folder_digest(folder: Path, names: list[str]) -> str:

@@ -9,26 +9,18 @@ opened, so a damaged or hand-edited checkpoint is an error naming it, never a si
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from .config import BackboneRef, ConfigError, DecoderConfig, Flavour, VisionConfig, from_dict
+from .onnx_io import sha256_file
 
 FORMAT = 1  # the foundation.json layout this reader understands (foundation.FORMAT)
 
 
 class FoundationError(ValueError):
     """A foundation folder is missing, damaged, or lacks what a build asks of it."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -55,7 +47,7 @@ class Pretrained:
             f = folder / name
             if not f.exists():
                 raise FoundationError(f"{path}: lists `{name}`, which is missing from {folder}")
-            if _sha256(f) != entry["sha256"]:
+            if sha256_file(f) != entry["sha256"]:
                 raise FoundationError(f"{f}: sha256 differs from the one in {path.name} (damaged or replaced)")
         for name in ("tokenizer.json", "vit.safetensors"):
             if name not in doc.get("files", {}):

@@ -31,30 +31,15 @@ import torch.nn.functional as F
 from lynx_export.config import DecoderConfig, Family
 from lynx_export.data import repo_root
 from lynx_export.models.decoder import Decoder
-from lynx_export.recipes import chat_example, collate, prompt_ids
+from lynx_export.recipes import chat_example, collate
 from lynx_export.tokenizer import TextCodec
+from lynx_export.foundation import greedy_answer
 from lynx_export.models.lynx import IGNORE
 
 
 def scene_pool(text_dir: Path) -> list[tuple[str, str]]:
     rows = [json.loads(line) for line in (text_dir / "text_instructions.jsonl").open()]
     return [(r["instruction"], r["response"]) for r in rows if r["instruction"].startswith("Picture: ")]
-
-
-@torch.no_grad()
-def answer(model: Decoder, codec: TextCodec, question: str, max_new: int = 16) -> str:
-    ids = prompt_ids(codec, question)
-    out: list[int] = []
-    for _ in range(max_new):
-        x = torch.tensor([ids + out])
-        mask = torch.ones_like(x)
-        pos = torch.arange(x.shape[1]).unsqueeze(0)
-        logits, _ = model(model.embed(x), mask, pos)
-        tok = int(logits[0, -1].argmax())
-        if tok == codec.eos:
-            break
-        out.append(tok)
-    return codec.decode(out).strip()
 
 
 def evaluate(model: Decoder, codec: TextCodec, val: Path, bin_path: Path, work: Path) -> dict:
@@ -66,7 +51,7 @@ def evaluate(model: Decoder, codec: TextCodec, val: Path, bin_path: Path, work: 
         r = json.loads(line)
         pred = ""
         if "image" in r:
-            pred = answer(model, codec, f"Picture: {captions[r['image']]}. {r['question']}")
+            pred = greedy_answer(model, codec, f"Picture: {captions[r['image']]}. {r['question']}")
         lines.append(json.dumps({"id": f"{r['dataset']}/{r['index']}", "prediction": pred}))
     model.train()
     preds = work / "predictions.jsonl"
