@@ -4,6 +4,7 @@ exporter writes, and every shipped one, must validate against it. The runtime's 
 and bounds are checked by `lynx-zoo check` (the smoke path), not here."""
 
 import json
+from enum import Enum
 from pathlib import Path
 
 import jsonschema
@@ -49,7 +50,7 @@ def test_every_axis_value_the_exporter_can_write_the_runtime_reads():
     from lynx_export import config as C
 
     defs = schema()["$defs"]
-    pairs = {
+    pairs: dict[type[Enum], str] = {
         C.Family: "BackboneFamily", C.Flavour: "BackboneFlavour", C.ConnectorKind: "ConnectorKind",
         C.AdapterKind: "AdapterKind", C.VisionFreeze: "VisionFreeze", C.LlmFreeze: "LlmFreeze",
         C.CaptionQuality: "AlignmentData", C.Sampling: "TaskSampling", C.Prompts: "PromptRecipe",
