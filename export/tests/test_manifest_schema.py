@@ -64,6 +64,16 @@ def test_every_axis_value_the_exporter_can_write_the_runtime_reads():
     assert {"greedy", "beam", "sample"} == values(defs["Strategy"])
 
 
+def test_every_connector_kind_enters_the_decoder_where_the_runtime_expects_it():
+    """The registry's placement of each kind (connectors/) is the runtime's family for it: the
+    schema's `x-placement`, generated from `ConnectorKind::family` (src/manifest/raw.rs)."""
+    from lynx_export import connectors
+
+    runtime = {o["const"]: o["x-placement"] for o in schema()["$defs"]["ConnectorKind"]["oneOf"]}
+    assert {k.value: s.placement.value for k, s in connectors.KINDS.items()} == \
+        {k.value: runtime[k.value] for k in connectors.KINDS}
+
+
 def values(definition: dict) -> set:
     """The strings a schema enum allows (`enum`, or `oneOf` of `const`/`enum` with their docs)."""
     if "enum" in definition:
