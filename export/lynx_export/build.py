@@ -12,6 +12,7 @@ never retrained and an interrupted build resumes where it stopped.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import shutil
 import time
@@ -27,8 +28,8 @@ from . import graphs as G
 from . import onnx_io as O
 from . import yaml_io
 from .components import Components
-from .config import BackboneRef, LlmFreeze, Quantization, VariantConfig, VisionFreeze, VisionInput
-from .data import load_annotations
+from .config import BackboneRef, ConfigError, LlmFreeze, Quantization, VariantConfig, VisionFreeze, VisionInput
+from .data import QARecord, load_annotations
 from .features import load_pixels
 from .goldens import OrtGraphs, TorchGraphs, greedy
 from .manifest import write_manifest
@@ -186,18 +187,19 @@ class Build:
         graphs: dict[str, Exported] = {}
         torch.manual_seed(0)
 
-        # vision
-        if v.has_vision:
+        # vision (the model has a ViT and a connector exactly when the variant has vision)
+        if model.vision is not None and model.connector is not None:
             frozen_vit = v.recipe.vision is VisionFreeze.FROZEN
             if frozen_vit:
                 graphs["vision"] = shared.vision[v.resolution]
             else:
                 ins, outs = G.vision_io(model.vision, v.resolution)
-                g = G.VisionGraph(model.vision)
+                vg = G.VisionGraph(model.vision)
                 px = torch.randn(2, 3, v.resolution, v.resolution)
                 path = self.onnx_dir / f"{v.name}.vision.onnx"
-                used = O.place(O.export_graph(g, (px,), ins, outs), path, [shared.vit_data], own)
-                diff = O.parity(g, path, (torch.randn(3, 3, v.resolution, v.resolution),), ["pixel_values"])
+                vit_data = [shared.vit_data] if shared.vit_data is not None else []
+                used = O.place(O.export_graph(vg, (px,), ins, outs), path, vit_data, own)
+                diff = O.parity(vg, path, (torch.randn(3, 3, v.resolution, v.resolution),), ["pixel_values"])
                 graphs["vision"] = Exported(path, used, ins, outs, _check(diff, f"{v.name}.vision"))
             # connector (int8 shares its base variant's connector file)
             vision = self.components.vision_cfg()
@@ -205,16 +207,18 @@ class Build:
             vdim = vision.width
             kind = connectors.spec(v.connector.kind)
             tokens = kind.graph_tokens(kind.settings(v.connector), v.resolution, vision.patch)
+            if tokens is None:
+                raise ConfigError(f"connector kind `{v.connector.kind.value}` declares no token axis for its graph")
             ins, outs = G.connector_io(vdim, patches, model.decoder, model.is_cross, tokens)
-            g = G.ConnectorGraph(model.connector, model.is_cross)
+            cg = G.ConnectorGraph(model.connector, model.is_cross)
             owner = v.base_variant or v.name
             path = self.onnx_dir / f"{owner}.connector.onnx"
             feats = torch.randn(2, v.frames, patches, vdim)
             if not v.base_variant:
-                O.place(O.export_graph(g, (feats,), ins, outs), path, [], own)
+                O.place(O.export_graph(cg, (feats,), ins, outs), path, [], own)
             used = _external_files(path)
-            diff = max(O.parity(g, path, (feats,), ["image_features"]),
-                       O.parity(g, path, (torch.randn(3, 1, patches, vdim),), ["image_features"]))
+            diff = max(O.parity(cg, path, (feats,), ["image_features"]),
+                       O.parity(cg, path, (torch.randn(3, 1, patches, vdim),), ["image_features"]))
             graphs["connector"] = Exported(path, used, ins, outs, _check(diff, f"{owner}.connector"))
 
         # embed + decoder
@@ -230,6 +234,8 @@ class Build:
             diff = O.parity(G.EmbedGraph(dec), path, (torch.randint(0, dec.cfg.vocab_size, (2, 7)),), ["input_ids"])
             graphs["embed"] = Exported(path, used, ins, outs, _check(diff, f"{v.name}.embed"))
         memory = v.visual_tokens(self.components.vision_cfg().patch) if model.is_cross else 4
+        if memory is None:
+            raise ConfigError(f"connector kind `{v.connector.kind.value}` declares no memory length")
         proto, ins, outs, args = self._export_decoder(dec, memory)
         path = self.onnx_dir / f"{v.name}.decoder.onnx"
         names = [s.name for s in ins]
@@ -247,8 +253,8 @@ class Build:
 
         goldens = self.write_goldens(v, model, graphs)
         sizes = {}
-        for g in graphs.values():
-            for f in [g.path] + list(g.data):
+        for exported in graphs.values():
+            for f in [exported.path] + list(exported.data):
                 sizes[self._rel(f)] = f.stat().st_size
         provenance = {
             "profile": self.profile.name, "config_hash": key, "export_revision": EXPORT_REVISION, "seed": v.recipe.seed,
@@ -302,7 +308,8 @@ class Build:
         else:
             records, media_root = self.components.data().val, None
         n_images = max(1, self.profile.goldens - 1)
-        images, seen = [], set()
+        images: list[QARecord] = []
+        seen: set[str] = set()
         for r in records:  # one image per class, in file order
             if not r.is_video and r.cls not in seen and len(images) < n_images:
                 images.append(r)
@@ -333,11 +340,12 @@ class Build:
                 if not ppath.exists():
                     ppath.write_bytes(blob)
                 pix_entry = {"path": self._rel(ppath), "shape": list(pixels.shape)}
-            kw = dict(layers=cfg.layers, heads=cfg.heads, head_dim=cfg.head_dim, prefix=model.is_prefix,
-                      cross=model.is_cross, max_new_tokens=self.profile.max_new_tokens, eos=codec.eos)
-            o_last, o_tokens = greedy(ort_b, pixels, prompt, **kw)
+            decode = functools.partial(greedy, layers=cfg.layers, heads=cfg.heads, head_dim=cfg.head_dim,
+                                       prefix=model.is_prefix, cross=model.is_cross,
+                                       max_new_tokens=self.profile.max_new_tokens, eos=codec.eos)
+            o_last, o_tokens = decode(ort_b, pixels, prompt)
             if v.quantization is Quantization.NONE:
-                t_last, t_tokens = greedy(torch_b, pixels, prompt, **kw)
+                t_last, t_tokens = decode(torch_b, pixels, prompt)
                 diff = float(np.max(np.abs(t_last - o_last)))
                 if t_tokens != o_tokens or diff > PARITY_ATOL:
                     raise AssertionError(f"{v.name}: goldens differ between PyTorch and ONNX Runtime "

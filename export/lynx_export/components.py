@@ -110,16 +110,17 @@ class Components:
         """The verified foundation folder every variant starts from."""
         if self._pretrained is None:
             folder = self._foundation_dir
-            if folder is None and self.profile.foundation_plan is None:
-                folder = repo_root() / "onnx" / "foundation"
-            elif folder is None:
-                from .foundation import PLANS, STAGES, Foundation
-                plan = PLANS[self.profile.foundation_plan]
-                built = self.work / f"foundation-{plan.name}"
-                folder = built / "out"
-                if not (folder / "foundation.json").exists():
-                    Foundation(plan, built, folder, self.log).build(STAGES, list(plan.backbones))
-                barrier()
+            if folder is None:
+                if self.profile.foundation_plan is None:
+                    folder = repo_root() / "onnx" / "foundation"
+                else:
+                    from .foundation import PLANS, STAGES, Foundation
+                    plan = PLANS[self.profile.foundation_plan]
+                    built = self.work / f"foundation-{plan.name}"
+                    folder = built / "out"
+                    if not (folder / "foundation.json").exists():
+                        Foundation(plan, built, folder, self.log).build(STAGES, list(plan.backbones))
+                    barrier()
             self._pretrained = Pretrained.open(folder)
             self.log(f"foundation: {folder} ({', '.join(self._pretrained.backbones())})")
         return self._pretrained

@@ -281,7 +281,7 @@ def _convert(tp, value, where):
         if value is None:
             return None
         return _convert(args[0], value, where)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         return from_dict(tp, value, where)

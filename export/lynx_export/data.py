@@ -39,7 +39,7 @@ class Caption:
     caption: str
 
 
-def read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[tuple[int, dict]]:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")

@@ -21,8 +21,10 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import typing
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -63,7 +65,10 @@ def world() -> World:
     return _WORLD
 
 
-def shard(items: list) -> list:
+Batch = typing.TypeVar("Batch", list, np.ndarray)  # a global batch: examples, or indices drawn by numpy
+
+
+def shard(items: Batch) -> Batch:
     """This process's share of a global batch: items rank, rank + size, ... (all of it alone)."""
     w = world()
     if not w.parallel:

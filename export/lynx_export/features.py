@@ -30,11 +30,13 @@ class FeatureStore:
     video_frames: int  # frames per video in the data (n)
     stored: list  # which of the n frames are stored, in order
 
-    def lookup(self, media: Path, frames: int, is_video: bool, blank: bool = False) -> list[int]:
+    def lookup(self, media: Path | None, frames: int, is_video: bool, blank: bool = False) -> list[int]:
         """Row ids of `frames` uniformly sampled frames (images: one row); `blank`: the blank
         picture's row in place of each."""
         if blank:
             return self.rows[BLANK] * (frames if is_video else 1)
+        if media is None:
+            raise ValueError("a sample without media has no features")
         rows = self.rows[str(media)]
         if not is_video:
             return rows
@@ -68,7 +70,7 @@ def extract(vit: VisionEncoder, images: list[Path], videos: list[Path], resoluti
     vit.eval()
     n = len(video_frame_paths(videos[0])) if videos else 8
     stored = sorted({i for f in frame_counts for i in uniform_indices(n, f)})
-    jobs: list[tuple[str, object]] = [(BLANK, None)] + [(str(p), p) for p in images]
+    jobs: list[tuple[str, Path | None]] = [(BLANK, None)] + [(str(p), p) for p in images]
     for v in videos:
         files = video_frame_paths(v)
         if len(files) != n:

@@ -307,7 +307,7 @@ class Foundation:
         model = Decoder(cfg)
         model.load_state_dict(self.weights(f"{backbone}-chat", key))
         t = time.time()
-        result = {"val": caption_probe(model, self.codec(), self.probe_split(), self.generator, self.work / "probe")}
+        result: dict[str, object] = {"val": caption_probe(model, self.codec(), self.probe_split(), self.generator, self.work / "probe")}
         test = repo_root() / "data" / "test"
         if (test / "captions.jsonl").exists():
             result["test_heldout"] = caption_probe(model, self.codec(), test, self.generator, self.work / "probe",

@@ -32,6 +32,8 @@ class TorchGraphs:
     def run(self, graph: str, *args):
         module = {"vision": self.vision_g, "connector": self.connector_g, "embed": self.embed_g,
                   "decoder": self.decoder_g}[graph]
+        if module is None:
+            raise ValueError(f"this variant has no `{graph}` graph")
         out = module(*[torch.from_numpy(np.asarray(a)) for a in args])
         if isinstance(out, torch.Tensor):
             out = (out,)

@@ -18,7 +18,7 @@ from .models.vision import VisionEncoder
 # and the cache and cross-attention names as patterns of `i` (layer or block) and `kv` (one of KV).
 # The runtime's table is src/manifest/tensors.rs; tests/test_tensor_names.py compares this one with
 # docs/tensor-names.json, which a Rust test writes from that table and keeps current.
-TENSOR_NAMES = {
+NAMES: dict[str, str] = {
     "pixel_values": "pixel_values",
     "image_features": "image_features",
     "visual_embeds": "visual_embeds",
@@ -30,10 +30,10 @@ TENSOR_NAMES = {
     "past": "past_key_values.{i}.{kv}",
     "present": "present.{i}.{kv}",
     "cross": "cross_key_values.{i}.{kv}",
-    "kv": ["key", "value"],
 }
-N = TENSOR_NAMES
-KV = tuple(N["kv"])
+KV = ("key", "value")  # the values of `kv`
+TENSOR_NAMES = {**NAMES, "kv": list(KV)}  # the whole table, as docs/tensor-names.json holds it
+N = NAMES
 
 
 def kv_name(pattern: str, i: int, kv: str) -> str:

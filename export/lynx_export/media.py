@@ -19,8 +19,10 @@ from torch.nn import functional as F
 
 try:  # Pillow decodes PNG in C; the fallback below keeps numpy-only machines working.
     from PIL import Image as _PIL
+
+    HAS_PILLOW = True
 except ImportError:  # pragma: no cover - exercised only where Pillow is absent
-    _PIL = None
+    HAS_PILLOW = False
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -43,7 +45,7 @@ def blank_picture(size: int) -> np.ndarray:
 
 def read_image(path: Path) -> np.ndarray:
     """(H, W, 3) uint8 RGB from a PNG (or any format Pillow reads)."""
-    if _PIL is not None:
+    if HAS_PILLOW:
         with _PIL.open(path) as im:
             return np.asarray(im.convert("RGB"))
     return _read_png(Path(path).read_bytes(), path)
@@ -62,6 +64,8 @@ def _read_png(data: bytes, path) -> np.ndarray:
         elif kind == b"IDAT":
             idat.append(chunk)
         pos += 12 + length
+    if header is None:
+        raise ValueError(f"{path}: not a PNG file (no IHDR chunk)")
     w, h, depth, ctype, _, _, interlace = header
     channels = {0: 1, 2: 3, 6: 4, 4: 2}.get(ctype)
     if depth != 8 or channels is None or interlace:
@@ -119,7 +123,7 @@ def read_video(path: Path, indices_for) -> list[np.ndarray]:
     if path.is_dir():
         files = video_frame_paths(path)
         return [read_image(files[i]) for i in indices_for(len(files))]
-    if _PIL is None:
+    if not HAS_PILLOW:
         raise ValueError(f"{path}: reading GIF videos needs pillow")
     with _PIL.open(path) as im:
         n = getattr(im, "n_frames", 1)

@@ -41,7 +41,9 @@ def export_graph(module: torch.nn.Module, args: tuple, inputs: list[TensorSpec],
     module.eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, args, buf, input_names=[s.name for s in inputs],
+        # torch annotates `f` as a path, but the TorchScript exporter (dynamo=False) writes to any
+        # file object, and torch itself passes `f` on under the same ignore; a buffer keeps it off disk
+        torch.onnx.export(module, args, buf, input_names=[s.name for s in inputs],  # type: ignore[arg-type]
                           output_names=[s.name for s in outputs], dynamic_axes=dynamic_axes,
                           opset_version=OPSET, do_constant_folding=True, dynamo=False)
     model = onnx.load_from_string(buf.getvalue())

@@ -12,6 +12,7 @@ import collections
 import dataclasses
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ class Example:
 
     ids: list
     labels: list
-    media: object = None  # Path of the image / video, or None
+    media: Path | None = None  # the image / video, or None
     is_video: bool = False
     task: str = "text"
 
@@ -88,7 +89,7 @@ def single_prompt(records: list[QARecord]) -> list[QARecord]:
     if all("canonical_question" in r.raw for r in records):
         return [dataclasses.replace(r, question=r.raw["canonical_question"],
                                     response=r.raw.get("canonical_response") or r.response) for r in records]
-    by_task = collections.defaultdict(collections.Counter)
+    by_task: collections.defaultdict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for r in records:
         by_task[r.cls][phrasing_key(r.question)] += 1
     top = {task: counts.most_common(1)[0][0] for task, counts in by_task.items()}

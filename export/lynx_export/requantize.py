@@ -87,7 +87,10 @@ def requantize(zoo: Path, variant: str, base: str, tmp: Path) -> dict:
     golden_path.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
 
     # The manifest: new checksums and the decoder's distance from its float graph.
-    old_golden = re.search(r"goldens:\n  path: \S+\n  sha256: \"?([0-9a-f]{64})", vtext).group(1)
+    found = re.search(r"goldens:\n  path: \S+\n  sha256: \"?([0-9a-f]{64})", vtext)
+    if found is None:
+        raise ValueError(f"{vpath}: no `goldens:` block with a sha256")
+    old_golden = found.group(1)
     vtext = vtext.replace(vg["decoder"][1], O.sha256_file(out)).replace(old_golden, O.sha256_file(golden_path))
     vtext = re.sub(r"^(    decoder: )\S+$", rf"\g<1>{max(diffs)}", vtext, count=1, flags=re.M)
     vpath.write_text(vtext)

@@ -31,9 +31,9 @@ class TextCodec:
 
     def __init__(self, tok: Tokenizer):
         self.tok = tok
-        self.bos = tok.token_to_id(BOS)
-        self.eos = tok.token_to_id(EOS)
-        self.pad = tok.token_to_id(PAD)
+        self.bos = _special_id(tok, BOS)
+        self.eos = _special_id(tok, EOS)
+        self.pad = _special_id(tok, PAD)
         self.vocab_size = tok.get_vocab_size()
 
     @classmethod
@@ -48,3 +48,10 @@ class TextCodec:
 
     def decode(self, ids: list[int]) -> str:
         return self.tok.decode(ids, skip_special_tokens=True)
+
+
+def _special_id(tok: Tokenizer, token: str) -> int:
+    i = tok.token_to_id(token)
+    if i is None:
+        raise ValueError(f"the tokenizer has no `{token}` token; train it with `train_tokenizer`")
+    return i

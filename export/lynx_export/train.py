@@ -82,7 +82,7 @@ def optimize(groups: list[dict], steps: int, loss_fn, log=print, tag: str = "", 
     broadcast(params)  # torchrun: every process starts from rank 0's weights
     start = time.time()
 
-    def save(done: int):
+    def save(done: int, resume: Resume):
         state = {"steps": steps, "step": done, "modules": {n: m.state_dict() for n, m in resume.modules.items()},
                  "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(), "curve": curve,
                  "recent": list(recent), "seconds": before + time.time() - start}
@@ -109,7 +109,7 @@ def optimize(groups: list[dict], steps: int, loss_fn, log=print, tag: str = "", 
         if step % 100 == 0 or step == steps - 1:
             log(f"  {tag} step {step + 1}/{steps} loss {np.mean(recent):.3f} ({before + time.time() - start:.0f}s)")
         if resume is not None and world().is_main and ((step + 1) % resume.every == 0 or step == steps - 1):
-            save(step + 1)
+            save(step + 1, resume)
     final = round(float(np.mean(recent)), 4) if recent else None
     return {"steps": steps, "final_loss": final, "seconds": round(before + time.time() - start, 1), "curve": curve}
 
@@ -241,10 +241,10 @@ def pretrain_lm(cfg: DecoderConfig, codec: TextCodec, corpus: list[str], steps: 
     """Next-token pretraining on the corpus, packed into `seq`-token windows ("base")."""
     torch.manual_seed(seed)
     dev = device()
-    stream = []
+    tokens: list[int] = []
     for ids in codec.encode_batch(corpus):
-        stream += [codec.bos] + ids + [codec.eos]
-    stream = torch.tensor(stream, dtype=torch.long)
+        tokens += [codec.bos] + ids + [codec.eos]
+    stream = torch.tensor(tokens, dtype=torch.long)
     log(f"  {tag}: {len(stream)} corpus tokens")
     model = Decoder(cfg).to(dev)
 
@@ -286,10 +286,12 @@ def tune_chat(cfg: DecoderConfig, base_state: dict, codec: TextCodec, instructio
 
 
 # -- the two Lynx stages ---------------------------------------------------------------------
-def _features(model: LynxModel, store: FeatureStore, batch: list[Example], dev):
+def _features(model: LynxModel, store: FeatureStore | None, batch: list[Example], dev):
     v = model.variant
     if not v.has_vision or batch[0].media is None:
         return None
+    if store is None:
+        raise ValueError(f"variant `{v.name}` sees pictures but was given no feature store")
     frames = v.frames if batch[0].is_video else 1
     blank = v.vision_input is VisionInput.BLANK  # the matched blind control: the blank picture's features
     rows = [store.lookup(e.media, frames, e.is_video, blank) for e in batch]

@@ -55,9 +55,12 @@ def check_changes(v: C.VariantConfig):
     fails). Coupled settings may change too (lynx-xattn drops the adapters its gated blocks replace)."""
     from .manifest import axes
 
+    if v.changes is None:
+        raise C.ConfigError(f"variant `{v.name}` names no changed axis")
     patch = C.VisionConfig().patch  # the foundation ViT's (both plans keep the default)
     path = AXIS_ALIASES.get(v.changes, v.changes)
-    mine, base = axes(v, patch), axes(BASELINE, patch)
+    mine: typing.Any = axes(v, patch)  # a block of the manifest, then one of its values
+    base: typing.Any = axes(BASELINE, patch)
     for part in path.split("."):
         if not isinstance(mine, dict) or part not in mine:
             raise C.ConfigError(f"variant `{v.name}`: changes `{v.changes}` is not a manifest axis")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from typing import Any
 
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./+-]*$")
 _RESERVED = {"null", "true", "false", "yes", "no", "on", "off", "~", "y", "n"}
@@ -95,20 +96,20 @@ def _load_block(lines, i: int, indent: int):
     if i >= len(lines) or lines[i][0] != indent:
         raise YamlError(f"line {lines[i][2] if i < len(lines) else 'EOF'}: expected a block at indent {indent}")
     if lines[i][1].startswith("- ") or lines[i][1] == "-":
-        out = []
+        items: list[Any] = []
         while i < len(lines) and lines[i][0] == indent and lines[i][1].startswith("-"):
             rest = lines[i][1][1:].strip()
             if _key_split(rest) is not None and not rest.startswith(("{", "[")):
                 # "- key: value" opens a mapping whose further keys sit at indent + 2
                 sub = [(indent + 2, rest, lines[i][2])] + lines[i + 1:]
                 item, j = _load_block(sub, 0, indent + 2)
-                out.append(item)
+                items.append(item)
                 i = i + j
             else:
-                out.append(_flow_value(rest, lines[i][2]))
+                items.append(_flow_value(rest, lines[i][2]))
                 i += 1
-        return out, i
-    out = {}
+        return items, i
+    out: dict[str, Any] = {}
     while i < len(lines) and lines[i][0] == indent:
         _, s, n = lines[i]
         kv = _key_split(s)
@@ -165,7 +166,8 @@ def _parse_flow(s: str, i: int, n: int):
         i += 1
     if i < len(s) and s[i] in "[{":
         close = "]" if s[i] == "[" else "}"
-        items, mapping = [], {}
+        items: list[Any] = []
+        mapping: dict[str, Any] = {}
         i += 1
         while True:
             while i < len(s) and s[i] == " ":

@@ -55,6 +55,7 @@ def main():
     rng = np.random.default_rng(0)
     train = [r for r in b.data().records if r.cls == "ocr"]
     width = b.vision_cfg().width
+    enc: nn.Module
     if args.encoder == "vit":
         enc = VisionEncoder(b.vision_cfg())
         enc.load_state_dict(b.vit_state())

@@ -41,13 +41,14 @@ b = Components(PROFILES["zoo"], root/"export/work/data", root/"export/work", log
 data = b.data()
 codec = b.codec()
 name, steps, overrides = args.name, args.steps, eval(args.overrides)
-if args.chat:
-    cached, probe_chat = b.backbone, torch.load(args.chat, weights_only=True)
-    b.backbone = lambda ref: probe_chat if ref.name == "llama-chat-small" else cached(ref)
 v = create_variant(name, **overrides)
 v = C.replace(v, recipe={"instruction_steps": steps})
 model = VariantTraining(b).build_model(v)
-model.load_pretrained(b.vit_state() if v.has_vision else None, b.backbone_state(v.backbone))
+if args.chat and v.backbone.name == "llama-chat-small":
+    backbone = torch.load(args.chat, weights_only=True)
+else:
+    backbone = b.backbone_state(v.backbone)
+model.load_pretrained(b.vit_state() if v.has_vision else None, backbone)
 store = b.features(v.resolution, [1, 5]) if v.has_vision else None
 emb = model.decoder.embed_tokens.weight
 print("embed std", emb.std().item(), "row norm", emb.norm(dim=-1).mean().item())
@@ -57,7 +58,7 @@ print("train", time.time() - t, stats["final_loss"])
 tg = TorchGraphs(model)
 def norm(s): return " ".join(re.findall(r"[a-z0-9]+", s.lower()))
 val = (load_annotations(args.split) if args.split else data.val)[:300]
-correct = {}
+correct: dict[str, list[bool]] = {}
 cfg = model.decoder.cfg
 for r in val:
     px = None
@@ -70,6 +71,6 @@ for r in val:
 allc = [x for oks in correct.values() for x in oks]
 print("ACC", name, overrides, round(100*np.mean(allc),1), {k: round(100*np.mean(oks)) for k, oks in correct.items()})
 with torch.no_grad():
-    if v.has_vision and model.is_prefix:
+    if store is not None and model.connector is not None and model.is_prefix:
         f = store.gather([[0]])
         print("visual std", model.connector(f).std().item())

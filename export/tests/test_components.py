@@ -45,6 +45,7 @@ def test_frame_positions_make_frame_order_matter():
     torch.manual_seed(0)
     cfg = settings(ConnectorConfig(latents=4, width=16, heads=2))
     r = PerceiverResampler(cfg, 32, 16)
+    assert r.frame_pos is not None
     with torch.no_grad():
         r.frame_pos.table.normal_()
     x = torch.randn(1, 3, 4, 32)

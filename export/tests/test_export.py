@@ -1,5 +1,7 @@
 """Export of each graph family to ONNX, storage layout, and parity in ONNX Runtime (<= 1e-4)."""
 
+import dataclasses
+
 import onnx
 import pytest
 import torch
@@ -7,7 +9,7 @@ import torch
 from conftest import tiny_decoder
 from lynx_export import graphs as G
 from lynx_export import onnx_io as O
-from lynx_export.config import AdapterConfig, AdapterKind, ConnectorConfig, ConnectorKind, Family
+from lynx_export.config import AdapterConfig, AdapterKind, ConnectorConfig, ConnectorKind, Family, replace
 from lynx_export import connectors
 from lynx_export.connectors import build_connector
 from lynx_export.models.decoder import Decoder
@@ -72,14 +74,27 @@ def test_cross_attention_decoder_and_connector_parity(tmp_path, tiny_vision):
     assert O.parity(g, tmp_path / "c.onnx", (torch.randn(3, 1, 64, 32),), ["image_features"]) <= ATOL
 
 
-@pytest.mark.parametrize("kind", [ConnectorKind.RESAMPLER, ConnectorKind.PROJECTOR])
+PREFIX_KINDS = [k for k, s in connectors.KINDS.items() if s.placement is connectors.Placement.PREFIX]
+SMALL = {"latents": 8, "width": 16, "heads": 2}  # the settings of these a kind reads, set small
+
+
+@pytest.mark.parametrize("kind", PREFIX_KINDS, ids=lambda k: k.value)
 def test_prefix_connector_parity_over_frame_counts(tmp_path, kind):
+    """Every prefix kind of the registry: its module makes as many tokens as its graph declares
+    (a number, or per frame where the axis is named), and its graph matches it in ONNX Runtime."""
     dec = tiny_decoder()
-    flat = ConnectorConfig(kind=kind, latents=8, width=16, heads=2) if kind is ConnectorKind.RESAMPLER \
-        else ConnectorConfig(kind=kind)
+    spec = connectors.spec(kind)
+    reads = {f.name for f in dataclasses.fields(spec.settings_type)}
+    flat = replace(ConnectorConfig(kind=kind), **{k: v for k, v in SMALL.items() if k in reads})
     con = _randomise(build_connector(flat, 32, dec, 64, 0))
-    tokens = connectors.spec(kind).graph_tokens(connectors.settings(flat), 128, 16)
-    assert tokens == ("visual_tokens" if kind is ConnectorKind.PROJECTOR else 8)
+    s = connectors.settings(flat)
+    tokens = spec.graph_tokens(s, 128, 16)  # 64 patches: an 8 x 8 grid
+    per_frame = spec.visual_tokens(s, 128, 16)
+    assert tokens is not None and per_frame is not None
+    with torch.no_grad():
+        for frames in (1, 5):
+            want = tokens if isinstance(tokens, int) else per_frame * frames
+            assert con(torch.randn(2, frames, 64, 32)).shape == (2, want, dec.hidden)
     ins, outs = G.connector_io(32, 64, Decoder(dec), False, tokens)
     g = G.ConnectorGraph(con, False)
     O.place(O.export_graph(g, (torch.randn(2, 5, 64, 32),), ins, outs), tmp_path / "c.onnx", [], None)

@@ -4,6 +4,7 @@ exporter writes, and every shipped one, must validate against it. The runtime's 
 and bounds are checked by `lynx-zoo check` (the smoke path), not here."""
 
 import json
+from enum import Enum
 from pathlib import Path
 
 import jsonschema
@@ -49,7 +50,7 @@ def test_every_axis_value_the_exporter_can_write_the_runtime_reads():
     from lynx_export import config as C
 
     defs = schema()["$defs"]
-    pairs = {
+    pairs: dict[type[Enum], str] = {
         C.Family: "BackboneFamily", C.Flavour: "BackboneFlavour", C.ConnectorKind: "ConnectorKind",
         C.AdapterKind: "AdapterKind", C.VisionFreeze: "VisionFreeze", C.LlmFreeze: "LlmFreeze",
         C.CaptionQuality: "AlignmentData", C.Sampling: "TaskSampling", C.Prompts: "PromptRecipe",
@@ -61,6 +62,16 @@ def test_every_axis_value_the_exporter_can_write_the_runtime_reads():
         assert exporter <= runtime, f"{enum.__name__}: {sorted(exporter - runtime)} not in the runtime's {name}"
     # and the one that is no enum in config.py
     assert {"greedy", "beam", "sample"} == values(defs["Strategy"])
+
+
+def test_every_connector_kind_enters_the_decoder_where_the_runtime_expects_it():
+    """The registry's placement of each kind (connectors/) is the runtime's family for it: the
+    schema's `x-placement`, generated from `ConnectorKind::family` (src/manifest/raw.rs)."""
+    from lynx_export import connectors
+
+    runtime = {o["const"]: o["x-placement"] for o in schema()["$defs"]["ConnectorKind"]["oneOf"]}
+    assert {k.value: s.placement.value for k, s in connectors.KINDS.items()} == \
+        {k.value: runtime[k.value] for k in connectors.KINDS}
 
 
 def values(definition: dict) -> set:

@@ -77,7 +77,7 @@ def test_reference_command_writes_scorable_predictions_and_caches_the_model(tmp_
     from lynx_export.profiles import PROFILES
 
     data = make_all(tmp_path / "data", n_train=60, n_val=8, n_text=60)
-    lines = []
+    lines: list[str] = []
     build = Components(PROFILES["smoke"], data, tmp_path / "work", log=lines.append, foundation=smoke_foundation)
     cfg = ReferenceConfig(width=32, layers=1, heads=2, steps=5, batch=8)
     out = tmp_path / "ref"

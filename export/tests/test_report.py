@@ -20,7 +20,7 @@ def test_an_eval_of_another_build_is_left_out(tmp_path):
     sha = hashlib.sha256(b"name: current\n").hexdigest()
     _eval(evals, "current", [True, False, True, True], sha)
     _eval(evals, "old", [True, True], hashlib.sha256(b"name: old, an earlier build\n").hexdigest())
-    messages = []
+    messages: list[str] = []
     assert load_eval({"test": evals}, zoo, messages.append) == {"current": {"test": 0.75}}
     assert len(messages) == 1 and "`old`" in messages[0]
     # without a zoo to check against, every eval counts (as before)

@@ -69,7 +69,10 @@ impl Modality {
 }
 
 impl QuestionClass {
-    /// Every class, images first.
+    /// Every class, in the order they are declared (images first, then videos, then any class added
+    /// since). A new class goes last, here and in the enum: generated item `i` is of class
+    /// `ALL[i % ALL.len()]` (`data::generate::class_of`), so a class put earlier changes the class of
+    /// the committed test split's items and stales every golden that reads one of them.
     pub const ALL: [QuestionClass; 11] = [
         QuestionClass::Object,
         QuestionClass::Color,
@@ -169,3 +172,17 @@ pub const WAYS: [&[&str]; 4] = [
     &["up", "upward", "upwards"],
     &["down", "downward", "downwards"],
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_class_in_declaration_order() {
+        // `answer_space` indexes its table, built in `ALL` order, by the declaration order.
+        for (i, class) in QuestionClass::ALL.into_iter().enumerate() {
+            assert_eq!(class as usize, i, "{class:?} is declared elsewhere than its place in ALL");
+            assert_eq!(QuestionClass::from_name(class.name()), Some(class));
+        }
+    }
+}

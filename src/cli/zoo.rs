@@ -165,10 +165,8 @@ fn open(args: &ZooArgs) -> anyhow::Result<Zoo> {
 
 fn connector(m: &Manifest) -> String {
     match &m.axes.connector {
-        Connector::Resampler { .. } => "resampler".into(),
-        Connector::Projector => "projector".into(),
-        Connector::CrossAttention { every, .. } => format!("cross_attention/{every}"),
-        Connector::None => "none".into(),
+        Connector::CrossAttention { kind, every, .. } => format!("{}/{every}", yaml_value(kind)),
+        other => yaml_value(&other.kind()),
     }
 }
 

@@ -3,7 +3,9 @@
 //! Each class has a pool of phrasings seen in training and a separate pool that appears only in
 //! the test split (`heldout`), and so do the format instructions ("answer in one word"). Together
 //! they let an evaluation measure instruction following on wordings a variant never saw -- the
-//! Lynx finding that diversified prompts improve instruction following.
+//! Lynx finding that diversified prompts improve instruction following. An image class also has
+//! its paraphrases, the foundation text's further ways to ask it (english.rs): every way a class is
+//! asked lives here.
 
 use super::tasks::QuestionClass;
 
@@ -113,6 +115,91 @@ pub fn templates(class: QuestionClass, phrasing: Phrasing) -> &'static [&'static
         (CountTime, Heldout) => {
             &["In total, how many shapes flash up in this video?", "How many things appear one after another?"]
         }
+    }
+}
+
+/// More ways to ask an image question, for the foundation text (`data text --foundation`,
+/// english.rs): cores with the class's `{slot}`s, none of them a seen or held-out template
+/// (english.rs's tests hold that).
+pub fn paraphrases(class: QuestionClass) -> &'static [&'static str] {
+    use QuestionClass::*;
+    match class {
+        Object => &[
+            "Which shape has the color {color}?",
+            "What kind of shape is the {color} one?",
+            "The {color} object is which shape?",
+            "What is the {color} shape?",
+            "Which figure is {color}?",
+            "What form does the {color} object take?",
+            "Say which shape is {color}.",
+            "What sort of shape is drawn in {color}?",
+            "Of all the shapes, which one is {color}?",
+        ],
+        Color => &[
+            "What colour is the {shape}?",
+            "Which colour is the {shape}?",
+            "In what color is the {shape} drawn?",
+            "Name the color of the {shape}.",
+            "The {shape} has which color?",
+            "Say what color the {shape} is.",
+            "What shade is the {shape}?",
+            "How is the {shape} coloured?",
+            "What is the colour of the {shape}?",
+        ],
+        Size => &[
+            "Is the {a} large or small?",
+            "Is the {a} a big one or a small one?",
+            "How large is the {a}?",
+            "What is the size of the {a}?",
+            "Is the {a} small or large?",
+            "Say whether the {a} is big or small.",
+            "Which size is the {a}, big or small?",
+        ],
+        Counting => &[
+            "How many {shapes} does the picture have?",
+            "What number of {shapes} is there?",
+            "Count how many {shapes} there are.",
+            "How many {shapes} are in the picture?",
+            "Give the count of {shapes}.",
+            "How many {shapes} are drawn?",
+            "What is the count of {shapes}?",
+        ],
+        Spatial => &[
+            "Where is the {a} compared to the {b}?",
+            "What is the position of the {a} relative to the {b}?",
+            "Which side of the {b} is the {a} on?",
+            "How is the {a} placed in relation to the {b}?",
+            "Is the {a} to the left of, to the right of, above or below the {b}?",
+            "Where can you find the {a}, seen from the {b}?",
+            "Looking from the {b}, where is the {a}?",
+        ],
+        Ocr => &[
+            "What is written on the label?",
+            "What word does the picture show?",
+            "Which word is on the label?",
+            "What does the sign say?",
+            "Read the word on the label.",
+            "What text does the image contain?",
+            "Which word is written there?",
+        ],
+        Compare => &[
+            "Which one is bigger, the {a} or the {b}?",
+            "Which is larger, the {a} or the {b}?",
+            "Which of the two is bigger: the {a} or the {b}?",
+            "The {a} or the {b}: which is the bigger one?",
+            "Which takes up more space, the {a} or the {b}?",
+            "Is the bigger one the {a} or the {b}?",
+        ],
+        More => &[
+            "Is it true that there are more {xs} than {ys}?",
+            "Does the picture have more {xs} than {ys}?",
+            "Are the {xs} more numerous than the {ys}?",
+            "Are there fewer {ys} than {xs}?",
+            "Is the count of {xs} higher than the count of {ys}?",
+            "Do the {xs} exceed the {ys} in number?",
+        ],
+        // Video classes: a caption describes a single picture, so no described task asks them.
+        Motion | Order | CountTime => &[],
     }
 }
 

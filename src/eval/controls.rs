@@ -233,7 +233,7 @@ mod tests {
             f.source,
             FloorSource::Generated { split: data::Split::Val, n: FLOOR_ITEMS, seed: FLOOR_SEED_OFFSET }
         );
-        assert_eq!(f.answers.len(), 11);
+        assert_eq!(f.answers.len(), benchmark::QuestionClass::ALL.len());
         assert!(f.answers["more"] == "yes" || f.answers["more"] == "no");
         let p = f.predictions(&bench, Some(110));
         assert_eq!(p.len(), 110);

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use super::raw::RawManifest;
 use super::tensors;
-use super::{Axes, Connector, ConnectorFamily, Dim, GraphSpec, Graphs, ModelDims};
+use super::{Axes, ConnectorFamily, Dim, GraphSpec, Graphs, ModelDims};
 use crate::error::{Error, Result};
 
 /// Largest `model.hidden` and `model.vision_dim`.
@@ -224,18 +224,15 @@ pub fn check_shapes(graphs: &Graphs, axes: &Axes, model: &ModelDims, file: &Path
             &[(1, frames, "axes.frames"), (2, patches, "model.patches"), (3, vdim, "model.vision_dim")],
         )?;
         let tokens = axes.visual_tokens.map(|v| v as usize);
-        match (&axes.connector, tokens) {
-            (Connector::Resampler { .. }, Some(v)) => expect(
-                conn,
-                tensors::VISUAL_EMBEDS,
-                true,
-                3,
-                &[(1, v, "axes.visual_tokens"), (2, model.hidden, "model.hidden")],
-            )?,
-            _ if axes.connector.family() == ConnectorFamily::Prefix => {
-                expect(conn, tensors::VISUAL_EMBEDS, true, 3, &[(2, model.hidden, "model.hidden")])?
+        if axes.connector.family() == ConnectorFamily::Prefix {
+            // A fixed token axis (the resampler's latents) is the variant's visual tokens; one that
+            // grows with the frames (the projector's) is named, so free.
+            let mut dims = Vec::new();
+            if let Some(v) = tokens {
+                dims.push((1, v, "axes.visual_tokens"));
             }
-            _ => {}
+            dims.push((2, model.hidden, "model.hidden"));
+            expect(conn, tensors::VISUAL_EMBEDS, true, 3, &dims)?
         }
         for t in conn.outputs.iter().filter(|t| t.name.starts_with(tensors::CROSS_PREFIX)) {
             let mut dims = vec![(1, model.kv_heads, "model.kv_heads"), (3, model.head_dim, "model.head_dim")];

@@ -133,20 +133,20 @@ pub struct Axes {
     pub vision_input: VisionInput,
 }
 
-/// The connector, with the settings that belong to its kind.
+/// The connector, by its family (how its output enters the decoder), with what the runtime reads
+/// of it. The kind is data here: a new kind of an existing family is one variant of
+/// [`ConnectorKind`] and its family (`raw.rs`), nothing else in the runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Connector {
-    /// Perceiver resampler: visual prefix tokens.
-    Resampler {
-        /// Depth (if recorded).
-        depth: Option<u32>,
-        /// Latents (if recorded).
-        latents: Option<u32>,
+    /// Visual prefix tokens (resampler, projector, ...).
+    Prefix {
+        /// The kind.
+        kind: ConnectorKind,
     },
-    /// Linear/MLP projector: visual prefix tokens.
-    Projector,
     /// Gated cross-attention every `every` layers.
     CrossAttention {
+        /// The kind.
+        kind: ConnectorKind,
         /// Every k-th layer.
         every: u32,
         /// The decoder layers that cross-attend.
@@ -160,9 +160,7 @@ impl Connector {
     /// The kind as written in YAML.
     pub fn kind(&self) -> ConnectorKind {
         match self {
-            Connector::Resampler { .. } => ConnectorKind::Resampler,
-            Connector::Projector => ConnectorKind::Projector,
-            Connector::CrossAttention { .. } => ConnectorKind::CrossAttention,
+            Connector::Prefix { kind } | Connector::CrossAttention { kind, .. } => *kind,
             Connector::None => ConnectorKind::None,
         }
     }
@@ -170,7 +168,7 @@ impl Connector {
     /// How the connector's output enters the decoder.
     pub fn family(&self) -> ConnectorFamily {
         match self {
-            Connector::Resampler { .. } | Connector::Projector => ConnectorFamily::Prefix,
+            Connector::Prefix { .. } => ConnectorFamily::Prefix,
             Connector::CrossAttention { .. } => ConnectorFamily::CrossAttention,
             Connector::None => ConnectorFamily::Blind,
         }
@@ -186,6 +184,18 @@ pub enum ConnectorFamily {
     CrossAttention,
     /// No vision at all.
     Blind,
+}
+
+impl ConnectorFamily {
+    /// The name the exporter gives it (`connectors.Placement`), which the generated schema carries
+    /// as `x-placement` of each connector kind.
+    pub fn placement(self) -> &'static str {
+        match self {
+            ConnectorFamily::Prefix => "prefix",
+            ConnectorFamily::CrossAttention => "cross",
+            ConnectorFamily::Blind => "none",
+        }
+    }
 }
 
 /// The validated `model:`.
@@ -388,9 +398,19 @@ impl PromptSpec {
 /// The JSON Schema of a manifest file, generated from the serde types of [`raw`] (field names,
 /// types, enums, required and unknown keys). Committed as docs/manifest.schema.json, which the
 /// exporter's tests validate every manifest they write against; the cross-field rules and
-/// [`bounds`] are checked by [`Manifest::from_yaml`] only.
+/// [`bounds`] are checked by [`Manifest::from_yaml`] only. Each connector kind carries its family
+/// as `x-placement` ([`ConnectorFamily::placement`]).
 pub fn json_schema() -> String {
-    let schema = schemars::schema_for!(RawManifest);
+    let mut schema = schemars::schema_for!(RawManifest);
+    // Each connector kind's family as `x-placement`, for the exporter's registry to be held to.
+    if let Some(serde_json::Value::Array(kinds)) = schema.pointer_mut("/$defs/ConnectorKind/oneOf") {
+        for option in kinds {
+            let kind = option.get("const").and_then(|c| serde_json::from_value::<ConnectorKind>(c.clone()).ok());
+            if let (Some(kind), Some(fields)) = (kind, option.as_object_mut()) {
+                fields.insert("x-placement".into(), kind.family().placement().into());
+            }
+        }
+    }
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');
     text
@@ -616,10 +636,10 @@ fn axes(raw: &RawManifest, model: &ModelDims, file: &Path) -> Result<Axes> {
     let a = &raw.axes;
     let bad = |field: &str, message: String| Error::manifest(file, field, message);
     let layers = &raw.model.cross_attention_layers;
-    let connector = match a.connector.kind {
-        ConnectorKind::Resampler => Connector::Resampler { depth: a.connector.depth, latents: a.connector.latents },
-        ConnectorKind::Projector => Connector::Projector,
-        ConnectorKind::CrossAttention => {
+    let kind = a.connector.kind;
+    let connector = match kind.family() {
+        ConnectorFamily::Prefix => Connector::Prefix { kind },
+        ConnectorFamily::CrossAttention => {
             let every = a.cross_attention_every.ok_or_else(|| {
                 bad(
                     "axes.cross_attention_every",
@@ -638,9 +658,9 @@ fn axes(raw: &RawManifest, model: &ModelDims, file: &Path) -> Result<Axes> {
                     format!("layer `{l}` does not exist; the decoder has {} layers", model.layers),
                 ));
             }
-            Connector::CrossAttention { every, layers: layers.clone() }
+            Connector::CrossAttention { kind, every, layers: layers.clone() }
         }
-        ConnectorKind::None => Connector::None,
+        ConnectorFamily::Blind => Connector::None,
     };
     if connector.family() != ConnectorFamily::CrossAttention && !layers.is_empty() {
         return Err(bad(

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::ConnectorFamily;
 use crate::generate::Strategy;
 
 /// The whole manifest file.
@@ -280,7 +281,10 @@ pub struct RawConnector {
     pub latents: Option<u32>,
 }
 
-/// How vision reaches the LLM.
+// The runtime knows a kind only by its family: a kind of an existing family is one variant here and
+// its arm in `family` (docs/architecture.md, "Adding a connector kind").
+/// How vision reaches the LLM; `x-placement`: how its output enters the decoder (prefix tokens,
+/// cross-attention, or none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectorKind {
@@ -292,6 +296,18 @@ pub enum ConnectorKind {
     CrossAttention,
     /// No connector: no vision at all (`vision_input: none`).
     None,
+}
+
+impl ConnectorKind {
+    /// How the kind's output enters the decoder; the generated schema carries it as `x-placement`,
+    /// and the exporter's tests hold its `connectors` registry to it.
+    pub fn family(self) -> ConnectorFamily {
+        match self {
+            ConnectorKind::Resampler | ConnectorKind::Projector => ConnectorFamily::Prefix,
+            ConnectorKind::CrossAttention => ConnectorFamily::CrossAttention,
+            ConnectorKind::None => ConnectorFamily::Blind,
+        }
+    }
 }
 
 /// `axes.adapter`.

@@ -27,7 +27,7 @@ fn field_of(r: Result<Manifest>) -> String {
 #[test]
 fn fixture_manifests_parse_into_typed_values() -> Result<()> {
     let m = parse("tiny", &text("tiny"))?;
-    assert_eq!(m.axes.connector, Connector::Resampler { depth: Some(1), latents: Some(3) });
+    assert_eq!(m.axes.connector, Connector::Prefix { kind: ConnectorKind::Resampler });
     assert_eq!(m.axes.connector.family(), ConnectorFamily::Prefix);
     assert_eq!(m.axes.backbone.family, BackboneFamily::Gpt2);
     assert_eq!(m.model.layers, 2);
@@ -39,7 +39,10 @@ fn fixture_manifests_parse_into_typed_values() -> Result<()> {
     assert_eq!(m.files().len(), 6, "vision, connector, embed, decoder, decoder data, tokenizer");
 
     let x = parse("tiny-xattn", &text("tiny-xattn"))?;
-    assert_eq!(x.axes.connector, Connector::CrossAttention { every: 2, layers: vec![1] });
+    assert_eq!(
+        x.axes.connector,
+        Connector::CrossAttention { kind: ConnectorKind::CrossAttention, every: 2, layers: vec![1] }
+    );
     let b = parse("tiny-blind", &text("tiny-blind"))?;
     assert_eq!(b.axes.connector.family(), ConnectorFamily::Blind);
     assert!(b.graphs.vision.is_none() && b.preprocess.is_none() && b.video.is_none());

@@ -3,7 +3,9 @@ placement, its token count, the module behind its `connector` graph and its mani
 
 To add a kind: write `connectors/NAME.py` with a `ConnectorSpec` subclass, add its enum value to
 `config.ConnectorKind` (and any new flat setting to `config.ConnectorConfig`), list it in `KINDS`
-below, and add a variant that uses it (variants.py). docs/architecture.md has the walk-through.
+below, and give the runtime the same value with its family (`ConnectorKind` in
+src/manifest/raw.rs). A variant that uses it goes in variants.py. docs/architecture.md has the
+walk-through.
 """
 
 from __future__ import annotations

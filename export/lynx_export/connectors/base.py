@@ -62,7 +62,8 @@ class ConnectorSpec:
         return 0
 
     def build(self, s, vision_dim: int, dec: DecoderConfig, patches: int, n_cross: int) -> nn.Module | None:
-        """The module behind the `connector` graph: (B, F, P, vision_dim) -> what `placement` says."""
+        """The module behind the `connector` graph: (B, F, P, vision_dim) -> what `placement` says
+        (a prefix kind's module is a `models.layers.PrefixConnector`)."""
         return None
 
     def manifest_fields(self, s) -> dict:

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..config import ConnectorKind, DecoderConfig
-from ..models.layers import GeluMLP
+from ..models.layers import GeluMLP, PrefixConnector
 from ..models.resampler import FramePositions
 from .base import ConnectorSpec, Placement
 
@@ -44,7 +44,7 @@ class ProjectorSpec(ConnectorSpec):
         return Projector(s, vision_dim, dec.hidden, patches)
 
 
-class Projector(nn.Module):
+class Projector(PrefixConnector):
     def __init__(self, cfg: ProjectorConfig, vision_dim: int, out_dim: int, patches: int):
         super().__init__()
         self.pool = cfg.pool
@@ -52,7 +52,7 @@ class Projector(nn.Module):
         self.frame_pos = FramePositions(cfg.max_frames, vision_dim) if cfg.frame_positions else None
         self.mlp = GeluMLP(vision_dim, out_dim, out_dim)
 
-    def match_output_scale(self, std: float):
+    def match_output_scale(self, std: float) -> None:
         """Initialises the last layer so visual tokens start at the LLM's embedding scale."""
         nn.init.normal_(self.mlp.fc_out.weight, std=std / self.mlp.fc_out.in_features ** 0.5)
         nn.init.zeros_(self.mlp.fc_out.bias)

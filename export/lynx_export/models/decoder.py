@@ -11,6 +11,8 @@ cumsum(mask) - 1) and the past keys/values, and returns logits and the present k
 
 from __future__ import annotations
 
+import typing
+
 import torch
 from torch import nn
 
@@ -32,9 +34,10 @@ class SelfAttention(nn.Module):
         super().__init__()
         bias = cfg.family is Family.GPT2
         self.heads = cfg.heads
-        self.q_proj = nn.Linear(cfg.hidden, cfg.hidden, bias=bias)
+        # q and v: a LoRALinear around the Linear after `Decoder.add_adapters` with LoRA
+        self.q_proj: nn.Module = nn.Linear(cfg.hidden, cfg.hidden, bias=bias)
         self.k_proj = nn.Linear(cfg.hidden, cfg.hidden, bias=bias)
-        self.v_proj = nn.Linear(cfg.hidden, cfg.hidden, bias=bias)
+        self.v_proj: nn.Module = nn.Linear(cfg.hidden, cfg.hidden, bias=bias)
         self.o_proj = nn.Linear(cfg.hidden, cfg.hidden, bias=bias)
 
     def forward(self, x, bias, rope, past_key=None, past_value=None):
@@ -90,6 +93,7 @@ class Decoder(nn.Module):
             nn.init.normal_(self.embed_positions.weight, std=0.01)
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.layers))
         self.norm = RMSNorm(cfg.hidden, cfg.norm_eps) if llama else nn.LayerNorm(cfg.hidden, eps=cfg.norm_eps)
+        self.inv_freq: torch.Tensor | None  # rotary frequencies (llama), a buffer
         if llama:
             inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2).float() / cfg.head_dim))
             self.register_buffer("inv_freq", inv_freq, persistent=False)
@@ -104,9 +108,12 @@ class Decoder(nn.Module):
                 if (i + 1) % cfg.every == 0:
                     layer.adapter = BottleneckAdapter(self.cfg.hidden, cfg.dim)
         elif cfg.kind is AdapterKind.LORA:
-            for layer in self.layers:
-                layer.attn.q_proj = LoRALinear(layer.attn.q_proj, cfg.rank, cfg.alpha)
-                layer.attn.v_proj = LoRALinear(layer.attn.v_proj, cfg.rank, cfg.alpha)
+            for layer in self.decoder_layers():
+                attn = layer.attn
+                if not (isinstance(attn.q_proj, nn.Linear) and isinstance(attn.v_proj, nn.Linear)):
+                    raise ValueError("LoRA is already applied to this decoder")
+                attn.q_proj = LoRALinear(attn.q_proj, cfg.rank, cfg.alpha)
+                attn.v_proj = LoRALinear(attn.v_proj, cfg.rank, cfg.alpha)
 
     def add_cross_attention(self, every: int) -> list[int]:
         """A gated cross-attention block before every `every`-th layer; returns their layer ids."""
@@ -115,9 +122,13 @@ class Decoder(nn.Module):
             self.layers[i].cross = GatedCrossAttentionBlock(self.cfg)
         return ids
 
+    def decoder_layers(self) -> list[DecoderLayer]:
+        """`layers` with their type (an `nn.ModuleList` yields plain modules)."""
+        return typing.cast(list[DecoderLayer], list(self.layers))
+
     @property
     def cross_layers(self) -> list[int]:
-        return [i for i, layer in enumerate(self.layers) if layer.cross is not None]
+        return [i for i, layer in enumerate(self.decoder_layers()) if layer.cross is not None]
 
     # -- graphs -----------------------------------------------------------------------------
     def embed(self, input_ids):
@@ -148,7 +159,7 @@ class Decoder(nn.Module):
             freqs = position_ids.unsqueeze(-1).to(x.dtype) * self.inv_freq  # (B, S, Dh/2)
             angles = torch.cat([freqs, freqs], dim=-1).unsqueeze(1)  # (B, 1, S, Dh)
             rope = (torch.cos(angles), torch.sin(angles))
-        else:
+        if self.embed_positions is not None:  # gpt2
             x = x + self.embed_positions(position_ids)
 
         cross_by_layer = {}

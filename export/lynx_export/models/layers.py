@@ -26,6 +26,16 @@ class RMSNorm(nn.Module):
         return x * torch.rsqrt(var + self.eps) * self.weight
 
 
+class PrefixConnector(nn.Module):
+    """A connector module whose output is visual prefix tokens (B, V, hidden): the module of every
+    prefix connector kind (connectors/)."""
+
+    def match_output_scale(self, std: float) -> None:
+        """Initialises the output layer so that untrained visual tokens start at the LLM's embedding
+        scale (`std` of the token embeddings; out-of-scale prefix tokens swamp a frozen LLM)."""
+        raise NotImplementedError(f"{type(self).__name__} does not set its output scale")
+
+
 def split_heads(x, heads: int):
     """(B, T, H*D) -> (B, H, T, D)"""
     b, t, _ = x.shape

@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from .. import connectors
 from ..config import LlmFreeze, VariantConfig, VisionConfig, VisionFreeze, DecoderConfig
 from .decoder import Decoder
+from .layers import PrefixConnector
 from .vision import VisionEncoder
 
 IGNORE = -100
@@ -53,6 +54,9 @@ class LynxModel(nn.Module):
         if self.vision is not None and vision_state is not None:
             self.vision.load_state_dict(vision_state)
         if self.is_prefix:
+            if not isinstance(self.connector, PrefixConnector):
+                raise TypeError(f"connector kind `{self.variant.connector.kind.value}`: the module of a prefix "
+                                "kind is a `PrefixConnector` (models/layers.py)")
             self.connector.match_output_scale(float(self.decoder.embed_tokens.weight.detach().std()))
 
     def apply_freeze(self) -> list[nn.Parameter]:
@@ -79,15 +83,15 @@ class LynxModel(nn.Module):
 
     def llm_parameters(self) -> set[int]:
         """ids of the pretrained LLM weights (a lower learning rate when they train)."""
-        skip = {id(p) for layer in self.decoder.layers for m in (layer.adapter, layer.cross) if m is not None
-                for p in m.parameters()}
+        skip = {id(p) for layer in self.decoder.decoder_layers() for m in (layer.adapter, layer.cross)
+                if m is not None for p in m.parameters()}
         return {id(p) for n, p in self.decoder.named_parameters() if id(p) not in skip and "lora_" not in n}
 
     def vision_features(self, feats):
         """Cached features -> image features. Cached features are the ViT output when the ViT is
         frozen, or the output of the frozen trunk (all blocks but the last) when the last block trains.
         (B, F, P, Dv) -> (B, F, P, Dv)"""
-        if self.variant.recipe.vision is VisionFreeze.LAST_BLOCK:
+        if self.vision is not None and self.variant.recipe.vision is VisionFreeze.LAST_BLOCK:
             b, f, p, d = feats.shape
             feats = self.vision.head(feats.reshape(b * f, p, d)).reshape(b, f, p, d)
         return feats

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import GeluMLP, MultiHeadAttention
+from .layers import GeluMLP, MultiHeadAttention, PrefixConnector
 
 
 class FramePositions(nn.Module):
@@ -44,7 +44,7 @@ class ResamplerLayer(nn.Module):
         return latents + self.ff(self.norm_ff(latents))
 
 
-class PerceiverResampler(nn.Module):
+class PerceiverResampler(PrefixConnector):
     """(B, F, P, vision_dim) -> (B, latents, out_dim)."""
 
     def __init__(self, cfg, vision_dim: int, out_dim: int):
@@ -57,7 +57,7 @@ class PerceiverResampler(nn.Module):
         self.norm = nn.LayerNorm(cfg.width)
         self.out_proj = nn.Linear(cfg.width, out_dim)
 
-    def match_output_scale(self, std: float):
+    def match_output_scale(self, std: float) -> None:
         """Initialises the output projection so visual tokens start at the LLM's embedding scale
         (the normed latents have unit variance; out-of-scale prefix tokens swamp a frozen LLM)."""
         nn.init.normal_(self.out_proj.weight, std=std / self.out_proj.in_features ** 0.5)

@@ -61,7 +61,7 @@ class VisionEncoder(nn.Module):
 
     def positions(self, grid: int):
         """(1, grid*grid, width) position table for a grid x grid patch layout."""
-        pos = self.pos_embed
+        pos: torch.Tensor = self.pos_embed  # (1, W, grid, grid)
         if grid != self.cfg.grid:
             pos = F.avg_pool2d(pos, self.cfg.grid // grid)
         return pos.flatten(2).transpose(1, 2)
