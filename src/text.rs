@@ -2,8 +2,14 @@
 //!
 //! The prompt is the manifest's template with the question in place of `{question}` (Lynx:
 //! `User: {question}\nBot:`), encoded without the tokenizer's own special tokens and preceded by the
-//! BOS token (docs/contract.md section 2). Batches are padded on the left, so the last position of
-//! every row is the last prompt token and generation continues from there for all rows at once.
+//! BOS token (docs/contract.md section 2; `prompt.add_bos: false` leaves it out). Batches are padded
+//! on the left, so the last position of every row is the last prompt token and generation
+//! continues from there for all rows at once.
+//!
+//! With an image placeholder (`prompt.image_placeholder`, LLaVA's `<image>`), the template is
+//! encoded whole, as Hugging Face's tokenizer encodes a LLaVA prompt: the placeholder is an added
+//! token of the tokenizer, so the text on either side of it is tokenized as it would be anyway.
+//! Its one token marks where the visual tokens go ([`Prompt::image_at`]) and is not embedded.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +25,8 @@ pub struct TextCodec {
     tokenizer: Tokenizer,
     path: PathBuf,
     prompt: PromptSpec,
+    /// The image placeholder's id (placeholder layout).
+    placeholder: Option<u32>,
     /// BOS id.
     pub bos: u32,
     /// EOS id.
@@ -30,12 +38,39 @@ pub struct TextCodec {
 /// A left-padded batch of prompts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromptBatch {
-    /// (B, L) token ids, pad on the left.
+    /// (B, L) token ids to embed, pad on the left (an image placeholder's token taken out).
     pub ids: Vec<Vec<i64>>,
     /// (B, L) 1 for tokens, 0 for padding.
     pub mask: Vec<Vec<i64>>,
     /// Unpadded length of each row.
     pub lengths: Vec<usize>,
+    /// Per row, where the visual tokens go (placeholder layout): how many of the row's unpadded
+    /// ids come before them. None without a placeholder.
+    pub image_at: Vec<Option<usize>>,
+    /// Per row, the prompt as encoded: BOS, the template's tokens and the placeholder's token in
+    /// its place, unpadded.
+    pub encoded: Vec<Vec<i64>>,
+}
+
+/// One encoded prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    /// BOS (unless `prompt.add_bos` is false) and the template's tokens, the image placeholder's
+    /// token included.
+    pub ids: Vec<i64>,
+    /// The index in `ids` of the image placeholder's token; None without a placeholder.
+    pub image_at: Option<usize>,
+}
+
+impl Prompt {
+    /// The ids the embedding graph gets: `ids` without the placeholder's token.
+    pub fn text_ids(&self) -> Vec<i64> {
+        let mut ids = self.ids.clone();
+        if let Some(k) = self.image_at {
+            ids.remove(k);
+        }
+        ids
+    }
 }
 
 impl TextCodec {
@@ -58,7 +93,22 @@ impl TextCodec {
             })
         };
         let (bos, eos, pad) = (id(&spec.bos, "bos")?, id(&spec.eos, "eos")?, id(&spec.pad, "pad")?);
-        Ok(TextCodec { bos, eos, pad, tokenizer, path, prompt: prompt.clone() })
+        let placeholder = match &prompt.image_placeholder {
+            None => None,
+            Some(p) => {
+                // One added token, so that the tokenizer splits the text at it (as Hugging Face's
+                // LLaVA tokenizers do with `<image>`), never a piece of a longer token.
+                let one = tokenizer.token_to_id(p).filter(|i| tokenizer.get_added_tokens_decoder().contains_key(i));
+                Some(one.ok_or_else(|| Error::Tokenizer {
+                    path: path.clone(),
+                    message: format!(
+                        "the manifest's `prompt.image_placeholder` `{p}` is not an added token of its vocabulary; \
+                         add it as a special (added) token, as LLaVA's tokenizers hold `<image>`"
+                    ),
+                })?)
+            }
+        };
+        Ok(TextCodec { bos, eos, pad, tokenizer, path, prompt: prompt.clone(), placeholder })
     }
 
     /// The tokenizer file.
@@ -71,8 +121,15 @@ impl TextCodec {
         self.tokenizer.get_vocab_size(true)
     }
 
-    /// BOS + the encoded prompt for `question`. Rejects an empty question.
+    /// BOS + the encoded prompt for `question`, the image placeholder's token included. Rejects
+    /// an empty question.
     pub fn prompt_ids(&self, question: &str) -> Result<Vec<i64>> {
+        Ok(self.prompt(question)?.ids)
+    }
+
+    /// The encoded prompt for `question` and where its image placeholder is. Rejects an empty
+    /// question, and one that holds the placeholder itself (the picture would have two places).
+    pub fn prompt(&self, question: &str) -> Result<Prompt> {
         if question.trim().is_empty() {
             return Err(Error::InvalidArgument {
                 what: "question",
@@ -86,15 +143,41 @@ impl TextCodec {
             message: format!("cannot encode the prompt: {e}"),
         })?;
         let mut ids = Vec::with_capacity(enc.len() + 1);
-        ids.push(i64::from(self.bos));
+        if self.prompt.add_bos {
+            ids.push(i64::from(self.bos));
+        }
         ids.extend(enc.get_ids().iter().map(|&i| i64::from(i)));
-        Ok(ids)
+        let image_at = match self.placeholder {
+            None => None,
+            Some(p) => {
+                let at: Vec<usize> = (0..ids.len()).filter(|&k| ids[k] == i64::from(p)).collect();
+                match at[..] {
+                    [k] => Some(k),
+                    _ => {
+                        return Err(Error::InvalidArgument {
+                            what: "question",
+                            value: question.to_string(),
+                            expected: format!(
+                                "a question without the image placeholder `{}` (the prompt holds it {} times)",
+                                self.prompt.image_placeholder.as_deref().unwrap_or_default(),
+                                at.len()
+                            ),
+                        })
+                    }
+                }
+            }
+        };
+        Ok(Prompt { ids, image_at })
     }
 
-    /// Encodes questions into a left-padded batch.
+    /// Encodes questions into a left-padded batch of the ids to embed (the placeholder's token
+    /// taken out, its place kept in [`PromptBatch::image_at`]).
     pub fn batch(&self, questions: &[&str]) -> Result<PromptBatch> {
-        let rows = questions.iter().map(|q| self.prompt_ids(q)).collect::<Result<Vec<_>>>()?;
-        Ok(left_pad(rows, i64::from(self.pad)))
+        let prompts = questions.iter().map(|q| self.prompt(q)).collect::<Result<Vec<_>>>()?;
+        let mut batch = left_pad(prompts.iter().map(Prompt::text_ids).collect(), i64::from(self.pad));
+        batch.image_at = prompts.iter().map(|p| p.image_at).collect();
+        batch.encoded = prompts.into_iter().map(|p| p.ids).collect();
+        Ok(batch)
     }
 
     /// Token ids back to text, special tokens skipped.
@@ -120,7 +203,8 @@ pub fn left_pad(rows: Vec<Vec<i64>>, pad: i64) -> PromptBatch {
         ids.push(r);
         mask.push(m);
     }
-    PromptBatch { ids, mask, lengths }
+    let encoded = (0..ids.len()).map(|r| ids[r][len - lengths[r]..].to_vec()).collect();
+    PromptBatch { image_at: vec![None; ids.len()], ids, mask, lengths, encoded }
 }
 
 #[cfg(test)]
@@ -133,11 +217,26 @@ mod tests {
         assert_eq!(b.ids, vec![vec![1, 5, 6], vec![0, 1, 7]]);
         assert_eq!(b.mask, vec![vec![1, 1, 1], vec![0, 1, 1]]);
         assert_eq!(b.lengths, vec![3, 2]);
+        assert_eq!(b.encoded, vec![vec![1, 5, 6], vec![1, 7]]);
+        assert_eq!(b.image_at, vec![None, None]);
+    }
+
+    #[test]
+    fn the_placeholder_token_is_taken_out_of_the_embedded_ids() {
+        let p = Prompt { ids: vec![1, 5, 9, 6], image_at: Some(2) };
+        assert_eq!(p.text_ids(), vec![1, 5, 6]);
+        let q = Prompt { ids: vec![1, 5], image_at: None };
+        assert_eq!(q.text_ids(), vec![1, 5]);
     }
 
     #[test]
     fn template_substitution() {
-        let p = PromptSpec { template: "User: {question}\nBot:".into(), padding: crate::manifest::PaddingSide::Left };
+        let p = PromptSpec {
+            template: "User: {question}\nBot:".into(),
+            padding: crate::manifest::PaddingSide::Left,
+            image_placeholder: None,
+            add_bos: true,
+        };
         assert_eq!(p.render("why?"), "User: why?\nBot:");
     }
 }

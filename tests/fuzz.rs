@@ -272,7 +272,14 @@ fn fuzz_manifest() {
     // A copy of the fixture zoo, so that a manifest's paths resolve and validation goes deep.
     let t = tempfile::tempdir().unwrap();
     copy_dir(&common::repo().join("tests/fixtures/runtime/zoo"), t.path());
-    let mut seeds: Vec<Vec<u8>> = Vec::new();
+    // The open fixture zoo's graphs and goldens beside them (its tokenizer's name is taken), so
+    // that the imported `llava-tiny` resolves too.
+    let open = common::repo().join("tests/fixtures/runtime/open-zoo");
+    for rel in ["onnx/vision.onnx", "onnx/projector.onnx", "onnx/embed.onnx", "onnx/decoder-gqa.onnx"] {
+        fs::copy(open.join(rel), t.path().join(rel)).unwrap();
+    }
+    fs::copy(open.join("onnx/goldens/llava-tiny.json"), t.path().join("onnx/goldens/llava-tiny.json")).unwrap();
+    let mut seeds: Vec<Vec<u8>> = vec![fs::read(open.join("variants/llava-tiny.yaml")).unwrap()];
     for dir in [t.path().join("variants"), common::repo().join("variants")] {
         let mut files: Vec<PathBuf> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
         files.sort();
@@ -286,7 +293,7 @@ fn fuzz_manifest() {
             .lines()
             .find_map(|l| l.strip_prefix("name: "))
             .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            .filter(|n| (1..=100).contains(&n.len()) && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
             .unwrap_or_else(|| "fuzz".into());
         let file = root.join("variants").join(format!("{name}.yaml"));
         fs::write(&file, bytes).unwrap();

@@ -7,8 +7,8 @@
 //! and the generation loop, independently of image resizing (tests/runtime_preprocess.rs checks
 //! that).
 //!
-//! It runs over the runtime's fixture zoo (tests/fixtures/runtime/zoo, always present), the
-//! shipped zoo at the repository root (which must hold 20+ variants), and the exporter's smoke
+//! It runs over the runtime's fixture zoos (tests/fixtures/runtime/zoo and open-zoo, always
+//! present), the shipped zoo at the repository root (which must hold 20+ variants), and the exporter's smoke
 //! zoo (`$LYNX_ZOO_SMOKE`, default target/smoke-zoo) when it has been built: every variant that
 //! exists is checked (`Zoo::check`) and tested, so a new variant is covered by this file
 //! unchanged. A smoke zoo that was not built is reported, not failed (scripts/test builds it).
@@ -144,6 +144,15 @@ fn check_zoo(dir: &Path) -> (usize, Vec<String>) {
 fn fixture_zoo_matches_its_goldens() {
     let (n, problems) = check_zoo(&repo().join("tests/fixtures/runtime/zoo"));
     assert_eq!(n, 3, "the fixture zoo has tiny, tiny-xattn and tiny-blind");
+    assert!(problems.is_empty(), "parity problems:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn open_fixture_zoo_matches_its_goldens() {
+    // An imported, LLaVA-shaped model (issue 15): the picture at its `<image>` placeholder, a
+    // grouped-query-attention decoder without `position_ids`; goldens from a cache-free reference.
+    let (n, problems) = check_zoo(&repo().join("tests/fixtures/runtime/open-zoo"));
+    assert_eq!(n, 1, "the open fixture zoo has llava-tiny");
     assert!(problems.is_empty(), "parity problems:\n{}", problems.join("\n"));
 }
 

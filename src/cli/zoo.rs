@@ -6,7 +6,8 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use prettytable::{format, row, Table};
 
-use lynx_zoo::manifest::{Connector, Manifest, VisionInput};
+use lynx_zoo::manifest::raw::RawOrigin;
+use lynx_zoo::manifest::{Adapter, Backbone, Connector, Manifest, Origin, VisionInput};
 use lynx_zoo::runtime::{self, ExecutionProvider, RuntimeOptions};
 use lynx_zoo::{Media, Zoo};
 
@@ -170,6 +171,17 @@ fn connector(m: &Manifest) -> String {
     }
 }
 
+/// What `list` prints for an axis the manifest does not record (an imported model's recipe).
+const NOT_RECORDED: &str = "-";
+
+/// `family-flavour-size`, the flavour left out when not recorded (`qwen2-0.5b`).
+fn backbone(b: &Backbone) -> String {
+    let mut parts = vec![b.family.to_string()];
+    parts.extend(b.flavour.map(|f| yaml_value(&f)));
+    parts.push(b.size.to_string());
+    parts.join("-")
+}
+
 fn yaml_value<T: serde::Serialize>(value: &T) -> String {
     lynx_zoo::manifest::yaml::scalar(value)
 }
@@ -199,6 +211,7 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
                     "description": m.description,
                     "changes": m.changes,
                     "paper": m.paper,
+                    "origin": raw.origin.clone().unwrap_or(RawOrigin::ZOO),
                     "axes": raw.axes,
                     "parameters": raw.parameters,
                 }));
@@ -214,23 +227,26 @@ pub fn list(args: ListArgs) -> anyhow::Result<()> {
                 table.add_row(row![
                     m.name,
                     connector(m),
-                    format!(
-                        "{}-{}-{}",
-                        yaml_value(&a.backbone.family),
-                        yaml_value(&a.backbone.flavour),
-                        yaml_value(&a.backbone.size)
-                    ),
-                    match a.adapter.every {
-                        Some(k) => format!("{}/{k}", yaml_value(&a.adapter.kind)),
-                        None => yaml_value(&a.adapter.kind),
+                    backbone(&a.backbone),
+                    match a.adapter {
+                        Some(Adapter { kind, every: Some(k), .. }) => format!("{}/{k}", yaml_value(&kind)),
+                        Some(Adapter { kind, .. }) => yaml_value(&kind),
+                        None => NOT_RECORDED.into(),
                     },
-                    format!("{}/{}", yaml_value(&a.freeze.vision), yaml_value(&a.freeze.llm)),
+                    a.freeze.map_or(NOT_RECORDED.into(), |f| format!(
+                        "{}/{}",
+                        yaml_value(&f.vision),
+                        yaml_value(&f.llm)
+                    )),
                     if a.vision_input.has_vision() { a.resolution.to_string() } else { "-".into() },
                     a.visual_tokens.map_or("-".into(), |t| t.to_string()),
                     if a.vision_input.has_vision() { a.frames.to_string() } else { "-".into() },
                     a.vision_input,
                     format!("{:.2}M", m.parameters.total as f64 / 1e6),
-                    m.changes.clone().unwrap_or_else(|| "(baseline)".into())
+                    m.changes.clone().unwrap_or_else(|| match m.origin {
+                        Origin::Zoo => "(baseline)".into(),
+                        Origin::Imported(_) => "(imported)".into(),
+                    })
                 ]);
             }
             if manifests.is_empty() {
@@ -263,7 +279,30 @@ pub fn show(args: ShowArgs) -> anyhow::Result<()> {
             if let Some(p) = &m.paper {
                 println!("paper:   {p}");
             }
+            if let Origin::Imported(i) = &m.origin {
+                println!(
+                    "origin:  imported from {} (revision {}; config sha256 {})",
+                    i.source,
+                    i.revision.as_deref().unwrap_or("not recorded"),
+                    i.config_sha256
+                );
+            }
             println!("\naxes:\n{}", indent(&yaml_value(&raw.axes)));
+            let a = &m.axes;
+            let absent: Vec<&str> = [
+                ("backbone.flavour", a.backbone.flavour.is_none()),
+                ("adapter", a.adapter.is_none()),
+                ("freeze", a.freeze.is_none()),
+                ("data", a.data.is_none()),
+                ("prompts", a.prompts.is_none()),
+                ("quantization", a.quantization.is_none()),
+            ]
+            .into_iter()
+            .filter_map(|(name, absent)| absent.then_some(name))
+            .collect();
+            if !absent.is_empty() {
+                println!("  (not recorded: {})", absent.join(", "));
+            }
             let d = &m.model;
             println!(
                 "\nmodel: hidden {}, layers {}, heads {} (kv {}), head_dim {}, vocab {}, context {}",

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use super::raw::RawManifest;
 use super::tensors;
-use super::{Axes, ConnectorFamily, Dim, GraphSpec, Graphs, ModelDims};
+use super::{Axes, ConnectorFamily, Dim, GraphSpec, Graphs, KvCache, ModelDims};
 use crate::error::{Error, Result};
 
 /// Largest `model.hidden` and `model.vision_dim`.
@@ -90,11 +90,17 @@ pub fn check(raw: &RawManifest, file: &Path) -> Result<()> {
         ("axes.cross_attention_every", a.cross_attention_every, m.layers),
         ("axes.connector.depth", a.connector.depth, MAX_DEPTH),
         ("axes.connector.latents", a.connector.latents, MAX_TOKENS),
-        ("axes.adapter.every", a.adapter.every, m.layers),
-        ("axes.adapter.dim", a.adapter.dim, MAX_ADAPTER),
-        ("axes.adapter.rank", a.adapter.rank, MAX_ADAPTER),
     ] {
         over(field, value.unwrap_or(0).into(), max.into())?;
+    }
+    if let Some(ad) = &a.adapter {
+        for (field, value, max) in [
+            ("axes.adapter.every", ad.every, m.layers),
+            ("axes.adapter.dim", ad.dim, MAX_ADAPTER),
+            ("axes.adapter.rank", ad.rank, MAX_ADAPTER),
+        ] {
+            over(field, value.unwrap_or(0).into(), max.into())?;
+        }
     }
     if let Some(p) = &raw.preprocess {
         over("preprocess.size", p.size.into(), MAX_RESOLUTION.into())?;
@@ -160,6 +166,19 @@ pub fn check(raw: &RawManifest, file: &Path) -> Result<()> {
     let t = &raw.tokenizer;
     strings(file, "tokenizer", [&t.path, &t.bos, &t.eos, &t.pad])?;
     strings(file, "prompt.template", [&raw.prompt.template])?;
+    strings(file, "prompt.image_placeholder", raw.prompt.image_placeholder.iter())?;
+    if let Some(o) = &raw.origin {
+        strings(file, "origin", o.source.iter().chain(&o.revision).chain(&o.config_sha256))?;
+    }
+    if let super::raw::Open::Other(s) = &a.backbone.family {
+        strings(file, "axes.backbone.family", [s])?;
+    }
+    if let super::raw::Open::Other(s) = &a.backbone.size {
+        strings(file, "axes.backbone.size", [s])?;
+    }
+    if let Some(kv) = &raw.model.kv_cache {
+        strings(file, "model.kv_cache", [&kv.past, &kv.present])?;
+    }
     strings(file, "name", [&raw.name])?;
     Ok(())
 }
@@ -175,7 +194,7 @@ fn strings<'a>(file: &Path, field: &str, values: impl IntoIterator<Item = &'a St
 
 /// The sizes in `model` and `axes` agree with every fixed dimension the graphs declare (a named
 /// axis such as `batch` or `seq` is free).
-pub fn check_shapes(graphs: &Graphs, axes: &Axes, model: &ModelDims, file: &Path) -> Result<()> {
+pub fn check_shapes(graphs: &Graphs, axes: &Axes, model: &ModelDims, kv: &KvCache, file: &Path) -> Result<()> {
     let expect = |spec: &GraphSpec, tensor: &str, output: bool, rank: usize, dims: &[(usize, usize, &str)]| {
         let list = if output { &spec.outputs } else { &spec.inputs };
         let what = if output { "outputs" } else { "inputs" };
@@ -247,11 +266,10 @@ pub fn check_shapes(graphs: &Graphs, axes: &Axes, model: &ModelDims, file: &Path
     expect(decoder, tensors::INPUTS_EMBEDS, false, 3, &[(2, model.hidden, "model.hidden")])?;
     expect(decoder, tensors::LOGITS, true, 3, &[(2, model.vocab_size, "model.vocab_size")])?;
     let cache = [(1, model.kv_heads, "model.kv_heads"), (3, model.head_dim, "model.head_dim")];
-    for t in decoder.inputs.iter().filter(|t| t.name.starts_with(tensors::PAST_PREFIX)) {
-        expect(decoder, &t.name, false, 4, &cache)?;
-    }
-    for t in decoder.outputs.iter().filter(|t| t.name.starts_with(tensors::PRESENT_PREFIX)) {
-        expect(decoder, &t.name, true, 4, &cache)?;
+    // (batch, kv_heads, past|total, head_dim): grouped-query attention has kv_heads < heads.
+    for (past, present) in kv.names(model.layers) {
+        expect(decoder, &past, false, 4, &cache)?;
+        expect(decoder, &present, true, 4, &cache)?;
     }
     Ok(())
 }

@@ -10,13 +10,20 @@
 //! - a text-only variant (`vision_input: none`, connector `none`) has no vision graph, no
 //!   connector and no preprocessing; every other variant (`picture`, and the matched blind control
 //!   `blank`, which runs the same graphs on a blank picture) has all three;
-//! - the decoder declares `past_key_values.{i}.key|value` and `present.{i}.key|value` for every
-//!   layer `i`.
+//! - the decoder declares its cache inputs and outputs (`past_key_values.{i}.key|value` and
+//!   `present.{i}.key|value` unless `model.kv_cache` names them otherwise) for every layer `i`, and
+//!   `position_ids` exactly when `model.position_ids` is `input`;
+//! - the zoo's own variants (`origin` absent or `zoo`) record their whole training recipe with the
+//!   zoo's typed values; imported ones (`origin: {kind: imported, ...}`) may leave the recipe out
+//!   and name their own backbone family and size;
+//! - an image placeholder (`prompt.image_placeholder`, the picture inside the template as in
+//!   LLaVA) goes with a prefix connector only, and the template holds it once.
 //!
 //! Checksums and the comparison with the ONNX sessions' real inputs and outputs come later, when a
 //! variant is checked or loaded ([`crate::zoo`]).
 
 pub mod bounds;
+pub mod open;
 pub mod paths;
 pub mod raw;
 pub mod tensors;
@@ -25,11 +32,12 @@ pub mod yaml;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+pub use open::{Import, KvCache, Origin};
 pub use paths::FileRef;
 pub use raw::{
     AdapterKind, Backbone, BackboneFamily, BackboneFlavour, BackboneSize, ConnectorKind, CropMode, DataRecipe, Dtype,
-    FrameSampling, Freeze, LlmFreeze, PaddingSide, PromptRecipe, Quantization, RawManifest, ResizeFilter, VisionFreeze,
-    VisionInput,
+    FrameSampling, Freeze, KvLayout, KvUpdate, LlmFreeze, Open, PaddingSide, PositionIds, PromptRecipe, Quantization,
+    RawManifest, ResizeFilter, VisionFreeze, VisionInput,
 };
 
 use crate::error::{Error, Result};
@@ -49,6 +57,8 @@ pub struct Manifest {
     pub name: String,
     /// One-line description.
     pub description: String,
+    /// Who made it: the zoo's exporter, or an importer (and from what).
+    pub origin: Origin,
     /// The design choices.
     pub axes: Axes,
     /// The axis changed from the baseline.
@@ -59,6 +69,8 @@ pub struct Manifest {
     pub seed_of: Option<String>,
     /// Model dimensions.
     pub model: ModelDims,
+    /// The decoder's cache tensors (`model.kv_cache`).
+    pub kv_cache: KvCache,
     /// The graphs.
     pub graphs: Graphs,
     /// Image preprocessing (None without vision, `vision_input: none`).
@@ -103,17 +115,19 @@ pub struct Adapter {
     pub rank: Option<u32>,
 }
 
-/// The validated `axes:`.
+/// The validated `axes:`. The recipe axes (`adapter`, `freeze`, `data`, `prompts`,
+/// `quantization`, and `backbone.flavour`) are always present for the zoo's own variants and may
+/// be None for imported ones.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Axes {
-    /// LLM backbone.
+    /// LLM backbone (for the zoo's own variants, family and size are the zoo's typed values).
     pub backbone: Backbone,
     /// How vision reaches the LLM.
     pub connector: Connector,
     /// Adapters.
-    pub adapter: Adapter,
+    pub adapter: Option<Adapter>,
     /// Freeze policy.
-    pub freeze: Freeze,
+    pub freeze: Option<Freeze>,
     /// Image side (0 without vision, `vision_input: none`).
     pub resolution: u32,
     /// Visual tokens (prefix length per sample, or cross-attention memory), if fixed.
@@ -123,11 +137,11 @@ pub struct Axes {
     /// Learned frame-position embedding.
     pub frame_positions: bool,
     /// Data recipe.
-    pub data: DataRecipe,
+    pub data: Option<DataRecipe>,
     /// Prompt recipe.
-    pub prompts: PromptRecipe,
+    pub prompts: Option<PromptRecipe>,
     /// Export quantisation.
-    pub quantization: Quantization,
+    pub quantization: Option<Quantization>,
     /// What the variant sees of the picture: the picture, a blank picture (the matched blind
     /// control), or nothing (no vision graph).
     pub vision_input: VisionInput,
@@ -219,6 +233,8 @@ pub struct ModelDims {
     pub vision_dim: usize,
     /// Patches per frame (0 without vision, `vision_input: none`).
     pub patches: usize,
+    /// Whether the decoder takes `position_ids`.
+    pub position_ids: PositionIds,
 }
 
 /// The graphs of a variant.
@@ -379,13 +395,18 @@ pub struct TokenizerSpec {
     pub pad: String,
 }
 
-/// The validated `prompt:`: the template split around its one `{question}`.
+/// The validated `prompt:`: the template with its one `{question}` (and at most one image
+/// placeholder).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromptSpec {
     /// The template as written.
     pub template: String,
     /// Padding side.
     pub padding: PaddingSide,
+    /// The image placeholder (placeholder layout), None for the prefix layout.
+    pub image_placeholder: Option<String>,
+    /// Whether BOS goes before the encoded template.
+    pub add_bos: bool,
 }
 
 impl PromptSpec {
@@ -445,12 +466,11 @@ impl Manifest {
         Manifest::try_from(ManifestSource { raw, file, root })
     }
 
-    /// The decoder's cache names, `(past_key_values.{i}.{kv}, present.{i}.{kv})` for every layer
-    /// `i` and `kv` of key, value, in that order: the output that becomes each input.
+    /// The decoder's cache names, `(past, present)` (by default `past_key_values.{i}.{kv}`,
+    /// `present.{i}.{kv}`) for every layer `i` and `kv` of key, value, in that order: the output
+    /// that becomes each input.
     pub fn cache_names(&self) -> Vec<(String, String)> {
-        (0..self.model.layers)
-            .flat_map(|i| tensors::KV.map(|kv| (tensors::past(i, kv), tensors::present(i, kv))))
-            .collect()
+        self.kv_cache.names(self.model.layers)
     }
 
     /// Every distinct file the variant uses (graphs, external data, tokenizer).
@@ -487,9 +507,11 @@ impl TryFrom<ManifestSource<'_>> for Manifest {
         }
 
         bounds::check(&raw, file)?;
+        let origin = open::origin(raw.origin.as_ref(), file)?;
         let model = model_dims(&raw, file)?;
-        let axes = axes(&raw, &model, file)?;
-        let graphs = graphs(&raw, &axes, &model, file, root)?;
+        let kv_cache = open::kv_cache(raw.model.kv_cache.as_ref(), file)?;
+        let axes = axes(&raw, &origin, &model, file)?;
+        let graphs = graphs(&raw, &axes, &model, &kv_cache, file, root)?;
 
         let vision_input = axes.vision_input;
         let preprocess = match (&raw.preprocess, vision_input.has_vision()) {
@@ -538,13 +560,7 @@ impl TryFrom<ManifestSource<'_>> for Manifest {
             }
         }
 
-        if raw.prompt.template.matches("{question}").count() != 1 {
-            return Err(bad(
-                "prompt.template",
-                format!("`{}` must contain `{{question}}` exactly once", raw.prompt.template.escape_debug()),
-            ));
-        }
-        let prompt = PromptSpec { template: raw.prompt.template.clone(), padding: raw.prompt.padding };
+        let prompt = open::prompt(&raw.prompt, &axes, file)?;
 
         let generation = generation(&raw.generation, file)?;
 
@@ -572,18 +588,20 @@ impl TryFrom<ManifestSource<'_>> for Manifest {
             None => None,
         };
 
-        bounds::check_shapes(&graphs, &axes, &model, file)?;
+        bounds::check_shapes(&graphs, &axes, &model, &kv_cache, file)?;
 
         Ok(Manifest {
             file: file.to_path_buf(),
             root: root.to_path_buf(),
             name: raw.name.clone(),
             description: raw.description.clone(),
+            origin,
             axes,
             changes: raw.changes.clone(),
             paper: raw.paper.clone(),
             seed_of: raw.seed_of.clone(),
             model,
+            kv_cache,
             graphs,
             preprocess,
             video,
@@ -629,12 +647,15 @@ fn model_dims(raw: &RawManifest, file: &Path) -> Result<ModelDims> {
         max_positions: m.max_positions as usize,
         vision_dim: m.vision_dim.unwrap_or(0) as usize,
         patches: m.patches.unwrap_or(0) as usize,
+        position_ids: m.position_ids,
     })
 }
 
-fn axes(raw: &RawManifest, model: &ModelDims, file: &Path) -> Result<Axes> {
+fn axes(raw: &RawManifest, origin: &Origin, model: &ModelDims, file: &Path) -> Result<Axes> {
     let a = &raw.axes;
     let bad = |field: &str, message: String| Error::manifest(file, field, message);
+    open::backbone(&a.backbone, origin, file)?;
+    open::recipe(a, origin, file)?;
     let layers = &raw.model.cross_attention_layers;
     let kind = a.connector.kind;
     let connector = match kind.family() {
@@ -693,9 +714,9 @@ fn axes(raw: &RawManifest, model: &ModelDims, file: &Path) -> Result<Axes> {
         }
     }
     Ok(Axes {
-        backbone: a.backbone,
+        backbone: a.backbone.clone(),
         connector,
-        adapter: Adapter { kind: a.adapter.kind, every: a.adapter.every, dim: a.adapter.dim, rank: a.adapter.rank },
+        adapter: a.adapter.map(|d| Adapter { kind: d.kind, every: d.every, dim: d.dim, rank: d.rank }),
         freeze: a.freeze,
         resolution: a.resolution.unwrap_or(0),
         visual_tokens: a.visual_tokens,
@@ -773,7 +794,7 @@ fn generation(g: &raw::RawGeneration, file: &Path) -> Result<GenerationOptions> 
 type TensorList = Vec<(String, Dtype)>;
 
 /// The (inputs, outputs) a graph of each role must declare (beyond what the manifest adds).
-fn required_io(role: GraphRole, family: ConnectorFamily, layers: usize) -> (TensorList, TensorList) {
+fn required_io(role: GraphRole, family: ConnectorFamily, model: &ModelDims, kv: &KvCache) -> (TensorList, TensorList) {
     let f = |n: &str| (n.to_string(), Dtype::Float32);
     let i = |n: &str| (n.to_string(), Dtype::Int64);
     match role {
@@ -784,20 +805,21 @@ fn required_io(role: GraphRole, family: ConnectorFamily, layers: usize) -> (Tens
         },
         GraphRole::Embed => (vec![i(tensors::INPUT_IDS)], vec![f(tensors::INPUTS_EMBEDS)]),
         GraphRole::Decoder => {
-            let mut inputs = vec![f(tensors::INPUTS_EMBEDS), i(tensors::ATTENTION_MASK), i(tensors::POSITION_IDS)];
+            let mut inputs = vec![f(tensors::INPUTS_EMBEDS), i(tensors::ATTENTION_MASK)];
+            if model.position_ids == PositionIds::Input {
+                inputs.push(i(tensors::POSITION_IDS));
+            }
             let mut outputs = vec![f(tensors::LOGITS)];
-            for l in 0..layers {
-                for kv in tensors::KV {
-                    inputs.push(f(&tensors::past(l, kv)));
-                    outputs.push(f(&tensors::present(l, kv)));
-                }
+            for (past, present) in kv.names(model.layers) {
+                inputs.push(f(&past));
+                outputs.push(f(&present));
             }
             (inputs, outputs)
         }
     }
 }
 
-fn graphs(raw: &RawManifest, axes: &Axes, model: &ModelDims, file: &Path, root: &Path) -> Result<Graphs> {
+fn graphs(raw: &RawManifest, axes: &Axes, model: &ModelDims, kv: &KvCache, file: &Path, root: &Path) -> Result<Graphs> {
     let family = axes.connector.family();
     let g = &raw.graphs;
     let graph = |role: GraphRole, r: &raw::RawGraph| -> Result<GraphSpec> {
@@ -851,7 +873,7 @@ fn graphs(raw: &RawManifest, axes: &Axes, model: &ModelDims, file: &Path, root: 
             inputs: tensors(&r.inputs, "inputs")?,
             outputs: tensors(&r.outputs, "outputs")?,
         };
-        let (need_in, need_out) = required_io(role, family, model.layers);
+        let (need_in, need_out) = required_io(role, family, model, kv);
         for (list, need, what) in [(&spec.inputs, need_in, "inputs"), (&spec.outputs, need_out, "outputs")] {
             for (name, dtype) in need {
                 match list.iter().find(|t| t.name == name) {
@@ -859,7 +881,13 @@ fn graphs(raw: &RawManifest, axes: &Axes, model: &ModelDims, file: &Path, root: 
                         return Err(Error::manifest(
                             file,
                             format!("{field}.{what}"),
-                            format!("`{name}` ({dtype}) is missing; the {role} graph must declare it"),
+                            match name.as_str() {
+                                tensors::POSITION_IDS => format!(
+                                    "`{name}` ({dtype}) is missing; the {role} graph must declare it, or the manifest \
+                                     must say that the decoder derives positions itself (`model.position_ids: derived`)"
+                                ),
+                                _ => format!("`{name}` ({dtype}) is missing; the {role} graph must declare it"),
+                            },
                         ))
                     }
                     Some(t) if t.dtype != dtype => {
@@ -880,6 +908,14 @@ fn graphs(raw: &RawManifest, axes: &Axes, model: &ModelDims, file: &Path, root: 
     let connector = g.connector.as_ref().map(|r| graph(GraphRole::Connector, r)).transpose()?;
     let embed = graph(GraphRole::Embed, &g.embed)?;
     let decoder = graph(GraphRole::Decoder, &g.decoder)?;
+    if model.position_ids == PositionIds::Derived && decoder.input(tensors::POSITION_IDS).is_some() {
+        return Err(Error::manifest(
+            file,
+            "model.position_ids",
+            "`derived` says the decoder has no `position_ids` input, but `graphs.decoder.inputs` declares one; \
+             write `input` (or leave the field out)",
+        ));
+    }
 
     let vision_input = axes.vision_input;
     match (vision_input.has_vision(), &vision, &connector) {
@@ -940,5 +976,7 @@ fn graphs(raw: &RawManifest, axes: &Axes, model: &ModelDims, file: &Path, root: 
     Ok(Graphs { vision, connector, embed, decoder })
 }
 
+#[cfg(test)]
+mod open_tests;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,12 @@
 //! reported with its field path instead of being silently ignored; only `provenance` is open,
 //! since it records whatever the exporter found worth recording.
 //!
+//! A manifest comes from the zoo's own exporter (no `origin`, or `origin: {kind: zoo}`) or from an
+//! importer that turned someone else's model into a variant (`origin: {kind: imported, ...}`).
+//! The second kind may leave out what only the zoo's recipe knows (adapter, freeze, data, prompts,
+//! quantisation, flavour) and may name any backbone family and size; `TryFrom` holds zoo manifests
+//! to the full, typed recipe.
+//!
 //! Every field is documented in docs/manifest.md.
 
 use std::collections::BTreeMap;
@@ -28,6 +34,9 @@ pub struct RawManifest {
     /// One-line description.
     #[serde(default)]
     pub description: String,
+    /// Where the variant comes from: the zoo's exporter (the default when absent) or an importer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<RawOrigin>,
     /// The design choices this variant makes.
     pub axes: RawAxes,
     /// The one axis changed from the baseline (`null` for the baseline itself).
@@ -66,6 +75,46 @@ pub struct RawManifest {
     pub goldens: Option<RawFile>,
 }
 
+/// `origin:` -- who made the variant. Absent means `{kind: zoo}`. A mapping rather than a tagged
+/// enum so that every error names its field (`origin.kind`, `origin.config_sha256`); which keys
+/// go with which kind is checked when the manifest is read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrigin {
+    /// `zoo` or `imported`.
+    pub kind: OriginKind,
+    /// Imported only: what it was imported from, a Hugging Face repository id
+    /// (`llava-hf/llava-1.5-7b-hf`) or the folder's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Imported only: the source's revision (a commit, tag or version); null or absent when
+    /// unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// Imported only (and required there): lowercase hex sha256 of the source's configuration file
+    /// (`config.json`, `genai_config.json`), as read when importing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_sha256: Option<String>,
+}
+
+impl RawOrigin {
+    /// `origin: {kind: zoo}`, what an absent `origin` means.
+    pub const ZOO: RawOrigin = RawOrigin { kind: OriginKind::Zoo, source: None, revision: None, config_sha256: None };
+}
+
+/// `origin.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OriginKind {
+    /// Trained and exported by the zoo's exporter (export/): every recipe axis is recorded, with
+    /// the zoo's typed values.
+    Zoo,
+    /// Converted from a model made elsewhere (a Hugging Face checkpoint, an onnxruntime-genai or
+    /// Optimum folder): `source` and `config_sha256` are required, and the recipe axes the source
+    /// does not record may be absent.
+    Imported,
+}
+
 /// `axes:` -- the variant's position in the ablation grid.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -77,10 +126,13 @@ pub struct RawAxes {
     /// `k` for cross-attention every k-th layer, else null.
     #[serde(default)]
     pub cross_attention_every: Option<u32>,
-    /// Adapters inside the LLM.
-    pub adapter: RawAdapter,
-    /// What stayed frozen in training.
-    pub freeze: Freeze,
+    /// Adapters inside the LLM (recipe: required for the zoo's own variants, optional for
+    /// imported ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<RawAdapter>,
+    /// What stayed frozen in training (recipe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze: Option<Freeze>,
     /// Input image side in pixels (null without vision, `vision_input: none`).
     #[serde(default)]
     pub resolution: Option<u32>,
@@ -94,12 +146,15 @@ pub struct RawAxes {
     /// `vision_input: none`).
     #[serde(default)]
     pub frame_positions: Option<bool>,
-    /// Training data recipe.
-    pub data: DataRecipe,
-    /// Prompt recipe.
-    pub prompts: PromptRecipe,
-    /// Quantisation applied at export.
-    pub quantization: Quantization,
+    /// Training data recipe (recipe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataRecipe>,
+    /// Prompt recipe (recipe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompts: Option<PromptRecipe>,
+    /// Quantisation applied at export (recipe).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<Quantization>,
     /// What the model sees of the picture: `picture`, `blank` (the matched blind control) or `none`
     /// (no vision at all); the older `true` / `false` read as `picture` / `none`.
     pub vision_input: RawVisionInput,
@@ -226,15 +281,76 @@ impl<'de> Deserialize<'de> for RawVisionInput {
 }
 
 /// `axes.backbone`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Backbone {
-    /// Decoder family.
-    pub family: BackboneFamily,
-    /// Pretrained only, or also tuned on text instructions.
-    pub flavour: BackboneFlavour,
-    /// Size class.
-    pub size: BackboneSize,
+    /// Decoder family: `llama` or `gpt2` for the zoo's own variants; an imported model may name
+    /// its own (`qwen2`, `mistral`).
+    pub family: Open<BackboneFamily>,
+    /// Pretrained only, or also tuned on text instructions (recipe: optional for imported models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavour: Option<BackboneFlavour>,
+    /// Size class: `small` or `large` for the zoo's own variants; an imported model may name its
+    /// own (`0.5b`, `7b`).
+    pub size: Open<BackboneSize>,
+}
+
+/// A value of one of the zoo's enums, or any other name (an imported model's backbone family or
+/// size). Reading tries the enum first, so `llama` is always the zoo's value; another name is
+/// allowed for imported variants only (`origin: {kind: imported}`), a rule checked when the
+/// manifest is read, whose error names the field and the zoo's values.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(rename = "Open{T}")]
+pub enum Open<T> {
+    /// One of the zoo's values.
+    Known(T),
+    /// Another name (letters, digits, `.`, `-`, `_`; imported models only).
+    Other(String),
+}
+
+impl<T: Serialize> Open<T> {
+    /// The value as written in YAML.
+    pub fn as_string(&self) -> String {
+        match self {
+            Open::Known(t) => super::yaml::scalar(t),
+            Open::Other(s) => s.clone(),
+        }
+    }
+
+    /// The zoo's value, if it is one.
+    pub fn known(&self) -> Option<&T> {
+        match self {
+            Open::Known(t) => Some(t),
+            Open::Other(_) => None,
+        }
+    }
+}
+
+impl<T: Serialize> std::fmt::Display for Open<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.as_string())
+    }
+}
+
+impl<T> From<T> for Open<T> {
+    fn from(t: T) -> Self {
+        Open::Known(t)
+    }
+}
+
+/// A string: the enum's value when it names one, else [`Open::Other`] (hand-written: `untagged`
+/// would report neither the value nor the expected ones).
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Open<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::IntoDeserializer;
+        let name = String::deserialize(deserializer)?;
+        let as_enum: serde::de::value::StrDeserializer<'_, serde::de::value::Error> = name.as_str().into_deserializer();
+        Ok(match T::deserialize(as_enum) {
+            Ok(t) => Open::Known(t),
+            Err(_) => Open::Other(name),
+        })
+    }
 }
 
 /// Decoder family: LLaMA-style (RMSNorm, RoPE, SwiGLU) or GPT-2-style.
@@ -456,6 +572,86 @@ pub struct RawModel {
     /// Patches per frame (absent without vision, `vision_input: none`).
     #[serde(default)]
     pub patches: Option<u32>,
+    /// Whether the decoder takes `position_ids` (`input`, the default) or derives positions from
+    /// `attention_mask` itself (`derived`: no such input, as some onnxruntime-genai and Optimum
+    /// exports).
+    #[serde(default, skip_serializing_if = "PositionIds::is_input")]
+    pub position_ids: PositionIds,
+    /// The decoder's KV-cache tensors (absent: `past_key_values.{i}.{kv}` in, `present.{i}.{kv}`
+    /// out, (batch, kv_heads, seq, head_dim), present = past + new).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_cache: Option<RawKvCache>,
+}
+
+/// `model.position_ids`: how the decoder learns each token's position.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionIds {
+    /// The decoder takes `position_ids` (batch, seq) int64; the runtime passes
+    /// `cumsum(attention_mask) - 1` (clamped at 0) for the new positions.
+    #[default]
+    Input,
+    /// The decoder has no `position_ids` input and derives the positions itself from
+    /// `attention_mask` (onnxruntime-genai's builder for some models, Optimum exports).
+    Derived,
+}
+
+impl PositionIds {
+    /// Whether the decoder takes the input (the default, not written out).
+    pub fn is_input(&self) -> bool {
+        matches!(self, PositionIds::Input)
+    }
+}
+
+/// `model.kv_cache`: names and layout of the decoder's cache tensors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKvCache {
+    /// Input names, with `{i}` for the layer and `{kv}` for `key` / `value`.
+    #[serde(default = "default_past")]
+    pub past: String,
+    /// Output names, with `{i}` and `{kv}`.
+    #[serde(default = "default_present")]
+    pub present: String,
+    /// Axis order of every cache tensor.
+    #[serde(default)]
+    pub layout: KvLayout,
+    /// What `present` holds.
+    #[serde(default)]
+    pub update: KvUpdate,
+}
+
+fn default_past() -> String {
+    super::tensors::PAST_PATTERN.to_string()
+}
+
+fn default_present() -> String {
+    super::tensors::PRESENT_PATTERN.to_string()
+}
+
+/// Axis order of the cache tensors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KvLayout {
+    /// (batch, kv_heads, seq, head_dim): Optimum's and onnxruntime-genai's layout, the one this
+    /// runtime supports.
+    #[default]
+    Bnsh,
+    /// (batch, seq, kv_heads, head_dim): refused (named so that the refusal can say why).
+    Bsnh,
+}
+
+/// How a decoder step's `present` relates to its `past`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum KvUpdate {
+    /// `present` is `past` followed by this step's keys/values (total = past + seq); the runtime
+    /// moves it into the next step's `past`. The one this runtime supports.
+    #[default]
+    Concat,
+    /// One buffer of the maximum length shared by past and present (GroupQueryAttention with
+    /// `past_present_share_buffer`): refused.
+    SharedBuffer,
 }
 
 /// `graphs:` -- one entry per ONNX graph.
@@ -627,10 +823,27 @@ pub struct RawTokenizer {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPrompt {
-    /// Template holding `{question}` once.
+    /// Template holding `{question}` once (and the image placeholder once, when there is one).
     pub template: String,
     /// Batch padding side.
     pub padding: PaddingSide,
+    /// The picture's place in the template (placeholder layout, as LLaVA's `<image>`): a token of
+    /// the tokenizer that the template holds once; the visual tokens replace it. Absent: the
+    /// prefix layout, visual tokens before the BOS token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_placeholder: Option<String>,
+    /// Whether the runtime puts `tokenizer.bos` before the encoded template (default true; false
+    /// for templates that write it themselves, or models without one).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub add_bos: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// Batch padding side.

@@ -33,6 +33,16 @@ pub const PRESENT_PREFIX: &str = "present.";
 pub const CROSS_PREFIX: &str = "cross_key_values.";
 /// The two halves of each cached pair, in order.
 pub const KV: [&str; 2] = ["key", "value"];
+/// The default pattern of the cache inputs (`model.kv_cache.past`): `{i}` the layer, `{kv}` one
+/// of [`KV`]. Optimum's and onnxruntime-genai's name.
+pub const PAST_PATTERN: &str = "past_key_values.{i}.{kv}";
+/// The default pattern of the cache outputs (`model.kv_cache.present`).
+pub const PRESENT_PATTERN: &str = "present.{i}.{kv}";
+
+/// `pattern` with `{i}` and `{kv}` filled in.
+pub fn fill(pattern: &str, layer: usize, kv: &str) -> String {
+    pattern.replacen("{i}", &layer.to_string(), 1).replacen("{kv}", kv, 1)
+}
 
 /// `past_key_values.{layer}.{kv}`.
 pub fn past(layer: usize, kv: &str) -> String {
@@ -61,8 +71,8 @@ pub fn json() -> String {
         "attention_mask": ATTENTION_MASK,
         "position_ids": POSITION_IDS,
         "logits": LOGITS,
-        "past": format!("{PAST_PREFIX}{{i}}.{{kv}}"),
-        "present": format!("{PRESENT_PREFIX}{{i}}.{{kv}}"),
+        "past": PAST_PATTERN,
+        "present": PRESENT_PATTERN,
         "cross": format!("{CROSS_PREFIX}{{i}}.{{kv}}"),
         "kv": KV,
     });
@@ -82,6 +92,9 @@ mod tests {
         assert_eq!(present(0, KV[1]), "present.0.value");
         assert_eq!(cross(2, "key"), "cross_key_values.2.key");
         assert!(past(3, "value").starts_with(PAST_PREFIX) && cross(0, "key").starts_with(CROSS_PREFIX));
+        assert_eq!(fill(PAST_PATTERN, 3, "value"), past(3, "value"));
+        assert_eq!(fill(PRESENT_PATTERN, 12, "key"), present(12, "key"));
+        assert_eq!(fill("model.layers.{i}.past.{kv}", 0, "key"), "model.layers.0.past.key");
     }
 
     #[test]

@@ -29,7 +29,7 @@ fn fixture_manifests_parse_into_typed_values() -> Result<()> {
     let m = parse("tiny", &text("tiny"))?;
     assert_eq!(m.axes.connector, Connector::Prefix { kind: ConnectorKind::Resampler });
     assert_eq!(m.axes.connector.family(), ConnectorFamily::Prefix);
-    assert_eq!(m.axes.backbone.family, BackboneFamily::Gpt2);
+    assert_eq!(m.axes.backbone.family, Open::Known(BackboneFamily::Gpt2));
     assert_eq!(m.model.layers, 2);
     assert_eq!(m.graphs.decoder.external_data.len(), 1);
     assert_eq!(m.graphs.decoder.input("past_key_values.1.value").map(|t| t.shape.len()), Some(4));

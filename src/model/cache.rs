@@ -47,6 +47,9 @@ pub struct DecodeState<'s> {
     pub embed: &'s mut Session,
     /// Decoder graph.
     pub decoder: &'s mut Session,
+    /// Whether the decoder takes `position_ids` (`model.position_ids: input`); without it, the
+    /// graph derives positions from the mask itself.
+    pub position_ids: bool,
     /// Self-attention cache.
     pub cache: Vec<CacheEntry>,
     /// Cross-attention K/V by input name, one row per decoder row.
@@ -73,26 +76,19 @@ impl DecodeState<'_> {
         let seq = embeds.shape().get(1).copied().unwrap_or(0);
         let flat: Vec<i64> = self.mask.iter().flatten().copied().collect();
         let mask = ArrayD::from_shape_vec(vec![rows, total], flat).map_err(|e| shape_error(ATTENTION_MASK, e))?;
-        // position_ids = cumsum(mask) - 1, clamped at 0, for the last `seq` positions
-        let mut pos = Vec::with_capacity(rows * seq);
-        for row in &self.mask {
-            let mut c = 0i64;
-            let cums: Vec<i64> = row
-                .iter()
-                .map(|&m| {
-                    c += m;
-                    (c - 1).max(0)
-                })
-                .collect();
-            pos.extend_from_slice(&cums[total - seq..]);
-        }
-        let positions = ArrayD::from_shape_vec(vec![rows, seq], pos).map_err(|e| shape_error(POSITION_IDS, e))?;
+        let positions = match self.position_ids {
+            true => {
+                let pos: Vec<i64> = positions(&self.mask, seq).into_iter().flatten().collect();
+                Some(ArrayD::from_shape_vec(vec![rows, seq], pos).map_err(|e| shape_error(POSITION_IDS, e))?)
+            }
+            false => None, // the graph derives them from the mask
+        };
 
-        let mut inputs: Vec<(&str, Input<'_>)> = vec![
-            (INPUTS_EMBEDS, Input::F32(embeds.view())),
-            (ATTENTION_MASK, Input::I64(mask.view())),
-            (POSITION_IDS, Input::I64(positions.view())),
-        ];
+        let mut inputs: Vec<(&str, Input<'_>)> =
+            vec![(INPUTS_EMBEDS, Input::F32(embeds.view())), (ATTENTION_MASK, Input::I64(mask.view()))];
+        if let Some(p) = &positions {
+            inputs.push((POSITION_IDS, Input::I64(p.view())));
+        }
         for e in &self.cache {
             inputs.push((e.past.as_str(), Input::Value(&e.value)));
         }
@@ -117,6 +113,24 @@ impl DecodeState<'_> {
         let view = v.view_f32()?;
         Ok(view.to_owned())
     }
+}
+
+/// The positions of the last `seq` entries of each mask row: `cumsum(mask) - 1`, clamped at 0
+/// (Hugging Face's rule for left-padded batches), what `position_ids` holds.
+pub fn positions(mask: &[Vec<i64>], seq: usize) -> Vec<Vec<i64>> {
+    mask.iter()
+        .map(|row| {
+            let mut c = 0i64;
+            let cums: Vec<i64> = row
+                .iter()
+                .map(|&m| {
+                    c += m;
+                    (c - 1).max(0)
+                })
+                .collect();
+            cums[cums.len().saturating_sub(seq)..].to_vec()
+        })
+        .collect()
 }
 
 fn shape_error(tensor: &str, e: impl std::fmt::Display) -> Error {

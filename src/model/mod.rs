@@ -9,6 +9,12 @@
 //! position_ids = cumsum(mask) - 1, clamped at 0
 //! ```
 //!
+//! That is the prefix layout. With an image placeholder in the template (the placeholder layout,
+//! LLaVA's `<image>`), the visual tokens take the placeholder's place instead
+//! ([`splice_visual`]): `[pad][embed(<s> + text before)][visual_embeds][embed(text after)]`,
+//! with the same mask and position rule. The prefix layout is the placeholder layout with the
+//! picture before the first token.
+//!
 //! A cross-attention variant has no visual positions; its connector's `cross_key_values.*`
 //! (B, heads, memory, head_dim) are computed once per sample and fed to every decoder step. A
 //! variant without vision (`vision_input: none`) has neither. Images are videos of one frame:
@@ -38,12 +44,12 @@ pub mod features;
 
 use std::time::{Duration, Instant};
 
-use ndarray::{concatenate, s, Array2, Array4, ArrayD, Axis, Ix3, IxDyn};
+use ndarray::{concatenate, s, Array2, Array3, Array4, ArrayD, ArrayView3, Axis, Ix3, IxDyn};
 
 use crate::error::{Error, Result};
 use crate::generate::{generate, GenerationOptions, SpecialTokens};
 use crate::manifest::tensors::{CROSS_PREFIX, IMAGE_FEATURES, INPUTS_EMBEDS, INPUT_IDS, PIXEL_VALUES, VISUAL_EMBEDS};
-use crate::manifest::{ConnectorFamily, GraphSpec, Manifest, VisionInput};
+use crate::manifest::{ConnectorFamily, GraphSpec, Manifest, PositionIds, VisionInput};
 use crate::preprocess::{Media, Preprocessor};
 use crate::runtime::{ExecutionProvider, Input, RuntimeOptions, Session, Value};
 use crate::text::TextCodec;
@@ -375,27 +381,13 @@ impl Model {
 
         let (embeds, mask, cross) = match vision {
             VisionOut::Prefix(visual) => {
-                // [pad][visual][text] per row: (B, V + L, D)
-                let v = visual.shape().get(1).copied().unwrap_or(0);
+                // [pad][text before][visual][text after] per row: (B, V + L, D); the prefix layout
+                // has no text before (the picture goes before BOS).
                 let text3 = text_embeds.view().into_dimensionality::<Ix3>().map_err(|e| shape(INPUTS_EMBEDS, e))?;
                 let vis3 = visual.view().into_dimensionality::<Ix3>().map_err(|e| shape(VISUAL_EMBEDS, e))?;
-                let mut rows = Vec::with_capacity(b);
-                let mut mask = Vec::with_capacity(b);
-                for r in 0..b {
-                    let pad = l - batch.lengths[r];
-                    let row = concatenate(
-                        Axis(0),
-                        &[text3.slice(s![r, ..pad, ..]), vis3.slice(s![r, .., ..]), text3.slice(s![r, pad.., ..])],
-                    )
-                    .map_err(|e| shape(INPUTS_EMBEDS, e))?;
-                    rows.push(row);
-                    let mut m = vec![0i64; pad];
-                    m.extend(std::iter::repeat_n(1, v + batch.lengths[r]));
-                    mask.push(m);
-                }
-                let views: Vec<_> = rows.iter().map(|r| r.view().insert_axis(Axis(0))).collect();
-                let embeds = concatenate(Axis(0), &views).map_err(|e| shape(INPUTS_EMBEDS, e))?.into_dyn();
-                (embeds, mask, Vec::new())
+                let at: Vec<usize> = batch.image_at.iter().map(|k| k.unwrap_or(0)).collect();
+                let (embeds, mask) = splice_visual(text3, vis3, &batch.lengths, &at)?;
+                (embeds.into_dyn(), mask, Vec::new())
             }
             VisionOut::Cross(cross) => (text_embeds, batch.mask.clone(), cross),
             VisionOut::Blind => (text_embeds, batch.mask.clone(), Vec::new()),
@@ -428,6 +420,7 @@ impl Model {
         let mut state = DecodeState {
             embed: &mut self.embed,
             decoder: &mut self.decoder,
+            position_ids: self.manifest.model.position_ids == PositionIds::Input,
             cache,
             cross,
             row_sample: (0..b).collect(),
@@ -438,9 +431,7 @@ impl Model {
         };
         let logits = state.run(&embeds)?;
         timings.prefill = t.elapsed();
-        let ids: Vec<Vec<i64>> =
-            batch.ids.iter().zip(&batch.lengths).map(|(row, &n)| row[row.len() - n..].to_vec()).collect();
-        Ok((state, logits, ids, max_new))
+        Ok((state, logits, batch.encoded, max_new))
     }
 
     /// Runs vision and connector for B samples of (F, 3, S, S) pixels.
@@ -514,11 +505,120 @@ fn cached_vision(
     concatenate(Axis(0), &views).map_err(|e| shape(IMAGE_FEATURES, e)) // (B, F, P, Dv)
 }
 
+/// The prefill embeddings of a prefix variant: in each row of the left-padded text embeddings, the
+/// row's visual tokens go before its `image_at[r]`-th token (counted from the row's first real
+/// token). The prefix layout is `image_at` 0 (before BOS); the placeholder layout puts them where
+/// the template's placeholder was. Returns (B, V + L, D) embeddings and the (B, V + L) mask.
+///
+/// ```text
+///  text (B, L, D), row r:  [pad .. pad][t0 .. t(k-1)][tk .. t(n-1)]      n = lengths[r], k = image_at[r]
+///  visual (B, V, D), row r:                          ^ spliced in here
+///  out (B, V + L, D):      [pad .. pad][t0 .. t(k-1)][v0 .. v(V-1)][tk .. t(n-1)]
+///  mask (B, V + L):          0 ..  0     1 ..............................   1
+///  position_ids (decoder): cumsum(mask) - 1, so t(k) sits at position k + V
+/// ```
+pub fn splice_visual(
+    text: ArrayView3<'_, f32>,
+    visual: ArrayView3<'_, f32>,
+    lengths: &[usize],
+    image_at: &[usize],
+) -> Result<(Array3<f32>, Vec<Vec<i64>>)> {
+    let (b, l, _) = text.dim();
+    let v = visual.dim().1;
+    if visual.dim().0 != b || lengths.len() != b || image_at.len() != b {
+        return Err(shape(
+            VISUAL_EMBEDS,
+            format!(
+                "{} visual rows, {} lengths and {} places for {b} text rows",
+                visual.dim().0,
+                lengths.len(),
+                image_at.len()
+            ),
+        ));
+    }
+    let mut rows = Vec::with_capacity(b);
+    let mut mask = Vec::with_capacity(b);
+    for r in 0..b {
+        let (n, k) = (lengths[r], image_at[r]);
+        if n > l || k > n {
+            return Err(shape(INPUTS_EMBEDS, format!("row {r}: the picture at token {k} of {n}, padded to {l}")));
+        }
+        let at = l - n + k; // the padding, then k text tokens
+        let row = concatenate(
+            Axis(0),
+            &[text.slice(s![r, ..at, ..]), visual.slice(s![r, .., ..]), text.slice(s![r, at.., ..])],
+        )
+        .map_err(|e| shape(INPUTS_EMBEDS, e))?; // (V + L, D)
+        rows.push(row);
+        let mut m = vec![0i64; l - n];
+        m.extend(std::iter::repeat_n(1, v + n));
+        mask.push(m);
+    }
+    let views: Vec<_> = rows.iter().map(|r| r.view().insert_axis(Axis(0))).collect();
+    let embeds = concatenate(Axis(0), &views).map_err(|e| shape(INPUTS_EMBEDS, e))?; // (B, V + L, D)
+    Ok((embeds, mask))
+}
+
 fn shape(tensor: &str, e: impl std::fmt::Display) -> Error {
     Error::GraphIo {
         graph: "pipeline".into(),
         tensor: tensor.into(),
         expected: "a consistent shape".into(),
         got: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    /// Text (B, L, 1) whose value is 100 * row + token index (-1 for padding), visual (B, V, 1)
+    /// whose value is -(10 * row + index) - 10, so every embedding says where it came from.
+    fn rows(lengths: &[usize], l: usize, v: usize) -> (Array3<f32>, Array3<f32>) {
+        let b = lengths.len();
+        let text = Array3::from_shape_fn((b, l, 1), |(r, t, _)| {
+            let pad = l - lengths[r];
+            if t < pad {
+                -1.0
+            } else {
+                (100 * r + t - pad) as f32
+            }
+        });
+        let visual = Array3::from_shape_fn((b, v, 1), |(r, j, _)| -((10 * r + j) as f32) - 10.0);
+        (text, visual)
+    }
+
+    fn column(a: &Array3<f32>, r: usize) -> Vec<f32> {
+        a.slice(s![r, .., 0]).to_vec()
+    }
+
+    #[test]
+    fn the_prefix_layout_puts_the_picture_after_the_padding() {
+        let (text, visual) = rows(&[3, 2], 3, 2);
+        let (out, mask) = splice_visual(text.view(), visual.view(), &[3, 2], &[0, 0]).unwrap();
+        assert_eq!(out.dim(), (2, 5, 1));
+        assert_eq!(column(&out, 0), [-10.0, -11.0, 0.0, 1.0, 2.0]);
+        assert_eq!(column(&out, 1), [-1.0, -20.0, -21.0, 100.0, 101.0]);
+        assert_eq!(mask, [vec![1, 1, 1, 1, 1], vec![0, 1, 1, 1, 1]]);
+    }
+
+    #[test]
+    fn a_placeholder_in_the_middle_splices_the_picture_there_in_every_padded_row() {
+        // Row 0: 4 tokens, picture after 2 of them; row 1: 2 tokens (2 pads), picture after 1.
+        let (text, visual) = rows(&[4, 2], 4, 3);
+        let (out, mask) = splice_visual(text.view(), visual.view(), &[4, 2], &[2, 1]).unwrap();
+        assert_eq!(out.dim(), (2, 7, 1), "V + L positions");
+        assert_eq!(column(&out, 0), [0.0, 1.0, -10.0, -11.0, -12.0, 2.0, 3.0]);
+        assert_eq!(column(&out, 1), [-1.0, -1.0, 100.0, -20.0, -21.0, -22.0, 101.0]);
+        assert_eq!(mask, [vec![1; 7], vec![0, 0, 1, 1, 1, 1, 1]]);
+        // The decoder's positions follow the mask: the text after the picture continues at
+        // position k + V, padding sits at 0.
+        assert_eq!(cache::positions(&mask, 7), [vec![0, 1, 2, 3, 4, 5, 6], vec![0, 0, 0, 1, 2, 3, 4]]);
+        // The picture at the end of the prompt is allowed too; past the end is not.
+        let (end, _) = splice_visual(text.view(), visual.view(), &[4, 2], &[4, 2]).unwrap();
+        assert_eq!(column(&end, 1), [-1.0, -1.0, 100.0, 101.0, -20.0, -21.0, -22.0]);
+        assert!(splice_visual(text.view(), visual.view(), &[4, 2], &[5, 0]).is_err());
+        assert!(splice_visual(text.view(), visual.view(), &[4], &[0]).is_err());
     }
 }
