@@ -13,7 +13,14 @@ the figures). Gate 1 of issue 13 asks >= 90% overall and >= 80% per class but OC
     PYTHONPATH=export .venv/bin/python export/probes/binding_probe.py --text /tmp/binding-text \\
         --val data/val-2 --layers 4 --hidden 128 --steps 20000 --log /tmp/binding-4x128.jsonl
 
-Uses the shipped tokenizer (onnx/tokenizer.json) and the exporter's LLaMA-style decoder.
+Or continue a foundation build's chat backbone on the scene instructions alone (the "more
+instruction steps" lever), in the foundation's own tokenizer:
+
+    PYTHONPATH=export .venv/bin/python export/probes/binding_probe.py --from-chat llama-small \
+        --text export/work/foundation/text --val export/work/foundation/probe-val --steps 4000 --lr 5e-4 \
+        --eval-every 1000 --log /tmp/binding-continue.jsonl
+
+From scratch, it uses the shipped tokenizer (onnx/tokenizer.json) and the exporter's LLaMA-style decoder.
 """
 
 from __future__ import annotations
@@ -80,14 +87,28 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log", type=Path, required=True, help="JSON lines: one per evaluation")
+    p.add_argument("--from-chat", metavar="BACKBONE", help="start from this backbone's chat stage of the foundation "
+                   "build in --foundation-work (its tokenizer, config and weights) instead of from scratch")
+    p.add_argument("--foundation-work", type=Path, default=None, help="a foundation build's --work folder "
+                   "(default export/work/foundation)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     root = repo_root()
-    codec = TextCodec.load(root / "onnx" / "tokenizer.json")
-    cfg = DecoderConfig(Family.LLAMA, vocab_size=codec.vocab_size, hidden=args.hidden, layers=args.layers,
-                        heads=args.heads, ffn=args.ffn or 2 * args.hidden, max_positions=256)
-    model = Decoder(cfg)
+    if args.from_chat:
+        from lynx_export.foundation import PLANS, Foundation
+        build = Foundation(PLANS["foundation"], args.foundation_work or root / "export" / "work" / "foundation",
+                           Path("/nonexistent"))
+        codec = build.codec()
+        cfg = build.plan.decoder(args.from_chat, codec.vocab_size)
+        model = Decoder(cfg)
+        model.load_state_dict(build.weights(f"{args.from_chat}-chat", build.chat_key(args.from_chat)))
+        args.layers, args.hidden, args.heads = cfg.layers, cfg.hidden, cfg.heads
+    else:
+        codec = TextCodec.load(root / "onnx" / "tokenizer.json")
+        cfg = DecoderConfig(Family.LLAMA, vocab_size=codec.vocab_size, hidden=args.hidden, layers=args.layers,
+                            heads=args.heads, ffn=args.ffn or 2 * args.hidden, max_positions=256)
+        model = Decoder(cfg)
     pool = scene_pool(args.text)
     order = np.random.default_rng(args.seed).permutation(len(pool))
     work = args.log.with_suffix(".work")
@@ -126,7 +147,7 @@ def main():
             log(f"  step {step + 1}/{args.steps} loss {np.mean(recent):.3f} ({time.time() - start:.0f}s)")
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             result = evaluate(model, codec, args.val, bin_path, work)
-            record = {"layers": args.layers, "hidden": args.hidden, "heads": args.heads, "params": params,
+            record = {"from_chat": args.from_chat, "layers": args.layers, "hidden": args.hidden, "heads": args.heads, "params": params,
                       "lr": args.lr, "batch": args.batch, "step": step + 1, "examples_seen": (step + 1) * args.batch,
                       "pool": len(pool), "loss": round(float(np.mean(recent)), 4),
                       "seconds": round(time.time() - start), **result}
