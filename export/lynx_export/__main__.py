@@ -120,7 +120,7 @@ def parse(argv=None):
     h.add_argument("--revision", default=None, help="`origin.revision` (default: a hub cache snapshot's commit)")
     h.add_argument("--template", default=None,
                    help="prompt template with `{question}` and the image token once each, in place of the "
-                        "checkpoint's chat template")
+                        "checkpoint's chat template (`\\n` in it is a newline)")
     h.add_argument("--max-new-tokens", type=int, default=None,
                    help="decoding default (default: generation_config.json's max_new_tokens, else 64)")
     h.add_argument("--atol", type=float, default=1e-4,
@@ -240,7 +240,8 @@ def main(argv=None) -> int:
 
             torch.set_num_threads(args.threads)
             opts = ImportOptions(name=args.name, zoo=args.zoo, source=args.source, revision=args.revision,
-                                 template=args.template, max_new_tokens=args.max_new_tokens, atol=args.atol,
+                                 template=args.template.replace("\\n", "\n") if args.template else None,
+                                 max_new_tokens=args.max_new_tokens, atol=args.atol,
                                  force=args.force)
             print(import_hf(args.dir, opts, log))
             return 0

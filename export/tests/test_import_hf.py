@@ -260,16 +260,17 @@ def test_the_manifest_is_an_imported_variant_the_schema_and_check_accept(importe
         assert (doc["tokenizer"]["bos"], doc["tokenizer"]["eos"]) == ("<s>", "</s>")
     assert doc["tokenizer"]["sha256"] == hashlib.sha256((folder / "tokenizer.json").read_bytes()).hexdigest()
     assert all(v <= 1e-4 for v in doc["provenance"]["parity"].values()), doc["provenance"]["parity"]
-    assert seconds < 30, f"import took {seconds:.0f}s"
+    assert seconds < 60, f"import took {seconds:.0f}s"  # about 5 s on 2 busy cores
     exe = lynx_zoo()
     done_check = subprocess.run([str(exe), "check", spec.name, "--zoo", str(zoo)], capture_output=True, text=True)
     assert done_check.returncode == 0, done_check.stderr
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
-def test_lynx_zoo_ask_answers_as_transformers_generate(imported, spec):
+def test_lynx_zoo_ask_answers_as_transformers_generate(imported, spec, tmp_path):
     """Greedy tokens of the Rust runtime on the imported graphs = transformers' generate on the
-    checkpoint, for every picture and question; the exported prefill's logits within 1e-4."""
+    checkpoint, for every picture and question, one at a time (`ask`) and in left-padded batches
+    of mixed prompts (`eval --batch 4`); the exported prefill's logits within 1e-4."""
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
     zoo, done, images = imported
@@ -279,23 +280,35 @@ def test_lynx_zoo_ask_answers_as_transformers_generate(imported, spec):
     processor = AutoProcessor.from_pretrained(folder)
     eos = processor.tokenizer.eos_token_id
     sessions = OnnxPipeline(zoo, yaml.safe_load(manifest.read_text()))
-    worst, agree, total, nonempty = 0.0, 0, 0, 0
-    answers = set()
+    worst, items, differ = 0.0, [], []
     for image in images:
         for question in QUESTIONS if image == images[0] else QUESTIONS[:2]:
             want, logits, inputs = transformers_answer(folder, model, processor, image, question, eos)
             worst = max(worst, float(np.abs(sessions.last_logits(inputs, processor.image_token_id) - logits).max()))
             got = ask(exe, zoo, spec.name, image, question)
-            total += 1
-            agree += got == want
-            nonempty += bool(want)
-            answers.add((question, tuple(want)))
-            assert got == want, f"{image.name} `{question}`: lynx-zoo {got} vs transformers {want}"
+            items.append((image, question, want))
+            if got != want:
+                differ.append(f"{image.name} `{question}`: lynx-zoo {got} vs transformers {want}")
+    print(f"{spec.name}: {len(items) - len(differ)}/{len(items)} greedy answers agree, "
+          f"max |logits diff| {worst:.2e}")
+    assert not differ, "\n".join(differ)
     assert worst <= 1e-4, f"prefill logits differ by {worst:.2e}"
-    assert nonempty == total  # answers to compare, not EOS at once
+    assert all(want for _, _, want in items)  # answers to compare, not EOS at once
     # the picture reaches the answer: one question, other pictures, other answers
-    assert len({a for q, a in answers if q == QUESTIONS[0]}) > 1
-    print(f"{spec.name}: {agree}/{total} greedy answers agree, max |logits diff| {worst:.2e}")
+    assert len({tuple(want) for _, q, want in items if q == QUESTIONS[0]}) > 1
+
+    # the same items through `eval` in batches of 4: left padding, pictures at other offsets
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text("".join(json.dumps({"dataset": "import-hf", "question": q, "answer": ["-"], "index": i,
+                                         "image": str(image)}) + "\n" for i, (image, q, _) in enumerate(items)))
+    run = subprocess.run([str(exe), "eval", spec.name, "--zoo", str(zoo), "--bench", str(bench), "--batch", "4",
+                          "--max-new-tokens", str(MAX_NEW), "--out", str(tmp_path / "eval"), "--threads", "1"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    lines = (tmp_path / "eval" / spec.name / "predictions.jsonl").read_text().splitlines()
+    got_text = [json.loads(line)["prediction"] for line in lines]
+    want_text = [processor.tokenizer.decode(want, skip_special_tokens=True).strip() for _, _, want in items]
+    assert got_text == want_text
 
 
 class OnnxPipeline:
@@ -367,3 +380,60 @@ def test_a_llava_with_an_unknown_tower_or_missing_files_is_refused(tmp_path, imp
     (folder / "tokenizer.json").unlink()
     with pytest.raises(CheckpointError, match=r"tokenizer.json`: missing"):
         import_hf(folder, ImportOptions(name="x", zoo=tmp_path / "zoo"), log=lambda m: None)
+    # pad-to-square before the resize: no manifest preprocessing does that
+    (folder / "tokenizer.json").write_bytes((source / "tokenizer.json").read_bytes())
+    processor = json.loads((folder / "processor_config.json").read_text())
+    processor["image_processor"]["do_pad"] = True
+    (folder / "processor_config.json").write_text(json.dumps(processor))
+    with pytest.raises(CheckpointError, match=r"processor_config.json`: field `do_pad`"):
+        import_hf(folder, ImportOptions(name="x", zoo=tmp_path / "zoo"), log=lambda m: None)
+    assert not (tmp_path / "zoo").exists()
+
+
+def test_a_template_given_in_place_of_the_chat_template_is_held_to_the_placeholder(imported):
+    from lynx_export.importers.hf import read_checkpoint, text_spec
+
+    _, done, _ = imported
+    ckpt = read_checkpoint(done["clip-llama"][0])
+    spec = text_spec(ckpt, "Q: <image> {question}\nA:")
+    assert spec.prompt == {"template": "Q: <image> {question}\nA:", "padding": "left", "image_placeholder": "<image>"}
+    with pytest.raises(CheckpointError, match=r"(?s)`--template`: .* must hold `\{question\}` and `<image>` once each"):
+        text_spec(ckpt, "Q: {question}\nA:")
+
+
+def test_a_hub_cache_snapshot_names_its_repository_and_commit(tmp_path):
+    from lynx_export.importers.hf import hub_identity
+
+    snapshot = tmp_path / "models--llava-hf--llava-1.5-7b-hf" / "snapshots" / "8c85e9a4d626b7b908448be32c1ba5ad79b95e76"
+    assert hub_identity(snapshot) == ("llava-hf/llava-1.5-7b-hf", "8c85e9a4d626b7b908448be32c1ba5ad79b95e76")
+    assert hub_identity(tmp_path / "my-llava") == ("my-llava", None)
+
+
+def test_a_padded_row_keeps_its_sliding_window(imported):
+    """Mistral's window (24) is shorter than these 30 tokens, and a left-padded row of a batch
+    still sees the keys it sees alone (the runtime promises batches answer as single questions)."""
+    import onnxruntime as ort
+
+    zoo, done, _ = imported
+    doc = yaml.safe_load(done["clip-mistral"][1].read_text())
+    m = doc["model"]
+    decoder = ort.InferenceSession(str(zoo / doc["graphs"]["decoder"]["path"]), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    row = rng.normal(size=(1, 30, m["hidden"])).astype(np.float32)
+
+    def last_logits(embeds, mask):
+        feed = {"inputs_embeds": embeds, "attention_mask": mask,
+                "position_ids": np.clip(mask.cumsum(-1) - 1, 0, None)}
+        for i in range(m["layers"]):
+            for kv in ("key", "value"):
+                feed[f"past_key_values.{i}.{kv}"] = np.zeros((len(embeds), m["kv_heads"], 0, m["head_dim"]),
+                                                             np.float32)
+        return decoder.run(["logits"], feed)[0][:, -1]
+
+    alone = last_logits(row, np.ones((1, 30), np.int64))[0]
+    batch = np.concatenate([np.concatenate([np.zeros((1, 6, m["hidden"]), np.float32), row], 1),
+                            rng.normal(size=(1, 36, m["hidden"])).astype(np.float32)])
+    mask = np.ones((2, 36), np.int64)
+    mask[0, :6] = 0
+    padded = last_logits(batch, mask)[0]
+    assert np.abs(padded - alone).max() < 1e-4

@@ -63,6 +63,9 @@ LENGTH_DEPENDENT_ROPE = ("dynamic", "longrope")
 SENTINEL = "lynxzooquestion"
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 DEFAULT_MAX_NEW_TOKENS = 64
+# what the importer writes into onnx/NAME/ (and replaces with --force)
+GRAPHS = ("vision", "projector", "embed", "decoder")
+OUTPUT_FILES = tuple(f"{g}.{ext}" for g in GRAPHS for ext in ("onnx", "data")) + ("tokenizer.json",)
 
 
 @dataclass(frozen=True)
@@ -564,9 +567,9 @@ def import_hf(folder: Path, opts: ImportOptions, log: Callable[[str], None] = pr
     transformers.utils.logging.disable_progress_bar()
     model = LlavaForConditionalGeneration.from_pretrained(str(folder), dtype=torch.float32, attn_implementation="eager",
                                                           local_files_only=True).eval()
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    for name in OUTPUT_FILES:  # --force: what an earlier import wrote, nothing else of the folder
+        (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     graphs, dims = export_graphs(model, ckpt, out, opts.atol, log)
     tokenizer_path = out / "tokenizer.json"
     shutil.copyfile(folder / "tokenizer.json", tokenizer_path)

@@ -111,7 +111,10 @@ def attention_bias(attention_mask: torch.Tensor, seq: torch.Tensor, window: int 
                        and k > P + q - window               sliding layers only (transformers' rule)
         -> (B, 1, S, T): 0 where allowed, float32's lowest elsewhere (as transformers' eager mask)
 
-    `seq` is any (S,) tensor; the shapes are read from tensors so the trace keeps them dynamic.
+    The window is transformers' (it counts cache slots). With left padding a row's real tokens are
+    contiguous, so slots and the row's own positions differ by the same offset for every key and
+    a padded row keeps the window it has alone. `seq` is any (S,) tensor; the shapes are read
+    from tensors so the trace keeps them dynamic.
     """
     keys = torch.cumsum(torch.ones_like(attention_mask[0]), 0) - 1  # (T,)
     past = attention_mask.shape[1] - seq.shape[0]
