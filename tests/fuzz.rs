@@ -31,7 +31,7 @@ use rand_chacha::ChaCha8Rng;
 
 use lynx_zoo::benchmark::Benchmark;
 use lynx_zoo::eval::{read_numbered_predictions, score_answer, score_external, PredictionStore};
-use lynx_zoo::manifest::{CropMode, FrameSampling, Manifest, PreprocessSpec, ResizeFilter, VideoSpec};
+use lynx_zoo::manifest::{CropMode, FrameSampling, Manifest, PreprocessSpec, ResizeFilter, SizeRounding, VideoSpec};
 use lynx_zoo::preprocess::{Media, Preprocessor};
 use lynx_zoo::results::rescore;
 
@@ -402,6 +402,7 @@ fn fuzz_media() {
         size: 8,
         resize: ResizeFilter::Bicubic,
         crop: CropMode::Center,
+        size_rounding: SizeRounding::HalfEven,
         rescale: 1.0 / 255.0,
         mean: [0.5; 3],
         std: [0.5; 3],

@@ -5,7 +5,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use image::{ImageEncoder, Rgb, RgbImage, Rgba, RgbaImage};
-use lynx_zoo::manifest::{CropMode, FrameSampling, PreprocessSpec, ResizeFilter, VideoSpec};
+use lynx_zoo::manifest::{CropMode, FrameSampling, PreprocessSpec, ResizeFilter, SizeRounding, VideoSpec};
 use lynx_zoo::preprocess::{load_image, load_video, Media, Preprocessor, DEFAULT_MAX_PIXELS};
 use lynx_zoo::Zoo;
 use ndarray::Array4;
@@ -179,6 +179,7 @@ fn stretch_without_crop() {
         size: 4,
         resize: ResizeFilter::Bilinear,
         crop: CropMode::None,
+        size_rounding: SizeRounding::HalfEven,
         rescale: 1.0 / 255.0,
         mean: [0.0; 3],
         std: [1.0; 3],

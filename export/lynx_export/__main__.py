@@ -1,4 +1,4 @@
-"""Command line: `python -m lynx_export {list,build,smoke,reference,zoo-doc}`.
+"""Command line: `python -m lynx_export {list,build,smoke,reference,foundation,requantize,zoo-doc,import}`.
 
     python -m lynx_export list
     python -m lynx_export build --all              # the whole zoo into the repository
@@ -8,6 +8,7 @@
     python -m lynx_export reference --eval data/test   # supervised reference on the ViT features (calibration)
     python -m lynx_export foundation               # tokenizer, ViT, base/chat backbones (resumable; hours)
     torchrun --nproc_per_node N -m lynx_export build|smoke|foundation ...   # data parallel (distributed.py)
+    python -m lynx_export import hf DIR --name NAME [--zoo ROOT]   # a Hugging Face LLaVA checkpoint as a variant
 
 Progress goes to stderr; exit code 0 on success, 1 on a failed build or parity check, 2 on usage.
 """
@@ -107,6 +108,25 @@ def parse(argv=None):
     z.add_argument("--notes", type=Path, default=root / "export" / "zoo-notes.md",
                    help="Markdown appended after the table (findings, rebuild time)")
     z.add_argument("--build-log", type=Path, default=root / "export" / "work" / "logs" / "build-times.json")
+    imp = sub.add_parser("import", help="turn a model made elsewhere into a variant (`origin: imported`)")
+    kinds = imp.add_subparsers(dest="kind", required=True)
+    h = kinds.add_parser("hf", help="a Hugging Face LLaVA checkpoint folder (LlavaForConditionalGeneration: CLIP or "
+                                    "SigLIP tower, projector, Llama / Mistral / Qwen2); nothing is downloaded")
+    h.add_argument("dir", type=Path, help="the folder `save_pretrained` wrote (or a hub cache snapshot)")
+    h.add_argument("--name", required=True, help="variant name: writes ROOT/variants/NAME.yaml and ROOT/onnx/NAME/")
+    h.add_argument("--zoo", type=Path, default=root, help="zoo root receiving variants/ and onnx/ (default: repo)")
+    h.add_argument("--source", default=None,
+                   help="`origin.source` (default: the repo id of a hub cache snapshot, else the folder's name)")
+    h.add_argument("--revision", default=None, help="`origin.revision` (default: a hub cache snapshot's commit)")
+    h.add_argument("--template", default=None,
+                   help="prompt template with `{question}` and the image token once each, in place of the "
+                        "checkpoint's chat template (`\\n` in it is a newline)")
+    h.add_argument("--max-new-tokens", type=int, default=None,
+                   help="decoding default (default: generation_config.json's max_new_tokens, else 64)")
+    h.add_argument("--atol", type=float, default=1e-4,
+                   help="largest difference to transformers a graph and the prefill logits may show (default 1e-4)")
+    h.add_argument("--force", action="store_true", help="replace an existing variant of that name")
+    h.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     return p.parse_args(argv)
 
 
@@ -214,6 +234,16 @@ def main(argv=None) -> int:
             evals = dict(e.split("=", 1) for e in args.eval)
             notes = args.notes.read_text() if args.notes and args.notes.exists() else ""
             write(args.zoo, args.out, evals, args.build_log, notes)
+            return 0
+        if args.cmd == "import":
+            from .importers.hf import ImportOptions, import_hf
+
+            torch.set_num_threads(args.threads)
+            opts = ImportOptions(name=args.name, zoo=args.zoo, source=args.source, revision=args.revision,
+                                 template=args.template.replace("\\n", "\n") if args.template else None,
+                                 max_new_tokens=args.max_new_tokens, atol=args.atol,
+                                 force=args.force)
+            print(import_hf(args.dir, opts, log))
             return 0
         if args.cmd == "smoke":
             out = args.out.resolve()

@@ -30,23 +30,35 @@ EXTERNAL_MIN_BYTES = 1024
 ALIGN = 64
 
 
-def export_graph(module: torch.nn.Module, args: tuple, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> onnx.ModelProto:
-    """Traces `module(*args)` into an ONNX model with the contract's names and dynamic axes."""
+def export_graph(module: torch.nn.Module, args: tuple, inputs: list[TensorSpec], outputs: list[TensorSpec],
+                 scratch: Path | None = None) -> onnx.ModelProto:
+    """Traces `module(*args)` into an ONNX model with the contract's names and dynamic axes.
+
+    With `scratch` (a folder) the graph goes through a file there instead of memory: a graph past
+    protobuf's 2 GiB (an imported 7B decoder) must, torch then writes its weights as external data,
+    and they are read back into the returned model.
+    """
     dynamic_axes = {}
     for spec in inputs + outputs:
         axes = {i: d for i, d in enumerate(spec.shape) if isinstance(d, str)}
         if axes:
             dynamic_axes[spec.name] = axes
     buf = io.BytesIO()
+    target = scratch / "graph.onnx" if scratch is not None else None
     module.eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # torch annotates `f` as a path, but the TorchScript exporter (dynamo=False) writes to any
         # file object, and torch itself passes `f` on under the same ignore; a buffer keeps it off disk
-        torch.onnx.export(module, args, buf, input_names=[s.name for s in inputs],  # type: ignore[arg-type]
+        torch.onnx.export(module, args, target or buf, input_names=[s.name for s in inputs],  # type: ignore[arg-type]
                           output_names=[s.name for s in outputs], dynamic_axes=dynamic_axes,
                           opset_version=OPSET, do_constant_folding=True, dynamo=False)
-    model = onnx.load_from_string(buf.getvalue())
+    if scratch is None:
+        model = onnx.load_from_string(buf.getvalue())
+    else:
+        model = onnx.load(str(scratch / "graph.onnx"), load_external_data=True)
+        for f in scratch.iterdir():
+            f.unlink()  # the next graph starts from an empty folder
     got_in = [i.name for i in model.graph.input]
     got_out = [o.name for o in model.graph.output]
     if got_in != [s.name for s in inputs] or got_out != [s.name for s in outputs]:

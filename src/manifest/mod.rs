@@ -37,7 +37,7 @@ pub use paths::FileRef;
 pub use raw::{
     AdapterKind, Backbone, BackboneFamily, BackboneFlavour, BackboneSize, ConnectorKind, CropMode, DataRecipe, Dtype,
     FrameSampling, Freeze, KvLayout, KvUpdate, LlmFreeze, Open, PaddingSide, PositionIds, PromptRecipe, Quantization,
-    RawManifest, ResizeFilter, VisionFreeze, VisionInput,
+    RawManifest, ResizeFilter, SizeRounding, VisionFreeze, VisionInput,
 };
 
 use crate::error::{Error, Result};
@@ -365,6 +365,8 @@ pub struct PreprocessSpec {
     pub resize: ResizeFilter,
     /// Crop mode.
     pub crop: CropMode,
+    /// How `crop: center` rounds the resized longer side.
+    pub size_rounding: SizeRounding,
     /// 0..=255 -> 0..=1 factor.
     pub rescale: f32,
     /// RGB mean.
@@ -751,7 +753,15 @@ fn preprocess(p: &raw::RawPreprocess, axes: &Axes, file: &Path) -> Result<Prepro
     if !(p.rescale.is_finite() && p.rescale > 0.0) {
         return Err(bad("preprocess.rescale", format!("`{}` must be positive", p.rescale)));
     }
-    Ok(PreprocessSpec { size: p.size, resize: p.resize, crop: p.crop, rescale: p.rescale, mean, std })
+    Ok(PreprocessSpec {
+        size: p.size,
+        resize: p.resize,
+        crop: p.crop,
+        size_rounding: p.size_rounding,
+        rescale: p.rescale,
+        mean,
+        std,
+    })
 }
 
 /// The decoding defaults, checked here once: every count at least 1 where it must be, and the

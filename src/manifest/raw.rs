@@ -757,6 +757,10 @@ pub struct RawPreprocess {
     pub resize: ResizeFilter,
     /// Crop after resizing the shortest side.
     pub crop: CropMode,
+    /// How `crop: center` rounds the longer side after scaling the shorter one to `size`
+    /// (default `half_even`, as the zoo's exporter; `floor` as transformers' image processors).
+    #[serde(default, skip_serializing_if = "SizeRounding::is_default")]
+    pub size_rounding: SizeRounding,
     /// Factor from 0..=255 to 0..=1.
     pub rescale: f32,
     /// Per-channel mean (RGB).
@@ -783,6 +787,25 @@ pub enum CropMode {
     Center,
     /// Resize both sides to `size`, ignoring the aspect ratio.
     None,
+}
+
+/// How the longer side's length is rounded when the shorter side is resized to `size`
+/// (`crop: center`): `long * size / short` to an integer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SizeRounding {
+    /// To the nearest, ties to even (Python's `round`): the zoo's exporter (`media.py`).
+    #[default]
+    HalfEven,
+    /// Down (`int(size * long / short)`): transformers' image processors, so an imported
+    /// checkpoint's pictures are resized as `AutoImageProcessor` resizes them.
+    Floor,
+}
+
+impl SizeRounding {
+    fn is_default(&self) -> bool {
+        *self == SizeRounding::default()
+    }
 }
 
 /// `video:`.

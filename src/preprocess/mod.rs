@@ -48,7 +48,7 @@ use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageFormat, ImageRead
 use ndarray::{s, Array3, Array4, Array5, ArrayView3, Axis};
 
 use crate::error::{Error, Result};
-use crate::manifest::{CropMode, PreprocessSpec, VideoSpec, VisionInput};
+use crate::manifest::{CropMode, PreprocessSpec, SizeRounding, VideoSpec, VisionInput};
 
 /// The default budget of decoded pixels per sample: 40 megapixels (a 6000 x 6000 photo passes, so
 /// do 130 frames of 640 x 480; a bomb does not).
@@ -186,13 +186,7 @@ impl Preprocessor {
         };
         let (nh, nw) = match self.spec.crop {
             CropMode::None => (size, size),
-            CropMode::Center => {
-                // Python's round() (half to even), as the exporter computes the resized size.
-                let scale = size as f64 / h.min(w) as f64;
-                let nh = ((h as f64 * scale).round_ties_even() as usize).max(size);
-                let nw = ((w as f64 * scale).round_ties_even() as usize).max(size);
-                (nh, nw)
-            }
+            CropMode::Center => resized_dims(h, w, size, self.spec.size_rounding),
         };
         let resized =
             if (h, w) == (size, size) { src.mapv(f32::from) } else { resize::resize(src, nh, nw, self.spec.resize) };
@@ -234,6 +228,25 @@ impl Preprocessor {
         }
         Ok(out)
     }
+}
+
+/// The (height, width) a `crop: center` picture of `h` x `w` is resized to before its centre
+/// `size` x `size` is cut: the shorter side to `size`, the longer one scaled alike and rounded
+/// `rounding`'s way (Python's round for the zoo's exporter, down for transformers' processors:
+/// 52 x 40 to 32 is 41.6 x 32, so 42 x 32 or 41 x 32), never below `size`.
+pub fn resized_dims(h: usize, w: usize, size: usize, rounding: SizeRounding) -> (usize, usize) {
+    let short = h.min(w) as f64;
+    let side = |n: usize| {
+        let n = n as f64;
+        let x = match rounding {
+            // media.py: round(n * (size / short))
+            SizeRounding::HalfEven => (n * (size as f64 / short)).round_ties_even(),
+            // transformers' get_resize_output_image_size: int(size * n / short), exact for integers
+            SizeRounding::Floor => (size as f64 * n / short).floor(),
+        };
+        (x as usize).max(size)
+    };
+    (side(h), side(w))
 }
 
 /// Indices of `frames` frames sampled uniformly (segment centres) from `n`.
@@ -535,6 +548,7 @@ mod tests {
                 size,
                 resize: ResizeFilter::Bicubic,
                 crop: CropMode::Center,
+                size_rounding: SizeRounding::HalfEven,
                 rescale: 1.0 / 255.0,
                 mean: [0.5, 0.5, 0.5],
                 std: [0.5, 0.5, 0.5],
@@ -555,6 +569,24 @@ mod tests {
     }
 
     #[test]
+    fn the_longer_side_rounds_half_to_even_for_the_zoo_and_down_for_transformers() {
+        // 52 x 40 -> 41.6 x 32; 45 x 60 -> 32 x 42.67; 40 x 50 -> 32 x 40 either way.
+        assert_eq!(resized_dims(52, 40, 32, SizeRounding::HalfEven), (42, 32));
+        assert_eq!(resized_dims(52, 40, 32, SizeRounding::Floor), (41, 32));
+        assert_eq!(resized_dims(45, 60, 32, SizeRounding::HalfEven), (32, 43));
+        assert_eq!(resized_dims(45, 60, 32, SizeRounding::Floor), (32, 42));
+        assert_eq!(resized_dims(40, 50, 32, SizeRounding::Floor), (32, 40));
+        // Python's round: 2.5 -> 2 (here 5 x 2 to 1 is 2.5 x 1, kept at least `size`).
+        assert_eq!(resized_dims(5, 2, 1, SizeRounding::HalfEven), (2, 1));
+        assert_eq!(resized_dims(7, 2, 1, SizeRounding::HalfEven), (4, 1));
+        // The two give other pixels for such a picture.
+        let img = RgbImage::from_fn(40, 52, |x, y| image::Rgb([(x * 6) as u8, (y * 4) as u8, ((x + y) * 2) as u8]));
+        let mut floor = prep(32);
+        floor.spec.size_rounding = SizeRounding::Floor;
+        assert_ne!(prep(32).normalise(&img), floor.normalise(&img));
+    }
+
+    #[test]
     fn centre_crop_keeps_the_middle_of_a_wide_image() {
         // 8 x 4: the shorter side is already 4, so no resize: columns 2..6 survive.
         let img = RgbImage::from_fn(8, 4, |x, _| image::Rgb([(x * 30) as u8, 0, 0]));
@@ -570,6 +602,7 @@ mod tests {
                 size: 16,
                 resize: ResizeFilter::Bicubic,
                 crop: CropMode::Center,
+                size_rounding: SizeRounding::HalfEven,
                 rescale: 1.0 / 255.0,
                 // CLIP's statistics, as the zoo's manifests write them.
                 mean: [0.481_454_66_f64 as f32, 0.457_827_5_f64 as f32, 0.408_210_73_f64 as f32],
