@@ -5,6 +5,7 @@
 //! (after ort's `src/error.rs` and candle's shape errors).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Result with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -130,6 +131,10 @@ pub enum Error {
     OrtLibrary {
         /// What went wrong, with the paths tried.
         message: String,
+        /// The loader's error, where there is one (shared: a failed load is remembered and
+        /// reported on every later attempt).
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
     },
 
     /// An execution provider was asked for but cannot run.
@@ -139,6 +144,9 @@ pub enum Error {
         provider: String,
         /// Why not, with a hint.
         reason: String,
+        /// ONNX Runtime's error, where it refused the provider.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
     /// ONNX Runtime failed on a graph (loading a corrupt file, running it).
@@ -166,6 +174,9 @@ pub enum Error {
         expected: String,
         /// What the session has.
         got: String,
+        /// ONNX Runtime's error, where it is the one that refused the tensor.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
     /// The tokenizer could not be loaded or used.

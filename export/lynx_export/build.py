@@ -106,7 +106,7 @@ class Build:
         for res, (proto, ins, outs) in protos.items():
             path = self.onnx_dir / f"vit-{res}.onnx"
             used = O.place(proto, path, [data], None)
-            diff = O.parity(G.VisionGraph(vit), path, (torch.randn(3, 3, res, res),), ["pixel_values"])
+            diff = O.parity(G.VisionGraph(vit), path, (torch.randn(3, 3, res, res),), [G.NAMES["pixel_values"]])
             _check(diff, f"vit-{res}")
             self.shared.vision[res] = Exported(path, used, ins, outs, diff)
 
@@ -126,7 +126,7 @@ class Build:
         path = self.onnx_dir / f"{ref.name}.embed.onnx"
         used = O.place(embed_proto, path, [data], None)
         ids = torch.randint(0, dec.cfg.vocab_size, (2, 7))
-        diff = O.parity(G.EmbedGraph(dec), path, (ids,), ["input_ids"])
+        diff = O.parity(G.EmbedGraph(dec), path, (ids,), [G.NAMES["input_ids"]])
         _check(diff, f"{ref.name}.embed")
         self.shared.embed[ref.name] = Exported(path, used, e_in, e_out, diff)
 
@@ -199,7 +199,8 @@ class Build:
                 path = self.onnx_dir / f"{v.name}.vision.onnx"
                 vit_data = [shared.vit_data] if shared.vit_data is not None else []
                 used = O.place(O.export_graph(vg, (px,), ins, outs), path, vit_data, own)
-                diff = O.parity(vg, path, (torch.randn(3, 3, v.resolution, v.resolution),), ["pixel_values"])
+                diff = O.parity(vg, path, (torch.randn(3, 3, v.resolution, v.resolution),),
+                                [G.NAMES["pixel_values"]])
                 graphs["vision"] = Exported(path, used, ins, outs, _check(diff, f"{v.name}.vision"))
             # connector (int8 shares its base variant's connector file)
             vision = self.components.vision_cfg()
@@ -217,8 +218,8 @@ class Build:
             if not v.base_variant:
                 O.place(O.export_graph(cg, (feats,), ins, outs), path, [], own)
             used = _external_files(path)
-            diff = max(O.parity(cg, path, (feats,), ["image_features"]),
-                       O.parity(cg, path, (torch.randn(3, 1, patches, vdim),), ["image_features"]))
+            diff = max(O.parity(cg, path, (feats,), [G.NAMES["image_features"]]),
+                       O.parity(cg, path, (torch.randn(3, 1, patches, vdim),), [G.NAMES["image_features"]]))
             graphs["connector"] = Exported(path, used, ins, outs, _check(diff, f"{owner}.connector"))
 
         # embed + decoder
@@ -231,7 +232,8 @@ class Build:
             proto, ins, outs = self._export_embed(dec)
             path = self.onnx_dir / f"{v.name}.embed.onnx"
             used = O.place(proto, path, [], own)
-            diff = O.parity(G.EmbedGraph(dec), path, (torch.randint(0, dec.cfg.vocab_size, (2, 7)),), ["input_ids"])
+            ids = torch.randint(0, dec.cfg.vocab_size, (2, 7))
+            diff = O.parity(G.EmbedGraph(dec), path, (ids,), [G.NAMES["input_ids"]])
             graphs["embed"] = Exported(path, used, ins, outs, _check(diff, f"{v.name}.embed"))
         memory = v.visual_tokens(self.components.vision_cfg().patch) if model.is_cross else 4
         if memory is None:

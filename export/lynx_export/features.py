@@ -19,7 +19,7 @@ from .media import blank_picture, preprocess, read_image, read_video, uniform_in
 from .models.vision import VisionEncoder
 
 BLANK = "<blank>"  # the row key of the blank picture's features (vision_input: blank)
-LAYOUT = 2  # part of a store's cache key: 2 added the blank picture's row
+LAYOUT = 3  # part of a store's cache key: 2 added the blank picture's row, 3 stored `rows` without pickles
 
 
 @dataclass
@@ -50,16 +50,21 @@ class FeatureStore:
         return torch.from_numpy(src[idx.reshape(-1)].astype(np.float32)).reshape(*idx.shape, *src.shape[1:])
 
     def save(self, path: Path):
+        """Plain arrays only, so `load` needs no pickle: `rows` as its keys (unicode), each key's
+        row count, and the row ids of all keys in one flat array."""
         np.savez(path, final=self.final, trunk=self.trunk,
-                 keys=np.array(list(self.rows), dtype=object),
-                 values=np.array([np.array(v) for v in self.rows.values()], dtype=object),
-                 video_frames=self.video_frames, stored=np.array(self.stored))
+                 keys=np.array(list(self.rows), dtype=np.str_),
+                 counts=np.array([len(v) for v in self.rows.values()], dtype=np.int64),
+                 row_ids=np.array([i for v in self.rows.values() for i in v], dtype=np.int64),
+                 video_frames=self.video_frames, stored=np.array(self.stored, dtype=np.int64))
 
     @classmethod
     def load(cls, path: Path) -> "FeatureStore":
-        z = np.load(path, allow_pickle=True)
-        rows = {k: list(map(int, v)) for k, v in zip(z["keys"], z["values"])}
-        return cls(z["final"], z["trunk"], rows, int(z["video_frames"]), list(map(int, z["stored"])))
+        z = np.load(path, allow_pickle=False)
+        ends = np.cumsum(z["counts"])
+        ids = [int(i) for i in z["row_ids"]]
+        rows = {str(k): ids[end - n:end] for k, n, end in zip(z["keys"], z["counts"], ends)}
+        return cls(z["final"], z["trunk"], rows, int(z["video_frames"]), [int(i) for i in z["stored"]])
 
 
 @torch.no_grad()

@@ -439,9 +439,6 @@ def tune_on_instructions(cfg: DecoderConfig, base_state: dict, codec: TextCodec,
 
 
 # -- gate 1: answering from captions -----------------------------------------------------------------
-IMAGE_CLASSES = ["object", "color", "size", "counting", "spatial", "ocr", "compare", "more"]
-
-
 @torch.no_grad()
 def greedy_answer(model: Decoder, codec: TextCodec, question: str, max_new: int = 16) -> str:
     ids = prompt_ids(codec, question)
@@ -467,10 +464,13 @@ def caption_probe(model: Decoder, codec: TextCodec, split: Path, generator: list
         r = json.loads(line)
         captions[r["image"]] = r["caption"]
     rows, preds = [], []
+    classes: list[str] = []  # the image classes of the split, in the order the data gives them
     for line in (split / "annotations.jsonl").open():
         r = json.loads(line)
-        if "image" not in r or r.get("class") not in IMAGE_CLASSES or r["image"] not in captions:
+        if "image" not in r or r["image"] not in captions:
             continue
+        if r["class"] not in classes:
+            classes.append(r["class"])
         if phrasing is not None and r.get("phrasing") != phrasing:
             continue
         rows.append(json.dumps({**r, "image": str((split / r["image"]).resolve())}))
@@ -487,7 +487,7 @@ def caption_probe(model: Decoder, codec: TextCodec, split: Path, generator: list
     if out.returncode != 0:
         raise RuntimeError(f"lynx-zoo data score failed: {out.stderr.strip()}")
     row = json.loads(out.stdout)[0]
-    per = {c: row[f"{c}_pct"] for c in IMAGE_CLASSES if row.get(f"{c}_pct") is not None}
+    per = {c: row[f"{c}_pct"] for c in classes if row.get(f"{c}_pct") is not None}
     return {"items": len(rows), "image_pct": round(float(np.mean(list(per.values()))), 1),
             "per_class": {c: round(v, 1) for c, v in per.items()}}
 

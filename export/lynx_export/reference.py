@@ -271,7 +271,7 @@ def reference_name(blind: bool, resolution: int, frames: int, encoder: str = "vi
     return "-".join(parts)
 
 
-def _encoder(components, encoder: str, log):
+def frozen_encoder(components, encoder: str, log):
     """The frozen encoder whose features the reference reads: the zoo's ViT or a ConvEncoder."""
     if encoder == "vit":
         vit = VisionEncoder(components.vision_cfg())
@@ -303,7 +303,7 @@ def run_reference(components, splits: list[Path], out: Path, cfg: ReferenceConfi
     records = components.data().records
     codec = components.codec()
     frame_counts = sorted({1, frames})
-    enc, enc_key = (None, None) if blind else _encoder(components, encoder, log)
+    enc, enc_key = (None, None) if blind else frozen_encoder(components, encoder, log)
     if enc is None:
         store = None
     elif encoder == "vit":

@@ -53,14 +53,18 @@ def check_changes(v: C.VariantConfig):
     """Raises ConfigError unless the axis `v.changes` names exists in the manifest and has another
     value than in `lynx` (an override that touches a different axis, or sets the baseline's value,
     fails). Coupled settings may change too (lynx-xattn drops the adapters its gated blocks replace)."""
+    from .foundation import PLANS
     from .manifest import axes
 
     if v.changes is None:
         raise C.ConfigError(f"variant `{v.name}` names no changed axis")
-    patch = C.VisionConfig().patch  # the foundation ViT's (both plans keep the default)
     path = AXIS_ALIASES.get(v.changes, v.changes)
-    mine: typing.Any = axes(v, patch)  # a block of the manifest, then one of its values
-    base: typing.Any = axes(BASELINE, patch)
+    for patch in sorted({plan.vision.patch for plan in PLANS.values()}):  # the ViT patch sides a build uses
+        _check_axis(v, path, axes(v, patch), axes(BASELINE, patch))
+
+
+def _check_axis(v: C.VariantConfig, path: str, mine: typing.Any, base: typing.Any):
+    """`mine` and `base` are the manifest axes of `v` and `lynx`; walks both down `path`."""
     for part in path.split("."):
         if not isinstance(mine, dict) or part not in mine:
             raise C.ConfigError(f"variant `{v.name}`: changes `{v.changes}` is not a manifest axis")

@@ -27,7 +27,7 @@ from lynx_export.data import repo_root
 from lynx_export.features import extract
 from lynx_export.profiles import PROFILES
 from lynx_export.media import preprocess, read_image
-from lynx_export.reference import ConvEncoder, _encoder
+from lynx_export.reference import ConvEncoder, frozen_encoder
 
 COLOURS = "red green blue yellow purple orange white".split()
 SHAPES = "circle square triangle diamond hexagon".split()
@@ -104,7 +104,7 @@ def main():
     b = zoo_build(2)
     caps = b.data().captions[: args.n]
     fit = int(len(caps) * 0.8)
-    enc = shapes_cnn(caps[:fit]) if args.encoder == "shapes-cnn" else _encoder(b, args.encoder, print)[0]
+    enc = shapes_cnn(caps[:fit]) if args.encoder == "shapes-cnn" else frozen_encoder(b, args.encoder, print)[0]
     x = features_of(enc, caps, args.resolution)
     for name, names in (("colour", COLOURS), ("shape", SHAPES)):
         y = labels(caps, names)

@@ -1,7 +1,8 @@
 """The manifest contract as data: docs/manifest.schema.json is generated from the Rust runtime's
 serde types (`lynx_zoo::manifest::json_schema`, kept current by a Rust test); every manifest the
-exporter writes, and every shipped one, must validate against it. The runtime's cross-field rules
-and bounds are checked by `lynx-zoo check` (the smoke path), not here."""
+exporter writes, and every shipped one, must validate against it. Here: every shipped manifest,
+and the `axes` block (what varies with the variant) of every registered variant before any build.
+The runtime's cross-field rules and bounds are checked by `lynx-zoo check` (the smoke path)."""
 
 import json
 from enum import Enum
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from lynx_export.data import repo_root
+from lynx_export.registry import create_variant, list_variants
 
 
 def schema():
@@ -29,6 +31,34 @@ def shipped():
 @pytest.mark.parametrize("path", shipped(), ids=lambda p: p.stem)
 def test_shipped_manifests_follow_the_schema(path: Path):
     validate(yaml.safe_load(path.read_text()))
+
+
+def validate_axes(axes: dict):
+    """`axes` against the schema's definition of the manifest's `axes` block."""
+    doc = schema()
+    jsonschema.Draft202012Validator({"$ref": doc["properties"]["axes"]["$ref"], "$defs": doc["$defs"]}).validate(axes)
+
+
+@pytest.mark.parametrize("name", list_variants())
+def test_the_axes_the_exporter_writes_for_every_variant_follow_the_schema(name: str):
+    """What `manifest.axes` writes for each registered variant (every connector kind the zoo
+    builds, at every ViT patch side a foundation plan uses), before any build."""
+    from lynx_export.foundation import PLANS
+    from lynx_export.manifest import axes
+
+    for patch in sorted({plan.vision.patch for plan in PLANS.values()}):
+        validate_axes(axes(create_variant(name), patch))
+
+
+def test_the_axes_check_can_fail():
+    from lynx_export.manifest import axes
+
+    doc = axes(create_variant("lynx-projector"), 16)
+    validate_axes(doc)
+    for bad in ({**doc, "connector": {**doc["connector"], "kind": "qformer"}}, {**doc, "visual_tokens": -1},
+                {**doc, "pooling": 2}):
+        with pytest.raises(jsonschema.ValidationError):
+            validate_axes(bad)
 
 
 def test_the_schema_refuses_what_the_runtime_refuses():

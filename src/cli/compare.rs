@@ -13,7 +13,7 @@ use lynx_zoo::eval::{self, Control, EvalOptions, MajorityFloor, Shard, ShardSpec
 use lynx_zoo::model::FeatureCache;
 use lynx_zoo::report::markdown;
 use lynx_zoo::report::{self, Comparison, Floor, Format, Table, TableName, VariantResult, DEFAULT_TABLES};
-use lynx_zoo::results::ResultsDir;
+use lynx_zoo::results::{self, ResultsDir};
 use lynx_zoo::{GenerationOptions, Zoo};
 
 use super::bounds;
@@ -316,7 +316,7 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         for control in controls {
             let preds = run.variant(name, shard, control)?;
             let a = eval::summarize(&preds).accuracy.overall;
-            let file = run.results.run_dir(name, control).join(shard.file_name());
+            let file = run.results.run_dir(name, control).join(results::predictions_file(shard));
             println!(
                 "{name}{}: accuracy {:.1}% [{:.1}, {:.1}] on {} items{} -> {}",
                 if control == Control::ImageSwap { " (image swap)" } else { "" },
@@ -532,7 +532,7 @@ pub fn report(args: ReportArgs, zoo: &ZooArgs) -> anyhow::Result<()> {
         splits: &splits,
         plot: has_latency.then(|| markdown::relative_link(&args.out, &args.plot)),
     })?;
-    markdown::write_spliced(&args.out, &body)?;
+    results::splice::write_spliced(&args.out, &body)?;
     println!("{}", args.out.display());
     Ok(())
 }

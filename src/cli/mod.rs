@@ -106,4 +106,74 @@ mod tests {
         }
         assert!(missing.is_empty(), "docs/cli.md lacks:\n{}", missing.join("\n"));
     }
+
+    /// Flags of other programs that the `lynx-zoo` sections quote: Slurm's (the `--shard auto`
+    /// table) and cargo's (`ask --ep cuda`).
+    const OTHER_PROGRAMS_FLAGS: [&str; 2] = ["--array", "--features"];
+
+    /// Every `--flag` in `text` (a flag starts after a character that is not part of a word).
+    fn flags_in(text: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        for (at, _) in text.match_indices("--") {
+            let before = text[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                continue;
+            }
+            let name = &text[at + 2..];
+            let len = name.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).unwrap_or(name.len());
+            let name = name[..len].trim_end_matches('-');
+            if name.starts_with(|c: char| c.is_ascii_lowercase()) {
+                out.push(&text[at..at + 2 + name.len()]);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn docs_cli_md_documents_no_subcommand_or_flag_that_the_cli_lacks() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md")).unwrap();
+        let cli = super::Cli::command();
+        let mut known: Vec<String> = Vec::new();
+        let mut stack = vec![&cli];
+        while let Some(command) = stack.pop() {
+            known.extend(command.get_arguments().filter_map(|a| a.get_long()).map(|l| format!("--{l}")));
+            stack.extend(command.get_subcommands());
+        }
+        // The preamble and the `## lynx-zoo NAME` sections, not the Slurm, Kubernetes and CUDA
+        // recipes that follow them.
+        let preamble = &doc[..doc.find("\n## ").unwrap_or(0)];
+        let mut parts = vec![("the preamble".to_string(), preamble)];
+        let mut stale = Vec::new();
+        for heading in doc.lines().filter_map(|l| l.strip_prefix("## `lynx-zoo ")) {
+            let mut words = heading.split([' ', '`']);
+            let name = words.next().unwrap_or_default();
+            let Some(sub) = cli.find_subcommand(name) else {
+                stale.push(format!("`## lynx-zoo {name}`: no such subcommand"));
+                continue;
+            };
+            if sub.has_subcommands() {
+                for nested in words.next().unwrap_or_default().split('|') {
+                    if sub.find_subcommand(nested).is_none() {
+                        stale.push(format!("`## lynx-zoo {name}`: no subcommand `{name} {nested}`"));
+                    }
+                }
+            }
+            parts.push((format!("`## lynx-zoo {name}`"), section(&doc, name).unwrap_or_default()));
+        }
+        for (part, text) in parts {
+            for flag in flags_in(text) {
+                if !known.iter().any(|k| k == flag) && !OTHER_PROGRAMS_FLAGS.contains(&flag) {
+                    stale.push(format!("{part}: `{flag}`"));
+                }
+            }
+        }
+        stale.dedup();
+        assert!(stale.is_empty(), "docs/cli.md documents what the command line does not have:\n{}", stale.join("\n"));
+    }
+
+    #[test]
+    fn flags_in_finds_flags_not_dashes() {
+        let text = "| --- | --- |\n`--zoo DIR`, `--shard=auto/4` and --ep; not a--b, ---x or --8";
+        assert_eq!(flags_in(text), ["--zoo", "--shard", "--ep"]);
+    }
 }

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::generate::GenerationOptions;
 use crate::manifest::paths::sha256_file;
 use crate::model::{Model, Request, Timings};
+use crate::results;
 use crate::results::lock::{self, Access};
 
 /// What an evaluation run is; a resumed run must match it.
@@ -190,7 +191,7 @@ pub fn evaluate(
         batch: options.batch,
         control: options.control,
     };
-    let spec_path = dir.join("run.json");
+    let spec_path = dir.join(results::RUN_FILE);
     if spec_path.exists() {
         let text = fs::read_to_string(&spec_path).map_err(|e| Error::io("reading", &spec_path, e))?;
         let old: RunSpec =
@@ -220,15 +221,15 @@ pub fn evaluate(
         // Written whole and renamed into place: shards of one run start together on shared
         // storage, and none may read another's half-written spec.
         let text = serde_json::to_string_pretty(&spec).map_err(|e| Error::Mismatch(e.to_string()))?;
-        let tmp = dir.join(format!(".run.json.{}.tmp", std::process::id()));
+        let tmp = dir.join(format!(".{}.{}.tmp", results::RUN_FILE, std::process::id()));
         fs::write(&tmp, text + "\n").map_err(|e| Error::io("writing", &tmp, e))?;
         fs::rename(&tmp, &spec_path).map_err(|e| Error::io("renaming", &tmp, e))?;
     }
-    let mut store = PredictionStore::open(dir.join(options.shard.file_name()))?;
+    let mut store = PredictionStore::open(dir.join(results::predictions_file(options.shard)))?;
     let items = select(bench, options.limit, options.shard);
     let expected: HashMap<String, usize> = items.iter().map(|(position, r)| (r.id(), *position)).collect();
     store.check_resumed(&expected, &scope(bench, items.len(), options))?;
-    let (mut timings, _) = JsonlAppender::open(dir.join(options.shard.timings_file_name()))?;
+    let (mut timings, _) = JsonlAppender::open(dir.join(results::timings_file(options.shard)))?;
 
     let partners = match options.control {
         Control::None => Vec::new(),

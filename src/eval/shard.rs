@@ -41,32 +41,21 @@ impl Shard {
         position % self.count == self.index
     }
 
-    /// The predictions file name of this shard: `predictions.jsonl` or
-    /// `predictions.shard-I-of-N.jsonl` (the layout of a run folder: [`crate::results`]).
-    pub fn file_name(&self) -> String {
-        format!("predictions{}.jsonl", self.suffix())
-    }
-
-    /// The timings file name of this shard: `timings.jsonl` or `timings.shard-I-of-N.jsonl`.
-    pub fn timings_file_name(&self) -> String {
-        format!("timings{}.jsonl", self.suffix())
-    }
-
-    /// The shard of a `predictions.shard-I-of-N.jsonl` file name (0 <= I < N, N > 1); `None` for
-    /// any other name, `predictions.jsonl` included.
-    pub fn from_file_name(file: &str) -> Option<Shard> {
-        let rest = file.strip_prefix("predictions.shard-")?.strip_suffix(".jsonl")?;
-        let (i, n) = rest.split_once("-of-")?;
-        let (index, count) = (i.parse().ok()?, n.parse().ok()?);
-        (count > 1 && index < count).then_some(Shard { index, count })
-    }
-
-    fn suffix(&self) -> String {
+    /// What a shard's files add to the whole run's names: `` for the whole benchmark, else
+    /// `.shard-I-of-N` (the files themselves: [`crate::results::predictions_file`]).
+    pub fn suffix(&self) -> String {
         if self.count == 1 {
             String::new()
         } else {
             format!(".shard-{}-of-{}", self.index, self.count)
         }
+    }
+
+    /// The shard of a suffix `.shard-I-of-N` (0 <= I < N, N > 1); `None` for anything else.
+    pub fn from_suffix(suffix: &str) -> Option<Shard> {
+        let (i, n) = suffix.strip_prefix(".shard-")?.split_once("-of-")?;
+        let (index, count) = (i.parse().ok()?, n.parse().ok()?);
+        (count > 1 && index < count).then_some(Shard { index, count })
     }
 }
 
@@ -277,12 +266,7 @@ mod tests {
         let s: Shard = "1/3".parse().unwrap();
         assert_eq!(s, Shard { index: 1, count: 3 });
         assert!(s.contains(4) && !s.contains(3));
-        assert_eq!(s.file_name(), "predictions.shard-1-of-3.jsonl");
-        assert_eq!(s.timings_file_name(), "timings.shard-1-of-3.jsonl");
-        assert_eq!(
-            (Shard::ALL.file_name(), Shard::ALL.timings_file_name()),
-            ("predictions.jsonl".into(), "timings.jsonl".into())
-        );
+        assert_eq!((s.suffix(), Shard::ALL.suffix()), (".shard-1-of-3".into(), String::new()));
         for bad in ["3/3", "1", "a/b", "0/0", "-1/2"] {
             let err = bad.parse::<Shard>().unwrap_err().to_string();
             assert!(err.contains("--shard"), "{err}");
@@ -293,19 +277,13 @@ mod tests {
     }
 
     #[test]
-    fn shard_file_names_parse() {
-        assert_eq!(Shard::from_file_name("predictions.shard-2-of-3.jsonl"), Some(Shard { index: 2, count: 3 }));
-        for bad in [
-            "predictions.shard-3-of-3.jsonl",
-            "predictions.shard-0-of-1.jsonl",
-            "predictions.shard-x.jsonl",
-            "predictions.jsonl",
-        ] {
-            assert_eq!(Shard::from_file_name(bad), None, "{bad}");
+    fn shard_suffixes_parse() {
+        assert_eq!(Shard::from_suffix(".shard-2-of-3"), Some(Shard { index: 2, count: 3 }));
+        for bad in [".shard-3-of-3", ".shard-0-of-1", ".shard-x", "", ".shard-1-of-2.jsonl"] {
+            assert_eq!(Shard::from_suffix(bad), None, "{bad}");
         }
-        // Agrees with the name `eval` writes.
         let s = Shard { index: 1, count: 4 };
-        assert_eq!(Shard::from_file_name(&s.file_name()), Some(s));
+        assert_eq!(Shard::from_suffix(&s.suffix()), Some(s));
     }
 
     fn spec(s: &str) -> ShardSpec {

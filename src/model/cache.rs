@@ -139,6 +139,7 @@ fn shape_error(tensor: &str, e: impl std::fmt::Display) -> Error {
         tensor: tensor.into(),
         expected: "a consistent shape".into(),
         got: e.to_string(),
+        source: None,
     }
 }
 

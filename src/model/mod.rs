@@ -565,6 +565,7 @@ fn shape(tensor: &str, e: impl std::fmt::Display) -> Error {
         tensor: tensor.into(),
         expected: "a consistent shape".into(),
         got: e.to_string(),
+        source: None,
     }
 }
 

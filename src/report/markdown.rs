@@ -1,30 +1,15 @@
 //! The Markdown report (`lynx-zoo report`): the generated part of docs/results.md between two
-//! markers ([`section`], spliced into the file by [`write_spliced`]), and the table that sets the
-//! verdicts of one benchmark split beside another's (a fresh-seed split: a finding that holds on
-//! only one split is not a finding).
+//! markers ([`section`], spliced into the file by [`crate::results::splice`]), and the table that
+//! sets the verdicts of one benchmark split beside another's (a fresh-seed split: a finding that
+//! holds on only one split is not a finding).
 
-use std::fs;
 use std::path::Path;
 
 use super::compare::{Claim, Comparison};
 use super::table::{render, Format, Record, Table, TableName};
 use super::views::DEFAULT_TABLES;
-use crate::error::{Error, Result};
-
-/// Start of the generated part of a Markdown file.
-pub const BEGIN: &str = "<!-- report:begin -->";
-/// End of the generated part.
-pub const END: &str = "<!-- report:end -->";
-
-/// `existing` with the part between [`BEGIN`] and [`END`] replaced by `body` (which carries the
-/// markers itself); the body is appended when there are no markers, and a new file gets a title.
-pub fn splice(existing: &str, body: &str) -> String {
-    match (existing.find(BEGIN), existing.find(END)) {
-        (Some(b), Some(e)) if b < e => format!("{}{}{}", &existing[..b], body.trim_end(), &existing[e + END.len()..]),
-        _ if existing.trim().is_empty() => format!("# Results\n\n{}\n", body.trim_end()),
-        _ => format!("{}\n\n{}\n", existing.trim_end(), body.trim_end()),
-    }
-}
+use crate::error::Result;
+use crate::results::splice::{BEGIN, END};
 
 /// What the generated part of the report shows.
 #[derive(Debug)]
@@ -87,16 +72,6 @@ pub fn section(s: &Section<'_>) -> Result<String> {
     }
     body.push_str(&format!("\n{END}\n"));
     Ok(body)
-}
-
-/// Replaces the generated part of the Markdown file `doc` with `body` ([`splice`]); creates the
-/// file (and its folder) when missing.
-pub fn write_spliced(doc: &Path, body: &str) -> Result<()> {
-    let existing = fs::read_to_string(doc).unwrap_or_default();
-    if let Some(dir) = doc.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
-    }
-    fs::write(doc, splice(&existing, body)).map_err(|e| Error::io("writing", doc, e))
 }
 
 /// `plot` as a link relative to the folder of `doc`.
@@ -165,12 +140,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn splice_replaces_only_between_the_markers() {
-        let doc = format!("# R\n\nhand\n\n{BEGIN}\nold\n{END}\n\ntail\n");
-        let out = splice(&doc, &format!("{BEGIN}\nnew\n{END}\n"));
-        assert_eq!(out, format!("# R\n\nhand\n\n{BEGIN}\nnew\n{END}\n\ntail\n"));
-        assert!(splice("", &format!("{BEGIN}\nx\n{END}")).starts_with("# Results"));
-        assert!(splice("# Mine\n", &format!("{BEGIN}\nx\n{END}")).starts_with("# Mine\n\n<!--"));
+    fn split_labels_become_record_keys() {
         assert_eq!(key("fresh seed 7"), "fresh_seed_7");
         assert_eq!(key("data/test"), "data_test");
     }

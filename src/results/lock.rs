@@ -249,7 +249,7 @@ mod tests {
         assert_eq!(text, format!("{} c\n", std::process::id()));
         fs::create_dir_all(t.path().join("sub")).unwrap();
         fs::write(t.path().join("sub/x.jsonl"), "x").unwrap();
-        fs::write(t.path().join("run.json"), "{}").unwrap();
+        fs::write(t.path().join(crate::results::RUN_FILE), "{}").unwrap();
         clear_except_locks(t.path()).unwrap();
         let left: Vec<String> =
             fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();

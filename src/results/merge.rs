@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::lock;
+use super::{lock, predictions_file, predictions_shard, timings_file, PREDICTIONS_SHARD_PREFIX, RUN_FILE};
 use crate::benchmark::Benchmark;
 use crate::error::{Error, Result};
 use crate::eval::{self, Control, Prediction, RunSpec, Shard};
@@ -57,9 +57,9 @@ fn refuse(dir: &Path, message: String) -> Error {
 
 /// The `run.json` of the run in `dir`.
 pub fn read_spec(dir: &Path) -> Result<RunSpec> {
-    let p = dir.join("run.json");
+    let p = dir.join(RUN_FILE);
     if !p.is_file() {
-        return Err(refuse(dir, "has no `run.json` (was the variant evaluated into this folder?)".into()));
+        return Err(refuse(dir, format!("has no `{RUN_FILE}` (was the variant evaluated into this folder?)")));
     }
     let text = fs::read_to_string(&p).map_err(|e| Error::io("reading", &p, e))?;
     serde_json::from_str(&text).map_err(|e| Error::jsonl(&p, 1, format!("not a run spec: {e}")))
@@ -68,7 +68,7 @@ pub fn read_spec(dir: &Path) -> Result<RunSpec> {
 /// Whether `dir` holds any shard file of predictions.
 pub fn has_shards(dir: &Path) -> bool {
     fs::read_dir(dir).is_ok_and(|entries| {
-        entries.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with("predictions.shard-"))
+        entries.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with(PREDICTIONS_SHARD_PREFIX))
     })
 }
 
@@ -78,10 +78,10 @@ pub fn shard_files(dir: &Path) -> Result<Vec<(Shard, PathBuf)>> {
     for entry in fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))? {
         let p = entry.map_err(|e| Error::io("listing", dir, e))?.path();
         let file = p.file_name().and_then(|f| f.to_str()).unwrap_or_default().to_string();
-        if !(file.starts_with("predictions.shard-") && file.ends_with(".jsonl")) {
+        if !(file.starts_with(PREDICTIONS_SHARD_PREFIX) && file.ends_with(".jsonl")) {
             continue;
         }
-        let Some(shard) = Shard::from_file_name(&file) else {
+        let Some(shard) = predictions_shard(&file) else {
             return Err(refuse(
                 dir,
                 format!("`{file}` is not named like a shard file (predictions.shard-I-of-N.jsonl, 0 <= I < N)"),
@@ -105,7 +105,7 @@ pub fn shard_files(dir: &Path) -> Result<Vec<(Shard, PathBuf)>> {
     }
     let missing: Vec<String> = (0..count)
         .filter(|i| !found.iter().any(|(s, _)| s.index == *i))
-        .map(|index| format!("`{}`", Shard { index, count }.file_name()))
+        .map(|index| format!("`{}`", predictions_file(Shard { index, count })))
         .collect();
     if !missing.is_empty() {
         return Err(refuse(
@@ -182,7 +182,7 @@ fn merge_timings(
 ) -> Result<Option<MergedTimingsFile>> {
     let mut files = Vec::new();
     for (shard, _) in shards {
-        let p = dir.join(shard.timings_file_name());
+        let p = dir.join(timings_file(*shard));
         if p.is_file() {
             files.push(p);
         } else {
@@ -205,7 +205,7 @@ fn merge_timings(
             timings.missing.iter().take(5).map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")
         ));
     }
-    let path = dir.join(Shard::ALL.timings_file_name());
+    let path = dir.join(timings_file(Shard::ALL));
     write_atomically(&path, &timings.text())?;
     Ok(Some(MergedTimingsFile { path, files: files.len(), timed: timings.lines.len() }))
 }
@@ -224,7 +224,7 @@ pub fn merge_run(dir: &Path) -> Result<Merged> {
     })?;
     let merged = read_shards(&bench, spec.limit, &shards)?;
     eval::check_complete(&bench, spec.limit, &merged, dir)?;
-    let predictions = dir.join(Shard::ALL.file_name());
+    let predictions = dir.join(predictions_file(Shard::ALL));
     let mut text = String::new();
     for p in &merged {
         text.push_str(&serde_json::to_string(p).map_err(|e| Error::Mismatch(e.to_string()))?);

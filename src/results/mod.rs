@@ -11,6 +11,9 @@
 //! OUT/comparisons/NAMES-DIGEST.json           `compare` over a subset (never overwrites the above)
 //! ```
 //!
+//! The file names are [`RUN_FILE`], [`predictions_file`], [`timings_file`] and [`LATENCY_FILE`];
+//! [`splice`] writes the generated part of a Markdown report into its file.
+//!
 //! Predictions are re-scored against the benchmark when they are loaded: the verdict stored in a
 //! file is the scorer's at the time of the run, and a better scorer must not need a new run.
 
@@ -23,13 +26,40 @@ use sha2::{Digest, Sha256};
 use crate::bench::LatencyReport;
 use crate::benchmark::Benchmark;
 use crate::error::{Error, Result};
-use crate::eval::{check_ids, read_numbered_predictions, score_answer, Control, Prediction, RunSpec};
+use crate::eval::{check_ids, read_numbered_predictions, score_answer, Control, Prediction, RunSpec, Shard};
 
 pub mod lock;
 pub mod merge;
+pub mod splice;
 
 /// Name of the image-swap control's folder inside a variant's folder.
 pub const IMAGE_SWAP_DIR: &str = "control-image-swap";
+
+/// A run folder's record of what was run (a [`RunSpec`]), checked on resume.
+pub const RUN_FILE: &str = "run.json";
+
+/// A variant folder's latency report (`bench`).
+pub const LATENCY_FILE: &str = "latency.json";
+
+/// How the name of every predictions shard file starts.
+pub const PREDICTIONS_SHARD_PREFIX: &str = "predictions.shard-";
+
+/// The predictions file of `shard` in a run folder: `predictions.jsonl` for the whole benchmark,
+/// else `predictions.shard-I-of-N.jsonl`.
+pub fn predictions_file(shard: Shard) -> String {
+    format!("predictions{}.jsonl", shard.suffix())
+}
+
+/// The timings file of `shard` in a run folder: `timings.jsonl` or `timings.shard-I-of-N.jsonl`.
+pub fn timings_file(shard: Shard) -> String {
+    format!("timings{}.jsonl", shard.suffix())
+}
+
+/// The shard a predictions file is named after, for `predictions.shard-I-of-N.jsonl` (0 <= I < N,
+/// N > 1); `None` for any other name, `predictions.jsonl` included.
+pub fn predictions_shard(file: &str) -> Option<Shard> {
+    Shard::from_suffix(file.strip_prefix("predictions")?.strip_suffix(".jsonl")?)
+}
 
 /// A results folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +93,7 @@ impl ResultsDir {
 
     /// `OUT/VARIANT/latency.json`.
     pub fn latency_file(&self, variant: &str) -> PathBuf {
-        self.variant_dir(variant).join("latency.json")
+        self.variant_dir(variant).join(LATENCY_FILE)
     }
 
     /// Where a comparison of `variants` is kept: `OUT/comparison.json` when they are the whole zoo,
@@ -86,7 +116,7 @@ impl ResultsDir {
         let entries = fs::read_dir(&self.root).map_err(|e| Error::io("listing", &self.root, e))?;
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok())
-            .filter(|e| e.path().join("predictions.jsonl").is_file())
+            .filter(|e| e.path().join(predictions_file(Shard::ALL)).is_file())
             .filter_map(|e| e.file_name().to_str().map(str::to_string))
             .collect();
         names.sort();
@@ -95,7 +125,7 @@ impl ResultsDir {
 
     /// The run spec of one run, if there is one.
     pub fn run_spec(&self, variant: &str, control: Control) -> Result<Option<RunSpec>> {
-        let path = self.run_dir(variant, control).join("run.json");
+        let path = self.run_dir(variant, control).join(RUN_FILE);
         if !path.is_file() {
             return Ok(None);
         }
@@ -106,7 +136,7 @@ impl ResultsDir {
     /// The predictions of one run, re-scored against `bench`, in benchmark order; `None` when the
     /// run has no `predictions.jsonl`.
     pub fn predictions(&self, variant: &str, control: Control, bench: &Benchmark) -> Result<Option<Vec<Prediction>>> {
-        let path = self.run_dir(variant, control).join("predictions.jsonl");
+        let path = self.run_dir(variant, control).join(predictions_file(Shard::ALL));
         if !path.is_file() {
             return Ok(None);
         }
@@ -170,12 +200,12 @@ impl ResultsDir {
         let first_dir = self.run_dir(first, Control::None);
         let spec = self
             .run_spec(first, Control::None)?
-            .ok_or_else(|| Error::Results { path: first_dir.clone(), message: "has no run.json".into() })?;
+            .ok_or_else(|| Error::Results { path: first_dir.clone(), message: format!("has no {RUN_FILE}") })?;
         let bench = Benchmark::load(&spec.bench).map_err(|e| Error::Item {
             location: format!(
                 "loading the benchmark `{}` named in `{}`",
                 spec.bench.display(),
-                first_dir.join("run.json").display()
+                first_dir.join(RUN_FILE).display()
             ),
             source: Box::new(e),
         })?;
@@ -217,6 +247,34 @@ pub fn rescore(bench: &Benchmark, predictions: &[(usize, Prediction)], file: &Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_of_a_run_folder() {
+        let s = Shard { index: 1, count: 3 };
+        assert_eq!(
+            (predictions_file(s), timings_file(s)),
+            ("predictions.shard-1-of-3.jsonl".into(), "timings.shard-1-of-3.jsonl".into())
+        );
+        assert_eq!(
+            (predictions_file(Shard::ALL), timings_file(Shard::ALL)),
+            ("predictions.jsonl".into(), "timings.jsonl".into())
+        );
+        assert!(predictions_file(s).starts_with(PREDICTIONS_SHARD_PREFIX));
+        assert_eq!(predictions_shard("predictions.shard-2-of-3.jsonl"), Some(Shard { index: 2, count: 3 }));
+        for bad in [
+            "predictions.shard-3-of-3.jsonl",
+            "predictions.shard-0-of-1.jsonl",
+            "predictions.shard-x.jsonl",
+            "predictions.shard-1-of-2.json",
+            "timings.shard-1-of-2.jsonl",
+            "predictions.jsonl",
+        ] {
+            assert_eq!(predictions_shard(bad), None, "{bad}");
+        }
+        // Agrees with the name `eval` writes.
+        let s = Shard { index: 1, count: 4 };
+        assert_eq!(predictions_shard(&predictions_file(s)), Some(s));
+    }
 
     #[test]
     fn a_subset_comparison_never_takes_the_full_comparisons_file() {

@@ -7,7 +7,7 @@
 //! way on every later attempt.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
 
@@ -59,24 +59,44 @@ struct Loaded {
     environment: ort::environment::Environment,
 }
 
-static LOADED: OnceLock<std::result::Result<Loaded, String>> = OnceLock::new();
+/// Why the library did not load: kept for the process, and turned into an [`Error::OrtLibrary`]
+/// (with the same source) each time it is asked for.
+#[derive(Debug, Clone)]
+struct LoadFailure {
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
 
-fn load() -> std::result::Result<Loaded, String> {
+impl LoadFailure {
+    fn new(message: String, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self { message, source: Some(Arc::new(source)) }
+    }
+
+    fn to_error(&self) -> Error {
+        Error::OrtLibrary { message: self.message.clone(), source: self.source.clone() }
+    }
+}
+
+static LOADED: OnceLock<std::result::Result<Loaded, LoadFailure>> = OnceLock::new();
+
+fn load() -> std::result::Result<Loaded, LoadFailure> {
     let tried = candidates();
     let Some(path) = tried.iter().find(|p| p.is_file()).cloned() else {
         let list: Vec<String> = tried.iter().map(|p| format!("`{}`", p.display())).collect();
-        return Err(if list.is_empty() {
+        let message = if list.is_empty() {
             "not found: ORT_DYLIB_PATH is unset and there is no HOME for the cache".to_string()
         } else {
             format!("not found; tried {}", list.join(", "))
-        });
+        };
+        return Err(LoadFailure { message, source: None });
     };
-    let builder = ort::init_from(&path).map_err(|e| format!("cannot load `{}`: {e}", path.display()))?;
+    let builder =
+        ort::init_from(&path).map_err(|e| LoadFailure::new(format!("cannot load `{}`: {e}", path.display()), e))?;
     let environment = builder
         .with_name("lynx-zoo")
         .with_telemetry(false)
         .build()
-        .map_err(|e| format!("cannot create an environment from `{}`: {e}", path.display()))?;
+        .map_err(|e| LoadFailure::new(format!("cannot create an environment from `{}`: {e}", path.display()), e))?;
     let version = ort::info()
         .split(',')
         .find_map(|kv| kv.trim().strip_prefix("git-branch=rel-"))
@@ -87,7 +107,7 @@ fn load() -> std::result::Result<Loaded, String> {
 }
 
 fn loaded() -> Result<&'static Loaded> {
-    LOADED.get_or_init(load).as_ref().map_err(|message| Error::OrtLibrary { message: message.clone() })
+    LOADED.get_or_init(load).as_ref().map_err(LoadFailure::to_error)
 }
 
 /// Loads the library (once) and says where it came from.
@@ -98,4 +118,25 @@ pub fn ensure_loaded() -> Result<&'static LoadedLibrary> {
 /// The process-wide ONNX Runtime environment.
 pub(super) fn environment() -> Result<&'static ort::environment::Environment> {
     loaded().map(|l| &l.environment)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_remembered_load_failure_keeps_its_source_each_time_it_is_reported() {
+        let cause = std::io::Error::new(std::io::ErrorKind::InvalidData, "invalid ELF header");
+        let failure = LoadFailure::new("cannot load `/x/libonnxruntime.so`: invalid ELF header".into(), cause);
+        for _ in 0..2 {
+            let err = failure.to_error();
+            assert!(err.to_string().contains("cannot load `/x/libonnxruntime.so`"), "{err}");
+            let source = err.source().expect("the loader's error stays the source");
+            assert_eq!(source.to_string(), "invalid ELF header");
+        }
+        let not_found = LoadFailure { message: "not found; tried `/x`".into(), source: None };
+        assert!(not_found.to_error().source().is_none());
+    }
 }

@@ -150,6 +150,7 @@ impl RuntimeOptions {
                 reason: "this build of lynx-zoo lacks CUDA; rebuild with `cargo build --release --features cuda` \
                          and fetch the GPU library with `bash scripts/setup-ort --cuda`"
                     .to_string(),
+                source: None,
             });
         }
         self.ep = ep;
@@ -332,12 +333,14 @@ impl Session {
                         "onnx runtime could not start it ({e}); fetch the GPU library with `bash scripts/setup-ort --cuda` \
                          and put the CUDA 13 and cuDNN 9 libraries on LD_LIBRARY_PATH"
                     ),
+                    source: Some(Box::new(<ort::Error>::from(e))),
                 })?,
             #[cfg(not(feature = "cuda"))]
             ExecutionProvider::Cuda { .. } => {
                 return Err(Error::Provider {
                     provider: options.ep.to_string(),
                     reason: "this build of lynx-zoo lacks CUDA; rebuild with `--features cuda`".to_string(),
+                    source: None,
                 })
             }
         };
@@ -386,6 +389,7 @@ impl Session {
                         tensor: d.name.clone(),
                         expected: format!("an {what} declared as `{d}`"),
                         got: format!("no such {what}; the graph has {}", names(real)),
+                        source: None,
                     });
                 };
                 check_tensor(&graph, d, r)?;
@@ -396,6 +400,7 @@ impl Session {
                     tensor: extra.name.clone(),
                     expected: format!("only the declared {what}s ({})", names_of(declared)),
                     got: format!("an undeclared {what} `{}` {}", extra.name, extra.describe()),
+                    source: None,
                 });
             }
         }
@@ -443,6 +448,7 @@ fn check_tensor(graph: &str, declared: &TensorSpec, real: &TensorInfo) -> Result
         tensor: declared.name.clone(),
         expected: format!("`{declared}` as the manifest declares"),
         got: format!("`{}`", real.describe()),
+        source: None,
     };
     if real.dtype != Some(declared.dtype) || real.shape.len() != declared.shape.len() {
         return Err(mismatch());
@@ -467,6 +473,7 @@ impl Outputs {
                 tensor: name.to_string(),
                 expected: "an output of that name".to_string(),
                 got: format!("outputs {:?}", self.values.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>()),
+                source: None,
             }),
         }
     }
@@ -490,6 +497,7 @@ impl Value {
             tensor: "(array)".into(),
             expected: "a float32 array ONNX Runtime accepts".into(),
             got: e.to_string(),
+            source: Some(Box::new(e)),
         })
     }
 
@@ -508,29 +516,23 @@ impl Value {
 
     /// A float32 view of the data (no copy).
     pub fn view_f32(&self) -> Result<ArrayViewD<'_, f32>> {
-        self.0.try_extract_array::<f32>().map_err(|e| self.type_error(&e))
+        self.0.try_extract_array::<f32>().map_err(|e| type_error(format!("{} ({e})", self.0.dtype()), e))
     }
 
     /// A mutable float32 view of the data (no copy), for in-place row moves of a KV cache.
     pub fn view_f32_mut(&mut self) -> Result<ArrayViewMutD<'_, f32>> {
-        match self.0.try_extract_array_mut::<f32>() {
-            Ok(v) => Ok(v),
-            Err(e) => Err(Error::GraphIo {
-                graph: "(value)".into(),
-                tensor: "(value)".into(),
-                expected: "a float32 tensor in host memory".into(),
-                got: e.to_string(),
-            }),
-        }
+        self.0.try_extract_array_mut::<f32>().map_err(|e| type_error(e.to_string(), e))
     }
+}
 
-    fn type_error(&self, e: &dyn std::fmt::Display) -> Error {
-        Error::GraphIo {
-            graph: "(value)".into(),
-            tensor: "(value)".into(),
-            expected: "a float32 tensor in host memory".into(),
-            got: format!("{} ({e})", self.0.dtype()),
-        }
+/// A value is not the float32 host tensor asked for; ONNX Runtime's error stays the source.
+fn type_error(got: String, e: ort::Error) -> Error {
+    Error::GraphIo {
+        graph: "(value)".into(),
+        tensor: "(value)".into(),
+        expected: "a float32 tensor in host memory".into(),
+        got,
+        source: Some(Box::new(e)),
     }
 }
 
@@ -538,4 +540,24 @@ impl Value {
 pub fn describe() -> Result<String> {
     let lib = ensure_loaded()?;
     Ok(format!("onnxruntime {} ({})", lib.version, lib.path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_wrongly_typed_value_keeps_onnx_runtimes_error_as_the_source() {
+        ensure_loaded().expect("onnx runtime (bash scripts/setup-ort)");
+        let ids = Tensor::from_array(ArrayD::<i64>::zeros(IxDyn(&[1, 3]))).expect("an int64 tensor");
+        let mut value = Value(ids.into_dyn());
+        let err = value.view_f32().expect_err("int64 is not float32");
+        assert!(err.to_string().contains("expected a float32 tensor in host memory"), "{err}");
+        assert!(err.source().is_some_and(|s| s.is::<ort::Error>()), "{err:?}");
+        let err = value.view_f32_mut().expect_err("int64 is not float32");
+        assert!(matches!(err, Error::GraphIo { .. }), "{err:?}");
+        assert!(err.source().is_some_and(|s| s.is::<ort::Error>()), "{err:?}");
+    }
 }
