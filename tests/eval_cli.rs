@@ -146,8 +146,19 @@ fn compare_writes_every_table_in_every_format_and_report_writes_markdown_and_plo
         for key in numeric {
             assert_eq!(parsed["columns"][key], true, "{table}.{key}: {parsed}");
         }
-        let text_columns =
-            ["variant", "role", "changes", "claim", "run_id", "measured_at", "provider", "dominated_by", "pareto"];
+        let text_columns = [
+            "variant",
+            "role",
+            "origin",
+            "source",
+            "changes",
+            "claim",
+            "run_id",
+            "measured_at",
+            "provider",
+            "dominated_by",
+            "pareto",
+        ];
         for (k, v) in parsed["columns"].as_object().unwrap() {
             assert!(*v == true || text_columns.contains(&k.as_str()), "{table}.{k} holds text");
         }

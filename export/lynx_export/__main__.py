@@ -1,4 +1,4 @@
-"""Command line: `python -m lynx_export {list,build,smoke,reference,foundation,requantize,zoo-doc,import}`.
+"""Command line: `python -m lynx_export {list,build,smoke,reference,foundation,requantize,zoo-doc,import,ecosystem}`.
 
     python -m lynx_export list
     python -m lynx_export build --all              # the whole zoo into the repository
@@ -9,6 +9,7 @@
     python -m lynx_export foundation               # tokenizer, ViT, base/chat backbones (resumable; hours)
     torchrun --nproc_per_node N -m lynx_export build|smoke|foundation ...   # data parallel (distributed.py)
     python -m lynx_export import hf DIR --name NAME [--zoo ROOT]   # a Hugging Face LLaVA checkpoint as a variant
+    python -m lynx_export ecosystem [--zoo ROOT]   # tokenizer_config.json + ONNX metadata into a built zoo
 
 Progress goes to stderr; exit code 0 on success, 1 on a failed build or parity check, 2 on usage.
 """
@@ -127,6 +128,11 @@ def parse(argv=None):
                    help="largest difference to transformers a graph and the prefill logits may show (default 1e-4)")
     h.add_argument("--force", action="store_true", help="replace an existing variant of that name")
     h.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    e = sub.add_parser("ecosystem", help="add what transformers and ONNX tools read to a zoo built before: "
+                                         "tokenizer_config.json and special_tokens_map.json beside each "
+                                         "tokenizer.json, producer and lynx.* metadata in each graph, the "
+                                         "manifests' checksums rewritten (no retraining; numbers unchanged)")
+    e.add_argument("--zoo", type=Path, default=root, help="zoo root holding variants/ and onnx/ (default: repo)")
     return p.parse_args(argv)
 
 
@@ -244,6 +250,10 @@ def main(argv=None) -> int:
                                  max_new_tokens=args.max_new_tokens, atol=args.atol,
                                  force=args.force)
             print(import_hf(args.dir, opts, log))
+            return 0
+        if args.cmd == "ecosystem":
+            from .ecosystem import stamp_zoo
+            print(stamp_zoo(args.zoo, log).summary())
             return 0
         if args.cmd == "smoke":
             out = args.out.resolve()

@@ -28,11 +28,12 @@ from . import graphs as G
 from . import onnx_io as O
 from . import yaml_io
 from .components import Components
+from .ecosystem import GraphOwner, stamp, stamp_file, write_tokenizer_files
 from .config import BackboneRef, ConfigError, LlmFreeze, Quantization, VariantConfig, VisionFreeze, VisionInput
 from .data import QARecord, load_annotations
 from .features import load_pixels
 from .goldens import OrtGraphs, TorchGraphs, greedy
-from .manifest import write_manifest
+from .manifest import PROMPT, TOKENS, write_manifest
 from .models.lynx import LynxModel
 from .profiles import Profile
 from .recipes import prompt_ids
@@ -42,8 +43,9 @@ from .variant_training import VariantTraining
 
 PARITY_ATOL = 1e-4
 # Bumped when the exported files change for the same trained weights (goldens, layout), so that
-# `_up_to_date` re-exports without retraining.
-EXPORT_REVISION = 3
+# `_up_to_date` re-exports without retraining. 4: producer and `lynx.*` metadata in every graph
+# (ecosystem.py; `python -m lynx_export ecosystem` stamps a zoo of revision 3 without retraining).
+EXPORT_REVISION = 4
 
 
 @dataclass
@@ -105,6 +107,7 @@ class Build:
         self.shared.vit_data = data
         for res, (proto, ins, outs) in protos.items():
             path = self.onnx_dir / f"vit-{res}.onnx"
+            stamp(proto, "vision", GraphOwner(shared=path.stem))
             used = O.place(proto, path, [data], None)
             diff = O.parity(G.VisionGraph(vit), path, (torch.randn(3, 3, res, res),), [G.NAMES["pixel_values"]])
             _check(diff, f"vit-{res}")
@@ -124,6 +127,7 @@ class Build:
         data = O.write_shared(self.onnx_dir / f"{ref.name}.data", [embed_proto, dec_proto])
         self.shared.backbone_data[ref.name] = data
         path = self.onnx_dir / f"{ref.name}.embed.onnx"
+        stamp(embed_proto, "embed", GraphOwner(shared=ref.name))
         used = O.place(embed_proto, path, [data], None)
         ids = torch.randint(0, dec.cfg.vocab_size, (2, 7))
         diff = O.parity(G.EmbedGraph(dec), path, (ids,), [G.NAMES["input_ids"]])
@@ -136,6 +140,7 @@ class Build:
         if self.shared.tokenizer is None:
             tok = self.onnx_dir / "tokenizer.json"
             shutil.copyfile(self.components.tokenizer_path(), tok)
+            write_tokenizer_files(tok, TOKENS, PROMPT)  # for transformers' AutoTokenizer
             self.shared.tokenizer = tok
         if v.has_vision:
             self.shared_vit([x.resolution for x in variants if x.has_vision])
@@ -198,7 +203,9 @@ class Build:
                 px = torch.randn(2, 3, v.resolution, v.resolution)
                 path = self.onnx_dir / f"{v.name}.vision.onnx"
                 vit_data = [shared.vit_data] if shared.vit_data is not None else []
-                used = O.place(O.export_graph(vg, (px,), ins, outs), path, vit_data, own)
+                proto = O.export_graph(vg, (px,), ins, outs)
+                stamp(proto, "vision", GraphOwner(variant=v.name))
+                used = O.place(proto, path, vit_data, own)
                 diff = O.parity(vg, path, (torch.randn(3, 3, v.resolution, v.resolution),),
                                 [G.NAMES["pixel_values"]])
                 graphs["vision"] = Exported(path, used, ins, outs, _check(diff, f"{v.name}.vision"))
@@ -216,7 +223,9 @@ class Build:
             path = self.onnx_dir / f"{owner}.connector.onnx"
             feats = torch.randn(2, v.frames, patches, vdim)
             if not v.base_variant:
-                O.place(O.export_graph(cg, (feats,), ins, outs), path, [], own)
+                proto = O.export_graph(cg, (feats,), ins, outs)
+                stamp(proto, "connector", GraphOwner(variant=owner))
+                O.place(proto, path, [], own)
             used = _external_files(path)
             diff = max(O.parity(cg, path, (feats,), [G.NAMES["image_features"]]),
                        O.parity(cg, path, (torch.randn(3, 1, patches, vdim),), [G.NAMES["image_features"]]))
@@ -231,6 +240,7 @@ class Build:
         else:
             proto, ins, outs = self._export_embed(dec)
             path = self.onnx_dir / f"{v.name}.embed.onnx"
+            stamp(proto, "embed", GraphOwner(variant=v.name))
             used = O.place(proto, path, [], own)
             ids = torch.randint(0, dec.cfg.vocab_size, (2, 7))
             diff = O.parity(G.EmbedGraph(dec), path, (ids,), [G.NAMES["input_ids"]])
@@ -243,8 +253,10 @@ class Build:
         names = [s.name for s in ins]
         if v.quantization is Quantization.INT8_DYNAMIC:
             diff = self._quantize(proto, path, args, names)
+            stamp_file(path, "decoder", GraphOwner(variant=v.name))  # the quantiser writes its own producer
             used = []
         else:
+            stamp(proto, "decoder", GraphOwner(variant=v.name))
             used = O.place(proto, path, shared_llm, own)
             diff = max(O.parity(G.DecoderGraph(dec), path, args, names),
                        O.parity(G.DecoderGraph(dec), path, self._prefill_args(dec, memory), names))

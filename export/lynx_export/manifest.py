@@ -16,6 +16,10 @@ from .recipes import PROMPT_TEMPLATE
 from .tokenizer import BOS, EOS, PAD
 
 SCHEMA_VERSION = 1
+# The manifest's `tokenizer` special tokens and `prompt` of every zoo variant: also what the
+# tokenizer files beside onnx/tokenizer.json say (ecosystem.py).
+TOKENS = {"bos": BOS, "eos": EOS, "pad": PAD}
+PROMPT = {"template": PROMPT_TEMPLATE, "padding": "left"}
 
 
 def axes(v: VariantConfig, patch: int) -> dict:
@@ -78,8 +82,8 @@ def write_manifest(path: Path, v: VariantConfig, zoo: Path, profile: Profile, vi
         "preprocess": ({"size": v.resolution, "resize": "bicubic", "crop": "center", "rescale": RESCALE,
                         "mean": list(CLIP_MEAN), "std": list(CLIP_STD)} if v.has_vision else None),
         "video": {"frames": v.frames, "sampling": "uniform"} if v.has_vision else None,
-        "tokenizer": {**_file(zoo, zoo / "onnx" / "tokenizer.json"), "bos": BOS, "eos": EOS, "pad": PAD},
-        "prompt": {"template": PROMPT_TEMPLATE, "padding": "left"},
+        "tokenizer": {**_file(zoo, zoo / "onnx" / "tokenizer.json"), **TOKENS},
+        "prompt": dict(PROMPT),
         "generation": profile.generation.manifest(profile.max_new_tokens),
         "parameters": stats["parameters"],
         "provenance": provenance,

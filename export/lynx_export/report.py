@@ -49,11 +49,13 @@ def _stale(run_json: Path, manifest: Path) -> bool:
 
 
 def _own_bytes(zoo: Path, doc: dict) -> int:
-    """Bytes of the files stored for this variant alone (named NAME.*); shared files not counted."""
+    """Bytes of the files stored for this variant alone (named NAME.*, or in the folder onnx/NAME/ an
+    importer writes); shared files not counted."""
     seen = set()
     for g in doc["graphs"].values():
         for f in [g] + g["external_data"]:
-            if Path(f["path"]).name.startswith(doc["name"] + "."):
+            path = Path(f["path"])
+            if path.name.startswith(doc["name"] + ".") or path.parent.name == doc["name"]:
                 seen.add(f["path"])
     return sum((zoo / p).stat().st_size for p in seen)
 
@@ -77,14 +79,19 @@ def render(zoo: Path, results: dict, build_log: dict, splits: list) -> str:
     ]
     total_wall = 0.0
     for d in docs:
+        acc = "".join(f"{_acc(results, d['name'], s)} | " for s in splits)
+        origin = d.get("origin") or {"kind": "zoo"}
+        if origin["kind"] == "imported":  # made elsewhere: no recipe axis, no training record of ours
+            lines.append(f"| `{d['name']}` | imported from `{origin['source']}` | - | {acc}- | - | - | "
+                         f"{_own_bytes(zoo, d) / 1e6:.2f} |")
+            continue
         p = d["provenance"]
         steps = p["steps"]
         loss = p["final_loss"]
         total_wall += p["wall_seconds"]
         fl = " / ".join(f"{loss[k]:.2f}" if loss.get(k) is not None else "-" for k in ("alignment", "instruction"))
         lines.append(
-            f"| `{d['name']}` | {d['changes'] or 'baseline'} | {d['paper']} | "
-            + "".join(f"{_acc(results, d['name'], s)} | " for s in splits)
+            f"| `{d['name']}` | {d['changes'] or 'baseline'} | {d['paper']} | " + acc
             + f"{steps['alignment']} + {steps['instruction']} | {fl} | "
             f"{p['wall_seconds']:.0f} | {_own_bytes(zoo, d) / 1e6:.2f} |")
     lines += ["", "## Rebuild", ""]

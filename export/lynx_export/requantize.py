@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 
 from . import onnx_io as O
+from .ecosystem import GraphOwner, stamp_file
 from .goldens import OrtGraphs, greedy
 from .tokenizer import TextCodec
 
@@ -60,6 +61,7 @@ def requantize(zoo: Path, variant: str, base: str, tmp: Path) -> dict:
     vg, bg = graphs_of(vtext), graphs_of(btext)
     out = zoo / vg["decoder"][0]
     quantize(zoo / bg["decoder"][0], out, tmp)
+    stamp_file(out, "decoder", GraphOwner(variant=variant))  # as the build writes it (ecosystem.py)
 
     # The goldens: same items and pixels, ONNX Runtime over the variant's graphs as the reference.
     golden_path = zoo / "onnx" / "goldens" / f"{variant}.json"

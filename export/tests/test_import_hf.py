@@ -267,6 +267,37 @@ def test_the_manifest_is_an_imported_variant_the_schema_and_check_accept(importe
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_the_imported_folder_loads_in_autotokenizer_and_its_graphs_say_what_they_are(imported, spec):
+    """The tokenizer files beside the copied tokenizer.json render the manifest's prompt as the
+    runtime encodes it (BOS or none, the placeholder in place), and every graph carries its
+    producer and lynx.* metadata (ecosystem.py)."""
+    from transformers import AutoTokenizer
+
+    from lynx_export.ecosystem import read_metadata
+
+    zoo, done, _ = imported
+    doc = yaml.safe_load(done[spec.name][1].read_text())
+    out = zoo / "onnx" / spec.name
+    tok: Any = AutoTokenizer.from_pretrained(str(out))  # apply_chat_template's types are narrower than its use
+    raw = Tokenizer.from_file(str(out / "tokenizer.json"))
+    add_bos, bos = doc["prompt"].get("add_bos", True), doc["tokenizer"]["bos"]
+    assert (tok.eos_token, tok.pad_token) == (doc["tokenizer"]["eos"], doc["tokenizer"]["pad"])
+    for q in QUESTIONS:
+        chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}]
+        body = doc["prompt"]["template"].replace("{question}", q)
+        assert tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) == (bos if add_bos else "") + body
+        want = ([raw.token_to_id(bos)] if add_bos else []) + raw.encode(body, add_special_tokens=False).ids
+        assert tok.apply_chat_template(chat, add_generation_prompt=True)["input_ids"] == want
+    for role, g in doc["graphs"].items():
+        meta = read_metadata(zoo / g["path"])
+        assert (meta["lynx.role"], meta["lynx.variant"]) == (role, spec.name), g["path"]
+        inputs = json.loads(meta["lynx.inputs"])
+        assert sorted(n for v in inputs.values() for n in (v if isinstance(v, list) else [v])) == \
+            sorted(t["name"] for t in g["inputs"])
+    assert json.loads(read_metadata(out / "decoder.onnx")["lynx.inputs"])["past.key"][1] == "past_key_values.1.key"
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
 def test_lynx_zoo_ask_answers_as_transformers_generate(imported, spec, tmp_path):
     """Greedy tokens of the Rust runtime on the imported graphs = transformers' generate on the
     checkpoint, for every picture and question, one at a time (`ask`) and in left-padded batches

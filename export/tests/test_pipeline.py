@@ -2,12 +2,15 @@
 
 import dataclasses
 import json
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
 
 from fake_data import make_all
 from lynx_export import onnx_io as O
+from lynx_export.ecosystem import METADATA_REVISION, read_metadata
 from lynx_export.__main__ import run_build
 from lynx_export.media import blank_picture, preprocess
 from lynx_export.profiles import PROFILES
@@ -61,6 +64,23 @@ def test_build_writes_verifiable_manifests_and_goldens(tmp_path, monkeypatch, sm
     assert "onnx/llama-chat-small.data" in shared
     assert "onnx/llama-chat-small.data" in {e["path"] for e in blind["graphs"]["decoder"]["external_data"]}
     assert base["provenance"]["parity"]["decoder"] <= 1e-4
+    # the ecosystem's tools read the folder (ecosystem.py): every graph says what it is, and
+    # AutoTokenizer renders the goldens' prompts
+    for name in names:
+        doc = yaml.safe_load((zoo / "variants" / f"{name}.yaml").read_text())
+        for role, g in doc["graphs"].items():
+            meta = read_metadata(zoo / g["path"])
+            assert meta["lynx.role"] == role and meta["lynx.producer"].startswith("lynx-zoo exporter "), g["path"]
+            owner = meta.get("lynx.variant") or meta["lynx.shared"]
+            assert owner == Path(g["path"]).name.removesuffix(".onnx").rsplit(".", 1)[0], (g["path"], meta)
+        assert doc["provenance"]["export_revision"] == METADATA_REVISION
+    assert read_metadata(zoo / int8["graphs"]["decoder"]["path"])["lynx.variant"] == "lynx-int8"
+    assert read_metadata(zoo / int8["graphs"]["connector"]["path"])["lynx.variant"] == "lynx"
+    from transformers import AutoTokenizer
+    tok: Any = AutoTokenizer.from_pretrained(str(zoo / "onnx"))  # apply_chat_template's return type is a union
+    for item in json.loads((zoo / base["goldens"]["path"]).read_text())["items"]:
+        chat = [{"role": "user", "content": item["question"]}]
+        assert tok.apply_chat_template(chat, add_generation_prompt=True)["input_ids"] == item["input_ids"][0]
     # a second run finds everything up to date and rewrites nothing
     before = {p.name: p.stat().st_mtime_ns for p in (zoo / "variants").iterdir()}
     run_build(["lynx-int8", "lynx-blind"], "smoke", zoo, data, tmp_path / "work", threads=2, foundation=smoke_foundation)

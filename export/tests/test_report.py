@@ -25,3 +25,29 @@ def test_an_eval_of_another_build_is_left_out(tmp_path):
     assert len(messages) == 1 and "`old`" in messages[0]
     # without a zoo to check against, every eval counts (as before)
     assert load_eval({"test": evals}) == {"current": {"test": 0.75}, "old": {"test": 1.0}}
+
+
+def test_an_imported_variant_is_a_row_beside_the_zoos_own(tmp_path, monkeypatch):
+    """docs/zoo.md lists an imported variant (issue 15): its source in place of an axis, no training record."""
+    import shutil
+    from pathlib import Path
+
+    from lynx_export import report
+
+    repo = Path(__file__).resolve().parents[2]
+    zoo = tmp_path / "zoo"
+    (zoo / "variants").mkdir(parents=True)
+    shutil.copytree(repo / "tests/fixtures/runtime/open-zoo/onnx", zoo / "onnx" / "llava-tiny")
+    text = (repo / "tests/fixtures/runtime/open-zoo/variants/llava-tiny.yaml").read_text()
+    (zoo / "variants" / "llava-tiny.yaml").write_text(text.replace("path: onnx/", "path: onnx/llava-tiny/"))
+    shutil.copy(repo / "variants/lynx.yaml", zoo / "variants/lynx.yaml")
+    for own in ("lynx.connector.onnx", "lynx.data", "lynx.decoder.onnx"):
+        shutil.copy(repo / "onnx" / own, zoo / "onnx" / own)
+    monkeypatch.setattr(report, "_registry_order", lambda: ["lynx"])
+    text = report.render(zoo, {"llava-tiny": {"test": 0.5}}, {}, ["test"])
+    rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| `")}
+    imported = rows["| `llava-tiny`"]
+    assert "| imported from `tests/fixtures/runtime/make_zoo.py (llava-tiny)` | - | 50.0 | - | - | - |" in imported
+    own_mb = float(imported.rstrip(" |").rsplit("| ", 1)[1])
+    assert own_mb > 0.0, imported  # its own folder, onnx/llava-tiny/, counts
+    assert "| `lynx` | baseline |" in text

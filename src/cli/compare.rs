@@ -10,9 +10,10 @@ use clap::{Args, ValueEnum};
 use lynx_zoo::bench::{self, BenchOptions, LatencyReport};
 use lynx_zoo::benchmark::Benchmark;
 use lynx_zoo::eval::{self, Control, EvalOptions, MajorityFloor, Shard, ShardSpec, StaleResults};
+use lynx_zoo::manifest::Origin;
 use lynx_zoo::model::FeatureCache;
 use lynx_zoo::report::markdown;
-use lynx_zoo::report::{self, Comparison, Floor, Format, Table, TableName, VariantResult, DEFAULT_TABLES};
+use lynx_zoo::report::{self, Comparison, Floor, Format, Imported, Table, TableName, VariantResult, DEFAULT_TABLES};
 use lynx_zoo::results::{self, ResultsDir};
 use lynx_zoo::{GenerationOptions, Zoo};
 
@@ -370,13 +371,16 @@ fn measure(
     Ok(reports)
 }
 
-/// What a manifest says about a result: changes, paper, what it sees (`vision_input`), seed,
-/// seed_of.
+/// What a manifest says about a result: changes, paper, where an imported variant comes from, what
+/// it sees (`vision_input`), seed, seed_of.
 fn described(zoo: Option<&Zoo>, name: &str, predictions: Vec<eval::Prediction>) -> VariantResult {
     let mut r = VariantResult::scored(name, predictions);
     if let Some(m) = zoo.and_then(|z| z.manifest(name).ok()) {
         r.changes = m.changes.clone();
         r.paper = m.paper.clone();
+        if let Origin::Imported(i) = &m.origin {
+            r.imported = Some(Imported { source: i.source.clone(), revision: i.revision.clone() });
+        }
         r.vision_input = m.axes.vision_input;
         r.seed = m.seed;
         r.seed_of = m.seed_of.clone();

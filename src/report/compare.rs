@@ -13,6 +13,11 @@
 //!   variants exist (`seed_of` in their manifests), Welch's test on the per-seed accuracies agrees;
 //! - the Pareto front of accuracy against latency, counting a variant dominated only when another
 //!   is not significantly less accurate and faster beyond the latency intervals ([`super::pareto`]).
+//!
+//! Imported variants (a manifest's `origin: imported`) are rows like any other: their accuracy,
+//! difference to the baseline (or their role as the baseline), controls and latency are computed
+//! alike. They record no recipe axis, so no row is grouped by axis: `changes` and `paper` stay
+//! empty for them and the row carries where it came from ([`Imported`]).
 
 use std::collections::BTreeMap;
 
@@ -37,6 +42,10 @@ pub struct VariantResult {
     pub changes: Option<String>,
     /// What the paper reported for that axis.
     pub paper: Option<String>,
+    /// Where an imported variant comes from (its manifest's `origin: imported`); `None` for the
+    /// zoo's own variants.
+    #[serde(default)]
+    pub imported: Option<Imported>,
     /// What it sees of the picture (its manifest's `axes.vision_input`): `picture`, or a blind
     /// control's `blank` picture or `none`.
     #[serde(default)]
@@ -63,6 +72,7 @@ impl VariantResult {
             name: name.into(),
             changes: None,
             paper: None,
+            imported: None,
             vision_input: VisionInput::Picture,
             seed: None,
             seed_of: None,
@@ -77,6 +87,15 @@ impl VariantResult {
     pub fn sees(&self) -> bool {
         self.vision_input.sees()
     }
+}
+
+/// Where an imported variant comes from: its manifest's `origin.source` and `origin.revision`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Imported {
+    /// A Hugging Face repository id or a folder's name.
+    pub source: String,
+    /// The source's revision, when recorded.
+    pub revision: Option<String>,
 }
 
 /// The majority floor's predictions and where its answers came from.
@@ -201,6 +220,9 @@ pub struct Row {
     pub changes: Option<String>,
     /// What the paper reported for that axis.
     pub paper: Option<String>,
+    /// Where an imported variant comes from (`None` for the zoo's own variants and the floor).
+    #[serde(default)]
+    pub imported: Option<Imported>,
     /// Accuracy summary of the (first) seed.
     pub summary: Summary,
     /// Accuracy over training seeds, when two or more exist.
@@ -217,6 +239,17 @@ pub struct Row {
     pub pareto: Option<bool>,
     /// The variant that dominates this one, when not on the front.
     pub dominated_by: Option<String>,
+}
+
+impl Row {
+    /// The manifest's `origin.kind` of a variant's row, `zoo` or `imported`; `None` for the floor.
+    pub fn origin(&self) -> Option<&'static str> {
+        match (self.role, &self.imported) {
+            (Role::Floor, _) => None,
+            (_, Some(_)) => Some("imported"),
+            (_, None) => Some("zoo"),
+        }
+    }
 }
 
 /// A comparison: the rows, the baseline and the statistics.
@@ -314,6 +347,7 @@ impl Comparison {
                     vision_input: r.vision_input,
                     changes: r.changes.clone(),
                     paper: r.paper.clone(),
+                    imported: r.imported.clone(),
                     summary: summarize(&r.predictions),
                     seeds: spread(&r.name),
                     vs_baseline: None,
@@ -336,6 +370,7 @@ impl Comparison {
                     vision_input: VisionInput::None,
                     changes: None,
                     paper: None,
+                    imported: None,
                     summary: summarize(&f.predictions),
                     seeds: None,
                     vs_baseline: None,

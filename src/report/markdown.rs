@@ -30,7 +30,8 @@ pub struct Section<'a> {
 }
 
 /// The generated part of the report, markers included: where it comes from, the splits table (with
-/// further splits), every default table, the plot and what the paper reported for each axis.
+/// further splits), every default table, the plot, what the paper reported for each axis and where
+/// each imported variant comes from.
 pub fn section(s: &Section<'_>) -> Result<String> {
     let c = s.comparison;
     let mut body = format!("{BEGIN}\n\n");
@@ -68,6 +69,22 @@ pub fn section(s: &Section<'_>) -> Result<String> {
             "\n### What the paper reported for each axis\n\n| variant | changes | Lynx |\n| --- | --- | --- |\n",
         );
         body.push_str(&papers.join("\n"));
+        body.push('\n');
+    }
+    let imported: Vec<String> = c
+        .rows
+        .iter()
+        .filter_map(|r| {
+            r.imported
+                .as_ref()
+                .map(|i| format!("| {} | {} | {} |", r.name, i.source, i.revision.as_deref().unwrap_or("not recorded")))
+        })
+        .collect();
+    if !imported.is_empty() {
+        body.push_str(
+            "\n### Imported variants\n\nModels made elsewhere (`origin: imported`), compared beside the zoo's own; they record no recipe axis, so they belong to no axis above.\n\n| variant | source | revision |\n| --- | --- | --- |\n",
+        );
+        body.push_str(&imported.join("\n"));
         body.push('\n');
     }
     body.push_str(&format!("\n{END}\n"));

@@ -9,6 +9,6 @@ pub mod plot;
 pub mod table;
 pub mod views;
 
-pub use compare::{Claim, Comparison, Floor, Role, Row, VariantResult, ALPHA, FLOOR_ROW};
+pub use compare::{Claim, Comparison, Floor, Imported, Role, Row, VariantResult, ALPHA, FLOOR_ROW};
 pub use table::{render, Format, Record, Table, TableName, Value};
 pub use views::DEFAULT_TABLES;

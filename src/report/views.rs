@@ -50,6 +50,16 @@ fn latency_label(row: &Row, runs: &[String]) -> String {
     }
 }
 
+/// What a row changes, for people: the axis, or `(imported)` for an imported variant, which records
+/// no recipe axis (its manifest's `origin: imported`).
+fn changes(row: &Row) -> String {
+    match (&row.changes, &row.imported) {
+        (Some(c), _) => c.clone(),
+        (None, Some(_)) => "(imported)".into(),
+        (None, None) => String::new(),
+    }
+}
+
 /// The marker of a difference: `*` claimed, `~` significant on the items but within the seed
 /// spread, nothing otherwise.
 fn marker(claim: Claim) -> &'static str {
@@ -79,7 +89,7 @@ impl Comparison {
             let d = row.vs_baseline.as_ref();
             let mut cells = vec![
                 label(row),
-                row.changes.clone().unwrap_or_default(),
+                changes(row),
                 pct_ci(a),
                 d.map_or_else(String::new, |d| format!("{:+.1}{}", d.test.difference * 100.0, marker(d.claim))),
                 d.map_or_else(String::new, |d| p_text(d.p_holm)),
@@ -97,6 +107,8 @@ impl Comparison {
             let record = Record::new()
                 .text("variant", &row.name)
                 .text("role", row.role.name())
+                .opt_text("origin", row.origin())
+                .opt_text("source", row.imported.as_ref().map(|i| i.source.clone()))
                 .opt_text("changes", row.changes.clone())
                 .num("n_items", a.n as f64)
                 .num("accuracy_pct", a.accuracy * 100.0)
@@ -132,6 +144,9 @@ impl Comparison {
         ));
         if let Some(f) = &self.floor {
             t.notes.push(format!("Majority floor: the {f}, scored like a model."));
+        }
+        if self.rows.iter().any(|r| r.imported.is_some()) {
+            t.notes.push("(imported): a model made elsewhere (`origin: imported`); it records no recipe axis, so it changes none, and is tested against the baseline as any row.".into());
         }
         if any_swap {
             t.notes.push("Vision reliance: accuracy minus accuracy with each picture swapped for another item's of the same class (a fixed derangement), in points with a paired 95% interval.".into());
@@ -268,6 +283,7 @@ impl Comparison {
             let record = Record::new()
                 .text("variant", &row.name)
                 .text("role", row.role.name())
+                .opt_text("origin", row.origin())
                 .num("accuracy_pct", a.accuracy * 100.0)
                 .num("ci_low_pct", a.ci_low * 100.0)
                 .num("ci_high_pct", a.ci_high * 100.0)
@@ -380,7 +396,7 @@ mod tests {
     use super::*;
     use crate::bench::sample_report;
     use crate::report::compare::tests::variant;
-    use crate::report::compare::{Floor, VariantResult};
+    use crate::report::compare::{Floor, Imported, VariantResult};
     use crate::report::{render, Format};
 
     /// A zoo-sized comparison: 25 variants with long names, a floor, swaps and latency.
@@ -446,8 +462,19 @@ mod tests {
                 header.iter().all(|h| h.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')),
                 "{header:?}"
             );
-            let text_keys =
-                ["variant", "role", "changes", "claim", "run_id", "measured_at", "provider", "dominated_by", "pareto"];
+            let text_keys = [
+                "variant",
+                "role",
+                "origin",
+                "source",
+                "changes",
+                "claim",
+                "run_id",
+                "measured_at",
+                "provider",
+                "dominated_by",
+                "pareto",
+            ];
             for rec in r.records() {
                 let rec = rec.unwrap();
                 assert_eq!(rec.len(), header.len());
@@ -458,6 +485,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_imported_row_is_marked_and_its_records_say_where_it_comes_from() {
+        let imported = Some(Imported { source: "someone/llava".into(), revision: None });
+        let rows = vec![
+            variant("lynx", &[true, false, true, false, true, false]),
+            VariantResult { imported, ..variant("llava", &[true, true, false, false, true, true]) },
+        ];
+        let c = Comparison::new(rows, "lynx", None).unwrap();
+        let md = render(&[c.accuracy_table().unwrap()], Format::Markdown).unwrap();
+        assert!(md.contains("| llava | (imported) | 66.7"), "{md}");
+        assert!(md.contains("(imported): a model made elsewhere"), "{md}");
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&[c.accuracy_table().unwrap()], Format::Json).unwrap()).unwrap();
+        assert_eq!((json[1]["origin"].as_str(), json[1]["source"].as_str()), (Some("imported"), Some("someone/llava")));
+        assert!(json[1]["changes"].is_null() && json[1]["delta_pts"].is_number());
+        assert_eq!(json[0]["origin"], "zoo");
+        assert!(json[0]["source"].is_null());
+        // Without an import, no note.
+        let own = Comparison::new(vec![variant("lynx", &[true]), variant("x", &[false])], "lynx", None).unwrap();
+        assert!(!render(&[own.accuracy_table().unwrap()], Format::Markdown).unwrap().contains("(imported)"));
     }
 
     #[test]

@@ -13,12 +13,15 @@ Nothing is downloaded. The importer writes, under the zoo root ROOT:
     ROOT/onnx/NAME/decoder.onnx     Optimum's names: inputs_embeds, attention_mask, position_ids,
                                     past_key_values.{i}.key|value -> logits, present.{i}.key|value
     ROOT/onnx/NAME/*.data           their weights (ONNX external data)
-    ROOT/onnx/NAME/tokenizer.json   the checkpoint's, byte for byte
+    ROOT/onnx/NAME/tokenizer.json   the checkpoint's, byte for byte, with tokenizer_config.json and
+                                    special_tokens_map.json made from the manifest's tokens and prompt
+                                    (ecosystem.py: AutoTokenizer renders the runtime's prompt)
     ROOT/variants/NAME.yaml         `origin: {kind: imported, ...}`, the prompt from the chat
                                     template with `<image>` as its placeholder, the preprocessing,
                                     the decoding defaults of generation_config.json, every checksum
 
-and checks every graph against transformers in ONNX Runtime (and the whole prefill against
+Every graph carries its producer and `lynx.*` metadata (variant, role, I/O roles). The importer
+checks every graph against transformers in ONNX Runtime (and the whole prefill against
 `LlavaForConditionalGeneration`'s logits) before the manifest is written. What the runtime cannot
 reproduce exactly is refused with a `CheckpointError` that names the file and the field: another
 architecture (LLaVA-NeXT's tiling, Pixtral), a pad-to-square or crop size the manifest cannot
@@ -44,6 +47,7 @@ import torch
 from .. import __version__, yaml_io
 from .. import onnx_io as O
 from ..data import repo_root
+from ..ecosystem import TOKENIZER_FILES, GraphOwner, stamp, write_tokenizer_files
 from ..graphs import N, TensorSpec
 from ..manifest import SCHEMA_VERSION, graph_entry
 from . import CheckpointError
@@ -65,7 +69,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 DEFAULT_MAX_NEW_TOKENS = 64
 # what the importer writes into onnx/NAME/ (and replaces with --force)
 GRAPHS = ("vision", "projector", "embed", "decoder")
-OUTPUT_FILES = tuple(f"{g}.{ext}" for g in GRAPHS for ext in ("onnx", "data")) + ("tokenizer.json",)
+OUTPUT_FILES = tuple(f"{g}.{ext}" for g in GRAPHS for ext in ("onnx", "data")) + ("tokenizer.json",) + TOKENIZER_FILES
+ROLE = {"vision": "vision", "projector": "connector", "embed": "embed", "decoder": "decoder"}  # file stem -> graph role
 
 
 @dataclass(frozen=True)
@@ -409,8 +414,10 @@ class Exported:
 
 
 def _write(module, args: tuple, io: G.IO, path: Path, scratch: Path) -> Exported:
+    """Exports `module` to `path` (onnx/NAME/ROLE.onnx), its producer and roles stamped (ecosystem.py)."""
     inputs, outputs = io
     proto = O.export_graph(module, args, inputs, outputs, scratch=scratch)
+    stamp(proto, ROLE[path.stem], GraphOwner(variant=path.parent.name))
     data = O.DataFile(path.with_suffix(".data"))
     used = O.place(proto, path, [], data)
     return Exported(path, used, inputs, outputs)
@@ -573,6 +580,7 @@ def import_hf(folder: Path, opts: ImportOptions, log: Callable[[str], None] = pr
     graphs, dims = export_graphs(model, ckpt, out, opts.atol, log)
     tokenizer_path = out / "tokenizer.json"
     shutil.copyfile(folder / "tokenizer.json", tokenizer_path)
+    write_tokenizer_files(tokenizer_path, text.tokenizer, text.prompt)  # AutoTokenizer, the manifest's prompt
     prefill = prefill_parity(model, graphs, text, tokenizer_path, dims, ckpt.image_size)
     log(f"  prefill: max |onnxruntime - transformers| of the last logits = {prefill:.2e}")
     if not prefill <= opts.atol:
