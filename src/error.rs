@@ -263,6 +263,18 @@ pub enum Error {
         /// The value (`NaN`, `inf`, `-inf`).
         value: f32,
     },
+
+    /// A model folder made elsewhere (onnxruntime-genai, Optimum) cannot become a variant: a file
+    /// or field is missing, or describes what the runtime does not run.
+    #[error("import `{path}`{}: {message}", field_part(.field))]
+    Import {
+        /// The folder or the file read.
+        path: PathBuf,
+        /// The field of that file (`model.decoder.num_key_value_heads`), or the graph tensor.
+        field: Option<String>,
+        /// What is wrong, what was expected, and the way out.
+        message: String,
+    },
 }
 
 impl Error {
@@ -281,10 +293,20 @@ impl Error {
         Self::Manifest { path: path.into(), field: field.into(), message: message.into() }
     }
 
+    /// An [`Error::Import`] about `field` of `path` (or the file as a whole).
+    pub fn import(path: impl Into<PathBuf>, field: Option<&str>, message: impl Into<String>) -> Self {
+        Self::Import { path: path.into(), field: field.map(str::to_string), message: message.into() }
+    }
+
     /// An [`Error::Image`] for `path`.
     pub fn image(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         Self::Image { path: path.into(), message: message.into() }
     }
+}
+
+/// `: field `name`` or nothing.
+fn field_part(field: &Option<String>) -> String {
+    field.as_ref().map_or_else(String::new, |f| format!(": field `{f}`"))
 }
 
 /// `; similar: `a`, `b`` or nothing.

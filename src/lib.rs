@@ -9,7 +9,8 @@
 //! 1. [`data`]: the synthetic benchmark generator -- seeded Open-VQA splits and text data.
 //! 2. [`benchmark`]: the Open-VQA loader, the question classes and what scoring needs of each.
 //! 3. [`manifest`]: a variant as data -- the typed, validated `variants/NAME.yaml`.
-//! 4. [`zoo`]: a folder of variants -- list, check (schema, paths, checksums, graph I/O), load.
+//! 4. [`zoo`]: a folder of variants -- list, check (schema, paths, checksums, graph I/O), load;
+//!    [`import`]: an onnxruntime-genai or Optimum folder made into a variant.
 //! 5. [`runtime`]: ONNX Runtime behind one module -- library loading, sessions, providers.
 //! 6. [`preprocess`]: image or video -> pixels (decode, orient, resize, crop, normalise).
 //! 7. [`text`]: the tokenizer and the prompt template, left padding.
@@ -46,6 +47,7 @@ pub mod error;
 pub mod eval;
 pub mod files;
 pub mod generate;
+pub mod import;
 pub mod manifest;
 pub mod model;
 pub mod onnx_proto;

@@ -1,5 +1,7 @@
-//! The one thing the zoo reads inside an ONNX file itself: which external-data files its tensors
-//! point to.
+//! What the zoo reads inside an ONNX file itself: which external-data files its tensors point to
+//! and, for the importers (`crate::import`), the graph's declared inputs and outputs; plus the
+//! few wire-format pieces the importers need to rewrite a model (each field's raw bytes, and a
+//! writer for the fields they add).
 //!
 //! A graph stored with external data keeps each large tensor's bytes in another file and records,
 //! in the tensor's `external_data` entries, a `location` relative to the model's folder. ONNX
@@ -131,21 +133,49 @@ fn walk_tensor(tensor: &[u8], out: &mut BTreeSet<String>) -> Walk<()> {
 }
 
 /// One field's value on the wire.
-#[derive(Debug)]
-enum Wire<'a> {
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Wire<'a> {
+    /// A varint (wire type 0).
     Varint(u64),
+    /// A length-delimited value (wire type 2): bytes, a string, a message or a packed list.
     Len(&'a [u8]),
+    /// A fixed 32- or 64-bit value (wire types 5 and 1), not read.
     Fixed,
 }
 
 /// The fields of one message, in order.
-struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     rest: &'a [u8],
     failed: bool,
 }
 
+/// One field with the raw bytes it occupies (key and value), to copy it unchanged.
+pub(crate) struct RawField<'a> {
+    /// The field number.
+    pub number: u64,
+    /// Its value.
+    pub wire: Wire<'a>,
+    /// Key and value as they are on the wire.
+    pub raw: &'a [u8],
+}
+
+/// The fields of one message with their raw bytes, in order.
+pub(crate) fn raw_fields(bytes: &[u8]) -> impl Iterator<Item = Walk<RawField<'_>>> {
+    let mut fields = Fields::new(bytes);
+    std::iter::from_fn(move || {
+        if fields.rest.is_empty() || fields.failed {
+            return None;
+        }
+        let before = fields.rest;
+        let field = fields.field();
+        fields.failed = field.is_err();
+        Some(field.map(|(number, wire)| RawField { number, wire, raw: &before[..before.len() - fields.rest.len()] }))
+    })
+}
+
 impl<'a> Fields<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    /// The fields of the message `bytes`.
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
         Fields { rest: bytes, failed: false }
     }
 
@@ -207,6 +237,183 @@ impl<'a> Iterator for Fields<'a> {
         let field = self.field();
         self.failed = field.is_err();
         Some(field)
+    }
+}
+
+/// A `TensorProto.DataType` value the importers name in messages.
+pub fn elem_type_name(elem_type: i64) -> &'static str {
+    match elem_type {
+        1 => "float32",
+        2 => "uint8",
+        3 => "int8",
+        6 => "int32",
+        7 => "int64",
+        9 => "bool",
+        10 => "float16",
+        11 => "float64",
+        16 => "bfloat16",
+        _ => "another type",
+    }
+}
+
+/// `TensorProto.DataType` FLOAT.
+pub const FLOAT: i64 = 1;
+/// `TensorProto.DataType` INT64.
+pub const INT64: i64 = 7;
+
+/// One dimension of a declared graph input or output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtoDim {
+    /// A fixed size (`dim_value`).
+    Value(i64),
+    /// A named dynamic axis (`dim_param`).
+    Param(String),
+    /// Neither (an unnamed dynamic axis).
+    Unknown,
+}
+
+/// A graph input or output as the model declares it (`ValueInfoProto` of a tensor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueInfo {
+    /// Name.
+    pub name: String,
+    /// `TensorProto.DataType` (1 float32, 7 int64, 10 float16, ...); 0 when not a tensor.
+    pub elem_type: i64,
+    /// Dimensions; empty when the model declares no shape.
+    pub dims: Vec<ProtoDim>,
+}
+
+/// The main graph's declared inputs (without initializers listed as inputs, as old exporters
+/// wrote them) and outputs, in order.
+pub fn graph_io(model: &[u8]) -> Walk<(Vec<ValueInfo>, Vec<ValueInfo>)> {
+    let mut graph = None;
+    for field in Fields::new(model) {
+        if let (7, Wire::Len(g)) = field? {
+            graph = Some(g);
+        }
+    }
+    let graph = graph.ok_or_else(|| ProtoError("the model has no graph".to_string()))?;
+    let (mut inputs, mut outputs, mut initializers) = (Vec::new(), Vec::new(), BTreeSet::new());
+    for field in Fields::new(graph) {
+        match field? {
+            (11, Wire::Len(v)) => inputs.push(value_info(v)?),
+            (12, Wire::Len(v)) => outputs.push(value_info(v)?),
+            (5, Wire::Len(t)) => {
+                if let Some(name) = tensor_name(t)? {
+                    initializers.insert(name);
+                }
+            }
+            _ => {}
+        }
+    }
+    inputs.retain(|i: &ValueInfo| !initializers.contains(&i.name));
+    Ok((inputs, outputs))
+}
+
+/// A `TensorProto`'s name.
+pub(crate) fn tensor_name(tensor: &[u8]) -> Walk<Option<String>> {
+    for field in Fields::new(tensor) {
+        if let (8, Wire::Len(n)) = field? {
+            return Ok(Some(utf8(n)?));
+        }
+    }
+    Ok(None)
+}
+
+pub(crate) fn utf8(bytes: &[u8]) -> Walk<String> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| ProtoError("a name is not UTF-8".to_string()))
+}
+
+/// Reads a `ValueInfoProto` (name = 1, type = 2; TypeProto.tensor_type = 1; Tensor.elem_type = 1,
+/// shape = 2; TensorShapeProto.dim = 1; Dimension.dim_value = 1, dim_param = 2).
+pub(crate) fn value_info(bytes: &[u8]) -> Walk<ValueInfo> {
+    let mut info = ValueInfo { name: String::new(), elem_type: 0, dims: Vec::new() };
+    for field in Fields::new(bytes) {
+        match field? {
+            (1, Wire::Len(n)) => info.name = utf8(n)?,
+            (2, Wire::Len(ty)) => {
+                for t in Fields::new(ty) {
+                    if let (1, Wire::Len(tensor)) = t? {
+                        for f in Fields::new(tensor) {
+                            match f? {
+                                (1, Wire::Varint(e)) => info.elem_type = e as i64,
+                                (2, Wire::Len(shape)) => {
+                                    for d in Fields::new(shape) {
+                                        if let (1, Wire::Len(dim)) = d? {
+                                            info.dims.push(dimension(dim)?);
+                                        }
+                                    }
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(info)
+}
+
+fn dimension(bytes: &[u8]) -> Walk<ProtoDim> {
+    let mut dim = ProtoDim::Unknown;
+    for field in Fields::new(bytes) {
+        match field? {
+            (1, Wire::Varint(v)) => dim = ProtoDim::Value(v as i64),
+            (2, Wire::Len(p)) => dim = ProtoDim::Param(utf8(p)?),
+            _ => {}
+        }
+    }
+    Ok(dim)
+}
+
+/// Writing protobuf fields: what the importers add to a model they rewrite.
+pub(crate) mod write {
+    /// Appends a varint.
+    pub fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// Appends a length-delimited field.
+    pub fn bytes(out: &mut Vec<u8>, number: u64, body: &[u8]) {
+        varint(out, number << 3 | 2);
+        varint(out, body.len() as u64);
+        out.extend_from_slice(body);
+    }
+
+    /// Appends a varint field.
+    pub fn uint(out: &mut Vec<u8>, number: u64, v: u64) {
+        varint(out, number << 3);
+        varint(out, v);
+    }
+
+    /// A `ValueInfoProto` of a tensor: name, element type and dimensions (a fixed size, or a
+    /// name for a dynamic axis).
+    pub fn value_info(name: &str, elem_type: i64, dims: &[super::ProtoDim]) -> Vec<u8> {
+        let mut shape = Vec::new();
+        for d in dims {
+            let mut dim = Vec::new();
+            match d {
+                super::ProtoDim::Value(v) => uint(&mut dim, 1, *v as u64),
+                super::ProtoDim::Param(p) => bytes(&mut dim, 2, p.as_bytes()),
+                super::ProtoDim::Unknown => {}
+            }
+            bytes(&mut shape, 1, &dim);
+        }
+        let mut tensor = Vec::new();
+        uint(&mut tensor, 1, elem_type as u64);
+        bytes(&mut tensor, 2, &shape);
+        let mut ty = Vec::new();
+        bytes(&mut ty, 1, &tensor);
+        let mut out = Vec::new();
+        bytes(&mut out, 1, name.as_bytes());
+        bytes(&mut out, 2, &ty);
+        out
     }
 }
 

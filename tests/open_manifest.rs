@@ -207,6 +207,31 @@ fn an_imported_gqa_decoder_without_position_ids_loads_and_batches_like_single_qu
 }
 
 #[test]
+fn padding_none_answers_a_batch_one_question_at_a_time() {
+    // `prompt.padding: none` (a decoder that cannot take left-padded rows, as onnxruntime-genai's
+    // GroupQueryAttention): the same answers as single questions, each from a batch of one.
+    let (_t, root) = open_zoo();
+    edit(&root, "llava-tiny", |t| t.replacen("  padding: left\n", "  padding: none\n", 1));
+    let mut model = load(&root, "llava-tiny");
+    assert_eq!(model.manifest().prompt.padding, lynx_zoo::manifest::PaddingSide::None);
+    let image = Media::image(fixture().join("media/scene.png"));
+    let reqs = vec![
+        Request::new(image.clone(), "what colour is the block?"),
+        Request::new(Media::video(fixture().join("media/clip")), "where does the block move?"),
+        Request::new(image, "red?"),
+    ];
+    let g = GenerationOptions::greedy(8);
+    let one: Vec<Vec<u32>> = reqs.iter().map(|r| model.ask(&r.media, &r.question, &g).unwrap().tokens).collect();
+    let answers = model.ask_batch(&reqs, &g).unwrap();
+    assert!(
+        answers.iter().all(|a| a.timings.batch == 1),
+        "{:?}",
+        answers.iter().map(|a| a.timings.batch).collect::<Vec<_>>()
+    );
+    assert_eq!(answers.into_iter().map(|a| a.tokens).collect::<Vec<_>>(), one);
+}
+
+#[test]
 fn a_decoder_without_position_ids_is_refused_unless_the_manifest_says_derived() {
     let (_t, root) = open_zoo();
     // The manifest no longer says `derived`: it must declare the input, which it does not.

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod bounds;
 mod compare;
 mod data;
+mod import;
 mod merge;
 mod progress;
 mod zoo;
@@ -41,6 +42,8 @@ enum Command {
     Bench(compare::BenchArgs),
     /// Compare variants: accuracy, latency, and accuracy against cost with the Pareto front.
     Compare(compare::CompareArgs),
+    /// Make an onnxruntime-genai folder or an Optimum export a variant of the zoo (docs/import.md).
+    Import(import::ImportArgs),
     /// Write docs/results.md (tables and plot) from a results folder.
     Report {
         #[command(flatten)]
@@ -62,6 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Merge(args) => merge::merge(args),
         Command::Bench(args) => compare::bench(args),
         Command::Compare(args) => compare::compare(args),
+        Command::Import(args) => import::import(args),
         Command::Report { args, zoo } => compare::report(args, &zoo),
     }
 }

@@ -875,6 +875,10 @@ fn is_true(b: &bool) -> bool {
 pub enum PaddingSide {
     /// Pads before the prompt (decoder-only generation needs this).
     Left,
+    /// No padded batches: the decoder answers a padded row otherwise than the row alone
+    /// (onnxruntime-genai's GroupQueryAttention reads the mask as right padding), so the runtime
+    /// runs one question at a time, whatever batch it is handed.
+    None,
 }
 
 /// `generation:` -- decoding defaults.

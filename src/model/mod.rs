@@ -282,7 +282,7 @@ impl Model {
 
     /// Answers a batch of questions together (left padding; one decoder run per step for all).
     /// Images and videos may be mixed: samples are grouped by frame count, answers come back in
-    /// request order.
+    /// request order. A variant with `prompt.padding: none` answers them one at a time.
     pub fn ask_batch(&mut self, requests: &[Request], options: &GenerationOptions) -> Result<Vec<Answer>> {
         let start = Instant::now();
         // Pixels first: a bad image fails the batch before any graph runs.
@@ -295,11 +295,13 @@ impl Model {
             pixels.push(self.pixels(&r.media)?);
         }
         let preprocess = t.elapsed();
-        // Group by frame count (images: 1, videos: F).
+        // Group by frame count (images: 1, videos: F); one request per group when the decoder
+        // cannot take padded rows (`prompt.padding: none`).
+        let alone = self.manifest.prompt.padding == crate::manifest::PaddingSide::None;
         let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
         for (i, px) in pixels.iter().enumerate() {
             let f = px.as_ref().map_or(0, |p| p.dim().0);
-            match groups.iter_mut().find(|(g, _)| *g == f) {
+            match groups.iter_mut().find(|(g, _)| *g == f && !alone) {
                 Some((_, idx)) => idx.push(i),
                 None => groups.push((f, vec![i])),
             }

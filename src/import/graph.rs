@@ -1,0 +1,566 @@
+//! The decoder graph of an imported folder: its embedding split out into an `embed` graph, or an
+//! `embed` graph written from a checkpoint's embedding matrix.
+//!
+//! The runtime runs `embed` (`input_ids` -> `inputs_embeds`) and a decoder that takes
+//! `inputs_embeds` (docs/contract.md section 2), so that visual tokens can sit among the text's.
+//! Optimum's decoder and onnxruntime-genai's (built without `exclude_embeds`) take `input_ids` and
+//! look the embedding up inside. [`split_embedding`] moves that lookup into a graph of its own:
+//!
+//! ```text
+//!   before:  input_ids (B, S) int64 --Gather(W (V, D))--> e (B, S, D) --> ... decoder ...
+//!
+//!   embed:   input_ids (B, S) int64 --Gather(W)--> inputs_embeds (B, S, D)
+//!   decoder: inputs_embeds (B, S, D) float32 --Identity--> e (B, S, D) --> ... unchanged ...
+//! ```
+//!
+//! Only the lookup's node, the graph input and (when nothing else reads it) the initializer `W`
+//! change; every other field of the model is copied byte for byte, so the rest of the graph --
+//! GroupQueryAttention, rotary caches, external-data references -- is what the tool wrote. `W`
+//! keeps its storage: an external tensor still points into the folder's data file (which the
+//! `embed` graph then lists too), an inline one moves inline into `embed.onnx`. The edit works on
+//! the protobuf wire format (`crate::onnx_proto`), as the rest of the zoo reads ONNX: a Python
+//! `onnx` round trip would be shorter to write, but would make the Rust CLI depend on a Python
+//! environment, and would re-serialise (and, past 2 GiB, re-lay-out) the whole model.
+
+use std::collections::BTreeSet;
+
+use crate::onnx_proto::{self, raw_fields, write, ProtoDim, ProtoError, ValueInfo, Wire};
+
+type Walk<T> = std::result::Result<T, ProtoError>;
+
+/// Why a graph cannot be split (the message names the tensor or node, and the way out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitError(pub String);
+
+impl From<ProtoError> for SplitError {
+    fn from(e: ProtoError) -> Self {
+        SplitError(format!("is not a readable ONNX model ({e})"))
+    }
+}
+
+/// A decoder with its embedding moved out.
+#[derive(Debug)]
+pub struct Split {
+    /// The decoder, now taking `inputs_embeds`.
+    pub decoder: Vec<u8>,
+    /// `input_ids` -> `inputs_embeds`.
+    pub embed: Vec<u8>,
+    /// Rows of the embedding matrix (when it is an initializer, not computed).
+    pub vocab: Option<i64>,
+    /// Its width (`inputs_embeds`' last axis).
+    pub hidden: i64,
+    /// The matrix's tensor name.
+    pub weight: String,
+    /// Whether the decoder still holds the matrix's initializers (tied input and output embeddings).
+    pub tied: bool,
+}
+
+/// A node, parsed as far as the split needs.
+struct Node<'a> {
+    raw: &'a [u8],
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    name: String,
+    op_type: String,
+    domain: String,
+    /// `axis` attribute, when present.
+    axis: Option<i64>,
+    /// Names read inside the node's subgraphs (`If`/`Loop` bodies), which may name outer tensors.
+    inner_reads: BTreeSet<String>,
+}
+
+fn parse_node<'a>(bytes: &'a [u8], raw: &'a [u8]) -> Walk<Node<'a>> {
+    let mut n = Node {
+        raw,
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        name: String::new(),
+        op_type: String::new(),
+        domain: String::new(),
+        axis: None,
+        inner_reads: BTreeSet::new(),
+    };
+    for field in raw_fields(bytes) {
+        let field = field?;
+        match (field.number, field.wire) {
+            (1, Wire::Len(s)) => n.inputs.push(onnx_proto::utf8(s)?),
+            (2, Wire::Len(s)) => n.outputs.push(onnx_proto::utf8(s)?),
+            (3, Wire::Len(s)) => n.name = onnx_proto::utf8(s)?,
+            (4, Wire::Len(s)) => n.op_type = onnx_proto::utf8(s)?,
+            (7, Wire::Len(s)) => n.domain = onnx_proto::utf8(s)?,
+            (5, Wire::Len(attribute)) => {
+                let (mut name, mut int) = (None, None);
+                for a in raw_fields(attribute) {
+                    let a = a?;
+                    match (a.number, a.wire) {
+                        (1, Wire::Len(s)) => name = Some(onnx_proto::utf8(s)?),
+                        (3, Wire::Varint(v)) => int = Some(v as i64),
+                        (6 | 11, Wire::Len(graph)) => reads_in_graph(graph, 0, &mut n.inner_reads)?,
+                        _ => {}
+                    }
+                }
+                if name.as_deref() == Some("axis") {
+                    n.axis = int;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(n)
+}
+
+/// Every node input named anywhere in `graph` and its subgraphs.
+fn reads_in_graph(graph: &[u8], depth: usize, out: &mut BTreeSet<String>) -> Walk<()> {
+    if depth > onnx_proto::MAX_GRAPH_DEPTH {
+        return Err(ProtoError(format!("graphs nest deeper than {} levels", onnx_proto::MAX_GRAPH_DEPTH)));
+    }
+    for field in raw_fields(graph) {
+        let field = field?;
+        if let (1, Wire::Len(node_bytes)) = (field.number, field.wire) {
+            for f in raw_fields(node_bytes) {
+                let f = f?;
+                match (f.number, f.wire) {
+                    (1, Wire::Len(s)) => {
+                        out.insert(onnx_proto::utf8(s)?);
+                    }
+                    (5, Wire::Len(attribute)) => {
+                        for a in raw_fields(attribute) {
+                            let a = a?;
+                            if let (6 | 11, Wire::Len(g)) = (a.number, a.wire) {
+                                reads_in_graph(g, depth + 1, out)?;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An initializer: name, dims, element type, raw field.
+struct Initializer<'a> {
+    raw: &'a [u8],
+    name: String,
+    dims: Vec<i64>,
+    data_type: i64,
+}
+
+fn parse_initializer<'a>(bytes: &'a [u8], raw: &'a [u8]) -> Walk<Initializer<'a>> {
+    let mut t = Initializer { raw, name: String::new(), dims: Vec::new(), data_type: 0 };
+    for field in raw_fields(bytes) {
+        let field = field?;
+        match (field.number, field.wire) {
+            (1, Wire::Varint(d)) => t.dims.push(d as i64),
+            (1, Wire::Len(packed)) => {
+                let mut rest = packed;
+                while !rest.is_empty() {
+                    let (v, used) = varint(rest)?;
+                    t.dims.push(v as i64);
+                    rest = &rest[used..];
+                }
+            }
+            (2, Wire::Varint(d)) => t.data_type = d as i64,
+            (8, Wire::Len(s)) => t.name = onnx_proto::utf8(s)?,
+            _ => {}
+        }
+    }
+    Ok(t)
+}
+
+fn varint(bytes: &[u8]) -> Walk<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok((value, i + 1));
+        }
+    }
+    Err(ProtoError("a truncated packed varint".to_string()))
+}
+
+/// The main graph's bytes and the model's other top-level fields.
+fn graph_of(model: &[u8]) -> Walk<&[u8]> {
+    let mut graph = None;
+    for field in raw_fields(model) {
+        let field = field?;
+        if let (7, Wire::Len(g)) = (field.number, field.wire) {
+            graph = Some(g);
+        }
+    }
+    graph.ok_or_else(|| ProtoError("the model has no graph".to_string()))
+}
+
+/// A node's bytes: inputs, outputs, name, op type (default domain).
+fn node_bytes(inputs: &[&str], outputs: &[&str], name: &str, op_type: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in inputs {
+        write::bytes(&mut out, 1, i.as_bytes());
+    }
+    for o in outputs {
+        write::bytes(&mut out, 2, o.as_bytes());
+    }
+    write::bytes(&mut out, 3, name.as_bytes());
+    write::bytes(&mut out, 4, op_type.as_bytes());
+    out
+}
+
+/// The `embed` model: the nodes computing the matrix (none when it is an initializer), then
+/// `ids` -> Gather(matrix) -> `embeds`; the IR version and operator sets of `model` (the decoder
+/// it came from). `nodes` and `initializers` are raw graph fields (key included).
+fn embed_model(
+    model: &[u8],
+    nodes: &[&[u8]],
+    initializers: &[&[u8]],
+    matrix: &str,
+    ids: &[u8],
+    embeds: &[u8],
+) -> Walk<Vec<u8>> {
+    let mut out = Vec::new();
+    for field in raw_fields(model) {
+        let field = field?;
+        if let (1, Wire::Varint(_)) | (8, Wire::Len(_)) = (field.number, field.wire) {
+            out.extend_from_slice(field.raw);
+        }
+    }
+    write::bytes(&mut out, 2, b"lynx-zoo import");
+    let mut graph = Vec::new();
+    let ids_name = onnx_proto::value_info(ids)?.name;
+    let embeds_name = onnx_proto::value_info(embeds)?.name;
+    for n in nodes {
+        graph.extend_from_slice(n);
+    }
+    write::bytes(&mut graph, 1, &node_bytes(&[matrix, &ids_name], &[&embeds_name], "embed", "Gather"));
+    write::bytes(&mut graph, 2, b"embed");
+    for t in initializers {
+        graph.extend_from_slice(t);
+    }
+    write::bytes(&mut graph, 11, ids);
+    write::bytes(&mut graph, 12, embeds);
+    write::bytes(&mut out, 7, &graph);
+    Ok(out)
+}
+
+/// Moves the embedding lookup of `model` (a decoder reading `ids`) into a graph of its own; the
+/// decoder then reads `embeds` (float32, (batch, seq, `hidden`)) in `ids`' place.
+///
+/// The lookup's matrix is an initializer (Optimum), or computed from initializers by a few nodes
+/// (onnxruntime-genai with tied embeddings: `Transpose` of the output head's matrix); those nodes
+/// go into the `embed` graph too, and leave the decoder when nothing else there reads them.
+///
+/// Refused, with the reason: `ids` missing or not an int64 (batch, seq) input; no lookup, or more
+/// than one; a lookup that is not a plain `Gather` on axis 0 (a quantized `GatherBlockQuantized`);
+/// a matrix that depends on a graph input; other nodes that read `ids` (the split would have to
+/// rebuild what they compute from the token values).
+pub fn split_embedding(model: &[u8], ids: &str, embeds: &str, hidden: i64) -> Result<Split, SplitError> {
+    let graph = graph_of(model)?;
+    let mut nodes = Vec::new();
+    let mut initializers = Vec::new();
+    let mut ids_info: Option<ValueInfo> = None;
+    for field in raw_fields(graph) {
+        let field = field?;
+        match (field.number, field.wire) {
+            (1, Wire::Len(b)) => nodes.push(parse_node(b, field.raw)?),
+            (5, Wire::Len(b)) => initializers.push(parse_initializer(b, field.raw)?),
+            (11, Wire::Len(b)) => {
+                let info = onnx_proto::value_info(b)?;
+                if info.name == ids {
+                    ids_info = Some(info);
+                }
+            }
+            _ => {}
+        }
+    }
+    let ids_info = ids_info.ok_or_else(|| SplitError(format!("has no input `{ids}` to split the embedding from")))?;
+    if ids_info.elem_type != onnx_proto::INT64 || ids_info.dims.len() != 2 {
+        return Err(SplitError(format!(
+            "input `{ids}` is {} of rank {}; expected int64 (batch, seq)",
+            onnx_proto::elem_type_name(ids_info.elem_type),
+            ids_info.dims.len()
+        )));
+    }
+    let reads = |n: &Node<'_>, name: &str| n.inputs.iter().any(|i| i == name) || n.inner_reads.contains(name);
+    let readers: Vec<usize> = (0..nodes.len()).filter(|&k| reads(&nodes[k], ids)).collect();
+    let lookups: Vec<usize> =
+        readers.iter().copied().filter(|&k| nodes[k].inputs.get(1).map(String::as_str) == Some(ids)).collect();
+    let [at] = lookups[..] else {
+        return Err(SplitError(format!(
+            "`{ids}` is read by {} nodes as indices ({}); expected one embedding lookup",
+            lookups.len(),
+            lookups.iter().map(|&k| format!("`{}` {}", nodes[k].name, nodes[k].op_type)).collect::<Vec<_>>().join(", ")
+        )));
+    };
+    let lookup = &nodes[at];
+    if lookup.op_type != "Gather" || !(lookup.domain.is_empty() || lookup.domain == "ai.onnx") {
+        return Err(SplitError(format!(
+            "the embedding lookup `{}` is a `{}` (domain `{}`), not a plain `Gather`: a quantized embedding \
+             cannot be split; build the decoder with `--extra_options exclude_embeds=true` and import it with \
+             `--embeddings CHECKPOINT`",
+            lookup.name, lookup.op_type, lookup.domain
+        )));
+    }
+    if lookup.axis.unwrap_or(0) != 0 || lookup.inputs.len() != 2 || lookup.outputs.len() != 1 {
+        return Err(SplitError(format!("the embedding lookup `{}` is not a Gather of rows (axis 0)", lookup.name)));
+    }
+    if let Some(&other) = readers.iter().find(|&&k| k != at) {
+        return Err(SplitError(format!(
+            "`{ids}` is read by `{}` ({}) besides the embedding lookup; the split moves only a lookup that is \
+             its sole reader",
+            nodes[other].name, nodes[other].op_type
+        )));
+    }
+
+    // What computes the matrix: nodes back to initializers (in graph order, which is topological).
+    let matrix = lookup.inputs[0].clone();
+    let mut ancestors = BTreeSet::new();
+    let mut leaves = BTreeSet::new();
+    let mut todo = vec![matrix.clone()];
+    while let Some(tensor) = todo.pop() {
+        if tensor.is_empty() || leaves.contains(&tensor) {
+            continue;
+        }
+        if initializers.iter().any(|t| t.name == tensor) {
+            leaves.insert(tensor);
+        } else if let Some(k) = nodes.iter().position(|n| n.outputs.contains(&tensor)) {
+            if ancestors.insert(k) {
+                todo.extend(nodes[k].inputs.iter().cloned());
+                todo.extend(nodes[k].inner_reads.iter().cloned());
+            }
+        } else {
+            return Err(SplitError(format!(
+                "the embedding matrix `{matrix}` depends on `{tensor}`, which is neither an initializer nor computed \
+                 from initializers"
+            )));
+        }
+    }
+    if ancestors.len() > 16 {
+        return Err(SplitError(format!(
+            "the embedding matrix `{matrix}` is computed by {} nodes; the split moves a lookup of an initializer or \
+             of a few nodes over initializers",
+            ancestors.len()
+        )));
+    }
+    if let Some(t) = initializers.iter().find(|t| leaves.contains(&t.name) && t.data_type != onnx_proto::FLOAT) {
+        return Err(SplitError(format!(
+            "the embedding matrix comes from `{}`, which is {}; the runtime feeds float32 `{embeds}`: build a \
+             float32 model (onnxruntime-genai: `-p fp32`, or `-p int4` with `-e cpu`)",
+            t.name,
+            onnx_proto::elem_type_name(t.data_type)
+        )));
+    }
+    // What stays in the decoder: every node but the lookup, and the matrix's nodes only while
+    // something left there still reads them.
+    let mut removed: BTreeSet<usize> = BTreeSet::from([at]);
+    loop {
+        let before = removed.len();
+        for &k in &ancestors {
+            let read_elsewhere = nodes[k]
+                .outputs
+                .iter()
+                .any(|o| nodes.iter().enumerate().any(|(j, n)| !removed.contains(&j) && reads(n, o)));
+            if !read_elsewhere {
+                removed.insert(k);
+            }
+        }
+        if removed.len() == before {
+            break;
+        }
+    }
+    let kept_reads = |name: &str| nodes.iter().enumerate().any(|(j, n)| !removed.contains(&j) && reads(n, name));
+    let tied = leaves.iter().any(|l| kept_reads(l));
+    let vocab = match initializers.iter().find(|t| t.name == matrix) {
+        Some(t) if t.dims.len() == 2 => {
+            if t.dims[1] != hidden {
+                return Err(SplitError(format!(
+                    "the embedding matrix `{matrix}` is {:?}; the configuration's width is {hidden}",
+                    t.dims
+                )));
+            }
+            Some(t.dims[0])
+        }
+        Some(t) => {
+            return Err(SplitError(format!(
+                "the embedding matrix `{matrix}` has shape {:?}; expected (vocab, hidden)",
+                t.dims
+            )))
+        }
+        None => None,
+    };
+    let embeds_info = write::value_info(
+        embeds,
+        onnx_proto::FLOAT,
+        &[ids_info.dims[0].clone(), ids_info.dims[1].clone(), ProtoDim::Value(hidden)],
+    );
+
+    // The decoder: every field as it was, but the lookup (now an Identity of `embeds`), the
+    // matrix's nodes and initializers no longer read there, and the input (now `embeds`).
+    let mut new_graph = Vec::with_capacity(graph.len());
+    let mut k = 0usize;
+    for field in raw_fields(graph) {
+        let field = field?;
+        match (field.number, field.wire) {
+            (1, _) => {
+                if k == at {
+                    let identity = node_bytes(&[embeds], &[&lookup.outputs[0]], &lookup.name, "Identity");
+                    write::bytes(&mut new_graph, 1, &identity);
+                } else if !removed.contains(&k) {
+                    new_graph.extend_from_slice(field.raw);
+                }
+                k += 1;
+            }
+            (5, Wire::Len(b)) => {
+                let name = onnx_proto::tensor_name(b)?.unwrap_or_default();
+                if !leaves.contains(&name) || kept_reads(&name) {
+                    new_graph.extend_from_slice(field.raw);
+                }
+            }
+            (11, Wire::Len(b)) if onnx_proto::value_info(b)?.name == ids => {
+                write::bytes(&mut new_graph, 11, &embeds_info)
+            }
+            _ => new_graph.extend_from_slice(field.raw),
+        }
+    }
+    let mut decoder = Vec::with_capacity(model.len());
+    for field in raw_fields(model) {
+        let field = field?;
+        if field.number == 7 {
+            write::bytes(&mut decoder, 7, &new_graph);
+        } else {
+            decoder.extend_from_slice(field.raw);
+        }
+    }
+    let ids_raw = write::value_info(ids, onnx_proto::INT64, &ids_info.dims);
+    let matrix_nodes: Vec<&[u8]> = ancestors.iter().map(|&k| nodes[k].raw).collect();
+    let matrix_inits: Vec<&[u8]> = initializers.iter().filter(|t| leaves.contains(&t.name)).map(|t| t.raw).collect();
+    let embed = embed_model(model, &matrix_nodes, &matrix_inits, &matrix, &ids_raw, &embeds_info)?;
+    Ok(Split { decoder, embed, vocab, hidden, weight: matrix, tied })
+}
+
+/// Elements of every initializer of the main graph (what a parameter count means for a graph;
+/// packed low-bit weights count their stored elements).
+pub fn parameter_count(model: &[u8]) -> Walk<u64> {
+    let mut total = 0u64;
+    for field in raw_fields(graph_of(model)?) {
+        let field = field?;
+        if let (5, Wire::Len(b)) = (field.number, field.wire) {
+            let t = parse_initializer(b, field.raw)?;
+            total = total.saturating_add(t.dims.iter().map(|&d| d.max(0) as u64).product::<u64>());
+        }
+    }
+    Ok(total)
+}
+
+/// An `embed` model whose matrix (`vocab` x `hidden` float32) is stored in the external-data file
+/// `location` (next to the model) from offset 0.
+pub fn embed_from_external(vocab: i64, hidden: i64, location: &str, ids: &str, embeds: &str) -> Walk<Vec<u8>> {
+    let weight_name = "embed_tokens.weight";
+    let mut tensor = Vec::new();
+    write::uint(&mut tensor, 1, vocab as u64);
+    write::uint(&mut tensor, 1, hidden as u64);
+    write::uint(&mut tensor, 2, onnx_proto::FLOAT as u64);
+    write::bytes(&mut tensor, 8, weight_name.as_bytes());
+    let bytes = (vocab * hidden * 4).to_string();
+    for (k, v) in [("location", location), ("offset", "0"), ("length", bytes.as_str())] {
+        let mut entry = Vec::new();
+        write::bytes(&mut entry, 1, k.as_bytes());
+        write::bytes(&mut entry, 2, v.as_bytes());
+        write::bytes(&mut tensor, 13, &entry);
+    }
+    write::uint(&mut tensor, 14, 1);
+    let mut weight = Vec::new();
+    write::bytes(&mut weight, 5, &tensor);
+    let batch = ProtoDim::Param("batch".into());
+    let seq = ProtoDim::Param("seq".into());
+    let ids_raw = write::value_info(ids, onnx_proto::INT64, &[batch.clone(), seq.clone()]);
+    let embeds_raw = write::value_info(embeds, onnx_proto::FLOAT, &[batch, seq, ProtoDim::Value(hidden)]);
+    // IR version 8 and opset 17: the exporter's (docs/contract.md section 2).
+    let mut model = Vec::new();
+    write::uint(&mut model, 1, 8);
+    let mut opset = Vec::new();
+    write::bytes(&mut opset, 1, b"");
+    write::uint(&mut opset, 2, 17);
+    write::bytes(&mut model, 8, &opset);
+    // embed_model copies the IR version and opsets from `model`, then adds the graph.
+    embed_model(&model, &[], &[weight.as_slice()], weight_name, &ids_raw, &embeds_raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A model: ids -> Gather(W) -> e -> MatMul(W2) -> logits, W inline; `extra` adds a node
+    /// reading `ids`.
+    fn toy(extra: Option<&str>, tied: bool) -> Vec<u8> {
+        let mut w = Vec::new();
+        write::uint(&mut w, 1, 5);
+        write::uint(&mut w, 1, 3);
+        write::uint(&mut w, 2, 1);
+        write::bytes(&mut w, 8, b"W");
+        write::bytes(&mut w, 9, &[0u8; 60]);
+        let mut graph = Vec::new();
+        write::bytes(&mut graph, 1, &node_bytes(&["W", "input_ids"], &["e"], "lookup", "Gather"));
+        let head = if tied { "W" } else { "W2" };
+        write::bytes(&mut graph, 1, &node_bytes(&["e", head], &["logits"], "head", "MatMul"));
+        if let Some(op) = extra {
+            write::bytes(&mut graph, 1, &node_bytes(&["input_ids"], &["s"], "other", op));
+        }
+        write::bytes(&mut graph, 5, &w);
+        let b = ProtoDim::Param("b".into());
+        let s = ProtoDim::Param("s".into());
+        write::bytes(&mut graph, 11, &write::value_info("input_ids", 7, &[b.clone(), s.clone()]));
+        write::bytes(&mut graph, 12, &write::value_info("logits", 1, &[b, s, ProtoDim::Value(5)]));
+        let mut model = Vec::new();
+        write::uint(&mut model, 1, 8);
+        write::bytes(&mut model, 7, &graph);
+        model
+    }
+
+    #[test]
+    fn splits_a_lookup_into_an_embed_graph_and_an_identity() {
+        let split = split_embedding(&toy(None, false), "input_ids", "inputs_embeds", 3).unwrap();
+        assert_eq!((split.vocab, split.hidden, split.tied), (Some(5), 3, false));
+        let (inputs, outputs) = onnx_proto::graph_io(&split.decoder).unwrap();
+        assert_eq!(inputs[0].name, "inputs_embeds");
+        assert_eq!(inputs[0].dims, vec![ProtoDim::Param("b".into()), ProtoDim::Param("s".into()), ProtoDim::Value(3)]);
+        assert_eq!(outputs[0].name, "logits");
+        let (inputs, outputs) = onnx_proto::graph_io(&split.embed).unwrap();
+        assert_eq!((inputs[0].name.as_str(), inputs[0].elem_type), ("input_ids", 7));
+        assert_eq!((outputs[0].name.as_str(), outputs[0].elem_type), ("inputs_embeds", 1));
+        // The matrix moved (not tied): the decoder no longer holds it.
+        let names = |m: &[u8]| -> Vec<String> {
+            raw_fields(graph_of(m).unwrap())
+                .filter_map(|f| match f.unwrap() {
+                    f if f.number == 5 => match f.wire {
+                        Wire::Len(b) => onnx_proto::tensor_name(b).unwrap(),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect()
+        };
+        assert!(names(&split.decoder).is_empty());
+        assert_eq!(names(&split.embed), vec!["W".to_string()]);
+        // Tied: the decoder keeps it for its head.
+        let tied = split_embedding(&toy(None, true), "input_ids", "inputs_embeds", 3).unwrap();
+        assert!(tied.tied);
+        assert_eq!(names(&tied.decoder), vec!["W".to_string()]);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_split_and_says_why() {
+        let err = |m: Vec<u8>, ids: &str| split_embedding(&m, ids, "inputs_embeds", 3).unwrap_err().0;
+        assert!(err(toy(Some("Shape"), false), "input_ids").contains("read by `other` (Shape) besides"));
+        assert!(err(toy(None, false), "tokens").contains("no input `tokens`"));
+        assert!(err(vec![0x3a, 0x05, 0x01], "input_ids").contains("not a readable ONNX model"));
+    }
+
+    #[test]
+    fn writes_an_embed_graph_over_external_data() {
+        let m = embed_from_external(7, 4, "embed.data", "input_ids", "inputs_embeds").unwrap();
+        assert_eq!(onnx_proto::external_locations(&m).unwrap(), BTreeSet::from(["embed.data".to_string()]));
+        let (inputs, outputs) = onnx_proto::graph_io(&m).unwrap();
+        assert_eq!(inputs.len(), 1);
+        assert_eq!(outputs[0].dims.last(), Some(&ProtoDim::Value(4)));
+    }
+}
