@@ -112,8 +112,8 @@ mod tests {
     }
 
     /// Flags of other programs that the `lynx-zoo` sections quote: Slurm's (the `--shard auto`
-    /// table) and cargo's (`ask --ep cuda`).
-    const OTHER_PROGRAMS_FLAGS: [&str; 2] = ["--array", "--features"];
+    /// table), cargo's (`ask --ep cuda`) and optimum-cli's (`import optimum`).
+    const OTHER_PROGRAMS_FLAGS: [&str; 3] = ["--array", "--features", "--task"];
 
     /// Every `--flag` in `text` (a flag starts after a character that is not part of a word).
     fn flags_in(text: &str) -> Vec<&str> {
@@ -156,7 +156,8 @@ mod tests {
                 continue;
             };
             if sub.has_subcommands() {
-                for nested in words.next().unwrap_or_default().split('|') {
+                // `data generate|text` names required nested commands; `import [genai|optimum]` optional ones.
+                for nested in words.next().unwrap_or_default().trim_matches(['[', ']']).split('|') {
                     if sub.find_subcommand(nested).is_none() {
                         stale.push(format!("`## lynx-zoo {name}`: no subcommand `{name} {nested}`"));
                     }
