@@ -55,6 +55,14 @@ def step_rng(seed: int, step: int) -> np.random.Generator:
     return np.random.default_rng((seed, step))
 
 
+def lr_scale(step: int, steps: int, warmup: int) -> float:
+    """The learning rate's share of its peak at `step`: linear warm-up over `warmup` steps, then a
+    cosine down to a tenth of the peak at the last step."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.1 + 0.45 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+
 def optimize(groups: list[dict], steps: int, loss_fn, log=print, tag: str = "", weight_decay: float = 0.01,
              resume: Resume | None = None) -> dict:
     """Runs `steps` AdamW steps on `loss_fn(step) -> loss`; returns {steps, final_loss, seconds,
@@ -92,8 +100,7 @@ def optimize(groups: list[dict], steps: int, loss_fn, log=print, tag: str = "", 
         tmp.rename(resume.path)
 
     for step in range(first, steps):
-        scale = (step + 1) / warmup if step < warmup else \
-            0.1 + 0.45 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+        scale = lr_scale(step, steps, warmup)
         for g, peak in zip(opt.param_groups, peaks):
             g["lr"] = peak * scale
         loss = loss_fn(step)

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from lynx_export.config import DecoderConfig, Family
 from lynx_export.data import repo_root
 from lynx_export.models.decoder import Decoder
+from lynx_export.train import lr_scale
 from lynx_export.recipes import chat_example, collate
 from lynx_export.tokenizer import TextCodec
 from lynx_export.foundation import greedy_answer
@@ -134,11 +135,8 @@ def main():
     warmup = min(500, args.steps // 10)
     recent: list[float] = []
     for step in range(args.steps):
-        # Linear warm-up, then cosine to a tenth of the peak over the whole run.
-        scale = (step + 1) / warmup if step < warmup else \
-            0.1 + 0.45 * (1 + np.cos(np.pi * (step - warmup) / max(1, args.steps - warmup)))
         for g in opt.param_groups:
-            g["lr"] = args.lr * scale
+            g["lr"] = args.lr * lr_scale(step, args.steps, warmup)
         loss = loss_fn(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()

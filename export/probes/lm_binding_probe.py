@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from lynx_export.data import repo_root
 from lynx_export.foundation import PLANS, Foundation
 from lynx_export.models.decoder import Decoder
+from lynx_export.train import lr_scale
 from lynx_export.models.lynx import IGNORE
 from lynx_export.recipes import Example, collate
 
@@ -80,10 +81,8 @@ def main():
     warmup, start = min(200, args.steps // 10), time.time()
     recent: list[float] = []
     for step in range(args.steps):
-        scale = (step + 1) / warmup if step < warmup else \
-            0.1 + 0.45 * (1 + np.cos(np.pi * (step - warmup) / max(1, args.steps - warmup)))
         for g in opt.param_groups:
-            g["lr"] = args.lr * scale
+            g["lr"] = args.lr * lr_scale(step, args.steps, warmup)
         picks = np.random.default_rng([args.seed, step]).integers(len(rows), size=args.batch)
         ids, mask, labels = collate([Example(rows[i], rows[i]) for i in picks], codec.pad)
         logits, _ = model(model.embed(ids), mask, (mask.cumsum(-1) - 1).clamp(min=0))
