@@ -63,7 +63,7 @@ def test_autotokenizer_loads_the_zoo_folder_and_encodes_like_tokenizers(hf_token
 @pytest.mark.parametrize("name", sorted(DOCS))
 def test_apply_chat_template_gives_the_runtimes_prompt_of_every_golden_item(hf_tokenizer, name):
     """The goldens hold the prompt ids the exporter built and the Rust runtime must build
-    (tests/runtime_parity.rs holds it to them); the chat template gives the same ids and text."""
+    (tests/integration/runtime_parity.rs holds it to them); the chat template gives the same ids and text."""
     doc = DOCS[name]
     goldens = json.loads((REPO / doc["goldens"]["path"]).read_text())
     for item in goldens["items"]:

@@ -6,7 +6,7 @@ use lynx_zoo::generate::GenerationOptions;
 use lynx_zoo::runtime::{ExecutionProvider, RuntimeOptions};
 use lynx_zoo::{Error, Media, Zoo};
 
-mod common;
+use crate::common;
 
 use common::{fixture, zoo_copy};
 

@@ -12,7 +12,7 @@
 //! inputs that got further. See "Fuzzing" in docs/architecture.md.
 //!
 //! ```text
-//! LYNX_FUZZ_SECONDS=600 cargo test --release --test fuzz -- --nocapture --test-threads 1
+//! LYNX_FUZZ_SECONDS=600 cargo test --release --test integration fuzz:: -- --nocapture --test-threads 1
 //! ```
 //!
 //! `LYNX_FUZZ_SECONDS` is the time per target (default 15: 4 targets, one minute in all);
@@ -35,7 +35,7 @@ use lynx_zoo::manifest::{CropMode, FrameSampling, Manifest, PreprocessSpec, Resi
 use lynx_zoo::preprocess::{Media, Preprocessor};
 use lynx_zoo::results::rescore;
 
-mod common;
+use crate::common;
 #[path = "fuzz/regressions.rs"]
 mod regressions;
 
@@ -408,7 +408,7 @@ fn fuzz_media() {
         std: [0.5; 3],
     };
     // A smaller budget than the default keeps cases fast; the budget's own edge is tested in
-    // tests/runtime_preprocess.rs.
+    // tests/integration/runtime_preprocess.rs.
     let prep =
         Preprocessor::new(spec, VideoSpec { frames: 2, sampling: FrameSampling::Uniform }).with_max_pixels(1 << 20);
     let seeds: Vec<Vec<u8>> = image_seeds().into_iter().map(|(_, b)| b).collect();

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-mod common;
+use crate::common;
 
 fn lynx(args: &[&str]) -> (i32, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_lynx-zoo"))

@@ -13,7 +13,7 @@ use lynx_zoo::model::Model;
 use lynx_zoo::runtime::RuntimeOptions;
 use lynx_zoo::{Error, Media, Zoo};
 
-mod common;
+use crate::common;
 
 use common::{fixture, zoo_copy};
 

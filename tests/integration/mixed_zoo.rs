@@ -16,7 +16,7 @@ use lynx_zoo::generate::GenerationOptions;
 use lynx_zoo::{Media, RuntimeOptions, Zoo};
 use serde_json::Value as Json;
 
-mod common;
+use crate::common;
 use common::{copy_dir, fixture, short_bench};
 
 const IMPORTED: &str = "llava-tiny";

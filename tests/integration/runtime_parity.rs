@@ -4,7 +4,7 @@
 //! must equal the exporter's, the last prefill logits must be within the goldens' `atol` of the
 //! reference (PyTorch for the shipped zoo), and greedy decoding must give the same tokens and text.
 //! Pixels come from the goldens' raw float32 files, so this checks the graphs, the sequence layout
-//! and the generation loop, independently of image resizing (tests/runtime_preprocess.rs checks
+//! and the generation loop, independently of image resizing (tests/integration/runtime_preprocess.rs checks
 //! that).
 //!
 //! It runs over the runtime's fixture zoos (tests/fixtures/runtime/zoo and open-zoo, always

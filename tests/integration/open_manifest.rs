@@ -5,7 +5,7 @@
 //! Two zoos: copies of the fixture zoo with edited manifests over `tiny`'s graphs (so a layout
 //! can be compared with the prefix layout on the very same weights), and the open fixture zoo
 //! (tests/fixtures/runtime/open-zoo: `llava-tiny`, an imported LLaVA-shaped model whose goldens
-//! come from an independent cache-free reference, checked by tests/runtime_parity.rs).
+//! come from an independent cache-free reference, checked by tests/integration/runtime_parity.rs).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use lynx_zoo::manifest::{Dim, Origin, PositionIds};
 use lynx_zoo::{Error, Media, Model, Request, RuntimeOptions, Zoo};
 use ndarray::Array4;
 
-mod common;
+use crate::common;
 use common::{copy_dir, fixture, short_bench, zoo_copy};
 
 fn opts() -> RuntimeOptions {

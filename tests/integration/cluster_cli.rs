@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-mod common;
+use crate::common;
 use common::{repo, short_bench};
 
 /// The scheduler variables `--shard auto` reads; removed from every child so that running these

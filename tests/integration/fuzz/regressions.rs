@@ -1,4 +1,4 @@
-//! Inputs kept from fuzzing (tests/fuzz.rs), each as a named test of what it must do now.
+//! Inputs kept from fuzzing (tests/integration/fuzz.rs), each as a named test of what it must do now.
 //!
 //! The fuzz targets have found no panic and no case over their time limit so far (see "Fuzzing" in
 //! docs/architecture.md for the runs). Kept here: hand-made edge inputs of the kinds the mutator

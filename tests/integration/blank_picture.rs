@@ -15,7 +15,7 @@ use lynx_zoo::generate::GenerationOptions;
 use lynx_zoo::manifest::VisionInput;
 use lynx_zoo::{Media, Model, Request, RuntimeOptions, Zoo};
 
-mod common;
+use crate::common;
 use common::{fixture, repo, short_bench, zoo_copy};
 
 /// A copy of the fixture zoo with `tiny-blank`: `tiny`'s manifest (same graphs, same goldens
