@@ -142,6 +142,14 @@ class DecoderConfig:
     max_positions: int = 256  # learned positions (gpt2); context limit for both families
     norm_eps: float = 1e-5  # RMSNorm / LayerNorm epsilon
     rope_theta: float = 10000.0  # rotary base (llama)
+    # Token embeddings scaled by sqrt(hidden), rows drawn N(0, 1/hidden) (as Gemma and the original
+    # Transformer), so that tokens enter the residual stream as loud as the blocks write to it.
+    # Unscaled 0.02-std rows are drowned by the blocks' outputs, and a 4x128 backbone then fails
+    # associative recall (docs/zoo.md, "Foundation probes: the embedding").
+    scaled_embedding: bool = False
+    # The LM head is the token embedding (GPT-2) or its own matrix (LLaMA). Tied, the gpt2 family
+    # fails associative recall even with scaled embeddings; untied, both families learn it.
+    tie_word_embeddings: bool = True
 
     @property
     def head_dim(self) -> int:

@@ -69,11 +69,13 @@ class Plan:
     vision: VisionConfig = field(default_factory=VisionConfig)
     vit_steps: int = 4000
     vit_batch: int = 64
+    # by "{family}-{size}"; vocab_size is replaced by the tokenizer's. Scaled embeddings and an
+    # untied head: without them neither family learns in-context recall (docs/zoo.md).
     backbones: dict[str, DecoderConfig] = field(default_factory=lambda: {
-        "llama-small": DecoderConfig(Family.LLAMA, ffn=256),
-        "llama-large": DecoderConfig(Family.LLAMA, hidden=160, layers=6, heads=5, ffn=384),
-        "gpt2-small": DecoderConfig(Family.GPT2, ffn=384),
-    })  # by "{family}-{size}"; vocab_size is replaced by the tokenizer's
+        "llama-small": _backbone(Family.LLAMA, ffn=256),
+        "llama-large": _backbone(Family.LLAMA, hidden=160, layers=6, heads=5, ffn=384),
+        "gpt2-small": _backbone(Family.GPT2, ffn=384),
+    })
     lm_steps: int = 3000  # base: next-token pretraining on the corpus
     lm_batch: int = 32
     lm_seq: int = 128
@@ -92,8 +94,12 @@ class Plan:
         return dataclasses.replace(self.backbones[key], vocab_size=vocab_size)
 
 
+def _backbone(family: Family, **sizes) -> DecoderConfig:
+    return DecoderConfig(family, scaled_embedding=True, tie_word_embeddings=False, **sizes)
+
+
 def _tiny(family: Family) -> DecoderConfig:
-    return DecoderConfig(family, hidden=32, layers=2, heads=2, ffn=64, max_positions=256)
+    return _backbone(family, hidden=32, layers=2, heads=2, ffn=64, max_positions=256)
 
 
 PLANS = {

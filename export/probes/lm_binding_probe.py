@@ -15,6 +15,7 @@ The foundation's base stage reads such passages as 40% of a corpus packed into r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import time
@@ -57,6 +58,8 @@ def main():
                    "(default export/work/foundation): its tokenizer and corpus")
     p.add_argument("--backbone", default="llama-small", help="the plan's backbone whose config is trained")
     p.add_argument("--from-base", action="store_true", help="continue the build's base backbone")
+    p.add_argument("--tied-unscaled", action="store_true", help="the backbone as before the embedding fix: "
+                   "0.02-std token embeddings tied to the LM head")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -71,7 +74,10 @@ def main():
     build = Foundation(PLANS["foundation"], args.work or repo_root() / "export" / "work" / "foundation",
                        Path("/nonexistent"))
     codec = build.codec()
-    model = Decoder(build.plan.decoder(args.backbone, codec.vocab_size))
+    cfg = build.plan.decoder(args.backbone, codec.vocab_size)
+    if args.tied_unscaled:
+        cfg = dataclasses.replace(cfg, scaled_embedding=False, tie_word_embeddings=True)
+    model = Decoder(cfg)
     if args.from_base:
         model.load_state_dict(build.weights(f"{args.backbone}-base", build.base_key(args.backbone)))
     scenes = [line for line in (build.text() / "corpus.txt").open() if line.startswith("Picture:")]
@@ -95,7 +101,8 @@ def main():
         recent = (recent + [float(loss.detach())])[-100:]
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
             acc, n = binding_accuracy(model, codec, heldout)
-            record = {"backbone": args.backbone, "from_base": args.from_base, "step": step + 1,
+            record = {"backbone": args.backbone, "from_base": args.from_base,
+                      "scaled_embedding": cfg.scaled_embedding, "tied": cfg.tie_word_embeddings, "step": step + 1,
                       "batch": args.batch, "lr": args.lr, "loss": round(float(np.mean(recent)), 4),
                       "object_binding": round(acc, 3), "facts": n, "seconds": round(time.time() - start)}
             print(json.dumps(record), flush=True)

@@ -56,6 +56,26 @@ def test_decoder_export_parity_with_dynamic_axes(tmp_path, family, adapter):
     assert [o.name for o in model.graph.output][:2] == ["logits", "present.0.key"]
 
 
+@pytest.mark.parametrize("family", [Family.LLAMA, Family.GPT2])
+def test_untied_scaled_decoder_and_its_embed_graph_export_with_parity(tmp_path, family):
+    """The foundation's backbone config: its own LM head matrix, embeddings times sqrt(hidden)."""
+    dec = Decoder(dataclasses.replace(tiny_decoder(family), scaled_embedding=True, tie_word_embeddings=False))
+    _randomise(dec)
+    assert dec.lm_head is not None and not torch.equal(dec.lm_head.weight, dec.embed_tokens.weight)
+    ins, outs = G.decoder_io(dec)
+    proto = O.export_graph(G.DecoderGraph(dec), _decoder_args(dec, 2, 3, 2), ins, outs)
+    O.place(proto, tmp_path / "d.onnx", [], O.DataFile(tmp_path / "d.data"))
+    for batch, seq, past in [(2, 3, 2), (1, 5, 0)]:
+        assert O.parity(G.DecoderGraph(dec), tmp_path / "d.onnx", _decoder_args(dec, batch, seq, past),
+                        [s.name for s in ins]) <= ATOL
+    ids = torch.tensor([[1, 5, 9], [2, 2, 63]])
+    ins, outs = G.embed_io(dec)
+    proto = O.export_graph(G.EmbedGraph(dec), (ids,), ins, outs)
+    O.place(proto, tmp_path / "e.onnx", [], O.DataFile(tmp_path / "e.data"))
+    assert O.parity(G.EmbedGraph(dec), tmp_path / "e.onnx", (ids,), ["input_ids"]) <= ATOL
+    assert torch.allclose(dec.embed(ids), dec.embed_tokens(ids) * dec.cfg.hidden ** 0.5)
+
+
 def test_cross_attention_decoder_and_connector_parity(tmp_path, tiny_vision):
     dec = Decoder(tiny_decoder())
     n = len(dec.add_cross_attention(2))

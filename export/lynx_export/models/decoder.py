@@ -80,18 +80,22 @@ class DecoderLayer(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Token embedding, decoder layers, final norm, tied LM head."""
+    """Token embedding, decoder layers, final norm, LM head (tied to the embedding or its own)."""
 
     def __init__(self, cfg: DecoderConfig):
         super().__init__()
         self.cfg = cfg
         llama = cfg.family is Family.LLAMA
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden)
-        nn.init.normal_(self.embed_tokens.weight, std=0.02)
+        # `scaled_embedding`: rows N(0, 1/hidden) times sqrt(hidden), so tokens (and learned
+        # positions) enter at unit scale; otherwise 0.02-std rows as GPT-2
+        self.embed_multiplier = cfg.hidden ** 0.5 if cfg.scaled_embedding else 1.0
+        nn.init.normal_(self.embed_tokens.weight, std=cfg.hidden ** -0.5 if cfg.scaled_embedding else 0.02)
         self.embed_positions = None if llama else nn.Embedding(cfg.max_positions, cfg.hidden)
         if self.embed_positions is not None:
-            nn.init.normal_(self.embed_positions.weight, std=0.01)
+            nn.init.normal_(self.embed_positions.weight, std=1.0 if cfg.scaled_embedding else 0.01)
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.layers))
+        self.lm_head = None if cfg.tie_word_embeddings else nn.Linear(cfg.hidden, cfg.vocab_size, bias=False)
         self.norm = RMSNorm(cfg.hidden, cfg.norm_eps) if llama else nn.LayerNorm(cfg.hidden, eps=cfg.norm_eps)
         self.inv_freq: torch.Tensor | None  # rotary frequencies (llama), a buffer
         if llama:
@@ -133,7 +137,14 @@ class Decoder(nn.Module):
     # -- graphs -----------------------------------------------------------------------------
     def embed(self, input_ids):
         """(B, S) int64 -> (B, S, hidden): the `embed` graph."""
-        return self.embed_tokens(input_ids)
+        if self.embed_multiplier == 1.0:
+            return self.embed_tokens(input_ids)
+        return self.embed_tokens(input_ids) * self.embed_multiplier
+
+    @property
+    def embedding_std(self) -> float:
+        """The standard deviation of what `embed` returns (visual prefix tokens are matched to it)."""
+        return float(self.embed_tokens.weight.detach().std()) * self.embed_multiplier
 
     def forward(self, inputs_embeds, attention_mask, position_ids, past=None, cross=None):
         """The `decoder` graph.
@@ -171,5 +182,6 @@ class Decoder(nn.Module):
             ck, cv = cross_by_layer.get(i, (None, None))
             x, k, v = layer(x, bias, rope, pk, pv, ck, cv)
             presents.append((k, v))
-        logits = torch.matmul(self.norm(x), self.embed_tokens.weight.t())  # (B, S, V)
+        head = self.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
+        logits = torch.matmul(self.norm(x), head.t())  # (B, S, V)
         return logits, presents

@@ -57,7 +57,7 @@ class LynxModel(nn.Module):
             if not isinstance(self.connector, PrefixConnector):
                 raise TypeError(f"connector kind `{self.variant.connector.kind.value}`: the module of a prefix "
                                 "kind is a `PrefixConnector` (models/layers.py)")
-            self.connector.match_output_scale(float(self.decoder.embed_tokens.weight.detach().std()))
+            self.connector.match_output_scale(self.decoder.embedding_std)
 
     def apply_freeze(self) -> list[nn.Parameter]:
         """Sets requires_grad by the variant's freeze policy; returns the trainable parameters."""
