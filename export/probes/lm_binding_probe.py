@@ -7,6 +7,8 @@ object is a circle. ..."), one passage per row (never cut from its caption), and
 `--eval-every` steps measures on held-out passages how often the next token after "The {colour}
 object is a" is the shape the caption gives that colour -- the binding the caption probe needs.
 The foundation's base stage reads such passages as 40% of a corpus packed into random windows.
+With `--from-base` the base backbone is measured first (step 0); its corpus held the measured
+passages too, so that number is of passages it has read.
 
     PYTHONPATH=export .venv/bin/python export/probes/lm_binding_probe.py --steps 2000 \\
         --log /tmp/lm-binding.jsonl
@@ -83,6 +85,10 @@ def main():
     scenes = [line for line in (build.text() / "corpus.txt").open() if line.startswith("Picture:")]
     heldout = [s for s in scenes[-args.heldout:] if FACT.search(s)]
     rows = [[codec.bos] + ids + [codec.eos] for ids in codec.encode_batch(scenes[:-args.heldout])]
+    if args.from_base:  # the base backbone as built, before this probe trains it further
+        acc, n = binding_accuracy(model, codec, heldout)
+        print(json.dumps({"backbone": args.backbone, "from_base": True, "step": 0, "object_binding": round(acc, 3),
+                          "facts": n}), flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
     warmup, start = min(200, args.steps // 10), time.time()
     recent: list[float] = []
