@@ -104,7 +104,7 @@ class DecoderGraph(nn.Module):
         if self.n_cross:
             rest = flat[2 * n:]
             cross = [(rest[2 * j], rest[2 * j + 1]) for j in range(self.n_cross)]
-        logits, presents = self.decoder(inputs_embeds, attention_mask, position_ids, past, cross)
+        logits, presents = self.decoder(inputs_embeds, attention_mask, position_ids, past, cross, last_only=True)
         return (logits,) + tuple(t for kv in presents for t in kv)
 
 
@@ -138,7 +138,7 @@ def decoder_io(decoder: Decoder, memory: str | int = "memory"):
     inputs = [TensorSpec(N["inputs_embeds"], "float32", ("batch", "seq", cfg.hidden)),
               TensorSpec(N["attention_mask"], "int64", ("batch", "total")),
               TensorSpec(N["position_ids"], "int64", ("batch", "seq"))]
-    outputs = [TensorSpec(N["logits"], "float32", ("batch", "seq", cfg.vocab_size))]
+    outputs = [TensorSpec(N["logits"], "float32", ("batch", 1, cfg.vocab_size))]  # the last position's
     for i in range(cfg.layers):
         for kind in KV:
             inputs.append(TensorSpec(kv_name("past", i, kind), "float32", ("batch", cfg.heads, "past", cfg.head_dim)))

@@ -63,6 +63,13 @@ def export_graph(module: torch.nn.Module, args: tuple, inputs: list[TensorSpec],
     got_out = [o.name for o in model.graph.output]
     if got_in != [s.name for s in inputs] or got_out != [s.name for s in outputs]:
         raise RuntimeError(f"exported names differ: inputs {got_in}, outputs {got_out}")
+    # A fixed size the tracer could not prove stays a symbol there (the decoder's one logits
+    # position comes from a slice): declare the spec's.
+    for value, spec in zip(list(model.graph.input) + list(model.graph.output), inputs + outputs):
+        for dim, want in zip(value.type.tensor_type.shape.dim, spec.shape):
+            if isinstance(want, int) and dim.dim_value != want:
+                dim.Clear()
+                dim.dim_value = want
     return model
 
 

@@ -54,6 +54,11 @@ def test_decoder_export_parity_with_dynamic_axes(tmp_path, family, adapter):
     assert [i.name for i in model.graph.input][:4] == ["inputs_embeds", "attention_mask", "position_ids",
                                                        "past_key_values.0.key"]
     assert [o.name for o in model.graph.output][:2] == ["logits", "present.0.key"]
+    # the last position's logits only, declared so
+    logits = [d.dim_param or d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim]
+    assert logits == ["batch", 1, dec.cfg.vocab_size]
+    feeds = {n: a.numpy() for n, a in zip(names, _decoder_args(dec, 2, 5, 0))}
+    assert O.ort_session(path).run(["logits"], feeds)[0].shape == (2, 1, dec.cfg.vocab_size)
 
 
 @pytest.mark.parametrize("family", [Family.LLAMA, Family.GPT2])

@@ -98,8 +98,19 @@ impl DecodeState<'_> {
         let mut out = self.decoder.run(&inputs)?;
         let logits = out.take(LOGITS)?;
         let view = logits.view_f32()?;
-        let view = view.into_dimensionality::<Ix3>().map_err(|e| shape_error(LOGITS, e))?; // (R, S, V)
-        let last = view.index_axis(Axis(1), seq.saturating_sub(1)).to_owned(); // (R, V)
+        // (R, S, V) from decoders that give every position's logits, (R, 1, V) from the zoo's,
+        // which give the last position's only: the same row either way
+        let view = view.into_dimensionality::<Ix3>().map_err(|e| shape_error(LOGITS, e))?;
+        if view.shape()[1] != seq && view.shape()[1] != 1 {
+            return Err(Error::GraphIo {
+                graph: "decoder".into(),
+                tensor: LOGITS.into(),
+                expected: format!("logits of the {seq} positions fed, or of the last one"),
+                got: format!("{} positions", view.shape()[1]),
+                source: None,
+            });
+        }
+        let last = view.index_axis(Axis(1), view.shape()[1].saturating_sub(1)).to_owned(); // (R, V)
         for e in &mut self.cache {
             e.value = out.take(&e.present)?;
         }

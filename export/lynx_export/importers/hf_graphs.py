@@ -14,7 +14,9 @@ They call the checkpoint's own transformers modules, so the graphs compute what
     inputs_embeds + attention_mask + position_ids + past K/V -> language model + lm_head
                                                                   = Decoder         (graph `decoder`)
 
-The decoder is Optimum's `decoder_model_merged` shape: logits for every position, the cache
+The decoder is Optimum's `decoder_model_merged` shape but for its logits, which are the last
+position's only (batch, 1, vocab): generation reads no other, and the LM head over every prompt
+position is the costliest waste of a prefill at a large vocabulary. The cache is
 (batch, kv_heads, seq, head_dim) with present = past + this step (grouped-query attention keeps
 `num_key_value_heads` heads in the cache; transformers' attention repeats them for the queries).
 """
@@ -165,7 +167,7 @@ class Decoder(nn.Module):
         seq = inputs_embeds[0, :, 0]  # (S,)
         out = self.language_model(inputs_embeds=inputs_embeds, attention_mask=self.masks(attention_mask, seq),
                                   position_ids=position_ids, cache=cache, use_cache=True)
-        logits = self.lm_head(out.last_hidden_state)  # (B, S, V)
+        logits = self.lm_head(out.last_hidden_state[:, -1:])  # (B, 1, V): the last position's
         return (logits,) + tuple(t for layer in layers for t in (layer.keys, layer.values))
 
 
@@ -193,7 +195,7 @@ def decoder_io(hidden: int, layers: int, kv_heads: int, head_dim: int, vocab: in
     inputs = [TensorSpec(N["inputs_embeds"], "float32", ("batch", "seq", hidden)),
               TensorSpec(N["attention_mask"], "int64", ("batch", "total")),
               TensorSpec(N["position_ids"], "int64", ("batch", "seq"))]
-    outputs = [TensorSpec(N["logits"], "float32", ("batch", "seq", vocab))]
+    outputs = [TensorSpec(N["logits"], "float32", ("batch", 1, vocab))]
     for i in range(layers):
         for kind in KV:
             inputs.append(TensorSpec(kv_name("past", i, kind), "float32", ("batch", kv_heads, "past", head_dim)))

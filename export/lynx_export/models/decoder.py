@@ -146,13 +146,15 @@ class Decoder(nn.Module):
         """The standard deviation of what `embed` returns (visual prefix tokens are matched to it)."""
         return float(self.embed_tokens.weight.detach().std()) * self.embed_multiplier
 
-    def forward(self, inputs_embeds, attention_mask, position_ids, past=None, cross=None):
+    def forward(self, inputs_embeds, attention_mask, position_ids, past=None, cross=None, last_only=False):
         """The `decoder` graph.
 
         inputs_embeds (B, S, D); attention_mask (B, T) with T = past + S; position_ids (B, S);
         past: per layer (key, value) each (B, H, past, Dh), or None for a training pass;
         cross: per cross-attention layer (key, value) each (B, H, M, Dh), or None (text only).
-        Returns logits (B, S, V) and per layer the present (key, value) (B, H, T, Dh).
+        Returns logits (B, S, V) -- (B, 1, V) with `last_only`, the exported graph's: generation
+        reads only the last position (rows are left-padded), and the LM head over every prompt
+        position is wasted work -- and per layer the present (key, value) (B, H, T, Dh).
         """
         b, s, _ = inputs_embeds.shape
         total = attention_mask.shape[1]
@@ -182,6 +184,8 @@ class Decoder(nn.Module):
             ck, cv = cross_by_layer.get(i, (None, None))
             x, k, v = layer(x, bias, rope, pk, pv, ck, cv)
             presents.append((k, v))
+        if last_only:
+            x = x[:, -1:]
         head = self.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
         logits = torch.matmul(self.norm(x), head.t())  # (B, S, V)
         return logits, presents
