@@ -174,10 +174,15 @@ impl TextCodec {
     /// taken out, its place kept in [`PromptBatch::image_at`]).
     pub fn batch(&self, questions: &[&str]) -> Result<PromptBatch> {
         let prompts = questions.iter().map(|q| self.prompt(q)).collect::<Result<Vec<_>>>()?;
+        Ok(self.batch_prompts(prompts))
+    }
+
+    /// [`TextCodec::batch`] of prompts already encoded.
+    pub fn batch_prompts(&self, prompts: Vec<Prompt>) -> PromptBatch {
         let mut batch = left_pad(prompts.iter().map(Prompt::text_ids).collect(), i64::from(self.pad));
         batch.image_at = prompts.iter().map(|p| p.image_at).collect();
         batch.encoded = prompts.into_iter().map(|p| p.ids).collect();
-        Ok(batch)
+        batch
     }
 
     /// Token ids back to text, special tokens skipped.

@@ -425,24 +425,30 @@ pub fn ask(args: AskArgs) -> anyhow::Result<()> {
                 "strategy": yaml_value(&gen.strategy),
                 "timings_ms": {
                     "preprocess": ms(t.preprocess), "vision": ms(t.vision), "connector": ms(t.connector),
-                    "prefill": ms(t.prefill), "decode": ms(t.decode), "decode_steps": t.decode_steps,
-                    "total": ms(t.total),
+                    "tokenize": ms(t.tokenize), "prefill": ms(t.prefill), "decode": ms(t.decode),
+                    "decode_steps": t.decode_steps, "select": ms(t.select), "detokenize": ms(t.detokenize),
+                    "unaccounted": ms(t.unaccounted()), "total": ms(t.total),
                 },
             }))?
         ),
     }
     if args.timings {
         eprintln!(
-            "{} on {}: preprocess {:.1} ms, vision {:.1} ms, connector {:.1} ms, prefill {:.1} ms, \
-             decode {:.1} ms ({} steps), total {:.1} ms",
+            "{} on {}: preprocess {:.1} ms, vision {:.1} ms, connector {:.1} ms, tokenize {:.2} ms, \
+             prefill {:.1} ms, decode {:.1} ms ({} steps), select {:.2} ms, detokenize {:.2} ms, \
+             unaccounted {:.2} ms, total {:.1} ms",
             model.name(),
             answer.provider,
             ms(t.preprocess),
             ms(t.vision),
             ms(t.connector),
+            ms(t.tokenize),
             ms(t.prefill),
             ms(t.decode),
             t.decode_steps,
+            ms(t.select),
+            ms(t.detokenize),
+            ms(t.unaccounted()),
             ms(t.total)
         );
     }

@@ -107,10 +107,20 @@ pub struct ItemTiming {
     pub vision_ms: f64,
     /// Connector.
     pub connector_ms: f64,
+    /// Encoding the prompt (0 in files written before this stage had its own timer, when it was
+    /// part of `prefill_ms`).
+    #[serde(default)]
+    pub tokenize_ms: f64,
     /// Prefill.
     pub prefill_ms: f64,
     /// All decode steps.
     pub decode_ms: f64,
+    /// Choosing the next tokens (0 in files written before this stage had its own timer).
+    #[serde(default)]
+    pub select_ms: f64,
+    /// The answer back to text (0 in files written before this stage had its own timer).
+    #[serde(default)]
+    pub detokenize_ms: f64,
     /// Decode steps run.
     pub decode_steps: usize,
     /// End to end.
@@ -127,8 +137,11 @@ impl ItemTiming {
             preprocess_ms: per(t.preprocess),
             vision_ms: per(t.vision),
             connector_ms: per(t.connector),
+            tokenize_ms: per(t.tokenize),
             prefill_ms: per(t.prefill),
             decode_ms: per(t.decode),
+            select_ms: per(t.select),
+            detokenize_ms: per(t.detokenize),
             decode_steps: t.decode_steps,
             total_ms: per(t.total),
         }

@@ -52,7 +52,7 @@ use crate::manifest::tensors::{CROSS_PREFIX, IMAGE_FEATURES, INPUTS_EMBEDS, INPU
 use crate::manifest::{ConnectorFamily, GraphSpec, Manifest, PositionIds, VisionInput};
 use crate::preprocess::{Media, Preprocessor};
 use crate::runtime::{ExecutionProvider, Input, RuntimeOptions, Session, Value};
-use crate::text::TextCodec;
+use crate::text::{PromptBatch, TextCodec};
 use crate::zoo::VerifiedFiles;
 use cache::{CacheEntry, DecodeState};
 pub use features::FeatureCache;
@@ -66,10 +66,17 @@ pub struct Timings {
     pub vision: Duration,
     /// The connector.
     pub connector: Duration,
+    /// Rendering and encoding the prompts (each question once), and padding them into a batch.
+    pub tokenize: Duration,
     /// Embedding the prompt and the decoder's prefill.
     pub prefill: Duration,
     /// All one-token decoder steps.
     pub decode: Duration,
+    /// Choosing the next tokens from the logits (greedy, beam bookkeeping or sampling): the part of
+    /// generation outside the decoder steps.
+    pub select: Duration,
+    /// The new tokens back to text.
+    pub detokenize: Duration,
     /// Decoder steps run.
     pub decode_steps: usize,
     /// Everything, end to end.
@@ -87,6 +94,22 @@ impl Timings {
     /// Mean time of one decoder step.
     pub fn per_token(&self) -> Option<Duration> {
         (self.decode_steps > 0).then(|| self.decode / self.decode_steps as u32)
+    }
+
+    /// The time inside no stage: `total` less every stage (zero when the stage timers cover the
+    /// item; the batch's bookkeeping and the answers' assembly are what is left).
+    pub fn unaccounted(&self) -> Duration {
+        let stages = [
+            self.preprocess,
+            self.vision,
+            self.connector,
+            self.tokenize,
+            self.prefill,
+            self.decode,
+            self.select,
+            self.detokenize,
+        ];
+        self.total.saturating_sub(stages.into_iter().sum())
     }
 }
 
@@ -285,10 +308,11 @@ impl Model {
     /// request order. A variant with `prompt.padding: none` answers them one at a time.
     pub fn ask_batch(&mut self, requests: &[Request], options: &GenerationOptions) -> Result<Vec<Answer>> {
         let start = Instant::now();
-        // Pixels first: a bad image fails the batch before any graph runs.
-        for r in requests {
-            self.text.prompt_ids(&r.question)?; // an empty question fails here
-        }
+        // Every question encoded once, before any picture is read: an empty question fails here.
+        let t = Instant::now();
+        let prompts = requests.iter().map(|r| self.text.prompt(&r.question)).collect::<Result<Vec<_>>>()?;
+        let tokenize = t.elapsed();
+        // Pixels next: a bad image fails the batch before any graph runs.
         let mut pixels: Vec<Option<Array4<f32>>> = Vec::with_capacity(requests.len());
         let t = Instant::now();
         for r in requests {
@@ -309,11 +333,18 @@ impl Model {
         let mut answers: Vec<Option<Answer>> = vec![None; requests.len()];
         for (_, idx) in groups {
             let px: Vec<Array4<f32>> = idx.iter().filter_map(|&i| pixels[i].clone()).collect();
-            let questions: Vec<&str> = idx.iter().map(|&i| requests[i].question.as_str()).collect();
-            let mut timings = Timings { preprocess, batch: idx.len(), ..Timings::default() };
-            let out = self.run_batch(&px, &questions, options, &mut timings)?;
-            for (&i, (tokens, finished)) in idx.iter().zip(out) {
-                let text = self.text.decode(&tokens)?.trim().to_string();
+            let t = Instant::now();
+            let batch = self.text.batch_prompts(idx.iter().map(|&i| prompts[i].clone()).collect());
+            let mut timings =
+                Timings { preprocess, tokenize: tokenize + t.elapsed(), batch: idx.len(), ..Timings::default() };
+            let out = self.run_batch(&px, batch, options, &mut timings)?;
+            let t = Instant::now();
+            let texts = out
+                .iter()
+                .map(|(tokens, _)| Ok(self.text.decode(tokens)?.trim().to_string()))
+                .collect::<Result<Vec<_>>>()?;
+            timings.detokenize = t.elapsed();
+            for ((&i, (tokens, finished)), text) in idx.iter().zip(out).zip(texts) {
                 timings.total = start.elapsed();
                 answers[i] = Some(Answer { text, tokens, finished, timings, provider: self.provider });
             }
@@ -328,7 +359,8 @@ impl Model {
         let mut timings = Timings::default();
         let blanked: Option<Vec<Array4<f32>>> = pixels.iter().map(|p| self.blank_pixels(p.dim().0)).collect();
         let pixels = blanked.as_deref().unwrap_or(pixels);
-        let (state, logits, ids, _) = self.prefill(pixels, questions, 1, &mut timings)?;
+        let batch = self.text.batch(questions)?;
+        let (state, logits, ids, _) = self.prefill(pixels, batch, 1, &mut timings)?;
         drop(state);
         Ok(Prefill { input_ids: ids, last_logits: logits })
     }
@@ -336,13 +368,13 @@ impl Model {
     fn run_batch(
         &mut self,
         pixels: &[Array4<f32>],
-        questions: &[&str],
+        batch: PromptBatch,
         options: &GenerationOptions,
         timings: &mut Timings,
     ) -> Result<Vec<(Vec<u32>, bool)>> {
         let special = SpecialTokens { eos: self.text.eos, pad: self.text.pad };
         let variant = self.manifest.name.clone();
-        let (mut state, first, _, max_new) = self.prefill(pixels, questions, options.max_new_tokens, timings)?;
+        let (mut state, first, _, max_new) = self.prefill(pixels, batch, options.max_new_tokens, timings)?;
         let mut opts = options.clone();
         if max_new < opts.max_new_tokens {
             tracing::warn!(
@@ -354,7 +386,9 @@ impl Model {
             opts.max_new_tokens = max_new;
             opts.min_new_tokens = opts.min_new_tokens.min(max_new);
         }
+        let t = Instant::now();
         let generated = generate(first, &mut state, &opts, special)?;
+        timings.select = t.elapsed().saturating_sub(state.elapsed);
         timings.decode = state.elapsed;
         timings.decode_steps = state.steps;
         Ok(generated.into_iter().map(|g| (g.tokens, g.finished)).collect())
@@ -366,15 +400,14 @@ impl Model {
     fn prefill(
         &mut self,
         pixels: &[Array4<f32>],
-        questions: &[&str],
+        batch: PromptBatch,
         max_new_tokens: usize,
         timings: &mut Timings,
     ) -> Result<(DecodeState<'_>, Array2<f32>, Vec<Vec<i64>>, usize)> {
-        let b = questions.len();
+        let b = batch.ids.len();
         let vision = self.encode(pixels, b, timings)?;
 
         let t = Instant::now();
-        let batch = self.text.batch(questions)?;
         let l = batch.ids.first().map_or(0, Vec::len);
         let flat: Vec<i64> = batch.ids.iter().flatten().copied().collect();
         let ids = ArrayD::from_shape_vec(IxDyn(&[b, l]), flat).map_err(|e| shape(INPUT_IDS, e))?;
@@ -575,6 +608,25 @@ fn shape(tensor: &str, e: impl std::fmt::Display) -> Error {
 mod tests {
     use super::*;
     use ndarray::Array3;
+
+    #[test]
+    fn unaccounted_time_is_the_total_less_every_stage_and_never_negative() {
+        let ms = Duration::from_millis;
+        let t = Timings {
+            preprocess: ms(1),
+            vision: ms(2),
+            connector: ms(3),
+            tokenize: ms(4),
+            prefill: ms(5),
+            decode: ms(6),
+            select: ms(7),
+            detokenize: ms(8),
+            total: ms(40),
+            ..Timings::default()
+        };
+        assert_eq!(t.unaccounted(), ms(4));
+        assert_eq!(Timings { total: ms(30), ..t }.unaccounted(), Duration::ZERO);
+    }
 
     /// Text (B, L, 1) whose value is 100 * row + token index (-1 for padding), visual (B, V, 1)
     /// whose value is -(10 * row + index) - 10, so every embedding says where it came from.

@@ -83,7 +83,17 @@ fn ask_answers_like_the_reference() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["provider"], "cpu");
     assert_eq!(v["strategy"], "beam");
-    assert!(v["timings_ms"]["total"].as_f64().unwrap() > 0.0);
+    let t = &v["timings_ms"];
+    assert!(t["total"].as_f64().unwrap() > 0.0);
+    // every stage of the item has its timer, and together they make up the total
+    let stages = ["preprocess", "vision", "connector", "tokenize", "prefill", "decode", "select", "detokenize"];
+    let sum: f64 = stages.iter().map(|k| t[*k].as_f64().unwrap_or_else(|| panic!("no `{k}` in {t}"))).sum();
+    for k in ["tokenize", "select", "detokenize"] {
+        assert!(t[k].as_f64().unwrap() > 0.0, "{k} was not timed: {t}");
+    }
+    let unaccounted = t["unaccounted"].as_f64().unwrap();
+    assert!(sum <= t["total"].as_f64().unwrap() + 1e-6, "{t}");
+    assert!((t["total"].as_f64().unwrap() - sum - unaccounted).abs() < 1e-3, "{t}");
 }
 
 #[test]
