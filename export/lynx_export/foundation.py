@@ -192,7 +192,7 @@ class Foundation:
         return cache[name]
 
     # -- stage files ---------------------------------------------------------------------------
-    def _stage(self, name: str, key: str) -> tuple[Path, Path, Path]:
+    def stage_files(self, name: str, key: str) -> tuple[Path, Path, Path]:
         """(weights, stats, checkpoint) paths of a stage under its key."""
         base = self.work / "stages" / f"{name}-{key}"
         return base.with_suffix(".safetensors"), base.with_suffix(".json"), base.with_suffix(".ckpt")
@@ -205,7 +205,7 @@ class Foundation:
 
     def _write_stage(self, name: str, key: str, state: dict, stats: dict):
         from safetensors.torch import save_file
-        weights, stats_path, ckpt = self._stage(name, key)
+        weights, stats_path, ckpt = self.stage_files(name, key)
         weights.parent.mkdir(parents=True, exist_ok=True)
         tmp = weights.with_suffix(".tmp")
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
@@ -214,7 +214,7 @@ class Foundation:
         ckpt.unlink(missing_ok=True)
 
     def _done(self, name: str, key: str) -> dict | None:
-        weights, stats_path, _ = self._stage(name, key)
+        weights, stats_path, _ = self.stage_files(name, key)
         if weights.exists() and stats_path.exists():
             self.stats[name] = json.loads(stats_path.read_text())
             return self.stats[name]
@@ -222,7 +222,7 @@ class Foundation:
 
     def weights(self, name: str, key: str) -> dict:
         from safetensors.torch import load_file
-        return load_file(str(self._stage(name, key)[0]))
+        return load_file(str(self.stage_files(name, key)[0]))
 
     # -- tokenizer -------------------------------------------------------------------------------
     def tokenizer_key(self) -> str:
@@ -257,7 +257,7 @@ class Foundation:
         key = self.vit_key()
         if self._done("vit", key) is None:
             p = self.plan
-            ckpt = self._stage("vit", key)[2]
+            ckpt = self.stage_files("vit", key)[2]
             state, stats = pretrain_vit(p.vision, load_captions(self.pictures()), p.vit_steps, p.vit_batch,
                                         p.seed, self.log, (ckpt, p.checkpoint_every))
             self._finish("vit", key, state, stats)
@@ -280,7 +280,7 @@ class Foundation:
             from .data import load_corpus
             p = self.plan
             cfg = p.decoder(backbone, self.codec().vocab_size)
-            ckpt = self._stage(name, key)[2]
+            ckpt = self.stage_files(name, key)[2]
             state, stats = pretrain_lm(cfg, self.codec(), load_corpus(self.text()), p.lm_steps, p.lm_batch,
                                        p.lm_seq, p.seed, self.log, name, (ckpt, p.checkpoint_every), p.lm_lr)
             self._finish(name, key, state, stats)
@@ -295,7 +295,7 @@ class Foundation:
             cfg = p.decoder(backbone, self.codec().vocab_size)
             base = self.weights(f"{backbone}-base", self.base(backbone))
             pairs = load_text_instructions(self.text())
-            ckpt = self._stage(name, key)[2]
+            ckpt = self.stage_files(name, key)[2]
             state, stats = tune_on_instructions(cfg, base, self.codec(), pairs, p.chat_steps, p.chat_batch,
                                                 p.seed, p.chat_lr, self.log, name, (ckpt, p.checkpoint_every))
             self._finish(name, key, state, stats)
@@ -366,13 +366,13 @@ class Foundation:
         put(self.tokenizer_path(), "tokenizer.json")
         components = {"vit": {"key": self.vit(), "config": dataclasses.asdict(self.plan.vision),
                               "objective": VIT_OBJECTIVE, **self._public_stats("vit")}}
-        put(self._stage("vit", self.vit_key())[0], "vit.safetensors")
+        put(self.stage_files("vit", self.vit_key())[0], "vit.safetensors")
         for b in backbones:
             cfg = dataclasses.asdict(self.plan.decoder(b, self.codec().vocab_size))
             for flavour, make in (("base", self.base), ("chat", self.chat)):
                 name = f"{b}-{flavour}"
                 key = make(b)
-                put(self._stage(name, key)[0], f"{name}.safetensors")
+                put(self.stage_files(name, key)[0], f"{name}.safetensors")
                 components[name] = {"key": key, "config": cfg, **self._public_stats(name)}
             components[f"{b}-chat"]["probe"] = self.probe(b)
         doc = {

@@ -70,7 +70,7 @@ def test_an_interrupted_stage_resumes_to_the_weights_of_an_uninterrupted_one(tmp
 def test_a_checkpoint_of_another_run_length_is_refused(tmp_path):
     f = Foundation(SMOKE, tmp_path, tmp_path / "out", quiet)
     base = f.base("llama-small")
-    ckpt = f._stage("llama-small-chat", f.chat_key("llama-small"))[2]
+    ckpt = f.stage_files("llama-small-chat", f.chat_key("llama-small"))[2]
     torch.save({"steps": SMOKE.chat_steps + 1}, ckpt)
     with pytest.raises(RuntimeError, match="13-step run"):
         f.chat("llama-small")
