@@ -1,4 +1,4 @@
-"""Command line: `python -m lynx_export {list,build,smoke,reference,foundation,requantize,zoo-doc,import,ecosystem}`.
+"""Command line: `python -m lynx_export {list,build,smoke,reference,foundation,requantize,zoo-doc,import,ecosystem,seeded-llava}`.
 
     python -m lynx_export list
     python -m lynx_export build --all              # the whole zoo into the repository
@@ -10,6 +10,7 @@
     torchrun --nproc_per_node N -m lynx_export build|smoke|foundation ...   # data parallel (distributed.py)
     python -m lynx_export import hf DIR --name NAME [--zoo ROOT]   # a Hugging Face LLaVA checkpoint as a variant
     python -m lynx_export ecosystem [--zoo ROOT]   # tokenizer_config.json + ONNX metadata into a built zoo
+    python -m lynx_export seeded-llava --out DIR   # the real-size benchmark checkpoint (random weights, ~0.6B)
 
 Progress goes to stderr; exit code 0 on success, 1 on a failed build or parity check, 2 on usage.
 """
@@ -133,6 +134,10 @@ def parse(argv=None):
                                          "tokenizer.json, producer and lynx.* metadata in each graph, the "
                                          "manifests' checksums rewritten (no retraining; numbers unchanged)")
     e.add_argument("--zoo", type=Path, default=root, help="zoo root holding variants/ and onnx/ (default: repo)")
+    sl = sub.add_parser("seeded-llava", help="build the real-size benchmark checkpoint offline: a seeded random-init "
+                                             "LLaVA (ViT-B/16 at 224 px, a Qwen2-0.5B-shaped decoder), never committed")
+    sl.add_argument("--out", type=Path, required=True, help="folder to write FOLDER/NAME into")
+    sl.add_argument("--seed", type=int, default=15)
     return p.parse_args(argv)
 
 
@@ -250,6 +255,10 @@ def main(argv=None) -> int:
                                  max_new_tokens=args.max_new_tokens, atol=args.atol,
                                  force=args.force)
             print(import_hf(args.dir, opts, log))
+            return 0
+        if args.cmd == "seeded-llava":
+            from .importers.seeded_llava import REAL_SIZE_SPEC, build_checkpoint
+            print(build_checkpoint(REAL_SIZE_SPEC, args.out, args.seed))
             return 0
         if args.cmd == "ecosystem":
             from .ecosystem import stamp_zoo

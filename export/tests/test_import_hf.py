@@ -15,9 +15,8 @@ import json
 import os
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,110 +26,23 @@ transformers = pytest.importorskip("transformers")
 
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
-from tokenizers import AddedToken, Tokenizer, processors  # noqa: E402
+from tokenizers import Tokenizer  # noqa: E402
 
 from lynx_export.data import repo_root  # noqa: E402
 from lynx_export.importers import CheckpointError  # noqa: E402
 from lynx_export.importers.hf import ImportOptions, import_hf  # noqa: E402
+from lynx_export.importers.seeded_llava import Sizes, Spec, build_checkpoint  # noqa: E402
 from test_manifest_schema import validate  # noqa: E402
 
-# LLaVA-1.5's chat template (llava-hf/llava-1.5-7b-hf), and LLaVA-Interleave's ChatML (Qwen2)
-LLAVA_TEMPLATE = (
-    "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}"
-    "{% endfor %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}")
-CHATML_TEMPLATE = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + ' ' }}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>' }}{% endfor %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ '\n' + content['text'] }}"
-    "{% endfor %}{{ '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}"
-    "{% endif %}")
-SIDE, PATCH = 32, 8
-VOCAB = 1040  # the zoo's 1024-token BPE and the added tokens, rounded up as checkpoints do
+SIDE, PATCH, VOCAB = Sizes().side, Sizes().patch, Sizes().vocab
 QUESTIONS = ["what colour is the block?", "how many shapes are there?", "describe the picture"]
 MAX_NEW = 8
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One tiny checkpoint."""
-
-    name: str
-    vision: str  # clip | siglip
-    text: str  # llama | qwen2 | mistral
-    feature_layer: int | list[int]
-    strategy: Literal["default", "full"]
-    kv_heads: int
-    window: int | None = None  # Mistral's sliding window
-
 
 SPECS = [
     Spec("clip-llama", "clip", "llama", -2, "default", kv_heads=2),
     Spec("siglip-qwen2", "siglip", "qwen2", [-2, -1], "full", kv_heads=1),
     Spec("clip-mistral", "clip", "mistral", -1, "default", kv_heads=2, window=24),
 ]
-
-
-def tokenizer(spec: Spec):
-    """The zoo's BPE (onnx/tokenizer.json) with `<image>` added as LLaVA's tokenizers have it, as a
-    transformers fast tokenizer: Llama-style with a BOS post-processor, or Qwen2-style (ChatML, no BOS)."""
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer.from_file(str(repo_root() / "onnx" / "tokenizer.json"))
-    chatml = spec.text == "qwen2"
-    extra = ["<image>"] + (["<|im_start|>", "<|im_end|>"] if chatml else [])
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in extra])
-    if chatml:
-        return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<pad>"), \
-            CHATML_TEMPLATE
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
-                                                       special_tokens=[("<s>", tok.token_to_id("<s>"))])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                   unk_token="<unk>"), LLAVA_TEMPLATE
-
-
-def build_checkpoint(spec: Spec, folder: Path) -> Path:
-    """A seeded random-init LlavaForConditionalGeneration with its processor, saved as `save_pretrained` does."""
-    from transformers import (CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration,
-                              LlavaProcessor, MistralConfig, Qwen2Config, SiglipVisionConfig)
-    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
-
-    torch.manual_seed(15)
-    tok, template = tokenizer(spec)
-    image_id = tok.convert_tokens_to_ids("<image>")
-    # a wider init than transformers' 0.02, so that the random model's logits are far apart
-    vision_kw: dict[str, Any] = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-                     image_size=SIDE, patch_size=PATCH, initializer_range=0.2)
-    vision: Any
-    images: Any
-    if spec.vision == "clip":
-        vision = CLIPVisionConfig(projection_dim=32, **vision_kw)
-        images = CLIPImageProcessorPil(size={"shortest_edge": SIDE}, crop_size={"height": SIDE, "width": SIDE})
-    else:
-        vision = SiglipVisionConfig(**vision_kw)
-        images = SiglipImageProcessorPil(size={"height": SIDE, "width": SIDE})
-    text_kw: dict[str, Any] = dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-                   num_key_value_heads=spec.kv_heads, vocab_size=VOCAB, max_position_embeddings=128,
-                   initializer_range=0.2, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                   pad_token_id=tok.pad_token_id)
-    text = {"llama": lambda: LlamaConfig(**text_kw),
-            "qwen2": lambda: Qwen2Config(**text_kw),
-            "mistral": lambda: MistralConfig(sliding_window=spec.window, **text_kw)}[spec.text]()
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=image_id,
-                         vision_feature_layer=spec.feature_layer, vision_feature_select_strategy=spec.strategy,
-                         image_seq_length=(SIDE // PATCH) ** 2)
-    model = LlavaForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = tok.eos_token_id
-    model.generation_config.pad_token_id = tok.pad_token_id
-    out = folder / spec.name
-    model.save_pretrained(out)
-    processor = LlavaProcessor(image_processor=images, tokenizer=tok, patch_size=PATCH,
-                               vision_feature_select_strategy=spec.strategy, chat_template=template,
-                               num_additional_image_tokens=1 if spec.vision == "clip" else 0)
-    processor.save_pretrained(out)
-    return out
 
 
 def pictures(folder: Path) -> list[Path]:
