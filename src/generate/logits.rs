@@ -31,13 +31,22 @@ pub fn ban_repeated_ngrams(scores: &mut [f32], history: &[u32], size: usize) {
 
 /// In-place log-softmax; a row of all -inf stays all -inf.
 pub fn log_softmax(scores: &mut [f32]) {
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::NEG_INFINITY {
+    let log_sum = log_sum_exp(scores);
+    if log_sum == f32::NEG_INFINITY {
         return;
     }
-    let sum: f32 = scores.iter().map(|&s| (s - max).exp()).sum();
-    let log_sum = max + sum.ln();
     scores.iter_mut().for_each(|s| *s -= log_sum);
+}
+
+/// log(sum(exp(scores))), computed stably; -inf for a row of all -inf (or an empty one). The
+/// log-probability of one token is its score less this, without a log-softmax of the whole row.
+pub fn log_sum_exp(scores: &[f32]) -> f32 {
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return f32::NEG_INFINITY;
+    }
+    let sum: f32 = scores.iter().map(|&s| (s - max).exp()).sum();
+    max + sum.ln()
 }
 
 /// Index of the largest score (the first of equals; 0 for an empty row).
@@ -111,6 +120,18 @@ mod tests {
         let mut s = vec![0.0; 10];
         ban_repeated_ngrams(&mut s, &[1, 2, 3, 1, 2], 3);
         assert_eq!(s[3], f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn log_sum_exp_gives_log_softmax_of_one_token() {
+        let scores = [0.5f32, -1.0, 3.0, f32::NEG_INFINITY];
+        let mut all = scores.to_vec();
+        log_softmax(&mut all);
+        for (i, &s) in scores.iter().enumerate() {
+            assert_eq!(s - log_sum_exp(&scores), all[i], "token {i}");
+        }
+        assert_eq!(log_sum_exp(&[f32::NEG_INFINITY; 3]), f32::NEG_INFINITY);
+        assert_eq!(log_sum_exp(&[]), f32::NEG_INFINITY);
     }
 
     #[test]

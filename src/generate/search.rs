@@ -4,7 +4,7 @@ use ndarray::Array2;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::logits::{argmax, ban_early_eos, ban_repeated_ngrams, log_softmax, sampling_probs};
+use super::logits::{argmax, ban_early_eos, ban_repeated_ngrams, log_sum_exp, sampling_probs};
 use super::{Generated, GenerationOptions, SpecialTokens, StepDecoder};
 use crate::error::Result;
 
@@ -34,9 +34,12 @@ pub fn search(
                 None => argmax(&scores),
                 Some(rng) => sample(&scores, options, rng),
             };
-            let mut logp = scores.clone();
-            log_softmax(&mut logp);
-            g.score += logp.get(token).copied().unwrap_or(f32::NEG_INFINITY);
+            // the chosen token's log-probability, without a log-softmax of the whole row
+            let log_sum = log_sum_exp(&scores);
+            g.score += match scores.get(token) {
+                Some(&s) if log_sum > f32::NEG_INFINITY => s - log_sum,
+                _ => f32::NEG_INFINITY,
+            };
             if token == eos {
                 g.finished = true;
             } else {
