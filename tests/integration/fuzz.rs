@@ -254,24 +254,11 @@ fn assert_exercised(name: &str, s: &Stats) {
     assert!(s.accepted > 0 && s.refused > 0, "{name}: one outcome only: {s:?}");
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
 #[test]
 fn fuzz_manifest() {
     // A copy of the fixture zoo, so that a manifest's paths resolve and validation goes deep.
     let t = tempfile::tempdir().unwrap();
-    copy_dir(&common::repo().join("tests/fixtures/runtime/zoo"), t.path());
+    common::copy_dir(&common::repo().join("tests/fixtures/runtime/zoo"), t.path());
     // The open fixture zoo's graphs and goldens beside them (its tokenizer's name is taken), so
     // that the imported `llava-tiny` resolves too.
     let open = common::repo().join("tests/fixtures/runtime/open-zoo");
