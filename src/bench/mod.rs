@@ -72,10 +72,17 @@ pub struct Stages {
     pub connector: Stat,
     /// Prompt embedding and decoder prefill.
     pub prefill: Stat,
-    /// Time to first token (preprocess + vision + connector + prefill).
+    /// Time to first token (preprocess + vision + connector + tokenize + prefill).
     pub ttft: Stat,
     /// One decoder step.
     pub per_token: Stat,
+    /// The host's text work: tokenizing the prompt, choosing the tokens, decoding them to text
+    /// (empty in reports written before these stages had their timers).
+    #[serde(default)]
+    pub host: Stat,
+    /// Time inside no stage timer (`Timings::unaccounted`; empty in older reports).
+    #[serde(default)]
+    pub unaccounted: Stat,
     /// End to end, one item.
     pub end_to_end: Stat,
 }
@@ -379,6 +386,8 @@ fn report(
         prefill: col(&|tm| ms(tm.prefill)),
         ttft: col(&|tm| ms(tm.time_to_first_token())),
         per_token: Stat::of_items(&per_token, &stratum),
+        host: col(&|tm| ms(tm.tokenize + tm.select + tm.detokenize)),
+        unaccounted: col(&|tm| ms(tm.unaccounted())),
         end_to_end: col(&|tm| ms(tm.total)),
     };
     // Per item, the fastest of the repeats: interference from other work on the machine only ever
@@ -491,6 +500,8 @@ pub(crate) fn sample_report(variant: &str, ms: f64) -> LatencyReport {
             prefill: s,
             ttft: s,
             per_token: s,
+            host: s,
+            unaccounted: s,
             end_to_end: s,
         },
         batch1: tp,

@@ -88,7 +88,7 @@ pub struct Timings {
 impl Timings {
     /// Time to the first new token: everything up to the end of the prefill.
     pub fn time_to_first_token(&self) -> Duration {
-        self.preprocess + self.vision + self.connector + self.prefill
+        self.preprocess + self.vision + self.connector + self.tokenize + self.prefill
     }
 
     /// Mean time of one decoder step.

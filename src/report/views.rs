@@ -369,6 +369,8 @@ fn latency_record(row: &Row, l: &LatencyReport, b: usize) -> Record {
         ("prefill", &st.prefill),
         ("ttft", &st.ttft),
         ("per_token", &st.per_token),
+        ("host", &st.host),
+        ("unaccounted", &st.unaccounted),
         ("e2e", &st.end_to_end),
     ] {
         let some = |v: f64| (s.n > 0).then_some(v);
