@@ -97,7 +97,9 @@ impl Timings {
     }
 
     /// The time inside no stage: `total` less every stage (zero when the stage timers cover the
-    /// item; the batch's bookkeeping and the answers' assembly are what is left).
+    /// item; the batch's bookkeeping and the answers' assembly are what is left). In a batch that
+    /// mixes images and videos the groups run one after the other, and a later group's `total`
+    /// counts the wait for the earlier ones: that wait is here too.
     pub fn unaccounted(&self) -> Duration {
         let stages = [
             self.preprocess,
