@@ -79,6 +79,9 @@ class Plan:
     lm_steps: int = 3000  # base: next-token pretraining on the corpus
     lm_batch: int = 32
     lm_seq: int = 128
+    # where base windows start: `random` (anywhere in the packed corpus) or `documents` (at a
+    # passage's start, so that its facts keep their caption; a key part only when not `random`)
+    lm_windows: str = "random"
     lm_lr: float = 2e-3
     chat_steps: int = 8000  # chat: tuning on text instructions (the Vicuna analogue)
     chat_batch: int = 64
@@ -266,8 +269,9 @@ class Foundation:
     # -- backbones -------------------------------------------------------------------------------
     def base_key(self, backbone: str) -> str:
         p = self.plan
+        windows = () if p.lm_windows == "random" else (p.lm_windows,)
         return config_hash("base", p.decoder(backbone, 0), p.lm_steps, p.lm_batch, p.lm_seq, p.lm_lr, p.seed,
-                           self.tokenizer_key())
+                           self.tokenizer_key(), *windows)
 
     def chat_key(self, backbone: str) -> str:
         p = self.plan
@@ -282,7 +286,8 @@ class Foundation:
             cfg = p.decoder(backbone, self.codec().vocab_size)
             ckpt = self.stage_files(name, key)[2]
             state, stats = pretrain_lm(cfg, self.codec(), load_corpus(self.text()), p.lm_steps, p.lm_batch,
-                                       p.lm_seq, p.seed, self.log, name, (ckpt, p.checkpoint_every), p.lm_lr)
+                                       p.lm_seq, p.seed, self.log, name, (ckpt, p.checkpoint_every), p.lm_lr,
+                                       p.lm_windows)
             self._finish(name, key, state, stats)
         return key
 

@@ -243,20 +243,38 @@ def pretrain_encoder(make_encoder, width: int, size: int, captions, steps: int, 
 
 
 # -- LLM pretraining -------------------------------------------------------------------------
+def lm_window_starts(rng: np.random.Generator, n_tokens: int, doc_starts: list[int], seq: int, batch: int,
+                     windows: str) -> np.ndarray:
+    """`batch` starts of (seq + 1)-token windows in a packed stream of `n_tokens`: anywhere
+    (`random`) or at one of `doc_starts` (`documents`)."""
+    last = n_tokens - seq - 1
+    if windows == "random":
+        return rng.integers(0, last, size=batch)
+    if windows == "documents":
+        starts = np.array([s for s in doc_starts if s < last])
+        return starts[rng.integers(0, len(starts), size=batch)]
+    raise ValueError(f"windows `{windows}`: random or documents")
+
+
 def pretrain_lm(cfg: DecoderConfig, codec: TextCodec, corpus: list[str], steps: int, batch: int, seq: int,
-                seed: int, log=print, tag: str = "lm", checkpoint: tuple[Path, int] | None = None, lr: float = 2e-3):
-    """Next-token pretraining on the corpus, packed into `seq`-token windows ("base")."""
+                seed: int, log=print, tag: str = "lm", checkpoint: tuple[Path, int] | None = None, lr: float = 2e-3,
+                windows: str = "random"):
+    """Next-token pretraining on the corpus, packed into `seq`-token windows ("base"). `windows`:
+    `random` starts each window anywhere in the packed corpus; `documents` at a document's BOS, so
+    that a passage is read from its start (its picture's caption before the facts about it)."""
     torch.manual_seed(seed)
     dev = device()
     tokens: list[int] = []
+    doc_starts: list[int] = []
     for ids in codec.encode_batch(corpus):
+        doc_starts.append(len(tokens))
         tokens += [codec.bos] + ids + [codec.eos]
     stream = torch.tensor(tokens, dtype=torch.long)
-    log(f"  {tag}: {len(stream)} corpus tokens")
+    log(f"  {tag}: {len(stream)} corpus tokens, windows at {windows} starts")
     model = Decoder(cfg).to(dev)
 
     def loss_fn(step):
-        starts = shard(step_rng(seed, step).integers(0, len(stream) - seq - 1, size=batch))
+        starts = shard(lm_window_starts(step_rng(seed, step), len(stream), doc_starts, seq, batch, windows))
         x = torch.stack([stream[s:s + seq + 1] for s in starts]).to(dev)  # (B, seq+1)
         mask = torch.ones_like(x[:, :-1])
         pos = torch.arange(seq, device=dev).expand(len(starts), -1)

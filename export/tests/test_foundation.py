@@ -101,3 +101,21 @@ def test_a_damaged_or_incomplete_foundation_is_refused_by_name(tmp_path, smoke_f
     weights.unlink()
     with pytest.raises(FoundationError, match="lists `llama-small-chat.safetensors`, which is missing"):
         Pretrained.open(folder)
+
+
+def test_base_windows_start_anywhere_or_at_a_document():
+    """`lm_windows: documents` starts every base window at a passage's BOS (its caption first);
+    `random` draws as the plan always has, so a running build keeps its key and its batches."""
+    import numpy as np
+
+    from lynx_export.foundation import PLANS
+    from lynx_export.train import lm_window_starts
+
+    doc_starts = [0, 7, 19, 40, 41, 90]
+    got = lm_window_starts(np.random.default_rng(3), 100, doc_starts, 16, 200, "documents")
+    assert set(got) == {0, 7, 19, 40, 41}  # 90 leaves no room for a window
+    want = np.random.default_rng(3).integers(0, 100 - 16 - 1, size=200)
+    assert np.array_equal(lm_window_starts(np.random.default_rng(3), 100, doc_starts, 16, 200, "random"), want)
+    with pytest.raises(ValueError, match="random or documents"):
+        lm_window_starts(np.random.default_rng(3), 100, doc_starts, 16, 2, "passages")
+    assert PLANS["foundation"].lm_windows == "random"
