@@ -45,7 +45,7 @@ use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
-use ndarray::{s, Array3, Array4, Array5, ArrayView3, Axis};
+use ndarray::{s, Array3, Array4, Array5, ArrayView3, Axis, Zip};
 
 use crate::error::{Error, Result};
 use crate::manifest::{CropMode, PreprocessSpec, SizeRounding, VideoSpec, VisionInput};
@@ -193,14 +193,12 @@ impl Preprocessor {
         let (top, left) = ((nh.saturating_sub(size)) / 2, (nw.saturating_sub(size)) / 2);
         let crop = resized.slice(s![top..top + size, left..left + size, ..]);
         let mut out = Array3::<f32>::zeros((3, size, size));
-        for c in 0..3 {
-            let (mean, std) = (self.spec.mean[c], self.spec.std[c]);
-            for y in 0..size {
-                for x in 0..size {
-                    let v = crop[[y, x, c]].round_ties_even().clamp(0.0, 255.0);
-                    out[[c, y, x]] = (v * self.spec.rescale - mean) / std;
-                }
-            }
+        for (c, mut plane) in out.outer_iter_mut().enumerate() {
+            let (mean, std, rescale) = (self.spec.mean[c], self.spec.std[c], self.spec.rescale);
+            // one channel of the crop, (S, S), walked in step with the output plane
+            Zip::from(&mut plane).and(&crop.index_axis(Axis(2), c)).for_each(|o, &v| {
+                *o = (v.round_ties_even().clamp(0.0, 255.0) * rescale - mean) / std;
+            });
         }
         out
     }
