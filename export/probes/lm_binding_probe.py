@@ -60,8 +60,9 @@ def main():
                    "(default export/work/foundation): its tokenizer and corpus")
     p.add_argument("--backbone", default="llama-small", help="the plan's backbone whose config is trained")
     p.add_argument("--from-base", action="store_true", help="continue the build's base backbone")
-    p.add_argument("--tied-unscaled", action="store_true", help="the backbone as before the embedding fix: "
-                   "0.02-std token embeddings tied to the LM head")
+    p.add_argument("--embedding", choices=["plan", "tied-unscaled", "tied-scaled", "untied-scaled"], default="plan",
+                   help="the plan's backbone config (default), or with its token embedding and LM head set: "
+                   "`tied-unscaled` is the backbone as before the embedding fix (0.02-std rows tied to the head)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -77,8 +78,9 @@ def main():
                        Path("/nonexistent"))
     codec = build.codec()
     cfg = build.plan.decoder(args.backbone, codec.vocab_size)
-    if args.tied_unscaled:
-        cfg = dataclasses.replace(cfg, scaled_embedding=False, tie_word_embeddings=True)
+    if args.embedding != "plan":
+        tied, scaled = args.embedding.startswith("tied"), args.embedding.endswith("-scaled")
+        cfg = dataclasses.replace(cfg, scaled_embedding=scaled, tie_word_embeddings=tied)
     model = Decoder(cfg)
     if args.from_base:
         model.load_state_dict(build.weights(f"{args.backbone}-base", build.base_key(args.backbone)))
