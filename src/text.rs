@@ -121,12 +121,6 @@ impl TextCodec {
         self.tokenizer.get_vocab_size(true)
     }
 
-    /// BOS + the encoded prompt for `question`, the image placeholder's token included. Rejects
-    /// an empty question.
-    pub fn prompt_ids(&self, question: &str) -> Result<Vec<i64>> {
-        Ok(self.prompt(question)?.ids)
-    }
-
     /// The encoded prompt for `question` and where its image placeholder is. Rejects an empty
     /// question, and one that holds the placeholder itself (the picture would have two places).
     pub fn prompt(&self, question: &str) -> Result<Prompt> {
