@@ -14,12 +14,14 @@ from lynx_export.profiles import PROFILES  # noqa: E402
 
 @pytest.fixture(scope="session")
 def smoke_foundation(tmp_path_factory):
-    """A tiny foundation (the `smoke` plan, llama-small only), built once per test session."""
+    """A tiny foundation (the `smoke` plan, every backbone), built once per test session; its work
+    folder (data, caches, stages) is the sibling `work`."""
     from lynx_export.foundation import PLANS, STAGES, Foundation
 
     root = tmp_path_factory.mktemp("smoke-foundation")
     out = root / "out"
-    Foundation(PLANS["smoke"], root / "work", out, lambda m: None).build(STAGES, ["llama-small"])
+    plan = PLANS["smoke"]
+    Foundation(plan, root / "work", out, lambda m: None).build(STAGES, list(plan.backbones))
     return out
 
 

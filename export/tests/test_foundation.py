@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from lynx_export.foundation import PLANS, STAGES, Foundation, file_digest
+from lynx_export.foundation import PLANS, Foundation, file_digest
 
 SMOKE = PLANS["smoke"]
 
@@ -15,10 +15,9 @@ def quiet(_msg):
     pass
 
 
-def test_smoke_build_ships_every_checkpoint_with_its_provenance(tmp_path):
-    out = tmp_path / "out"
-    build = Foundation(SMOKE, tmp_path / "work", out, quiet)
-    build.build(STAGES, list(SMOKE.backbones))
+def test_smoke_build_ships_every_checkpoint_with_its_provenance(smoke_foundation):
+    out = smoke_foundation  # every stage of every backbone, built once by conftest.py
+    build = Foundation(SMOKE, out.parent / "work", out, quiet)
     doc = json.loads((out / "foundation.json").read_text())
     names = {"tokenizer.json", "vit.safetensors"} | {f"{b}-{f}.safetensors" for b in SMOKE.backbones
                                                       for f in ("base", "chat")}
@@ -91,8 +90,8 @@ def test_a_damaged_or_incomplete_foundation_is_refused_by_name(tmp_path, smoke_f
     chat = BackboneRef(Family.LLAMA, Flavour.CHAT, "small")
     assert ok.decoder_config(chat).vocab_size == len(json.loads(ok.tokenizer_path().read_text())["model"]["vocab"])
     assert set(ok.backbone_state(chat)) and ok.backbone_key(chat) != ok.vit_key()
-    with pytest.raises(FoundationError, match="no backbone `gpt2-small-chat`"):
-        ok.decoder_config(BackboneRef(Family.GPT2, Flavour.CHAT, "small"))
+    with pytest.raises(FoundationError, match="no backbone `gpt2-large-chat`"):  # no plan has one
+        ok.decoder_config(BackboneRef(Family.GPT2, Flavour.CHAT, "large"))
     weights = folder / "llama-small-chat.safetensors"
     raw = weights.read_bytes()
     weights.write_bytes(raw[:-1] + bytes([raw[-1] ^ 1]))
