@@ -219,6 +219,15 @@ class RecipeConfig:
     seed: int = 0  # seeds data order and initialisation
 
 
+class PaperFinding(str, enum.Enum):
+    """Which way the Lynx paper found a variant against the baseline (manifest `paper_finding`)."""
+
+    BETTER = "better"
+    WORSE = "worse"
+    NOT_BETTER = "not_better"  # "matches or beats", "no clear gain"
+    NOT_WORSE = "not_worse"
+
+
 @dataclass(frozen=True)
 class VariantConfig:
     """One zoo variant: architecture axes plus recipe; everything a build needs."""
@@ -227,6 +236,7 @@ class VariantConfig:
     description: str = ""  # one sentence for `lynx-zoo list`
     changes: typing.Optional[str] = None  # the single axis changed from `lynx` (None for lynx)
     paper: str = ""  # what Lynx reported for that axis
+    paper_finding: typing.Optional[PaperFinding] = None  # its direction, where Lynx reports one
     backbone: BackboneRef = field(default_factory=BackboneRef)
     connector: ConnectorConfig = field(default_factory=ConnectorConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
@@ -236,6 +246,7 @@ class VariantConfig:
     quantization: Quantization = Quantization.NONE  # none | int8_dynamic (export-time only)
     vision_input: VisionInput = VisionInput.PICTURE  # blank: the matched blind control (media.blank_picture)
     base_variant: typing.Optional[str] = None  # quantised variants: whose weights they export
+    seed_of: typing.Optional[str] = None  # seed replicates: the variant repeated with recipe.seed (`NAME-seedK`)
 
     @property
     def has_vision(self) -> bool:
@@ -250,6 +261,8 @@ class VariantConfig:
             raise ConfigError(f"variant `{self.name}`: adapters on a fully trained LLM")
         if self.quantization is not Quantization.NONE and not self.base_variant:
             raise ConfigError(f"variant `{self.name}`: quantization needs base_variant")
+        if self.seed_of is not None and self.seed_of == self.name:
+            raise ConfigError(f"variant `{self.name}`: seed_of names the variant itself")
         if not 0.0 < self.recipe.fraction <= 1.0:
             raise ConfigError(f"variant `{self.name}`: fraction `{self.recipe.fraction}` not in (0, 1]")
         if self.frames < 1 or self.frames > self.connector.max_frames:

@@ -71,6 +71,8 @@ def write_manifest(path: Path, v: VariantConfig, zoo: Path, profile: Profile, vi
         "axes": axes(v, vision.patch),
         "changes": v.changes,
         "paper": v.paper,
+        **({"paper_finding": v.paper_finding.value} if v.paper_finding else {}),
+        **({"seed_of": v.seed_of} if v.seed_of else {}),
         "model": {
             "hidden": dec.hidden, "layers": dec.layers, "heads": dec.heads, "kv_heads": dec.heads,
             "head_dim": dec.head_dim, "vocab_size": dec.vocab_size, "max_positions": dec.max_positions,

@@ -3,6 +3,8 @@ hash of the variant config and every upstream key."""
 
 from __future__ import annotations
 
+import torch
+
 from .components import Components
 from .config import VariantConfig, config_hash
 from .models.lynx import LynxModel
@@ -34,6 +36,7 @@ class VariantTraining:
         data = c.data()
 
         def make():
+            torch.manual_seed(v.recipe.seed)  # the initialisation: a seed replicate starts elsewhere
             model = self.build_model(v)
             vit_state = c.vit_state() if v.has_vision else None
             model.load_pretrained(vit_state, c.backbone_state(v.backbone))

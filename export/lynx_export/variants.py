@@ -37,9 +37,11 @@ class Variant:
     description: str  # one sentence for `lynx-zoo list`
     paper: str  # what Lynx reported for that axis
     overrides: dict[str, typing.Any] = dataclasses.field(default_factory=dict)
+    found: typing.Optional[C.PaperFinding] = None  # the direction of `paper`'s finding, where it states one
 
     def config(self) -> C.VariantConfig:
-        return variant(self.name, self.description, self.changes, self.paper, **self.overrides)
+        return variant(self.name, self.description, self.changes, self.paper, paper_finding=self.found,
+                       **self.overrides)
 
 
 def variant(name: str, description: str, changes: str, paper: str, **overrides) -> C.VariantConfig:
@@ -98,7 +100,8 @@ VARIANTS = [
     Variant("lynx-xattn", changes="connector",
             description="Gated cross-attention every 2nd layer (Flamingo) instead of the prefix; the gated blocks replace the adapters.",
             paper="Prefix-finetuning with adapters beats cross-attention (Lynx Table 2).",
-            overrides=dict(connector={"kind": "cross_attention"}, adapter={"kind": "none"})),
+            overrides=dict(connector={"kind": "cross_attention"}, adapter={"kind": "none"}),
+            found=C.PaperFinding.WORSE),
     Variant("lynx-projector", changes="connector",
             description="MLP projector on pooled patches (LLaVA) instead of the resampler.",
             paper="Not ablated in Lynx (resampler only); LLaVA uses a linear projector.",
@@ -106,7 +109,8 @@ VARIANTS = [
     Variant("lynx-base", changes="backbone.flavour",
             description="Base (corpus-only) backbone instead of the chat backbone.",
             paper="Instruction-tuned Vicuna follows instructions better than LLaMA (Lynx Table 2).",
-            overrides=dict(backbone={"flavour": "base"})),
+            overrides=dict(backbone={"flavour": "base"}),
+            found=C.PaperFinding.WORSE),
     Variant("lynx-gpt2", changes="backbone.family",
             description="GPT-2-style backbone (LayerNorm, learned positions, GELU).",
             paper="Not ablated in Lynx (LLaMA family only).",
@@ -118,11 +122,13 @@ VARIANTS = [
     Variant("lynx-no-adapter", changes="adapter",
             description="Frozen LLM without adapters: only the resampler trains (prefix only).",
             paper="Adapters help over prefix-tuning alone (Lynx Table 2).",
-            overrides=dict(adapter={"kind": "none"})),
+            overrides=dict(adapter={"kind": "none"}),
+            found=C.PaperFinding.WORSE),
     Variant("lynx-full-ft", changes="freeze.llm",
             description="Unfrozen LLM: full fine-tune, no adapters.",
             paper="Freezing the LLM and training adapters matches or beats full fine-tuning, which loses language ability (Lynx).",
-            overrides=dict(adapter={"kind": "none"}, recipe={"llm": "trained"})),
+            overrides=dict(adapter={"kind": "none"}, recipe={"llm": "trained"}),
+            found=C.PaperFinding.NOT_BETTER),
     Variant("lynx-adapter-every", changes="adapter.every",
             description="Adapters after every layer instead of every 2nd.",
             paper="Lynx uses adapter_freq 2; denser adapters not reported.",
@@ -138,7 +144,8 @@ VARIANTS = [
     Variant("lynx-lowres", changes="resolution",
             description="Low resolution: 64 px images (16 patches) instead of 128 px.",
             paper="Higher resolution (420 vs 224) helps, most on OCR-like questions (Lynx).",
-            overrides=dict(resolution=64)),
+            overrides=dict(resolution=64),
+            found=C.PaperFinding.WORSE),
     Variant("lynx-tokens-8", changes="visual_tokens",
             description="Fewer visual tokens: 8 resampler latents instead of 32.",
             paper="Lynx uses 32 tokens; fewer tokens lose detail (counting, OCR).",
@@ -146,11 +153,13 @@ VARIANTS = [
     Variant("lynx-tokens-64", changes="visual_tokens",
             description="More visual tokens: 64 resampler latents instead of 32.",
             paper="More tokens than 32 brought no clear gain in Lynx's setting.",
-            overrides=dict(connector={"latents": 64})),
+            overrides=dict(connector={"latents": 64}),
+            found=C.PaperFinding.NOT_BETTER),
     Variant("lynx-1frame", changes="frames",
             description="Video as one frame (the middle one) instead of 5.",
             paper="Multiple frames matter for video (temporal) questions (Lynx).",
-            overrides=dict(frames=1)),
+            overrides=dict(frames=1),
+            found=C.PaperFinding.WORSE),
     Variant("lynx-no-framepos", changes="frame_positions",
             description="No learned frame-position embedding for video.",
             paper="Lynx adds a learned frame embedding per frame before resampling (`concate`).",
@@ -158,19 +167,23 @@ VARIANTS = [
     Variant("lynx-no-video", changes="data.video",
             description="No video data in instruction tuning.",
             paper="Video data is needed for video QA; image QA is barely affected (Lynx).",
-            overrides=dict(recipe={"video": False})),
+            overrides=dict(recipe={"video": False}),
+            found=C.PaperFinding.WORSE),
     Variant("lynx-no-text", changes="data.text_instructions",
             description="No text-only instruction data in instruction tuning.",
             paper="Text instruction data keeps instruction following (Lynx).",
-            overrides=dict(recipe={"text_instructions": False})),
+            overrides=dict(recipe={"text_instructions": False}),
+            found=C.PaperFinding.WORSE),
     Variant("lynx-single-prompt", changes="prompts",
             description="A single phrasing per task instead of diverse prompts.",
             paper="Diversified prompts improve instruction following (Lynx Table 3).",
-            overrides=dict(recipe={"prompts": "single"})),
+            overrides=dict(recipe={"prompts": "single"}),
+            found=C.PaperFinding.WORSE),
     Variant("lynx-noisy-captions", changes="data.alignment",
             description="Noisy alignment data: half of the caption pairs mismatched.",
             paper="Curated data beats noisy crawled data; noise hurts (Lynx Table 3).",
-            overrides=dict(recipe={"alignment": "noisy"})),
+            overrides=dict(recipe={"alignment": "noisy"}),
+            found=C.PaperFinding.WORSE),
     Variant("lynx-half-data", changes="data.fraction",
             description="Half of the training records (quantity).",
             paper="Data quality matters more than quantity (Lynx Table 3).",
@@ -188,3 +201,7 @@ VARIANTS = [
 
 for _v in VARIANTS:
     register_variant(_v.config)
+
+# Seed replicates the zoo ships (`NAME-seedK`, registry.py): none until the zoo is rebuilt on the
+# current foundation; a build or `create_variant` takes any `NAME-seedK` by name meanwhile.
+REPLICATES: list[str] = []

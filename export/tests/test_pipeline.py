@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import yaml
 
 from fake_data import make_all
 from lynx_export import onnx_io as O
+from lynx_export.data import repo_root
 from lynx_export.ecosystem import METADATA_REVISION, read_metadata
 from lynx_export.__main__ import run_build
 from lynx_export.media import blank_picture, preprocess
@@ -26,9 +29,10 @@ def test_build_writes_verifiable_manifests_and_goldens(tmp_path, monkeypatch, sm
     data = make_all(tmp_path / "data", n_train=80, n_val=8, n_text=120)
     _tiny_smoke_profile(monkeypatch, step_scale=0.05, max_new_tokens=4)
     zoo = tmp_path / "zoo"
-    run_build(["lynx-int8", "lynx-blind"], "smoke", zoo, data, tmp_path / "work", threads=2, foundation=smoke_foundation)
+    run_build(["lynx-int8", "lynx-blind", "lynx-seed1"], "smoke", zoo, data, tmp_path / "work", threads=2,
+              foundation=smoke_foundation)
     names = sorted(p.stem for p in (zoo / "variants").iterdir())
-    assert names == ["lynx", "lynx-blind", "lynx-int8"]
+    assert names == ["lynx", "lynx-blind", "lynx-int8", "lynx-seed1"]
     for name in names:
         doc = yaml.safe_load((zoo / "variants" / f"{name}.yaml").read_text())
         assert doc["name"] == name and doc["schema_version"] == 1
@@ -57,6 +61,14 @@ def test_build_writes_verifiable_manifests_and_goldens(tmp_path, monkeypatch, sm
     blind = yaml.safe_load((zoo / "variants" / "lynx-blind.yaml").read_text())
     base = yaml.safe_load((zoo / "variants" / "lynx.yaml").read_text())
     assert blind["axes"]["vision_input"] == "blank" and set(blind["graphs"]) == set(base["graphs"])
+    # the seed replicate: lynx's axes, another seed, its own trained connector, and the runtime accepts it
+    rep = yaml.safe_load((zoo / "variants" / "lynx-seed1.yaml").read_text())
+    assert rep["seed_of"] == "lynx" and "seed_of" not in base
+    assert rep["axes"] == base["axes"] and (rep["provenance"]["seed"], base["provenance"]["seed"]) == (1, 0)
+    assert rep["graphs"]["connector"]["sha256"] != base["graphs"]["connector"]["sha256"]
+    exe = Path(os.environ.get("LYNX_ZOO_BIN") or repo_root() / "target" / "release" / "lynx-zoo")
+    if exe.exists():  # scripts/test builds it first
+        subprocess.run([str(exe), "check", "--zoo", str(zoo)], check=True, capture_output=True)
     int8 = yaml.safe_load((zoo / "variants" / "lynx-int8.yaml").read_text())
     # the frozen backbone and the baseline's connector are stored once and shared
     assert int8["graphs"]["connector"]["path"] == base["graphs"]["connector"]["path"]
@@ -83,7 +95,8 @@ def test_build_writes_verifiable_manifests_and_goldens(tmp_path, monkeypatch, sm
         assert tok.apply_chat_template(chat, add_generation_prompt=True)["input_ids"] == item["input_ids"][0]
     # a second run finds everything up to date and rewrites nothing
     before = {p.name: p.stat().st_mtime_ns for p in (zoo / "variants").iterdir()}
-    run_build(["lynx-int8", "lynx-blind"], "smoke", zoo, data, tmp_path / "work", threads=2, foundation=smoke_foundation)
+    run_build(["lynx-int8", "lynx-blind", "lynx-seed1"], "smoke", zoo, data, tmp_path / "work", threads=2,
+              foundation=smoke_foundation)
     assert before == {p.name: p.stat().st_mtime_ns for p in (zoo / "variants").iterdir()}
 
 

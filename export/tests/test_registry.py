@@ -35,7 +35,7 @@ def test_every_variant_builds(name):
         assert model.vision is None and model.connector is None
 
 
-@pytest.mark.parametrize("name", [n for n in list_variants() if n != "lynx"])
+@pytest.mark.parametrize("name", [n for n in list_variants() if n != "lynx" and not create_variant(n).seed_of])
 def test_every_variant_changes_exactly_one_named_axis(name):
     v = create_variant(name)
     assert v.changes, f"{name} names no axis"
@@ -137,3 +137,22 @@ def test_generation_defaults_are_what_the_shipped_manifests_recommend():
     doc = yaml.safe_load((repo_root() / "variants" / "lynx.yaml").read_text())
     zoo = PROFILES["zoo"]
     assert doc["generation"] == zoo.generation.manifest(zoo.max_new_tokens)
+
+
+def test_a_seed_replicate_is_its_variant_with_another_seed():
+    from lynx_export.manifest import axes
+
+    of = create_variant("lynx-xattn")
+    rep = create_variant("lynx-xattn-seed2")
+    assert (rep.name, rep.seed_of, rep.recipe.seed, rep.changes) == ("lynx-xattn-seed2", "lynx-xattn", 2, of.changes)
+    assert axes(rep, 8) == axes(of, 8) and C.config_hash(rep) != C.config_hash(of)
+    assert C.to_dict(C.replace(rep, name=of.name, description=of.description, seed_of=None,
+                               recipe={"seed": 0})) == C.to_dict(of)  # nothing else differs
+    with pytest.raises(KeyError, match="`lynx-seed1` is itself a replicate"):
+        create_variant("lynx-seed1-seed2")
+    with pytest.raises(KeyError, match="`lynx-int8` exports another variant's weights"):
+        create_variant("lynx-int8-seed1")
+    with pytest.raises(KeyError, match="no variant `lynx-seed0`"):  # seed 0 is lynx itself
+        create_variant("lynx-seed0")
+    with pytest.raises(KeyError, match="no variant `lynx-xatn-seed1`"):
+        create_variant("lynx-xatn-seed1")

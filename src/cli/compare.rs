@@ -371,13 +371,14 @@ fn measure(
     Ok(reports)
 }
 
-/// What a manifest says about a result: changes, paper, where an imported variant comes from, what
+/// What a manifest says about a result: changes, paper (and its finding), where an imported variant comes from, what
 /// it sees (`vision_input`), seed, seed_of.
 fn described(zoo: Option<&Zoo>, name: &str, predictions: Vec<eval::Prediction>) -> VariantResult {
     let mut r = VariantResult::scored(name, predictions);
     if let Some(m) = zoo.and_then(|z| z.manifest(name).ok()) {
         r.changes = m.changes.clone();
         r.paper = m.paper.clone();
+        r.paper_finding = m.paper_finding;
         if let Origin::Imported(i) = &m.origin {
             r.imported = Some(Imported { source: i.source.clone(), revision: i.revision.clone() });
         }

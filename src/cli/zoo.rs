@@ -277,7 +277,8 @@ pub fn show(args: ShowArgs) -> anyhow::Result<()> {
                 println!("changes: {c}");
             }
             if let Some(p) = &m.paper {
-                println!("paper:   {p}");
+                let found = m.paper_finding.map_or_else(String::new, |f| format!(" [found: {}]", f.as_str()));
+                println!("paper:   {p}{found}");
             }
             if let Origin::Imported(i) = &m.origin {
                 println!(

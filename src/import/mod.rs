@@ -901,6 +901,7 @@ pub fn import(folder: &Path, opts: &ImportOptions, log: &mut dyn FnMut(&str)) ->
         },
         changes: None,
         paper: None,
+        paper_finding: None,
         seed_of: None,
         model: RawModel {
             hidden: source.dims.hidden,

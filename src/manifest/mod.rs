@@ -36,8 +36,8 @@ pub use open::{Import, KvCache, Origin};
 pub use paths::FileRef;
 pub use raw::{
     AdapterKind, Backbone, BackboneFamily, BackboneFlavour, BackboneSize, ConnectorKind, CropMode, DataRecipe, Dtype,
-    FrameSampling, Freeze, KvLayout, KvUpdate, LlmFreeze, Open, PaddingSide, PositionIds, PromptRecipe, Quantization,
-    RawManifest, ResizeFilter, SizeRounding, VisionFreeze, VisionInput,
+    FrameSampling, Freeze, KvLayout, KvUpdate, LlmFreeze, Open, PaddingSide, PaperFinding, PositionIds, PromptRecipe,
+    Quantization, RawManifest, ResizeFilter, SizeRounding, VisionFreeze, VisionInput,
 };
 
 use crate::error::{Error, Result};
@@ -65,6 +65,8 @@ pub struct Manifest {
     pub changes: Option<String>,
     /// What the paper reports for that axis.
     pub paper: Option<String>,
+    /// Which way the paper found the variant against the baseline, where it reports a direction.
+    pub paper_finding: Option<PaperFinding>,
     /// The variant this one repeats with another training seed.
     pub seed_of: Option<String>,
     /// Model dimensions.
@@ -601,6 +603,7 @@ impl TryFrom<ManifestSource<'_>> for Manifest {
             axes,
             changes: raw.changes.clone(),
             paper: raw.paper.clone(),
+            paper_finding: raw.paper_finding,
             seed_of: raw.seed_of.clone(),
             model,
             kv_cache,

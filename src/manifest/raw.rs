@@ -45,6 +45,10 @@ pub struct RawManifest {
     /// What the Lynx paper reports for this axis.
     #[serde(default)]
     pub paper: Option<String>,
+    /// Which way the Lynx paper found this variant against the baseline, where it reports a
+    /// direction: what `report`'s findings table holds the measured verdict to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paper_finding: Option<PaperFinding>,
     /// The variant this one repeats with another training seed (`provenance.seed`); comparisons
     /// fold the two into one row with the spread over seeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,6 +162,34 @@ pub struct RawAxes {
     /// What the model sees of the picture: `picture`, `blank` (the matched blind control) or `none`
     /// (no vision at all); the older `true` / `false` read as `picture` / `none`.
     pub vision_input: RawVisionInput,
+}
+
+/// `paper_finding`: the direction of a variant's accuracy against the baseline's that the Lynx
+/// paper reports for its axis (absent where the paper reports none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaperFinding {
+    /// The variant does better than the baseline.
+    Better,
+    /// The variant does worse.
+    Worse,
+    /// The variant does no better ("matches or beats", "no clear gain"): only a significant gain
+    /// contradicts it, and only a significant loss shows it.
+    NotBetter,
+    /// The variant does no worse: the mirror of `not_better`.
+    NotWorse,
+}
+
+impl PaperFinding {
+    /// The value as written in YAML.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaperFinding::Better => "better",
+            PaperFinding::Worse => "worse",
+            PaperFinding::NotBetter => "not_better",
+            PaperFinding::NotWorse => "not_worse",
+        }
+    }
 }
 
 /// `axes.vision_input`: what a variant sees of the picture it is handed.

@@ -27,7 +27,7 @@ use super::pareto::noisy_front;
 use crate::bench::LatencyReport;
 use crate::error::{Error, Result};
 use crate::eval::{aligned_outcomes, summarize, Prediction, Summary};
-use crate::manifest::VisionInput;
+use crate::manifest::{PaperFinding, VisionInput};
 use crate::score::{self, Accuracy, PairedTest, WelchTest};
 
 /// Significance level of every claim, after correction.
@@ -42,6 +42,9 @@ pub struct VariantResult {
     pub changes: Option<String>,
     /// What the paper reported for that axis.
     pub paper: Option<String>,
+    /// Which way the paper found the variant against the baseline (manifest `paper_finding`).
+    #[serde(default)]
+    pub paper_finding: Option<PaperFinding>,
     /// Where an imported variant comes from (its manifest's `origin: imported`); `None` for the
     /// zoo's own variants.
     #[serde(default)]
@@ -72,6 +75,7 @@ impl VariantResult {
             name: name.into(),
             changes: None,
             paper: None,
+            paper_finding: None,
             imported: None,
             vision_input: VisionInput::Picture,
             seed: None,
@@ -220,6 +224,9 @@ pub struct Row {
     pub changes: Option<String>,
     /// What the paper reported for that axis.
     pub paper: Option<String>,
+    /// Which way the paper found the variant against the baseline.
+    #[serde(default)]
+    pub paper_finding: Option<PaperFinding>,
     /// Where an imported variant comes from (`None` for the zoo's own variants and the floor).
     #[serde(default)]
     pub imported: Option<Imported>,
@@ -347,6 +354,7 @@ impl Comparison {
                     vision_input: r.vision_input,
                     changes: r.changes.clone(),
                     paper: r.paper.clone(),
+                    paper_finding: r.paper_finding,
                     imported: r.imported.clone(),
                     summary: summarize(&r.predictions),
                     seeds: spread(&r.name),
@@ -370,6 +378,7 @@ impl Comparison {
                     vision_input: VisionInput::None,
                     changes: None,
                     paper: None,
+                    paper_finding: None,
                     imported: None,
                     summary: summarize(&f.predictions),
                     seeds: None,

@@ -9,6 +9,7 @@ use super::compare::{Claim, Comparison};
 use super::table::{render, Format, Record, Table, TableName};
 use super::views::DEFAULT_TABLES;
 use crate::error::Result;
+use crate::manifest::PaperFinding;
 use crate::results::splice::{BEGIN, END};
 
 /// What the generated part of the report shows.
@@ -41,11 +42,11 @@ pub fn section(s: &Section<'_>) -> Result<String> {
         s.bench.display(),
         s.limit.map_or_else(String::new, |l| format!(", first {l} items"))
     ));
+    let main_label = s.bench.parent().map_or_else(|| "main".into(), |p| p.display().to_string());
+    let mut all: Vec<(String, &Comparison)> = vec![(main_label, c)];
+    all.extend(s.splits.iter().map(|(l, split)| (l.clone(), split)));
     let mut tables = Vec::new();
     if !s.splits.is_empty() {
-        let main_label = s.bench.parent().map_or_else(|| "main".into(), |p| p.display().to_string());
-        let mut all: Vec<(String, &Comparison)> = vec![(main_label, c)];
-        all.extend(s.splits.iter().map(|(l, split)| (l.clone(), split)));
         tables.push(splits_table(&all)?);
     }
     let available: Vec<TableName> = DEFAULT_TABLES
@@ -57,19 +58,9 @@ pub fn section(s: &Section<'_>) -> Result<String> {
     if let Some(rel) = &s.plot {
         body.push_str(&format!("\n![accuracy against latency]({rel})\n"));
     }
-    let papers: Vec<String> = c
-        .rows
-        .iter()
-        .filter_map(|r| {
-            r.paper.as_ref().map(|p| format!("| {} | {} | {} |", r.name, r.changes.clone().unwrap_or_default(), p))
-        })
-        .collect();
-    if !papers.is_empty() {
-        body.push_str(
-            "\n### What the paper reported for each axis\n\n| variant | changes | Lynx |\n| --- | --- | --- |\n",
-        );
-        body.push_str(&papers.join("\n"));
+    if c.rows.iter().any(|r| r.paper.is_some()) {
         body.push('\n');
+        body.push_str(&render(&[findings_table(&all)?], Format::Markdown)?);
     }
     let imported: Vec<String> = c
         .rows
@@ -105,6 +96,138 @@ fn key(label: &str) -> String {
     k.trim_matches('_').to_string()
 }
 
+/// What the claims of one variant on every split add up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Claimed better than the baseline on every split.
+    Better,
+    /// Claimed worse on every split.
+    Worse,
+    /// Claimed on some split, not on all, or in opposite directions: no claim.
+    SplitDependent,
+    /// Claimed on no split (or not run on one).
+    NoDifference,
+}
+
+impl Verdict {
+    /// The verdict of the claims on each split (`None`: not run there).
+    pub fn of(claims: &[Option<Claim>]) -> Verdict {
+        match claims {
+            all if !all.is_empty() && all.iter().all(|c| *c == Some(Claim::Better)) => Verdict::Better,
+            all if !all.is_empty() && all.iter().all(|c| *c == Some(Claim::Worse)) => Verdict::Worse,
+            all if all.iter().any(|c| c.is_some_and(Claim::is_claimed)) => Verdict::SplitDependent,
+            _ => Verdict::NoDifference,
+        }
+    }
+
+    /// For people.
+    pub fn text(self) -> &'static str {
+        match self {
+            Verdict::Better => "better on every split",
+            Verdict::Worse => "worse on every split",
+            Verdict::SplitDependent => "split-dependent: no claim",
+            Verdict::NoDifference => "no difference shown",
+        }
+    }
+}
+
+/// Whether a finding of the paper holds here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reproduction {
+    /// The verdict here goes the paper's way on every split.
+    Reproduced,
+    /// The verdict here goes against it on every split.
+    NotReproduced,
+    /// No verdict on every split: too small a difference for these items and seeds, or one that
+    /// depends on the split.
+    Inconclusive,
+}
+
+impl Reproduction {
+    /// `found` held against `verdict`. A `not_better` finding is shown by a loss and contradicted
+    /// by a gain; no difference shown proves no equality, so it stays inconclusive.
+    pub fn of(found: PaperFinding, verdict: Verdict) -> Reproduction {
+        use PaperFinding as F;
+        match (found, verdict) {
+            (F::Worse | F::NotBetter, Verdict::Worse) | (F::Better | F::NotWorse, Verdict::Better) => {
+                Reproduction::Reproduced
+            }
+            (F::Worse | F::NotBetter, Verdict::Better) | (F::Better | F::NotWorse, Verdict::Worse) => {
+                Reproduction::NotReproduced
+            }
+            _ => Reproduction::Inconclusive,
+        }
+    }
+
+    /// For people (and the record).
+    pub fn text(self) -> &'static str {
+        match self {
+            Reproduction::Reproduced => "reproduced",
+            Reproduction::NotReproduced => "not reproduced",
+            Reproduction::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// Each variant whose manifest says what the paper reported (`paper`), with the direction it found
+/// (`paper_finding`), the difference to the baseline on each split (Holm-adjusted p, spread over
+/// training seeds where there are replicates) and whether the finding is reproduced here. The first
+/// split's rows set the order; a variant without `paper_finding` reports no direction to hold.
+pub fn findings_table(splits: &[(String, &Comparison)]) -> Result<Table> {
+    let mut t = Table::new(
+        TableName::Findings,
+        "Lynx's findings, measured here",
+        &["variant", "changes", "Lynx", "Lynx found", "Δ pts (p Holm; seed sd) per split", "here", "finding"],
+    );
+    let Some((_, first)) = splits.first() else { return Ok(t) };
+    for row in first.rows.iter().filter(|r| r.paper.is_some()) {
+        let mut deltas = Vec::new();
+        let mut claims = Vec::new();
+        for (_, c) in splits {
+            let r = c.row(&row.name);
+            let d = r.and_then(|r| r.vs_baseline.as_ref());
+            deltas.push(d.map_or_else(
+                || "not run".into(),
+                |d| {
+                    let sd = r
+                        .and_then(|r| r.seeds.as_ref())
+                        .map_or_else(String::new, |s| format!("; sd {:.1}", s.sd * 100.0));
+                    format!("{:+.1} ({}{sd})", d.test.difference * 100.0, super::views::p_text(d.p_holm))
+                },
+            ));
+            claims.push(d.map(|d| d.claim));
+        }
+        let verdict = Verdict::of(&claims);
+        let reproduction = row.paper_finding.map(|f| Reproduction::of(f, verdict));
+        let found = row.paper_finding.map_or("no direction", PaperFinding::as_str);
+        let here = if row.vs_baseline.is_some() { verdict.text() } else { "baseline" };
+        let finding = reproduction.map_or("-", Reproduction::text);
+        t.push(
+            vec![
+                row.name.clone(),
+                row.changes.clone().unwrap_or_default(),
+                row.paper.clone().unwrap_or_default(),
+                found.into(),
+                deltas.join(" / "),
+                here.into(),
+                finding.into(),
+            ],
+            Record::new()
+                .text("variant", &row.name)
+                .opt_text("changes", row.changes.clone())
+                .opt_text("paper_finding", row.paper_finding.map(|f| f.as_str().to_string()))
+                .text("verdict", here)
+                .opt_text("reproduction", reproduction.map(|r| r.text().to_string())),
+        )?;
+    }
+    t.notes.push(format!(
+        "A finding is reproduced when the difference here goes its way on every split ({}), not reproduced when it goes against it on every split, inconclusive otherwise; `not_better` (`not_worse`) findings are shown by a loss (gain) and contradicted by a gain (loss). Splits: {}.",
+        "claimed: Holm-adjusted p < 0.05 and, with replicates, Welch's test over the seeds agrees",
+        splits.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>().join(", ")
+    ));
+    Ok(t)
+}
+
 /// The difference of every variant to the baseline on each split, with the Holm-adjusted p-value
 /// and the claim, and whether the verdict agrees across splits. `splits` pairs a label (`data/test`,
 /// `fresh seed 7`) with the comparison on that split; the first split's rows set the order.
@@ -135,12 +258,7 @@ pub fn splits_table(splits: &[(String, &Comparison)]) -> Result<Table> {
                 .opt_text(&format!("{k}_claim"), d.map(|d| d.claim.name()));
             claims.push(d.map(|d| d.claim));
         }
-        let verdict = match claims.as_slice() {
-            all if all.iter().all(|c| *c == Some(Claim::Better)) => "better on every split",
-            all if all.iter().all(|c| *c == Some(Claim::Worse)) => "worse on every split",
-            all if all.iter().any(|c| c.is_some_and(Claim::is_claimed)) => "split-dependent: no claim",
-            _ => "no difference shown",
-        };
+        let verdict = Verdict::of(&claims).text();
         cells.push(verdict.into());
         record = record.text("verdict", verdict);
         t.push(cells, record)?;
@@ -156,9 +274,77 @@ pub fn splits_table(splits: &[(String, &Comparison)]) -> Result<Table> {
 mod tests {
     use super::*;
 
+    use crate::report::compare::tests::variant;
+    use crate::report::compare::VariantResult;
+
     #[test]
     fn split_labels_become_record_keys() {
         assert_eq!(key("fresh seed 7"), "fresh_seed_7");
         assert_eq!(key("data/test"), "data_test");
+    }
+
+    #[test]
+    fn a_finding_is_reproduced_only_by_a_verdict_on_every_split() {
+        use Claim::{Better, NotSignificant, Worse};
+        assert_eq!(Verdict::of(&[Some(Worse), Some(Worse)]), Verdict::Worse);
+        assert_eq!(Verdict::of(&[Some(Worse), Some(NotSignificant)]), Verdict::SplitDependent);
+        assert_eq!(Verdict::of(&[Some(Worse), None]), Verdict::SplitDependent);
+        assert_eq!(Verdict::of(&[Some(Better), Some(Worse)]), Verdict::SplitDependent);
+        assert_eq!(Verdict::of(&[Some(NotSignificant), None]), Verdict::NoDifference);
+        assert_eq!(Verdict::of(&[]), Verdict::NoDifference);
+        let of = Reproduction::of;
+        assert_eq!(of(PaperFinding::Worse, Verdict::Worse), Reproduction::Reproduced);
+        assert_eq!(of(PaperFinding::Worse, Verdict::Better), Reproduction::NotReproduced);
+        assert_eq!(of(PaperFinding::Worse, Verdict::NoDifference), Reproduction::Inconclusive);
+        assert_eq!(of(PaperFinding::Better, Verdict::Better), Reproduction::Reproduced);
+        assert_eq!(of(PaperFinding::Better, Verdict::SplitDependent), Reproduction::Inconclusive);
+        // "no better": a loss shows it, a gain contradicts it, no difference proves nothing
+        assert_eq!(of(PaperFinding::NotBetter, Verdict::Worse), Reproduction::Reproduced);
+        assert_eq!(of(PaperFinding::NotBetter, Verdict::Better), Reproduction::NotReproduced);
+        assert_eq!(of(PaperFinding::NotBetter, Verdict::NoDifference), Reproduction::Inconclusive);
+        assert_eq!(of(PaperFinding::NotWorse, Verdict::Worse), Reproduction::NotReproduced);
+    }
+
+    #[test]
+    fn the_findings_table_holds_each_paper_finding_to_the_verdict_on_every_split() {
+        let base: Vec<bool> = (0..400).map(|i| i % 2 == 0).collect();
+        let worse: Vec<bool> = (0..400).map(|i| i % 2 == 0 && i % 5 != 0).collect(); // -10 points
+        let same = base.clone();
+        let paper = |name: &str, correct: &[bool], found: Option<PaperFinding>| VariantResult {
+            paper: Some(format!("what Lynx says of {name}")),
+            changes: Some("connector".into()),
+            paper_finding: found,
+            ..variant(name, correct)
+        };
+        let on = |worse_here: &[bool]| {
+            Comparison::new(
+                vec![
+                    VariantResult { paper: Some("the final recipe".into()), ..variant("lynx", &base) },
+                    paper("lynx-xattn", worse_here, Some(PaperFinding::Worse)),
+                    paper("lynx-tokens-64", &same, Some(PaperFinding::NotBetter)),
+                    paper("lynx-gpt2", &worse, None),
+                    variant("unrelated", &worse),
+                ],
+                "lynx",
+                None,
+            )
+            .unwrap()
+        };
+        let (test, fresh) = (on(&worse), on(&worse));
+        let t = findings_table(&[("data/test".into(), &test), ("fresh seed 7".into(), &fresh)]).unwrap();
+        let finding = |name: &str| {
+            let i = t.rows.iter().position(|r| r[0] == name).unwrap_or_else(|| panic!("no row {name}"));
+            (t.rows[i][5].clone(), t.rows[i][6].clone())
+        };
+        assert_eq!(t.rows.len(), 4, "every variant with a `paper`, none without: {:?}", t.rows);
+        assert_eq!(finding("lynx"), ("baseline".into(), "-".into()));
+        assert_eq!(finding("lynx-xattn"), ("worse on every split".into(), "reproduced".into()));
+        assert_eq!(finding("lynx-tokens-64"), ("no difference shown".into(), "inconclusive".into()));
+        assert_eq!(finding("lynx-gpt2"), ("worse on every split".into(), "-".into()), "no direction to hold");
+        assert!(t.rows[1][4].starts_with("-10.0 (<0.001) / -10.0"), "{}", t.rows[1][4]);
+        // worse on one split only: no finding either way
+        let half = on(&same);
+        let t = findings_table(&[("data/test".into(), &test), ("fresh seed 7".into(), &half)]).unwrap();
+        assert_eq!((t.rows[1][5].as_str(), t.rows[1][6].as_str()), ("split-dependent: no claim", "inconclusive"));
     }
 }

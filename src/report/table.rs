@@ -132,6 +132,9 @@ pub enum TableName {
     Pareto,
     /// Differences to the baseline on several benchmark splits side by side (`report --also`).
     Splits,
+    /// Each finding of the Lynx paper (`paper_finding`) against the verdict here: reproduced, not
+    /// reproduced or inconclusive.
+    Findings,
 }
 
 impl TableName {
@@ -143,6 +146,7 @@ impl TableName {
             TableName::Latency => "latency",
             TableName::Pareto => "pareto",
             TableName::Splits => "splits",
+            TableName::Findings => "findings",
         }
     }
 }

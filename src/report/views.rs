@@ -321,7 +321,7 @@ impl Comparison {
                 TableName::PerClass => Some(self.per_class_table()),
                 TableName::Latency => Some(self.latency_table()),
                 TableName::Pareto => Some(self.pareto_table()),
-                TableName::Splits => None,
+                TableName::Splits | TableName::Findings => None,
             })
             .collect()
     }
