@@ -89,6 +89,7 @@ class Plan:
     checkpoint_every: int = 200  # steps between checkpoints of a training stage
     probe_val_n: int = 600  # gate 1: a val split (seed 2) answered from its captions
     probe_val_seed: int = 2
+    probe_heldout_n: int | None = None  # held-out phrasings of data/test probed (None: all 194 of them)
     seed: int = 0  # training seed of every stage
 
     def decoder(self, key: str, vocab_size: int) -> DecoderConfig:
@@ -112,7 +113,7 @@ PLANS = {
                   backbones={"llama-small": _tiny(Family.LLAMA), "llama-large": _tiny(Family.LLAMA),
                              "gpt2-small": _tiny(Family.GPT2)},
                   lm_steps=12, lm_batch=4, lm_seq=32, chat_steps=12, chat_batch=4, checkpoint_every=5,
-                  probe_val_n=30),
+                  probe_val_n=30, probe_heldout_n=24),
 }
 
 
@@ -322,7 +323,7 @@ class Foundation:
         test = repo_root() / "data" / "test"
         if (test / "captions.jsonl").exists():
             result["test_heldout"] = caption_probe(model, self.codec(), test, self.generator, self.work / "probe",
-                                                   phrasing="heldout")
+                                                   phrasing="heldout", limit=self.plan.probe_heldout_n)
         result["seconds"] = round(time.time() - t, 1)
         path.write_text(json.dumps(result) + "\n")
         self.log(f"{backbone} probe: {json.dumps(result)}")
@@ -465,10 +466,10 @@ def greedy_answer(model: Decoder, codec: TextCodec, question: str, max_new: int 
 
 
 def caption_probe(model: Decoder, codec: TextCodec, split: Path, generator: list[str], work: Path,
-                  phrasing: str | None = None) -> dict:
-    """Answers each image item of `split` (optionally only those of one phrasing pool) from
-    "Picture: {caption}. {question}" and scores them with `lynx-zoo data score`: the mean over
-    the image classes and each class's accuracy."""
+                  phrasing: str | None = None, limit: int | None = None) -> dict:
+    """Answers each image item of `split` (optionally only those of one phrasing pool, and only the
+    first `limit`) from "Picture: {caption}. {question}" and scores them with `lynx-zoo data
+    score`: the mean over the image classes and each class's accuracy."""
     model.eval()
     captions = {}
     for line in (split / "captions.jsonl").open():
@@ -482,7 +483,7 @@ def caption_probe(model: Decoder, codec: TextCodec, split: Path, generator: list
             continue
         if r["class"] not in classes:
             classes.append(r["class"])
-        if phrasing is not None and r.get("phrasing") != phrasing:
+        if (phrasing is not None and r.get("phrasing") != phrasing) or (limit is not None and len(rows) >= limit):
             continue
         rows.append(json.dumps({**r, "image": str((split / r["image"]).resolve())}))
         pred = greedy_answer(model, codec, f"Picture: {captions[r['image']]}. {r['question']}")
