@@ -475,7 +475,8 @@ def caption_probe(model: Decoder, codec: TextCodec, split: Path, generator: list
     for line in (split / "captions.jsonl").open():
         r = json.loads(line)
         captions[r["image"]] = r["caption"]
-    rows, preds = [], []
+    rows: list[str] = []
+    preds: list[str] = []
     classes: list[str] = []  # the image classes of the split, in the order the data gives them
     for line in (split / "annotations.jsonl").open():
         r = json.loads(line)
