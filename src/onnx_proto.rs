@@ -39,46 +39,99 @@ type Walk<T> = std::result::Result<T, ProtoError>;
 /// The `location` of every external-data entry in the model, sorted and without repeats.
 pub fn external_locations(model: &[u8]) -> Walk<BTreeSet<String>> {
     let mut out = BTreeSet::new();
+    walk_model(model, &mut |tensor| {
+        if let Some(l) = external_location(tensor)? {
+            out.insert(l);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The bytes every tensor of the model (initializers, constants, in subgraphs and functions too)
+/// holds in memory: the product of its dims times its element size, wherever it is stored (inline,
+/// as raw or typed data, or in an external file). At batch 1 a decoder step reads each weight once,
+/// so this is what the memory-bandwidth floor divides (`crate::bench::floor`). A tensor of strings
+/// or of an unknown element type counts no bytes.
+pub fn tensor_bytes(model: &[u8]) -> Walk<u64> {
+    let mut bits = 0u128;
+    walk_model(model, &mut |tensor| {
+        let (mut elements, mut elem_type) = (1u128, 0i64);
+        for field in Fields::new(tensor) {
+            match field? {
+                (1, Wire::Varint(d)) => elements = elements.saturating_mul(u128::from(d)),
+                (1, Wire::Len(packed)) => {
+                    let mut dims = Fields::new(packed);
+                    while !dims.rest.is_empty() {
+                        elements = elements.saturating_mul(u128::from(dims.varint()?));
+                    }
+                }
+                (2, Wire::Varint(t)) => elem_type = t as i64,
+                _ => {}
+            }
+        }
+        bits = bits.saturating_add(elements.saturating_mul(u128::from(elem_bits(elem_type))));
+        Ok(())
+    })?;
+    Ok(u64::try_from(bits.div_ceil(8)).unwrap_or(u64::MAX))
+}
+
+/// Bits per element of a `TensorProto.DataType` (0 for strings and unknown types).
+fn elem_bits(elem_type: i64) -> u64 {
+    match elem_type {
+        1 | 6 | 12 => 32,         // float, int32, uint32
+        2 | 3 | 9 | 17..=20 => 8, // uint8, int8, bool, the float8 types
+        4 | 5 | 10 | 16 => 16,    // uint16, int16, float16, bfloat16
+        7 | 11 | 13 | 14 => 64,   // int64, double, uint64, complex64
+        15 => 128,                // complex128
+        21..=23 => 4,             // uint4, int4, float4e2m1
+        _ => 0,
+    }
+}
+
+/// Calls `tensor` with every TensorProto of the model: graph initializers (dense and sparse),
+/// node attribute tensors, in every subgraph and function.
+fn walk_model(model: &[u8], tensor: &mut dyn FnMut(&[u8]) -> Walk<()>) -> Walk<()> {
     for field in Fields::new(model) {
         let (number, value) = field?;
         match (number, value) {
-            (7, Wire::Len(graph)) => walk_graph(graph, 0, &mut out)?,
+            (7, Wire::Len(graph)) => walk_graph(graph, 0, tensor)?,
             (25, Wire::Len(function)) => {
                 for f in Fields::new(function) {
                     if let (7, Wire::Len(node)) = f? {
-                        walk_node(node, 0, &mut out)?;
+                        walk_node(node, 0, tensor)?;
                     }
                 }
             }
             _ => {}
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-fn walk_graph(graph: &[u8], depth: usize, out: &mut BTreeSet<String>) -> Walk<()> {
+fn walk_graph(graph: &[u8], depth: usize, tensor: &mut dyn FnMut(&[u8]) -> Walk<()>) -> Walk<()> {
     if depth > MAX_GRAPH_DEPTH {
         return Err(ProtoError(format!("graphs nest deeper than {MAX_GRAPH_DEPTH} levels")));
     }
     for field in Fields::new(graph) {
         match field? {
-            (1, Wire::Len(node)) => walk_node(node, depth, out)?,
-            (5, Wire::Len(tensor)) => walk_tensor(tensor, out)?,
-            (15, Wire::Len(sparse)) => walk_sparse(sparse, out)?,
+            (1, Wire::Len(node)) => walk_node(node, depth, tensor)?,
+            (5, Wire::Len(t)) => tensor(t)?,
+            (15, Wire::Len(sparse)) => walk_sparse(sparse, tensor)?,
             _ => {}
         }
     }
     Ok(())
 }
 
-fn walk_node(node: &[u8], depth: usize, out: &mut BTreeSet<String>) -> Walk<()> {
+fn walk_node(node: &[u8], depth: usize, tensor: &mut dyn FnMut(&[u8]) -> Walk<()>) -> Walk<()> {
     for field in Fields::new(node) {
         if let (5, Wire::Len(attribute)) = field? {
             for a in Fields::new(attribute) {
                 match a? {
-                    (5 | 10, Wire::Len(tensor)) => walk_tensor(tensor, out)?,
-                    (6 | 11, Wire::Len(graph)) => walk_graph(graph, depth + 1, out)?,
-                    (22 | 23, Wire::Len(sparse)) => walk_sparse(sparse, out)?,
+                    (5 | 10, Wire::Len(t)) => tensor(t)?,
+                    (6 | 11, Wire::Len(graph)) => walk_graph(graph, depth + 1, tensor)?,
+                    (22 | 23, Wire::Len(sparse)) => walk_sparse(sparse, tensor)?,
                     _ => {}
                 }
             }
@@ -87,16 +140,17 @@ fn walk_node(node: &[u8], depth: usize, out: &mut BTreeSet<String>) -> Walk<()> 
     Ok(())
 }
 
-fn walk_sparse(sparse: &[u8], out: &mut BTreeSet<String>) -> Walk<()> {
+fn walk_sparse(sparse: &[u8], tensor: &mut dyn FnMut(&[u8]) -> Walk<()>) -> Walk<()> {
     for field in Fields::new(sparse) {
-        if let (1 | 2, Wire::Len(tensor)) = field? {
-            walk_tensor(tensor, out)?;
+        if let (1 | 2, Wire::Len(t)) = field? {
+            tensor(t)?;
         }
     }
     Ok(())
 }
 
-fn walk_tensor(tensor: &[u8], out: &mut BTreeSet<String>) -> Walk<()> {
+/// The external-data `location` of a tensor stored externally (`None` for one stored inline).
+fn external_location(tensor: &[u8]) -> Walk<Option<String>> {
     let mut external = false;
     let mut location = None;
     for field in Fields::new(tensor) {
@@ -122,13 +176,10 @@ fn walk_tensor(tensor: &[u8], out: &mut BTreeSet<String>) -> Walk<()> {
         }
     }
     match (external, location) {
-        (true, Some(l)) => {
-            out.insert(l);
-            Ok(())
-        }
+        (true, Some(l)) => Ok(Some(l)),
         (true, None) => Err(ProtoError("a tensor stored externally names no `location`".to_string())),
         // A location without data_location = EXTERNAL is ignored by ONNX Runtime too.
-        (false, _) => Ok(()),
+        (false, _) => Ok(None),
     }
 }
 
@@ -489,6 +540,42 @@ mod tests {
         let bytes = std::fs::read("tests/fixtures/runtime/zoo/onnx/tiny-decoder.onnx")?;
         let found = external_locations(&bytes).map_err(|e| std::io::Error::other(e.0))?;
         assert_eq!(found, BTreeSet::from(["tiny-decoder.data".to_string()]));
+        // what `onnx` counts (prod(dims) x element size over initializers and constants): its
+        // external weights (38 656 bytes in tiny-decoder.data) and the small tensors kept inline
+        assert_eq!(tensor_bytes(&bytes), Ok(39_604));
         Ok(())
+    }
+
+    fn tensor(dims: &[u64], elem_type: u64, packed: bool) -> Vec<u8> {
+        let mut t = Vec::new();
+        if packed {
+            let mut body = Vec::new();
+            dims.iter().for_each(|d| varint(*d, &mut body));
+            t.extend(len(1, &body));
+        } else {
+            for d in dims {
+                varint(1 << 3, &mut t);
+                varint(*d, &mut t);
+            }
+        }
+        varint(2 << 3, &mut t);
+        varint(elem_type, &mut t);
+        t
+    }
+
+    #[test]
+    fn tensor_bytes_are_elements_times_their_size_wherever_they_are_stored() {
+        let float = tensor(&[4, 8], 1, true); // 128 bytes
+        let int4 = tensor(&[3, 5], 22, false); // 15 nibbles: 7.5 bytes
+        let strings = tensor(&[9], 8, true); // no size
+        let scalar = tensor(&[], 7, true); // one int64
+        let mut external = external_tensor("w.data");
+        external.extend(tensor(&[10], 10, false)); // 10 float16, stored elsewhere: 20 bytes
+        let inner = len(5, &int4);
+        let attribute = [len(1, b"then_branch"), len(6, &inner)].concat();
+        let graph = [len(5, &float), len(5, &strings), len(5, &scalar), len(5, &external), len(1, &len(5, &attribute))]
+            .concat();
+        assert_eq!(tensor_bytes(&len(7, &graph)), Ok(128 + 8 + 20 + 8)); // 7.5 rounds up with the rest
+        assert!(tensor_bytes(&[0x3a, 5, 1]).is_err());
     }
 }

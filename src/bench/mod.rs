@@ -10,6 +10,7 @@
 //! bootstrap interval over the items ([`stats`]), so that a comparison can tell a difference from
 //! noise.
 
+pub mod floor;
 pub mod stats;
 
 pub use stats::paired_difference_ci;
@@ -164,6 +165,11 @@ pub struct LatencyReport {
     pub parameters_total: u64,
     /// Trainable parameters (from the manifest).
     pub parameters_trainable: u64,
+    /// The median batch-1 decode step against the memory-bandwidth floor measured in the same run
+    /// (`None` in reports written before it was measured, or when the decoder's tensors could not
+    /// be counted).
+    #[serde(default)]
+    pub memory_floor: Option<floor::MemoryFloor>,
 }
 
 /// The CPU model name, or `unknown`.
@@ -247,7 +253,13 @@ pub fn measure_variants(
     run_id: &str,
 ) -> Result<Vec<LatencyReport>> {
     let requests: Vec<Request> = items.iter().map(|r| Request::new(r.media.clone(), r.question.clone())).collect();
-    let load_1min = load_average();
+    let run = Run {
+        id: run_id,
+        interleaved_with: 1,
+        load_1min: load_average(),
+        // Before any variant loads: the buffers are freed by the time resident memory is measured.
+        bandwidth: floor::Bandwidth::measure(runtime.intra_threads()),
+    };
     if options.interleave {
         let mut timed = Vec::with_capacity(variants.len());
         for name in variants {
@@ -256,7 +268,10 @@ pub fn measure_variants(
         for _ in 0..options.repeats.max(1) {
             time_round(&mut timed, &requests, options)?;
         }
-        timed.into_iter().map(|t| report(t, &requests, runtime, options, run_id, variants.len(), load_1min)).collect()
+        timed
+            .into_iter()
+            .map(|t| report(t, &requests, runtime, options, &Run { interleaved_with: variants.len(), ..run }))
+            .collect()
     } else {
         let mut out = Vec::with_capacity(variants.len());
         for name in variants {
@@ -264,10 +279,20 @@ pub fn measure_variants(
             for _ in 0..options.repeats.max(1) {
                 time_round(std::slice::from_mut(&mut t), &requests, options)?;
             }
-            out.push(report(t, &requests, runtime, options, run_id, 1, load_1min)?);
+            out.push(report(t, &requests, runtime, options, &run)?);
         }
         Ok(out)
     }
+}
+
+/// What the variants timed together share: the run's id, how many were interleaved, the load
+/// average at its start and the memory bandwidth measured before any of them loaded.
+#[derive(Debug, Clone, Copy)]
+struct Run<'a> {
+    id: &'a str,
+    interleaved_with: usize,
+    load_1min: Option<f64>,
+    bandwidth: floor::Bandwidth,
 }
 
 /// Hands freed heap pages back to the kernel (glibc), so that the memory a variant is about to add
@@ -356,9 +381,7 @@ fn report(
     requests: &[Request],
     runtime: &RuntimeOptions,
     options: &BenchOptions,
-    run_id: &str,
-    interleaved_with: usize,
-    load_1min: Option<f64>,
+    run: &Run<'_>,
 ) -> Result<LatencyReport> {
     // Image and video items are timed in equal numbers by design: intervals resample within each.
     let item_is_video: Vec<bool> = requests.iter().map(|r| matches!(r.media, Media::Video(_))).collect();
@@ -412,10 +435,15 @@ fn report(
     let manifest = t.model.manifest();
     let files: BTreeSet<&std::path::Path> = manifest.files().into_iter().map(|f| f.path.as_path()).collect();
     let disk_bytes = files.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let decoder_weight_bytes = std::fs::read(&manifest.graphs.decoder.file.path)
+        .ok()
+        .and_then(|bytes| crate::onnx_proto::tensor_bytes(&bytes).ok())
+        .filter(|b| *b > 0);
+    let median_step = (stages.per_token.n > 0).then_some(stages.per_token.median_ms);
     Ok(LatencyReport {
         variant: t.model.name().to_string(),
-        run_id: run_id.to_string(),
-        interleaved_with,
+        run_id: run.id.to_string(),
+        interleaved_with: run.interleaved_with,
         machine: MachineInfo {
             cpu: cpu_model(),
             cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -424,7 +452,7 @@ fn report(
             threads: runtime.intra_threads(),
             lynx_zoo: env!("CARGO_PKG_VERSION").to_string(),
             date: utc_now(),
-            load_1min,
+            load_1min: run.load_1min,
         },
         items: requests.len(),
         repeats: options.repeats.max(1),
@@ -437,6 +465,7 @@ fn report(
         disk_bytes,
         parameters_total: manifest.parameters.total,
         parameters_trainable: manifest.parameters.trainable,
+        memory_floor: decoder_weight_bytes.map(|b| floor::MemoryFloor::new(b, run.bandwidth, median_step)),
     })
 }
 
@@ -512,6 +541,12 @@ pub(crate) fn sample_report(variant: &str, ms: f64) -> LatencyReport {
         disk_bytes: 1_000_000,
         parameters_total: 2_000_000,
         parameters_trainable: 10_000,
+        // 4 MB at 20 GB/s: a 0.2 ms floor, against a median step of `ms`
+        memory_floor: Some(floor::MemoryFloor::new(
+            4_000_000,
+            floor::Bandwidth { read_gbps: 20.0, triad_gbps: 10.0, threads: 1 },
+            Some(ms),
+        )),
     }
 }
 

@@ -225,7 +225,11 @@ impl Comparison {
                 med(&st.connector),
                 med(&st.prefill),
                 med(&st.ttft),
-                med(&st.per_token),
+                match l.memory_floor.and_then(|f| f.step_over_floor) {
+                    Some(x) if st.per_token.n > 0 && x < 10.0 => format!("{} ({x:.1}x)", med(&st.per_token)),
+                    Some(x) if st.per_token.n > 0 => format!("{} ({x:.0}x)", med(&st.per_token)),
+                    _ => med(&st.per_token),
+                },
                 mean_ci(&st.end_to_end),
             ];
             t.push(cells, latency_record(row, l, b))?;
@@ -235,6 +239,13 @@ impl Comparison {
             t.notes.push(format!(
                 "Measured {} on {} ({} cores), {}, {} with {} intra-op threads{load}; variants timed interleaved, medians over items x repeats, intervals resample items.",
                 m.date, m.cpu, m.cores, m.onnxruntime, m.provider, m.threads
+            ));
+        }
+        if let Some(f) = self.rows.iter().find_map(|r| r.latency.as_ref().and_then(|l| l.memory_floor)) {
+            let bw = f.bandwidth;
+            t.notes.push(format!(
+                "per token (Nx): the median decode step is N times the memory-bandwidth floor, the decoder's weight bytes at the best memory bandwidth measured in the run (read-only {:.1} GB/s on {} threads, STREAM triad {:.1} GB/s): at batch 1 a step reads every weight once, so 1x is as fast as this machine's memory allows.",
+                bw.read_gbps, bw.threads, bw.triad_gbps
             ));
         }
         if runs.len() > 1 {
@@ -391,6 +402,11 @@ fn latency_record(row: &Row, l: &LatencyReport, b: usize) -> Record {
         .num("disk_mb", l.disk_bytes as f64 / 1e6)
         .num("params_total", l.parameters_total as f64)
         .num("params_trainable", l.parameters_trainable as f64)
+        .num("decoder_weight_mb", l.memory_floor.map(|f| f.decoder_weight_bytes as f64 / 1e6))
+        .num("read_gbps", l.memory_floor.map(|f| f.bandwidth.read_gbps))
+        .num("triad_gbps", l.memory_floor.map(|f| f.bandwidth.triad_gbps))
+        .num("step_floor_ms", l.memory_floor.map(|f| f.step_floor_ms))
+        .num("step_over_floor", l.memory_floor.and_then(|f| f.step_over_floor))
 }
 
 #[cfg(test)]
@@ -442,6 +458,20 @@ mod tests {
             p.class = classes[i % 11].into();
         }
         Comparison::new(results, "lynx", Some(floor)).unwrap()
+    }
+
+    #[test]
+    fn the_latency_table_sets_each_decode_step_against_the_memory_floor() {
+        let c = zoo();
+        let t = c.latency_table().unwrap();
+        let col = t.header.iter().position(|h| h == "per token").unwrap();
+        let lynx = t.rows.iter().find(|r| r[0].split_whitespace().next() == Some("lynx")).unwrap();
+        assert_eq!(lynx[col], "10.00 (50x)", "a 10 ms step over a 0.2 ms floor: {lynx:?}");
+        assert!(
+            t.notes.iter().any(|n| n.contains("read-only 20.0 GB/s on 1 threads, STREAM triad 10.0 GB/s")),
+            "{:?}",
+            t.notes
+        );
     }
 
     #[test]
