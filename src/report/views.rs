@@ -225,10 +225,10 @@ impl Comparison {
                 med(&st.connector),
                 med(&st.prefill),
                 med(&st.ttft),
+                // step_over_floor is None when no step was timed
                 match l.memory_floor.and_then(|f| f.step_over_floor) {
-                    Some(x) if st.per_token.n > 0 && x < 10.0 => format!("{} ({x:.1}x)", med(&st.per_token)),
-                    Some(x) if st.per_token.n > 0 => format!("{} ({x:.0}x)", med(&st.per_token)),
-                    _ => med(&st.per_token),
+                    Some(x) => format!("{} ({x:.*}x)", med(&st.per_token), usize::from(x < 10.0)),
+                    None => med(&st.per_token),
                 },
                 mean_ci(&st.end_to_end),
             ];
