@@ -42,6 +42,13 @@ from .train import device
 from .variant_training import VariantTraining
 
 PARITY_ATOL = 1e-4
+# The goldens' tolerance for a dynamically quantised graph (ONNX Runtime is its reference): how it
+# rounds activations to uint8 (DynamicQuantizeLinear, and its fusions) differs between x86 kernels,
+# so the same graph and inputs give other last logits on another CPU. Measured on `lynx-int8`:
+# 0.095 at most between goldens made on an AVX2 AMD EPYC and an AVX-512 VNNI Xeon (greedy tokens
+# identical; the int8 graph's own distance to its float graph is 0.18). Greedy tokens must still
+# match exactly.
+QUANTIZED_ATOL = 0.25
 # Bumped when the exported files change for the same trained weights (goldens, layout), so that
 # `_up_to_date` re-exports without retraining. 4: producer and `lynx.*` metadata in every graph
 # (ecosystem.py; `python -m lynx_export ecosystem` stamps a zoo of revision 3 without retraining).
@@ -373,7 +380,7 @@ class Build:
                           "last_logits": [round(float(x), 6) for x in last], "greedy_tokens": tokens,
                           "greedy_text": codec.decode(tokens).strip()})
         path = gdir / f"{v.name}.json"
-        doc = {"variant": v.name, "atol": PARITY_ATOL,
+        doc = {"variant": v.name, "atol": PARITY_ATOL if v.quantization is Quantization.NONE else QUANTIZED_ATOL,
                "reference": "onnxruntime" if v.quantization is not Quantization.NONE else "pytorch",
                "decoding": {"strategy": "greedy", "max_new_tokens": self.profile.max_new_tokens,
                             "min_new_tokens": 0, "stop": "</s> (not emitted)"},

@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 
 from . import onnx_io as O
+from .build import QUANTIZED_ATOL
 from .ecosystem import GraphOwner, stamp_file
 from .goldens import OrtGraphs, greedy
 from .tokenizer import TextCodec
@@ -86,6 +87,7 @@ def requantize(zoo: Path, variant: str, base: str, tmp: Path) -> dict:
         item["last_logits"] = [round(float(x), 6) for x in last]
         item["greedy_tokens"] = tokens
         item["greedy_text"] = codec.decode(tokens).strip()
+    doc["atol"] = QUANTIZED_ATOL
     golden_path.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
 
     # The manifest: new checksums and the decoder's distance from its float graph.

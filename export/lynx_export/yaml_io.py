@@ -25,7 +25,11 @@ def scalar(v) -> str:
     if isinstance(v, float):
         if math.isnan(v) or math.isinf(v):
             raise ValueError("non-finite float in manifest")
-        return repr(v)
+        text = repr(v)
+        if "e" in text and "." not in text:  # "2e-06": YAML 1.1 (PyYAML) reads a float only with a dot
+            mantissa, exponent = text.split("e")
+            text = f"{mantissa}.0e{exponent}"
+        return text
     s = str(v)
     if _PLAIN.match(s) and s.lower() not in _RESERVED:
         return s

@@ -10,6 +10,14 @@ def test_writer_round_trips_through_pyyaml():
     assert yaml.safe_load(yaml_io.dump(doc)) == doc
 
 
+def test_floats_without_a_dot_stay_floats_in_pyyaml():
+    # repr(2e-06) is "2e-06", which YAML 1.1 (PyYAML) reads as a string: an import's parity of
+    # exactly 2.000e-06 once came back from its manifest as "2e-06"
+    doc = {"parity": [2e-06, 1e-05, 1e16, -3e-300, 1.5e-07, 0.25]}
+    text = yaml_io.dump(doc)
+    assert yaml.safe_load(text) == doc == yaml_io.load(text)
+
+
 def test_reader_reads_what_the_writer_writes_as_pyyaml_does():
     doc = {"name": "lynx", "n": 3, "x": 0.5, "neg": -2.0, "flag": False, "none": None, "tricky": "no",
            "colon": "a: b", "comma": "a, b", "brace": "{x}", "newline": "User: {question}\nBot:",
