@@ -31,9 +31,11 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,9 +148,15 @@ class Foundation:
         these arguments) is kept even if the generator's sources changed since, so a build that
         spans days keeps its data; the digests in the provenance say which data it was."""
         stamp = folder / "foundation-args.json"
-        if (folder / expect).exists() and stamp.exists() and json.loads(stamp.read_text()) == args:
+
+        def finished() -> bool:
+            return (folder / expect).exists() and stamp.exists() and json.loads(stamp.read_text()) == args
+
+        if finished():
             return folder
-        tmp = folder.with_name(folder.name + ".tmp")
+        # A folder of this process's own: builds of single backbones may run side by side
+        # (scripts/foundation-device), and each may reach the same data first.
+        tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}-{threading.get_ident()}")
         shutil.rmtree(tmp, ignore_errors=True)
         cmd = self.generator + args + ["--out", str(tmp)]
         self.log(f"generating {folder.name}: {' '.join(cmd)}")
@@ -156,8 +164,14 @@ class Foundation:
         if done.returncode != 0:
             raise DataError(f"data generator failed (exit {done.returncode}): {' '.join(cmd)}")
         (tmp / stamp.name).write_text(json.dumps(args))
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
+        if not finished():  # else another process finished first: the same arguments, the same data
+            shutil.rmtree(folder, ignore_errors=True)
+            try:
+                tmp.rename(folder)
+            except OSError:
+                if not finished():
+                    raise
+        shutil.rmtree(tmp, ignore_errors=True)
         return folder
 
     def text(self) -> Path:
@@ -319,10 +333,11 @@ class Foundation:
         model = Decoder(cfg)
         model.load_state_dict(self.weights(f"{backbone}-chat", key))
         t = time.time()
-        result: dict[str, object] = {"val": caption_probe(model, self.codec(), self.probe_split(), self.generator, self.work / "probe")}
+        scratch = self.work / "probe" / backbone  # its own: backbones may be probed side by side
+        result: dict[str, object] = {"val": caption_probe(model, self.codec(), self.probe_split(), self.generator, scratch)}
         test = repo_root() / "data" / "test"
         if (test / "captions.jsonl").exists():
-            result["test_heldout"] = caption_probe(model, self.codec(), test, self.generator, self.work / "probe",
+            result["test_heldout"] = caption_probe(model, self.codec(), test, self.generator, scratch,
                                                    phrasing="heldout", limit=self.plan.probe_heldout_n)
         result["seconds"] = round(time.time() - t, 1)
         path.write_text(json.dumps(result) + "\n")

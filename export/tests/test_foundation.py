@@ -118,3 +118,30 @@ def test_base_windows_start_anywhere_or_at_a_document():
     with pytest.raises(ValueError, match="random or documents"):
         lm_window_starts(np.random.default_rng(3), 100, doc_starts, 16, 2, "passages")
     assert PLANS["foundation"].lm_windows == "random"
+
+
+def test_builds_side_by_side_generate_shared_data_once_each_into_its_own_folder(tmp_path):
+    """scripts/foundation-device trains the backbones in parallel processes over one work folder;
+    each may reach the same data first. A slow fake generator makes them overlap: both end with
+    the one finished folder, and no half-written one is left."""
+    import sys
+    import threading
+
+    fake = tmp_path / "gen.py"
+    fake.write_text("import sys, time, pathlib\n"
+                    "out = pathlib.Path(sys.argv[sys.argv.index('--out') + 1])\n"
+                    "(out / 'images').mkdir(parents=True)\n"
+                    "time.sleep(0.5)\n"
+                    "(out / 'captions.jsonl').write_text(' '.join(sys.argv[1:sys.argv.index('--out')]))\n")
+    work = tmp_path / "work"
+    found = [Foundation(PLANS["smoke"], work, tmp_path / "out", lambda m: None, [sys.executable, str(fake)])
+             for _ in range(3)]
+    results: list = []
+    threads = [threading.Thread(target=lambda f=f: results.append(f.probe_split())) for f in found]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [work / "probe-val"] * 3
+    assert (work / "probe-val" / "captions.jsonl").read_text().startswith("data generate --split val")
+    assert sorted(p.name for p in work.iterdir()) == ["probe-val"]
