@@ -83,6 +83,12 @@ class Prompts(str, enum.Enum):
     SINGLE = "single"  # one fixed phrasing per task
 
 
+class LmWindows(str, enum.Enum):
+    """Where the foundation's base pretraining starts its windows in the packed corpus."""
+    RANDOM = "random"  # anywhere
+    DOCUMENTS = "documents"  # at a passage's start, so that its facts keep their caption
+
+
 class Quantization(str, enum.Enum):
     NONE = "none"
     INT8_DYNAMIC = "int8_dynamic"  # onnxruntime.quantization.quantize_dynamic on the decoder

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__
-from .config import BackboneRef, DecoderConfig, Family, Flavour, VisionConfig, config_hash
+from .config import BackboneRef, DecoderConfig, Family, Flavour, LmWindows, VisionConfig, config_hash
 from .data import DataError, load_captions, repo_root
 from .models.decoder import Decoder
 from .models.lynx import IGNORE
@@ -81,9 +81,8 @@ class Plan:
     lm_steps: int = 3000  # base: next-token pretraining on the corpus
     lm_batch: int = 32
     lm_seq: int = 128
-    # where base windows start: `random` (anywhere in the packed corpus) or `documents` (at a
-    # passage's start, so that its facts keep their caption; a key part only when not `random`)
-    lm_windows: str = "random"
+    # where base windows start (a key part only when not `random`, so older builds keep their keys)
+    lm_windows: LmWindows = LmWindows.RANDOM
     lm_lr: float = 2e-3
     chat_steps: int = 8000  # chat: tuning on text instructions (the Vicuna analogue)
     chat_batch: int = 64
@@ -284,7 +283,7 @@ class Foundation:
     # -- backbones -------------------------------------------------------------------------------
     def base_key(self, backbone: str) -> str:
         p = self.plan
-        windows = () if p.lm_windows == "random" else (p.lm_windows,)
+        windows = () if p.lm_windows is LmWindows.RANDOM else (p.lm_windows,)
         return config_hash("base", p.decoder(backbone, 0), p.lm_steps, p.lm_batch, p.lm_seq, p.lm_lr, p.seed,
                            self.tokenizer_key(), *windows)
 

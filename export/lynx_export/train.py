@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .config import DecoderConfig, LlmFreeze, VariantConfig, VisionConfig, VisionFreeze, VisionInput
+from .config import DecoderConfig, LlmFreeze, LmWindows, VariantConfig, VisionConfig, VisionFreeze, VisionInput
 from .distributed import average_gradients, broadcast, mean, shard, world
 from .features import FeatureStore
 from .media import preprocess, read_image
@@ -244,13 +244,13 @@ def pretrain_encoder(make_encoder, width: int, size: int, captions, steps: int, 
 
 # -- LLM pretraining -------------------------------------------------------------------------
 def lm_window_starts(rng: np.random.Generator, n_tokens: int, doc_starts: list[int], seq: int, batch: int,
-                     windows: str) -> np.ndarray:
+                     windows: LmWindows) -> np.ndarray:
     """`batch` starts of (seq + 1)-token windows in a packed stream of `n_tokens`: anywhere
     (`random`) or at one of `doc_starts` (`documents`)."""
     last = n_tokens - seq - 1
-    if windows == "random":
+    if windows is LmWindows.RANDOM:
         return rng.integers(0, last, size=batch)
-    if windows == "documents":
+    if windows is LmWindows.DOCUMENTS:
         starts = np.array([s for s in doc_starts if s < last])
         return starts[rng.integers(0, len(starts), size=batch)]
     raise ValueError(f"windows `{windows}`: random or documents")
@@ -258,7 +258,7 @@ def lm_window_starts(rng: np.random.Generator, n_tokens: int, doc_starts: list[i
 
 def pretrain_lm(cfg: DecoderConfig, codec: TextCodec, corpus: list[str], steps: int, batch: int, seq: int,
                 seed: int, log=print, tag: str = "lm", checkpoint: tuple[Path, int] | None = None, lr: float = 2e-3,
-                windows: str = "random"):
+                windows: LmWindows = LmWindows.RANDOM):
     """Next-token pretraining on the corpus, packed into `seq`-token windows ("base"). `windows`:
     `random` starts each window anywhere in the packed corpus; `documents` at a document's BOS, so
     that a passage is read from its start (its picture's caption before the facts about it)."""
@@ -270,7 +270,7 @@ def pretrain_lm(cfg: DecoderConfig, codec: TextCodec, corpus: list[str], steps: 
         doc_starts.append(len(tokens))
         tokens += [codec.bos] + ids + [codec.eos]
     stream = torch.tensor(tokens, dtype=torch.long)
-    log(f"  {tag}: {len(stream)} corpus tokens, windows at {windows} starts")
+    log(f"  {tag}: {len(stream)} corpus tokens, windows at {windows.value} starts")
     model = Decoder(cfg).to(dev)
 
     def loss_fn(step):

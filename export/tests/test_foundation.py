@@ -107,17 +107,18 @@ def test_base_windows_start_anywhere_or_at_a_document():
     `random` draws as the plan always has, so a running build keeps its key and its batches."""
     import numpy as np
 
+    from lynx_export.config import LmWindows
     from lynx_export.foundation import PLANS
     from lynx_export.train import lm_window_starts
 
     doc_starts = [0, 7, 19, 40, 41, 90]
-    got = lm_window_starts(np.random.default_rng(3), 100, doc_starts, 16, 200, "documents")
+    got = lm_window_starts(np.random.default_rng(3), 100, doc_starts, 16, 200, LmWindows.DOCUMENTS)
     assert set(got) == {0, 7, 19, 40, 41}  # 90 leaves no room for a window
     want = np.random.default_rng(3).integers(0, 100 - 16 - 1, size=200)
-    assert np.array_equal(lm_window_starts(np.random.default_rng(3), 100, doc_starts, 16, 200, "random"), want)
-    with pytest.raises(ValueError, match="random or documents"):
-        lm_window_starts(np.random.default_rng(3), 100, doc_starts, 16, 2, "passages")
-    assert PLANS["foundation"].lm_windows == "random"
+    assert np.array_equal(lm_window_starts(np.random.default_rng(3), 100, doc_starts, 16, 200, LmWindows.RANDOM), want)
+    with pytest.raises(ValueError, match="is not a valid LmWindows"):
+        LmWindows("passages")
+    assert PLANS["foundation"].lm_windows is LmWindows.RANDOM
 
 
 def test_builds_side_by_side_generate_shared_data_once_each_into_its_own_folder(tmp_path):
