@@ -1,4 +1,4 @@
-"""Command line: `python -m lynx_export {list,build,smoke,reference,foundation,requantize,zoo-doc,import,ecosystem,seeded-llava}`.
+"""Command line: `python -m lynx_export {list,build,smoke,reference,foundation,requantize,zoo-doc,import,ecosystem,seeded-llava,bench-real}`.
 
     python -m lynx_export list
     python -m lynx_export build --all              # the whole zoo into the repository
@@ -11,6 +11,7 @@
     python -m lynx_export import hf DIR --name NAME [--zoo ROOT]   # a Hugging Face LLaVA checkpoint as a variant
     python -m lynx_export ecosystem [--zoo ROOT]   # tokenizer_config.json + ONNX metadata into a built zoo
     python -m lynx_export seeded-llava --out DIR   # the real-size benchmark checkpoint (random weights, ~0.6B)
+    python -m lynx_export bench-real [--work DIR]  # lynx-zoo vs onnxruntime-genai vs transformers (scripts/bench-real)
 
 Progress goes to stderr; exit code 0 on success, 1 on a failed build or parity check, 2 on usage.
 """
@@ -138,6 +139,10 @@ def parse(argv=None):
                                              "LLaVA (ViT-B/16 at 224 px, a Qwen2-0.5B-shaped decoder), never committed")
     sl.add_argument("--out", type=Path, required=True, help="folder to write FOLDER/NAME into")
     sl.add_argument("--seed", type=int, default=15)
+    from .bench_real import add_arguments as bench_real_arguments
+    br = sub.add_parser("bench-real", help="issue 16's real-size benchmark: lynx-zoo vs onnxruntime-genai vs "
+                                           "transformers eager, interleaved (export/lynx_export/bench_real.py)")
+    bench_real_arguments(br)
     return p.parse_args(argv)
 
 
@@ -259,6 +264,10 @@ def main(argv=None) -> int:
         if args.cmd == "seeded-llava":
             from .importers.seeded_llava import REAL_SIZE_SPEC, build_checkpoint
             print(build_checkpoint(REAL_SIZE_SPEC, args.out, args.seed))
+            return 0
+        if args.cmd == "bench-real":
+            from .bench_real import run as bench_real, settings
+            bench_real(settings(args))
             return 0
         if args.cmd == "ecosystem":
             from .ecosystem import stamp_zoo

@@ -28,7 +28,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -124,24 +123,9 @@ def build_llava(folder: Path) -> Path:
 
 
 def genai_build(checkpoint: Path, out: Path, exclude_embeds: bool, precision: str = "fp32") -> None:
-    """`python -m onnxruntime_genai.models.builder -i CHECKPOINT -o OUT -p fp32|int4 -e cpu
-    [--extra_options exclude_embeds=true]`, in this process (its `__main__` block, without
-    importing torch and transformers once more)."""
-    from onnxruntime_genai.models import builder
+    from lynx_export.bench_real import genai_build as build
 
-    argv = ["builder", "-i", str(checkpoint), "-o", str(out), "-p", precision, "-e", "cpu",
-            "-c", str(out.parent / "genai-cache")]
-    if exclude_embeds:
-        argv += ["--extra_options", "exclude_embeds=true"]
-    with mock.patch.object(sys, "argv", argv):
-        args = builder.get_args()
-    extra = builder.parse_extra_options(
-        args.model_name, args.input, args.output, args.precision, args.execution_provider, args.cache_dir,
-        args.extra_options, builder_config_version=args.builder_config_version, target_options=args.target_options,
-        drafter_options=args.drafter_options, speculative_options=args.speculative_options,
-        runtime_config=args.runtime_config, search=args.search)
-    builder.create_model(args.model_name, args.input, args.output, args.precision, args.execution_provider,
-                         args.cache_dir, **extra)
+    build(checkpoint, out, precision, exclude_embeds)
 
 
 # Optimum, in its own interpreter: each job exports, or reports the tool's refusal as text

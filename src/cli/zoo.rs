@@ -28,6 +28,10 @@ pub struct RuntimeArgs {
     /// Intra-op threads per session (default: the number of cores; at most 256).
     #[arg(long, value_parser = super::bounds::threads())]
     threads: Option<usize>,
+    /// Let idle intra-op threads spin between operators instead of sleeping (ONNX Runtime's
+    /// default; lynx-zoo's is to sleep, see docs/performance.md).
+    #[arg(long)]
+    spin: bool,
 }
 
 impl ZooArgs {
@@ -44,7 +48,7 @@ impl RuntimeArgs {
         if let Some(t) = self.threads {
             opts = opts.with_intra_threads(t)?;
         }
-        Ok(opts)
+        Ok(opts.with_spinning(self.spin))
     }
 }
 
