@@ -15,7 +15,8 @@
 //! LYNX_FUZZ_SECONDS=600 cargo test --release --test integration fuzz:: -- --nocapture --test-threads 1
 //! ```
 //!
-//! `LYNX_FUZZ_SECONDS` is the time per target (default 15: 4 targets, one minute in all);
+//! `LYNX_FUZZ_SECONDS` is the time per target (default 15: 4 targets, one minute in all; `bash
+//! scripts/test` sets 6);
 //! `LYNX_FUZZ_SEED` changes the sequence (default 14). A failure prints the seed and case and
 //! writes the input under `target/fuzz-findings/`; each finding becomes a named test in
 //! `fuzz/regressions.rs`.
