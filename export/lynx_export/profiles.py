@@ -30,6 +30,6 @@ class Profile:
 
 PROFILES = {
     "zoo": Profile(),
-    "smoke": Profile(name="smoke", foundation_plan="smoke", n_train=300, n_val=40, n_text=300, step_scale=0.1,
+    "smoke": Profile(name="smoke", foundation_plan="smoke", n_train=300, n_val=40, n_text=300, step_scale=0.05,
                      goldens=2, max_new_tokens=12),
 }
