@@ -3,7 +3,7 @@
 //! stdout per request (issue 16's real-size benchmark).
 //!
 //! ```text
-//! bench_worker --zoo ZOO --variant NAME --threads T [--spinning on|off]   # load, print {"ready": ...}, serve
+//! bench_worker --zoo ZOO --variant NAME --threads T [--spin]   # load, print {"ready": ...}, then serve
 //! bench_worker --bandwidth --threads T                  # print the memory bandwidth and exit
 //! ```
 //!
@@ -23,7 +23,7 @@
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
-use lynx_zoo::bench::floor::Bandwidth;
+use lynx_zoo::bench::floor::{decoder_weight_bytes, Bandwidth};
 use lynx_zoo::{GenerationOptions, Media, Model, RuntimeOptions, Zoo};
 use serde_json::{json, Value};
 
@@ -60,18 +60,12 @@ fn run(args: &[String]) -> Result<(), String> {
     let variant = flag(args, "--variant").ok_or("missing `--variant NAME`")?;
     let t = Instant::now();
     let zoo = Zoo::open(zoo_dir).map_err(|e| e.to_string())?;
-    let spinning = match flag(args, "--spinning") {
-        None | Some("off") => false,
-        Some("on") => true,
-        Some(other) => return Err(format!("`--spinning`: `{other}` is neither on nor off")),
-    };
+    let spinning = args.iter().any(|a| a == "--spin");
     let options = RuntimeOptions::new().with_intra_threads(threads).map_err(|e| e.to_string())?.with_spinning(spinning);
     let mut model = zoo.load(variant, &options).map_err(|e| e.to_string())?;
     let load_s = t.elapsed().as_secs_f64();
     let decoder = &model.manifest().graphs.decoder.file.path;
-    let bytes = std::fs::read(decoder).map_err(|e| format!("`{}`: {e}", decoder.display()))?;
-    let weight_bytes =
-        lynx_zoo::onnx_proto::tensor_bytes(&bytes).map_err(|e| format!("`{}`: {e}", decoder.display()))?;
+    let weight_bytes = decoder_weight_bytes(decoder)?;
     let m = model.manifest();
     let ready = json!({
         "ready": true,

@@ -295,7 +295,7 @@ class Worker:
 
 def lynx_argv(s: Settings, zoo: Path, variant: str) -> list[str]:
     return [str(s.lynx_worker), "--zoo", str(zoo), "--variant", variant, "--threads", str(s.threads),
-            "--spinning", "on" if s.lynx_spinning else "off"]
+            *(["--spin"] if s.lynx_spinning else [])]
 
 
 def python_worker(engine: str, model: Path, threads: int, kind: str = "causal") -> list[str]:
@@ -613,7 +613,7 @@ def run_group(s: Settings, group: str, built: dict, env: dict[str, str]) -> dict
 
 def summarize(group: str, engines: list[Engine], cases: list[Case], prompts: dict, samples: list[dict],
               memory: dict, bandwidth: dict, image_tokens: int) -> dict:
-    best_gbps = max(bandwidth["read_gbps"], bandwidth["triad_gbps"])
+    gbps = best_gbps(bandwidth)
     timed = [x for x in samples if x["round"] >= 0]
     rows = []
     # onnxruntime-genai reads the graph lynx-zoo reports the tensor bytes of (its embedding table
@@ -623,7 +623,7 @@ def summarize(group: str, engines: list[Engine], cases: list[Case], prompts: dic
     for e in engines:
         mine = [x for x in timed if x["worker"] == e.worker.name]
         weight = e.worker.ready.get("decoder_weight_bytes") or graph_bytes.get(e.graph)
-        floor_ms = weight / (best_gbps * 1e9) * 1e3 if weight else None
+        floor_ms = weight / (gbps * 1e9) * 1e3 if weight else None
         row: dict[str, Any] = {"engine": e.name, "graph": e.graph, "worker": e.worker.name,
                                "load_s": e.worker.ready.get("load_s"), "peak_rss_bytes": memory[e.worker.name].get("VmHWM"),
                                "decoder_weight_bytes": weight, "step_floor_ms": floor_ms, "cases": {}}
@@ -687,6 +687,11 @@ def machine(s: Settings) -> dict:
     return info
 
 
+def best_gbps(b: dict) -> float:
+    """What the floor divides by: the higher of a measurement's two kernels (`Bandwidth::best_gbps`)."""
+    return max(b["read_gbps"], b["triad_gbps"])
+
+
 def measure_bandwidth(s: Settings, env: dict[str, str]) -> dict:
     done = subprocess.run([str(s.lynx_worker), "--bandwidth", "--threads", str(s.threads)], capture_output=True,
                           text=True, env=dict(os.environ, **env))
@@ -721,7 +726,7 @@ def run(s: Settings) -> dict:
         measured.append(run_group(s, g, built, env))
         bandwidths.append(measure_bandwidth(s, env))
         log(f"bandwidth: read {bandwidths[-1]['read_gbps']:.1f} GB/s, triad {bandwidths[-1]['triad_gbps']:.1f} GB/s")
-    best = max(bandwidths, key=lambda b: max(b["read_gbps"], b["triad_gbps"]))
+    best = max(bandwidths, key=best_gbps)
     groups = [summarize(**m, bandwidth=best) for m in measured]
     result = {"command": s.command, "machine": machine(s), "settings": {
         "size": s.size, "threads": s.threads, "repeats": s.repeats, "warmup": s.warmup, "new_tokens": s.new_tokens,
@@ -761,9 +766,9 @@ def markdown(r: dict) -> str:
              f"greedy, {st['new_tokens']} new tokens per run. Medians (min-max).", "",
              "Bandwidth (read-only / triad GB/s, before, between and after the groups): "
              + ", ".join(f"{b['read_gbps']:.1f} / {b['triad_gbps']:.1f}" for b in bws)
-             + f"; the floor divides by the best, {max(best['read_gbps'], best['triad_gbps']):.1f} GB/s.", ""]
+             + f"; the floor divides by the best, {best_gbps(best):.1f} GB/s.", ""]
     for g in r["groups"]:
-        cases = [c for c in g["cases"]]
+        cases = g["cases"]
         ctx = [c for c in cases if c["name"] != "ttft"]
         short = cases[0] if g["group"] == "llava" else None
         head = ["engine", "graph", f"TTFT ms ({cases[0]['text_tokens']} tok{' + image' if cases[0]['image'] else ''})"]
@@ -805,13 +810,6 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def parse(argv: list[str] | None = None) -> Settings:
-    p = argparse.ArgumentParser(prog="python -m lynx_export bench-real", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    return settings(p.parse_args(argv))
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--work", type=Path, default=repo_root() / "target" / "bench-real",
                    help="where the models are built and results/ written (several GB at real size)")
@@ -850,11 +848,7 @@ def settings(a: argparse.Namespace) -> Settings:
                     lynx_spinning=a.lynx_spinning)
 
 
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["worker"]:
-        sys.exit(serve(sys.argv[2:]))
-    try:
-        run(parse(sys.argv[1:]))
-    except BenchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+if __name__ == "__main__":  # the Python engines' workers; the benchmark is `python -m lynx_export bench-real`
+    if sys.argv[1:2] != ["worker"]:
+        sys.exit("usage: python -m lynx_export.bench_real worker ... (run the benchmark with `python -m lynx_export bench-real`)")
+    sys.exit(serve(sys.argv[2:]))
