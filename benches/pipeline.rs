@@ -1,6 +1,7 @@
 //! criterion benchmarks of each stage of the pipeline, for the baseline (prefix through a
 //! resampler) and the cross-attention variant: preprocessing, vision encoder + connector +
-//! prefill, a decode step, and end-to-end `ask`.
+//! prefill, a decode step, and end-to-end `ask`; and, without a graph, the token choice of greedy
+//! decoding at a deployed model's vocabulary (`token choice/...`).
 //!
 //! The zoo is `$LYNX_ZOO_DIR`, else this checkout when it ships `variants/lynx.yaml` and
 //! `variants/lynx-xattn.yaml`, else the fixture zoo (`tiny`, `tiny-xattn`). Run with
@@ -9,7 +10,9 @@
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use lynx_zoo::generate::{generate, SpecialTokens, StepDecoder};
 use lynx_zoo::{GenerationOptions, Media, RuntimeOptions, Zoo};
+use ndarray::Array2;
 
 fn zoo_and_variants() -> (Zoo, [String; 2]) {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -75,5 +78,37 @@ fn stages(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, stages);
+/// A decoder whose every step returns the same logits: what is timed is generation's own work per
+/// token (the finiteness check, bans, argmax and the chosen token's log-probability), plus a copy
+/// of the row per token (timed on its own, to subtract).
+struct SameLogits(Array2<f32>);
+
+impl StepDecoder for SameLogits {
+    fn step(&mut self, _tokens: &[i64]) -> lynx_zoo::Result<Array2<f32>> {
+        Ok(self.0.clone())
+    }
+
+    fn select_rows(&mut self, _rows: &[usize]) -> lynx_zoo::Result<()> {
+        Ok(())
+    }
+}
+
+/// Greedy token choice over Qwen2's 151 936 logits, 16 tokens per iteration (divide by 16).
+fn token_choice(c: &mut Criterion) {
+    let vocab = 151_936;
+    // deterministic, logit-like scores in [-12, 12)
+    let row = Array2::from_shape_fn((1, vocab), |(_, i)| ((i * 7919 + 13) % 4099) as f32 / 4099.0 * 24.0 - 12.0);
+    let options =
+        GenerationOptions::greedy(16).with_min_new_tokens(16).unwrap_or_else(|_| GenerationOptions::greedy(16));
+    let special = SpecialTokens { eos: 2, pad: 0 };
+    let mut group = c.benchmark_group("token choice");
+    group.bench_function("greedy/16 tokens, vocab 151936", |b| {
+        b.iter(|| generate(row.clone(), &mut SameLogits(row.clone()), &options, special).map(|g| g.len()))
+    });
+    group
+        .bench_function("copy of one row (the baseline to subtract)", |b| b.iter(|| std::hint::black_box(row.clone())));
+    group.finish();
+}
+
+criterion_group!(benches, token_choice, stages);
 criterion_main!(benches);

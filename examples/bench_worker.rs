@@ -3,7 +3,7 @@
 //! stdout per request (issue 16's real-size benchmark).
 //!
 //! ```text
-//! bench_worker --zoo ZOO --variant NAME --threads T [--spin]   # load, print {"ready": ...}, then serve
+//! bench_worker --zoo ZOO --variant NAME --threads T [--spin auto|on|off]   # load, print {"ready": ...}, then serve
 //! bench_worker --bandwidth --threads T                  # print the memory bandwidth and exit
 //! ```
 //!
@@ -24,6 +24,7 @@ use std::io::{BufRead, Write};
 use std::time::Instant;
 
 use lynx_zoo::bench::floor::{decoder_weight_bytes, Bandwidth};
+use lynx_zoo::runtime::Spinning;
 use lynx_zoo::{GenerationOptions, Media, Model, RuntimeOptions, Zoo};
 use serde_json::{json, Value};
 
@@ -60,7 +61,12 @@ fn run(args: &[String]) -> Result<(), String> {
     let variant = flag(args, "--variant").ok_or("missing `--variant NAME`")?;
     let t = Instant::now();
     let zoo = Zoo::open(zoo_dir).map_err(|e| e.to_string())?;
-    let spinning = args.iter().any(|a| a == "--spin");
+    let spinning = match flag(args, "--spin").unwrap_or("auto") {
+        "auto" => Spinning::Auto,
+        "on" => Spinning::On,
+        "off" => Spinning::Off,
+        other => return Err(format!("`--spin {other}`: expected `auto`, `on` or `off`")),
+    };
     let options = RuntimeOptions::new().with_intra_threads(threads).map_err(|e| e.to_string())?.with_spinning(spinning);
     let mut model = zoo.load(variant, &options).map_err(|e| e.to_string())?;
     let load_s = t.elapsed().as_secs_f64();
@@ -77,7 +83,7 @@ fn run(args: &[String]) -> Result<(), String> {
         "vision": model.preprocessor().is_some(),
         "provider": format!("{:?}", model.provider()),
         "threads": threads,
-        "spinning": spinning,
+        "spinning": model.spinning().to_string(),
     });
     say(&ready)?;
     let stdin = std::io::stdin();

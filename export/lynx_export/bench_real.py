@@ -78,7 +78,7 @@ class Settings:
     groups: tuple[str, ...] = ("text", "llava")
     build_only: bool = False
     parallel_load: bool = False  # start a group's engines at once (faster; their load times overlap)
-    lynx_spinning: bool = False  # lynx-zoo's sessions with spinning intra-op threads (RuntimeOptions::with_spinning)
+    lynx_spin: str = "auto"  # lynx-zoo's intra-op threads: auto (by decoder size), on, off (RuntimeOptions::with_spinning)
     image: Path = field(default_factory=lambda: repo_root() / "data" / "test" / "images" / "000000.png")
     lynx_worker: Path = field(default_factory=lambda: Path(os.environ.get("LYNX_BENCH_WORKER") or repo_root() / "target" / "release" / "examples" / "bench_worker"))
     lynx_zoo: Path = field(default_factory=lambda: Path(os.environ.get("LYNX_ZOO_BIN") or repo_root() / "target" / "release" / "lynx-zoo"))
@@ -295,7 +295,7 @@ class Worker:
 
 def lynx_argv(s: Settings, zoo: Path, variant: str) -> list[str]:
     return [str(s.lynx_worker), "--zoo", str(zoo), "--variant", variant, "--threads", str(s.threads),
-            *(["--spin"] if s.lynx_spinning else [])]
+            "--spin", s.lynx_spin]
 
 
 def python_worker(engine: str, model: Path, threads: int, kind: str = "causal") -> list[str]:
@@ -625,7 +625,8 @@ def summarize(group: str, engines: list[Engine], cases: list[Case], prompts: dic
         weight = e.worker.ready.get("decoder_weight_bytes") or graph_bytes.get(e.graph)
         floor_ms = weight / (gbps * 1e9) * 1e3 if weight else None
         row: dict[str, Any] = {"engine": e.name, "graph": e.graph, "worker": e.worker.name,
-                               "load_s": e.worker.ready.get("load_s"), "peak_rss_bytes": memory[e.worker.name].get("VmHWM"),
+                               "load_s": e.worker.ready.get("load_s"), "spinning": e.worker.ready.get("spinning"),
+                               "peak_rss_bytes": memory[e.worker.name].get("VmHWM"),
                                "decoder_weight_bytes": weight, "step_floor_ms": floor_ms, "cases": {}}
         for c in cases:
             xs = [x for x in mine if x["case"] == c.name]
@@ -731,7 +732,7 @@ def run(s: Settings) -> dict:
     result = {"command": s.command, "machine": machine(s), "settings": {
         "size": s.size, "threads": s.threads, "repeats": s.repeats, "warmup": s.warmup, "new_tokens": s.new_tokens,
         "ttft_tokens": s.ttft_tokens, "contexts": list(s.contexts), "precisions": list(s.precisions),
-        "image": str(s.image), "lynx_spinning": s.lynx_spinning}, "build_s": built["build_s"], "loadavg_start": load_start,
+        "image": str(s.image), "lynx_spin": s.lynx_spin}, "build_s": built["build_s"], "loadavg_start": load_start,
         "bandwidth": {"runs": bandwidths, "best": best},
         "groups": groups, "wall_s": round(time.time() - t0, 1)}
     out = s.work / "results"
@@ -782,7 +783,8 @@ def markdown(r: dict) -> str:
         lines += [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
         for row in g["rows"]:
             cs = row["cases"]
-            cells = [row["engine"], row["graph"], fmt(cs["ttft"]["ttft_ms"])]
+            engine = row["engine"] + (f" (spin {row['spinning']})" if row.get("spinning") else "")
+            cells = [engine, row["graph"], fmt(cs["ttft"]["ttft_ms"])]
             cells += [fmt(cs[c["name"]]["tokens_per_s"]) for c in cols]
             if len(cols) >= 2:
                 a, b = cs[cols[-1]["name"]]["step_ms"], cs[cols[0]["name"]]["step_ms"]
@@ -825,9 +827,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--groups", default="text,llava", help="text (lynx-zoo, onnxruntime-genai, transformers), llava")
     p.add_argument("--image", type=Path, default=repo_root() / "data" / "test" / "images" / "000000.png")
     p.add_argument("--build-only", action="store_true", help="build the models under --work, run nothing")
-    p.add_argument("--lynx-spinning", action="store_true",
-                   help="lynx-zoo's intra-op threads spin between kernels (ONNX Runtime's and onnxruntime-genai's "
-                        "default; lynx-zoo's is off)")
+    p.add_argument("--lynx-spin", choices=["auto", "on", "off"], default="auto",
+                   help="whether lynx-zoo's idle intra-op threads spin (`--spin` of the CLI; auto: for decoders of "
+                        "64 MiB or more, as at real size)")
     p.add_argument("--parallel-load", action="store_true",
                    help="start a group's engines at once: faster, but their load times overlap (tests)")
 
@@ -845,7 +847,7 @@ def settings(a: argparse.Namespace) -> Settings:
                     precisions=tuple(x for x in a.precisions.split(",") if x),
                     groups=tuple(x for x in a.groups.split(",") if x), image=a.image, command=cmd,
                     build_only=a.build_only, parallel_load=a.parallel_load,
-                    lynx_spinning=a.lynx_spinning)
+                    lynx_spin=a.lynx_spin)
 
 
 if __name__ == "__main__":  # the Python engines' workers; the benchmark is `python -m lynx_export bench-real`

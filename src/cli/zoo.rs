@@ -8,7 +8,7 @@ use prettytable::{format, row, Table};
 
 use lynx_zoo::manifest::raw::RawOrigin;
 use lynx_zoo::manifest::{Adapter, Backbone, Connector, Manifest, Origin, VisionInput};
-use lynx_zoo::runtime::{self, ExecutionProvider, RuntimeOptions};
+use lynx_zoo::runtime::{self, ExecutionProvider, RuntimeOptions, Spinning};
 use lynx_zoo::{Media, Zoo};
 
 /// Where the zoo is.
@@ -28,10 +28,32 @@ pub struct RuntimeArgs {
     /// Intra-op threads per session (default: the number of cores; at most 256).
     #[arg(long, value_parser = super::bounds::threads())]
     threads: Option<usize>,
-    /// Let idle intra-op threads spin between operators instead of sleeping (ONNX Runtime's
-    /// default; lynx-zoo's is to sleep, see docs/performance.md).
-    #[arg(long)]
-    spin: bool,
+    /// Whether idle intra-op threads spin between operators (`on`, ONNX Runtime's default) or
+    /// sleep (`off`); `auto` spins for a decoder of 64 MiB of weights or more, where it is faster,
+    /// and sleeps for smaller ones, where it is (docs/performance.md). `--spin` alone is `on`.
+    #[arg(long, value_enum, default_value_t = SpinArg::Auto, num_args = 0..=1, default_missing_value = "on")]
+    spin: SpinArg,
+}
+
+/// `--spin` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SpinArg {
+    /// By the decoder's size.
+    Auto,
+    /// Always spin.
+    On,
+    /// Always sleep.
+    Off,
+}
+
+impl From<SpinArg> for Spinning {
+    fn from(s: SpinArg) -> Spinning {
+        match s {
+            SpinArg::Auto => Spinning::Auto,
+            SpinArg::On => Spinning::On,
+            SpinArg::Off => Spinning::Off,
+        }
+    }
 }
 
 impl ZooArgs {
@@ -48,7 +70,7 @@ impl RuntimeArgs {
         if let Some(t) = self.threads {
             opts = opts.with_intra_threads(t)?;
         }
-        Ok(opts.with_spinning(self.spin))
+        Ok(opts.with_spinning(self.spin.into()))
     }
 }
 
@@ -77,7 +99,7 @@ pub enum ShowFormat {
 pub enum AskFormat {
     /// The answer text alone.
     Text,
-    /// A JSON object: answer, tokens, provider, timings.
+    /// A JSON object: answer, tokens, provider, spinning, timings.
     Json,
 }
 
@@ -427,6 +449,7 @@ pub fn ask(args: AskArgs) -> anyhow::Result<()> {
                 "tokens": answer.tokens,
                 "finished": answer.finished,
                 "provider": answer.provider.to_string(),
+                "spinning": model.spinning().to_string(),
                 "strategy": yaml_value(&gen.strategy),
                 "timings_ms": {
                     "preprocess": ms(t.preprocess), "vision": ms(t.vision), "connector": ms(t.connector),
@@ -439,11 +462,12 @@ pub fn ask(args: AskArgs) -> anyhow::Result<()> {
     }
     if args.timings {
         eprintln!(
-            "{} on {}: preprocess {:.1} ms, vision {:.1} ms, connector {:.1} ms, tokenize {:.2} ms, \
+            "{} on {} (spinning {}): preprocess {:.1} ms, vision {:.1} ms, connector {:.1} ms, tokenize {:.2} ms, \
              prefill {:.1} ms, decode {:.1} ms ({} steps), select {:.2} ms, detokenize {:.2} ms, \
              unaccounted {:.2} ms, total {:.1} ms",
             model.name(),
             answer.provider,
+            model.spinning(),
             ms(t.preprocess),
             ms(t.vision),
             ms(t.connector),

@@ -20,6 +20,7 @@ pub fn search(
     let eos = special.eos as usize;
     let mut out: Vec<Generated> = vec![Generated { tokens: Vec::new(), finished: false, score: 0.0 }; rows];
     let mut logits = first;
+    let mut scores: Vec<f32> = Vec::with_capacity(logits.ncols()); // one row's, reused
     for step in 0..options.max_new_tokens {
         let mut next = vec![i64::from(special.pad); rows];
         for (r, row) in logits.rows().into_iter().enumerate() {
@@ -27,7 +28,11 @@ pub fn search(
             if g.finished {
                 continue;
             }
-            let mut scores: Vec<f32> = row.to_vec();
+            scores.clear();
+            match row.as_slice() {
+                Some(contiguous) => scores.extend_from_slice(contiguous),
+                None => scores.extend(row.iter().copied()),
+            }
             ban_early_eos(&mut scores, g.tokens.len(), options.min_new_tokens, eos);
             ban_repeated_ngrams(&mut scores, &g.tokens, options.no_repeat_ngram_size);
             let token = match rng.as_mut() {

@@ -49,9 +49,9 @@ use ndarray::{concatenate, s, Array2, Array3, Array4, ArrayD, ArrayView3, Axis, 
 use crate::error::{Error, Result};
 use crate::generate::{generate, GenerationOptions, SpecialTokens};
 use crate::manifest::tensors::{CROSS_PREFIX, IMAGE_FEATURES, INPUTS_EMBEDS, INPUT_IDS, PIXEL_VALUES, VISUAL_EMBEDS};
-use crate::manifest::{ConnectorFamily, GraphSpec, Manifest, PositionIds, VisionInput};
+use crate::manifest::{ConnectorFamily, GraphRole, GraphSpec, Manifest, PositionIds, VisionInput};
 use crate::preprocess::{Media, Preprocessor};
-use crate::runtime::{ExecutionProvider, Input, RuntimeOptions, Session, Value};
+use crate::runtime::{ExecutionProvider, Input, RuntimeOptions, Session, Spinning, Value};
 use crate::text::{PromptBatch, TextCodec};
 use crate::zoo::VerifiedFiles;
 use cache::{CacheEntry, DecodeState};
@@ -166,6 +166,7 @@ pub struct Model {
     embed: Session,
     decoder: Session,
     provider: ExecutionProvider,
+    spinning: Spinning,
     features: Option<FeatureCache>,
 }
 
@@ -183,6 +184,10 @@ impl Model {
     /// Creates the tokenizer and a session per graph from the bytes [`crate::zoo::Zoo::read_verified`]
     /// read and verified, and checks every session's inputs and outputs against the manifest.
     pub fn from_verified(manifest: Manifest, files: &VerifiedFiles, options: &RuntimeOptions) -> Result<Model> {
+        // one choice for every session of the variant, by its decoder's size
+        let decoder_bytes = files.graph(&manifest.graphs.decoder)?.tensor_bytes(GraphRole::Decoder)?;
+        let spinning = options.spinning().resolve(decoder_bytes);
+        let options = &options.clone().with_spinning(spinning);
         let load = |spec: &GraphSpec| -> Result<Session> {
             let s = Session::from_bytes(&files.graph(spec)?, spec.role, options)?;
             s.check_io(spec)?;
@@ -209,6 +214,7 @@ impl Model {
         }
         Ok(Model {
             provider: options.ep(),
+            spinning,
             manifest,
             text,
             preprocessor,
@@ -240,6 +246,11 @@ impl Model {
     /// The provider every session runs on.
     pub fn provider(&self) -> ExecutionProvider {
         self.provider
+    }
+
+    /// Whether the sessions' idle threads spin ([`Spinning::On`] or `Off`: `Auto` decided at load).
+    pub fn spinning(&self) -> Spinning {
+        self.spinning
     }
 
     /// The tokenizer and prompt.

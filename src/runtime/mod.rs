@@ -102,14 +102,59 @@ pub enum Optimization {
     All,
 }
 
+/// Whether idle intra-op threads spin between operators or sleep.
+///
+/// Sleeping suits small graphs on few cores: spinning made the shipped zoo's `lynx` 1.7x slower
+/// per item on 2 cores, the spinning pools of its several sessions stealing the core the running
+/// one needs. Spinning suits a deployed model's decoder, whose hundreds of kernels per step each
+/// wait for a sleeping pool to wake: at 0.5B parameters it decoded 1.12x faster (int4; fp32
+/// 1.08x). `Auto` chooses by the decoder's weight bytes (docs/performance.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Spinning {
+    /// Sleep when idle.
+    Off,
+    /// Spin when idle (ONNX Runtime's and onnxruntime-genai's default).
+    On,
+    /// `On` for a variant whose decoder holds at least [`Spinning::AUTO_MIN_DECODER_BYTES`] of
+    /// tensors, `Off` below; a lone session ([`Session::from_bytes`]) goes by its own graph's.
+    #[default]
+    Auto,
+}
+
+impl Spinning {
+    /// Where `Auto` starts to spin: 64 MiB of decoder tensors, between the shipped zoo's decoders
+    /// (3.2 MB fp32, where sleeping is faster) and a 0.5B decoder's 309 MB at int4 (where spinning
+    /// is).
+    pub const AUTO_MIN_DECODER_BYTES: u64 = 64 << 20;
+
+    /// `On` or `Off`: `Auto` decided for a decoder of `decoder_bytes`.
+    pub fn resolve(self, decoder_bytes: u64) -> Spinning {
+        match self {
+            Spinning::Auto if decoder_bytes >= Self::AUTO_MIN_DECODER_BYTES => Spinning::On,
+            Spinning::Auto => Spinning::Off,
+            decided => decided,
+        }
+    }
+}
+
+impl std::fmt::Display for Spinning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Spinning::Off => "off",
+            Spinning::On => "on",
+            Spinning::Auto => "auto",
+        })
+    }
+}
+
 /// How sessions are created: provider, threads, optimisation, spinning.
 ///
 /// Built with fallible `with_*` steps; `--ep cuda` in a build without the `cuda` feature fails
 /// here, before anything loads.
 ///
 /// ```
-/// use lynx_zoo::runtime::{ExecutionProvider, RuntimeOptions};
-/// let opts = RuntimeOptions::new().with_intra_threads(2)?.with_spinning(false);
+/// use lynx_zoo::runtime::{ExecutionProvider, RuntimeOptions, Spinning};
+/// let opts = RuntimeOptions::new().with_intra_threads(2)?.with_spinning(Spinning::Off);
 /// assert_eq!(opts.ep(), ExecutionProvider::Cpu);
 /// let cuda = RuntimeOptions::new().with_ep(ExecutionProvider::Cuda { device: 0 });
 /// assert_eq!(cuda.is_ok(), cfg!(feature = "cuda"));
@@ -120,7 +165,7 @@ pub struct RuntimeOptions {
     ep: ExecutionProvider,
     intra_threads: usize,
     optimization: Optimization,
-    spinning: bool,
+    spinning: Spinning,
 }
 
 impl Default for RuntimeOptions {
@@ -130,15 +175,15 @@ impl Default for RuntimeOptions {
 }
 
 impl RuntimeOptions {
-    /// CPU, intra-op threads = available cores, all optimisations, no spinning (spinning threads
-    /// steal the only other core on a 2-core machine between the many small decoder runs).
+    /// CPU, intra-op threads = available cores, all optimisations, spinning chosen by the
+    /// decoder's size ([`Spinning::Auto`]).
     pub fn new() -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         RuntimeOptions {
             ep: ExecutionProvider::Cpu,
             intra_threads: cores,
             optimization: Optimization::All,
-            spinning: false,
+            spinning: Spinning::Auto,
         }
     }
 
@@ -177,7 +222,7 @@ impl RuntimeOptions {
     }
 
     /// Whether idle intra-op threads spin.
-    pub fn with_spinning(mut self, spinning: bool) -> Self {
+    pub fn with_spinning(mut self, spinning: Spinning) -> Self {
         self.spinning = spinning;
         self
     }
@@ -197,8 +242,8 @@ impl RuntimeOptions {
         self.optimization
     }
 
-    /// Spinning.
-    pub fn spinning(&self) -> bool {
+    /// Spinning, as asked (`Auto` until a variant's loading decides it).
+    pub fn spinning(&self) -> Spinning {
         self.spinning
     }
 }
@@ -296,6 +341,19 @@ pub struct GraphBytes {
     pub external: Vec<(String, Arc<[u8]>)>,
 }
 
+impl GraphBytes {
+    /// The bytes of every tensor the graph holds ([`crate::onnx_proto::tensor_bytes`]), inline or
+    /// external: what one run at batch 1 reads at least once.
+    /// `role` names the graph in the error.
+    pub fn tensor_bytes(&self, role: GraphRole) -> Result<u64> {
+        crate::onnx_proto::tensor_bytes(&self.model).map_err(|e| Error::ExternalData {
+            graph: role.to_string(),
+            path: self.path.clone(),
+            message: format!("is not a readable ONNX model ({e})"),
+        })
+    }
+}
+
 impl Session {
     /// Builds a session for `role` from verified bytes (see [`crate::zoo::Zoo::load`], which reads
     /// and verifies them).
@@ -312,8 +370,12 @@ impl Session {
         let builder = ort::session::Session::builder(env).map_err(ort_err)?;
         let builder = builder.with_optimization_level(level).map_err(|e| ort_err(ort::Error::from(e)))?;
         let builder = builder.with_intra_threads(options.intra_threads).map_err(|e| ort_err(ort::Error::from(e)))?;
-        let builder = builder.with_intra_op_spinning(options.spinning).map_err(|e| ort_err(ort::Error::from(e)))?;
-        let mut builder = builder.with_inter_op_spinning(options.spinning).map_err(|e| ort_err(ort::Error::from(e)))?;
+        let spin = match options.spinning {
+            Spinning::Auto => Spinning::Auto.resolve(graph.tensor_bytes(role)?),
+            decided => decided,
+        } == Spinning::On;
+        let builder = builder.with_intra_op_spinning(spin).map_err(|e| ort_err(ort::Error::from(e)))?;
+        let mut builder = builder.with_inter_op_spinning(spin).map_err(|e| ort_err(ort::Error::from(e)))?;
         for (location, bytes) in &graph.external {
             builder = builder
                 .with_external_initializer_file_in_memory(Path::new(location), Arc::clone(bytes))
@@ -547,6 +609,18 @@ mod tests {
     use std::error::Error as _;
 
     use super::*;
+
+    #[test]
+    fn auto_spinning_spins_for_large_decoders_only() {
+        let limit = Spinning::AUTO_MIN_DECODER_BYTES;
+        assert_eq!(Spinning::Auto.resolve(3_200_000), Spinning::Off, "the shipped zoo's decoders");
+        assert_eq!(Spinning::Auto.resolve(limit - 1), Spinning::Off);
+        assert_eq!(Spinning::Auto.resolve(limit), Spinning::On);
+        assert_eq!(Spinning::Auto.resolve(309_000_000), Spinning::On, "a 0.5B decoder at int4");
+        assert_eq!(Spinning::On.resolve(0), Spinning::On, "asked for is kept");
+        assert_eq!(Spinning::Off.resolve(u64::MAX), Spinning::Off, "asked for is kept");
+        assert_eq!(RuntimeOptions::new().spinning(), Spinning::Auto);
+    }
 
     #[test]
     fn a_wrongly_typed_value_keeps_onnx_runtimes_error_as_the_source() {

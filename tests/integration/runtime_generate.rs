@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use lynx_zoo::generate::{GenerationOptions, Strategy};
+use lynx_zoo::runtime::Spinning;
 use lynx_zoo::{ExecutionProvider, Media, Model, Request, RuntimeOptions, Zoo};
 
 fn fixture() -> PathBuf {
@@ -112,4 +113,17 @@ fn model_and_zoo_are_send_and_sync() {
     for h in handles {
         assert!(h.join().unwrap().unwrap() <= 3);
     }
+}
+
+#[test]
+fn auto_spinning_is_decided_once_per_variant_at_load() {
+    // the fixture's decoders are tiny: `auto` sleeps; what is asked for is kept
+    assert_eq!(load("tiny").spinning(), Spinning::Off);
+    let zoo = Zoo::open(fixture().join("zoo")).unwrap();
+    let on = RuntimeOptions::new().with_intra_threads(1).unwrap().with_spinning(Spinning::On);
+    let mut model = zoo.load("tiny", &on).unwrap();
+    assert_eq!(model.spinning(), Spinning::On);
+    let answer =
+        model.ask(&Media::image(fixture().join("media/scene.png")), "what colour?", &GenerationOptions::greedy(3));
+    assert!(answer.unwrap().tokens.len() <= 3);
 }
