@@ -107,8 +107,9 @@ pub enum Optimization {
 /// Sleeping suits small graphs on few cores: spinning made the shipped zoo's `lynx` 1.7x slower
 /// per item on 2 cores, the spinning pools of its several sessions stealing the core the running
 /// one needs. Spinning suits a deployed model's decoder, whose hundreds of kernels per step each
-/// wait for a sleeping pool to wake: at 0.5B parameters it decoded 1.12x faster (int4; fp32
-/// 1.08x). `Auto` chooses by the decoder's weight bytes (docs/performance.md).
+/// wait for a sleeping pool to wake: at 0.5B parameters and int4 it cut a token from 25.2 to 21.6
+/// ms (at fp32, memory-bound, it was level). `Auto` chooses by the decoder's weight bytes
+/// (docs/performance.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Spinning {
     /// Sleep when idle.
