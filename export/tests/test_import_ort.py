@@ -238,8 +238,10 @@ def test_the_manifest_is_an_imported_text_variant_that_check_accepts(built, name
     kv = CHECKPOINTS[family]["kv_heads"]
     assert (m["hidden"], m["layers"], m["heads"], m["kv_heads"], m["head_dim"], m["vocab_size"]) == \
         (64, 2, 4, kv, 16, VOCAB)
+    # onnxruntime-genai runs its decoder on one buffer as past and present, and so does lynx-zoo
+    update = "concat" if route == "optimum" else "shared_buffer"
     assert m["kv_cache"] == {"past": "past_key_values.{i}.{kv}", "present": "present.{i}.{kv}", "layout": "bnsh",
-                             "update": "concat"}
+                             "update": update}
     decoder = {t["name"]: t for t in doc["graphs"]["decoder"]["inputs"]}
     assert decoder["inputs_embeds"]["shape"] == ["batch", "seq", 64] and "input_ids" not in decoder
     assert decoder["past_key_values.1.value"]["shape"] == ["batch", kv, "past", 16]
@@ -331,26 +333,44 @@ def test_lynx_zoo_ask_answers_as_genai_and_transformers(built, name, tmp_path):
     int4 = route == "genai-int4"
     folder = built["root"] / (name if int4 else f"genai-{family}")
     genai = og.Model(str(folder)) if route != "optimum" else None
+    # a genai decoder runs with its shared buffer (the import's manifest) and with separate past and
+    # present tensors (a copy of the manifest saying `update: concat`): both must answer alike
+    names = [name]
+    concat = zoo / "variants" / f"{name}-concat.yaml"
+    if doc["model"]["kv_cache"]["update"] == "shared_buffer":
+        other = {**doc, "name": concat.stem, "model": {**doc["model"],
+                                                      "kv_cache": {**doc["model"]["kv_cache"], "update": "concat"}}}
+        concat.write_text(yaml.safe_dump(other, sort_keys=False))
+        names.append(concat.stem)
     worst, differ, items = 0.0, [], []
-    for question in QUESTIONS:
-        ids, want, logits = transformers_answer(model, tok, question)
-        if int4 and genai is not None:  # the quantized weights answer otherwise: onnxruntime-genai is the reference
-            want = genai_answer(genai, ids, tok.eos_token_id)
-        done = cli("ask", name, "--zoo", str(zoo), "--question", question, "--greedy", "--max-new-tokens",
-                   str(MAX_NEW), "--format", "json", "--threads", "1")
-        assert done.returncode == 0, done.stderr
-        got = json.loads(done.stdout)["tokens"]
-        if not int4:
-            worst = max(worst, float(np.abs(graph_logits(zoo, doc, ids) - logits).max()))
-        if got != want:
-            differ.append(f"`{question}`: lynx-zoo {got} vs reference {want}")
-        if genai is not None and not int4:
-            theirs = genai_answer(genai, ids, tok.eos_token_id)
-            if theirs != want:
-                differ.append(f"`{question}`: onnxruntime-genai {theirs} vs transformers {want}")
-        items.append((question, want))
+    try:
+        for question in QUESTIONS:
+            ids, want, logits = transformers_answer(model, tok, question)
+            if int4 and genai is not None:  # the quantized weights answer otherwise: onnxruntime-genai is the reference
+                want = genai_answer(genai, ids, tok.eos_token_id)
+            for variant in names:
+                done = cli("ask", variant, "--zoo", str(zoo), "--question", question, "--greedy", "--max-new-tokens",
+                           str(MAX_NEW), "--format", "json", "--threads", "1")
+                assert done.returncode == 0, done.stderr
+                got = json.loads(done.stdout)["tokens"]
+                if got != want:
+                    differ.append(f"`{question}`: lynx-zoo `{variant}` {got} vs reference {want}")
+            if not int4:
+                worst = max(worst, float(np.abs(graph_logits(zoo, doc, ids) - logits).max()))
+            if genai is not None and not int4:
+                theirs = genai_answer(genai, ids, tok.eos_token_id)
+                if theirs != want:
+                    differ.append(f"`{question}`: onnxruntime-genai {theirs} vs transformers {want}")
+            items.append((question, want))
+        # beam search moves rows of the cache: the shared buffers must move as the tensors do
+        beams = [json.loads(cli("ask", v, "--zoo", str(zoo), "--question", QUESTIONS[0], "--beams", "3",
+                                "--max-new-tokens", str(MAX_NEW), "--format", "json", "--threads", "1").stdout)["tokens"]
+                 for v in names]
+        assert all(b == beams[0] for b in beams), f"beam search differs between {names}: {beams}"
+    finally:
+        concat.unlink(missing_ok=True)
     who = "lynx-zoo, onnxruntime-genai" + ("" if int4 else ", transformers") if genai else "lynx-zoo, transformers"
-    print(f"{name}: {len(QUESTIONS) - len(differ)}/{len(QUESTIONS)} greedy answers agree ({who}), "
+    print(f"{name} ({', '.join(names)}): {len(QUESTIONS) - len(differ)}/{len(QUESTIONS)} greedy answers agree ({who}), "
           f"max |logits diff| to transformers {'-' if int4 else f'{worst:.2e}'}")
     assert not differ, "\n".join(differ)
     assert worst <= 1e-4, f"prefill logits differ by {worst:.2e}"

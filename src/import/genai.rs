@@ -9,8 +9,10 @@
 //!
 //! Its decoder runs GroupQueryAttention with the rotary embedding inside and no `position_ids`
 //! input (`model.position_ids: derived`). onnxruntime-genai hands it one buffer as past and present
-//! (`search.past_present_share_buffer`); given two, the operator writes past + new into present
-//! (present = past + seq, the `concat` update the runtime moves into the next step's past). It
+//! (`search.past_present_share_buffer`, its default), and so does lynx-zoo then
+//! (`model.kv_cache.update: shared_buffer`): the operator appends each step in place. Without it,
+//! given two tensors, the operator writes past + new into present (present = past + seq, the
+//! `concat` update the runtime moves into the next step's past). It
 //! reads the attention mask as right padding (`seqlens_k`, the mask's row sums), so left-padded
 //! batches do not answer as single questions do: the manifest says `prompt.padding: none`.
 
@@ -21,6 +23,7 @@ use serde_json::Value;
 use super::{field_str, field_u32, Dims, GenerationDefaults, Layout, Source};
 use crate::error::{Error, Result};
 use crate::import::text::SpecialIds;
+use crate::manifest::KvUpdate;
 
 /// The configuration file of the layout.
 pub const CONFIG: &str = "genai_config.json";
@@ -147,13 +150,12 @@ pub fn read(folder: &Path) -> Result<Source> {
 
     let search = doc.get("search").cloned().unwrap_or(Value::Null);
     let mut notes = Vec::new();
-    if search.get("past_present_share_buffer").and_then(Value::as_bool) == Some(true) {
-        notes.push(
-            "genai_config.json `search.past_present_share_buffer: true` is onnxruntime-genai's own buffer handling; the \
-             runtime hands the decoder separate past and present tensors (present = past + new)"
-                .to_string(),
-        );
-    }
+    // onnxruntime-genai runs the decoder with one buffer as past and present when this is set (its
+    // default on CPU); lynx-zoo then does the same (`model.kv_cache.update: shared_buffer`)
+    let update = match search.get("past_present_share_buffer").and_then(Value::as_bool) {
+        Some(true) => KvUpdate::SharedBuffer,
+        _ => KvUpdate::Concat,
+    };
     let generation = GenerationDefaults::from_json(&search, &path, "search", &mut notes)?;
     Ok(Source {
         layout: Layout::Genai,
@@ -168,6 +170,7 @@ pub fn read(folder: &Path) -> Result<Source> {
         files: vec![path],
         notes,
         padded_batches: false,
+        update,
     })
 }
 

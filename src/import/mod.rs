@@ -199,6 +199,9 @@ pub struct Source {
     /// Whether the decoder answers a left-padded row as it answers the row alone (false for
     /// onnxruntime-genai's GroupQueryAttention, which reads the mask as right padding).
     pub padded_batches: bool,
+    /// How the decoder's cache is updated: `shared_buffer` where the source runs it so
+    /// (onnxruntime-genai's `past_present_share_buffer`), else `concat`.
+    pub update: KvUpdate,
 }
 
 /// `section.key` of `value` as a string, or an error naming `path` and the field.
@@ -411,7 +414,8 @@ fn decoder_io(
     graph: &Path,
 ) -> Result<(Vec<RawTensor>, Vec<RawTensor>, PositionIds)> {
     let d = source.dims;
-    let cache = crate::manifest::KvCache { past: source.past.clone(), present: source.present.clone() };
+    let cache =
+        crate::manifest::KvCache { past: source.past.clone(), present: source.present.clone(), update: source.update };
     let names = cache.names(d.layers as usize);
     let mut ins = Vec::new();
     let mut positions = PositionIds::Derived;
@@ -919,7 +923,7 @@ pub fn import(folder: &Path, opts: &ImportOptions, log: &mut dyn FnMut(&str)) ->
                 past: source.past.clone(),
                 present: source.present.clone(),
                 layout: KvLayout::Bnsh,
-                update: KvUpdate::Concat,
+                update: source.update,
             }),
         },
         graphs: RawGraphs {

@@ -141,6 +141,7 @@ pub fn read(folder: &Path) -> Result<Source> {
         files,
         notes,
         padded_batches: true,
+        update: crate::manifest::KvUpdate::Concat,
     })
 }
 

@@ -565,6 +565,16 @@ impl TryFrom<ManifestSource<'_>> for Manifest {
         }
 
         let prompt = open::prompt(&raw.prompt, &axes, file)?;
+        if kv_cache.update == KvUpdate::SharedBuffer && prompt.padding != PaddingSide::None {
+            return Err(bad(
+                "model.kv_cache.update",
+                format!(
+                    "`shared_buffer` needs `prompt.padding: none`, not `{}`: GroupQueryAttention writes each row's new \
+                     keys and values at the row's own length (the mask's row sum), which assumes no left padding",
+                    yaml::scalar(&prompt.padding)
+                ),
+            ));
+        }
 
         let generation = generation(&raw.generation, file)?;
 

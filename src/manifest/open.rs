@@ -57,8 +57,8 @@ impl Origin {
     }
 }
 
-/// The validated `model.kv_cache`: the cache tensors' name patterns. The layout is the one this
-/// runtime supports, (batch, kv_heads, seq, head_dim) with `present` = past + new; others are
+/// The validated `model.kv_cache`: the cache tensors' name patterns and how a step updates them.
+/// The layout is the one this runtime supports, (batch, kv_heads, seq, head_dim); `bsnh` is
 /// refused when the manifest is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KvCache {
@@ -66,11 +66,18 @@ pub struct KvCache {
     pub past: String,
     /// Output pattern.
     pub present: String,
+    /// `concat` (present = past + new, moved into the next past) or `shared_buffer` (one buffer
+    /// per tensor, bound as past and present, appended in place).
+    pub update: KvUpdate,
 }
 
 impl Default for KvCache {
     fn default() -> Self {
-        KvCache { past: tensors::PAST_PATTERN.into(), present: tensors::PRESENT_PATTERN.into() }
+        KvCache {
+            past: tensors::PAST_PATTERN.into(),
+            present: tensors::PRESENT_PATTERN.into(),
+            update: KvUpdate::Concat,
+        }
     }
 }
 
@@ -150,17 +157,6 @@ pub(super) fn kv_cache(raw: Option<&raw::RawKvCache>, file: &Path) -> Result<KvC
             ),
         ));
     }
-    if raw.update != KvUpdate::Concat {
-        return Err(bad(
-            "model.kv_cache.update",
-            format!(
-                "`{}` is not supported: this runtime moves each step's `present` (past + new, `concat`) into the next \
-                 step's `past`; build the decoder without a shared past/present buffer \
-                 (onnxruntime-genai: `past_present_share_buffer` false)",
-                yaml::scalar(&raw.update)
-            ),
-        ));
-    }
     for (field, pattern) in [("model.kv_cache.past", &raw.past), ("model.kv_cache.present", &raw.present)] {
         let once = |marker: &str| pattern.matches(marker).count() == 1;
         let rest = pattern.replacen("{i}", "", 1).replacen("{kv}", "", 1);
@@ -184,7 +180,7 @@ pub(super) fn kv_cache(raw: Option<&raw::RawKvCache>, file: &Path) -> Result<KvC
     if raw.past == raw.present {
         return Err(bad("model.kv_cache.present", format!("`{}` is the same pattern as `past`", raw.present)));
     }
-    Ok(KvCache { past: raw.past.clone(), present: raw.present.clone() })
+    Ok(KvCache { past: raw.past.clone(), present: raw.present.clone(), update: raw.update })
 }
 
 /// `prompt:`: `{question}` once; an image placeholder once, only with a prefix connector.

@@ -197,10 +197,13 @@ fn kv_cache_names_follow_the_manifest_and_other_layouts_are_refused() -> Result<
     let renamed = renamed.replace("name: past_key_values.", "name: past.").replace("name: present.", "name: cache.");
     let m = parse("tiny", &renamed)?;
     assert_eq!(m.cache_names()[0], ("past.0.key".into(), "cache.0.key".into()));
+    // A shared past/present buffer, with a prompt that is never padded.
+    let shared = with("    update: shared_buffer\n").replacen("  padding: left\n", "  padding: none\n", 1);
+    assert_eq!(parse("tiny", &shared)?.kv_cache.update, KvUpdate::SharedBuffer);
     // The one layout this runtime supports; the others are refused with the reason.
     for (kv, field, words) in [
         ("    layout: bsnh\n", "model.kv_cache.layout", "(batch, kv_heads, seq, head_dim)"),
-        ("    update: shared_buffer\n", "model.kv_cache.update", "past_present_share_buffer"),
+        ("    update: shared_buffer\n", "model.kv_cache.update", "needs `prompt.padding: none`"),
         ("    layout: nbsh\n", "model.kv_cache.layout", "bnsh"),
         ("    past: past_key_values.{i}\n", "model.kv_cache.past", "{kv}"),
         ("    present: present.{i}.{i}.{kv}\n", "model.kv_cache.present", "{i}"),

@@ -678,11 +678,13 @@ pub enum KvLayout {
 #[serde(rename_all = "snake_case")]
 pub enum KvUpdate {
     /// `present` is `past` followed by this step's keys/values (total = past + seq); the runtime
-    /// moves it into the next step's `past`. The one this runtime supports.
+    /// moves it into the next step's `past`.
     #[default]
     Concat,
-    /// One buffer of the maximum length shared by past and present (GroupQueryAttention with
-    /// `past_present_share_buffer`): refused.
+    /// One buffer per cache tensor, as long as the prompt plus the new tokens, bound as both
+    /// `past` and `present`: the graph appends each step's keys/values in place
+    /// (GroupQueryAttention with `past_present_share_buffer`, onnxruntime-genai's layout). Needs
+    /// `prompt.padding: none`.
     SharedBuffer,
 }
 

@@ -1,10 +1,16 @@
 //! The decoder's KV cache and one-token steps: the ONNX implementation of [`StepDecoder`].
 //!
 //! Each step feeds the new tokens' embeddings, the grown attention mask and the next position per
-//! row; the graph returns `present.{i}.key|value` (batch, kv_heads, total, head_dim), and those
-//! tensors become the next step's `past_key_values.{i}.key|value` by moving the ONNX Runtime values,
-//! not by copying them. (The graph's own Concat of past and new K/V is the only copy left; a graph
-//! with a shared past/present buffer, as onnxruntime-genai's GroupQueryAttention, would remove it.)
+//! row. Two ways to keep the cache (`model.kv_cache.update`):
+//!
+//! - `concat`: the graph returns `present.{i}.key|value` (batch, kv_heads, total, head_dim), and
+//!   those tensors become the next step's `past_key_values.{i}.key|value` by moving the ONNX
+//!   Runtime values, not by copying them. The graph's own Concat of past and new K/V copies the
+//!   whole past every step, which grows with the context.
+//! - `shared_buffer`: one buffer per cache tensor, (batch, kv_heads, prompt + new tokens,
+//!   head_dim), allocated at the prefill and bound as both past and present
+//!   ([`Session::run_sharing`]); GroupQueryAttention appends each step's K/V in place and reads
+//!   the valid length from the mask. Nothing is copied.
 //!
 //! ```text
 //!  step t:  embed(tokens) (R,1,D) ─┐
@@ -52,6 +58,9 @@ pub struct DecodeState<'s> {
     pub position_ids: bool,
     /// Self-attention cache.
     pub cache: Vec<CacheEntry>,
+    /// Whether the cache entries are buffers shared by past and present (`shared_buffer`) rather
+    /// than the last step's `present` (`concat`).
+    pub shared: bool,
     /// Cross-attention K/V by input name, one row per decoder row.
     pub cross: Vec<(String, Value)>,
     /// The sample each row belongs to (for the cross K/V).
@@ -89,13 +98,29 @@ impl DecodeState<'_> {
         if let Some(p) = &positions {
             inputs.push((POSITION_IDS, Input::I64(p.view())));
         }
-        for e in &self.cache {
-            inputs.push((e.past.as_str(), Input::Value(&e.value)));
-        }
         for (name, v) in &self.cross {
             inputs.push((name.as_str(), Input::Value(v)));
         }
-        let mut out = self.decoder.run(&inputs)?;
+        let mut out = if self.shared {
+            let capacity = self.cache.first().and_then(|e| e.value.shape().get(2).copied()).unwrap_or(0);
+            if total > capacity {
+                return Err(Error::GraphIo {
+                    graph: "decoder".into(),
+                    tensor: self.cache.first().map_or_else(String::new, |e| e.past.clone()),
+                    expected: format!("a shared cache buffer of at least {total} positions"),
+                    got: format!("{capacity} positions, sized at the prefill for the prompt and the new tokens"),
+                    source: None,
+                });
+            }
+            let mut shared: Vec<(&str, &str, &mut Value)> =
+                self.cache.iter_mut().map(|e| (e.past.as_str(), e.present.as_str(), &mut e.value)).collect();
+            self.decoder.run_sharing(&inputs, &mut shared)?
+        } else {
+            for e in &self.cache {
+                inputs.push((e.past.as_str(), Input::Value(&e.value)));
+            }
+            self.decoder.run(&inputs)?
+        };
         let logits = out.take(LOGITS)?;
         let view = logits.view_f32()?;
         // (R, S, V) from decoders that give every position's logits, (R, 1, V) from the zoo's,
@@ -111,8 +136,10 @@ impl DecodeState<'_> {
             });
         }
         let last = view.index_axis(Axis(1), view.shape()[1].saturating_sub(1)).to_owned(); // (R, V)
-        for e in &mut self.cache {
-            e.value = out.take(&e.present)?;
+        if !self.shared {
+            for e in &mut self.cache {
+                e.value = out.take(&e.present)?;
+            }
         }
         Ok(last)
     }
@@ -169,7 +196,10 @@ pub fn select_value_rows(value: &mut Value, rows: &[usize]) -> Result<usize> {
     }
     if rows.len() != n {
         let gathered = value.view_f32()?.select(Axis(0), rows);
-        *value = Value::from_f32(gathered)?;
+        // allocated by ONNX Runtime, so that a shared cache buffer stays one (bindable as output)
+        let mut fresh = Value::zeros_f32_bindable(gathered.shape())?;
+        fresh.view_f32_mut()?.assign(&gathered);
+        *value = fresh;
         return Ok(rows.len());
     }
     let changed: Vec<usize> = (0..n).filter(|&i| rows[i] != i).collect();

@@ -49,7 +49,7 @@ use ndarray::{concatenate, s, Array2, Array3, Array4, ArrayD, ArrayView3, Axis, 
 use crate::error::{Error, Result};
 use crate::generate::{generate, GenerationOptions, SpecialTokens};
 use crate::manifest::tensors::{CROSS_PREFIX, IMAGE_FEATURES, INPUTS_EMBEDS, INPUT_IDS, PIXEL_VALUES, VISUAL_EMBEDS};
-use crate::manifest::{ConnectorFamily, GraphRole, GraphSpec, Manifest, PositionIds, VisionInput};
+use crate::manifest::{ConnectorFamily, GraphRole, GraphSpec, KvUpdate, Manifest, PositionIds, VisionInput};
 use crate::preprocess::{Media, Preprocessor};
 use crate::runtime::{ExecutionProvider, Input, RuntimeOptions, Session, Spinning, Value};
 use crate::text::{PromptBatch, TextCodec};
@@ -456,13 +456,20 @@ impl Model {
         let max_new = max_new_tokens.min(ctx - prompt_len);
 
         let dims = self.manifest.model;
+        let shared = self.manifest.kv_cache.update == KvUpdate::SharedBuffer;
+        // the prefill's past: (B, kv_heads, 0, head_dim), empty; or, shared, a buffer for every
+        // position this generation can reach: (B, kv_heads, prompt + new tokens, head_dim)
+        let total = mask.first().map_or(0, Vec::len) + max_new;
         let cache = self
             .manifest
             .cache_names()
             .into_iter()
             .map(|(past, present)| {
-                // (B, kv_heads, 0, head_dim): the prefill's empty past
-                Value::empty_f32(&[b, dims.kv_heads, 0, dims.head_dim]).map(|value| CacheEntry { past, present, value })
+                let value = match shared {
+                    true => Value::zeros_f32_bindable(&[b, dims.kv_heads, total, dims.head_dim]),
+                    false => Value::empty_f32(&[b, dims.kv_heads, 0, dims.head_dim]),
+                };
+                value.map(|value| CacheEntry { past, present, value })
             })
             .collect::<Result<Vec<_>>>()?;
         let mut state = DecodeState {
@@ -470,6 +477,7 @@ impl Model {
             decoder: &mut self.decoder,
             position_ids: self.manifest.model.position_ids == PositionIds::Input,
             cache,
+            shared,
             cross,
             row_sample: (0..b).collect(),
             mask,

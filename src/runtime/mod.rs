@@ -488,6 +488,50 @@ impl Session {
         let values = outputs.into_iter().map(|(name, v)| (name.to_string(), Value(v))).collect();
         Ok(Outputs { graph: role, values })
     }
+
+    /// Runs the graph with buffers it reads and writes in place: for each `(input, output,
+    /// value)` of `shared`, `value` is bound as that input and as that output (ONNX Runtime's IO
+    /// binding), so the graph appends to it instead of writing a new tensor. This is how a
+    /// GroupQueryAttention decoder takes one K/V buffer as past and present. Returns the other
+    /// outputs. The values must come from [`Value::zeros_f32_bindable`] and have the output's
+    /// shape.
+    pub fn run_sharing(
+        &mut self,
+        inputs: &[(&str, Input<'_>)],
+        shared: &mut [(&str, &str, &mut Value)],
+    ) -> Result<Outputs> {
+        let role = self.role;
+        let path = self.path.clone();
+        let fail = |e| ort_failure(role, &path, "to run it", e);
+        let mut binding = self.inner.create_binding().map_err(fail)?;
+        for (name, input) in inputs {
+            match input {
+                // owned copies (small: embeddings, mask): ort would clone a borrowed tensor
+                // through a session of its own, which deadlocks inside a binding
+                Input::F32(view) => binding.bind_input(*name, &Tensor::from_array(view.to_owned()).map_err(fail)?),
+                Input::I64(view) => binding.bind_input(*name, &Tensor::from_array(view.to_owned()).map_err(fail)?),
+                Input::Value(v) => binding.bind_input(*name, &v.0),
+            }
+            .map_err(fail)?;
+        }
+        for (input, output, value) in shared.iter_mut() {
+            binding.bind_input(*input, &value.0).map_err(fail)?;
+            binding.bind_output(*output, &mut value.0).map_err(fail)?;
+        }
+        let cpu = ort::memory::MemoryInfo::default();
+        for output in &self.outputs {
+            if !shared.iter().any(|(_, name, _)| *name == output.name) {
+                binding.bind_output_to_device(output.name.as_str(), &cpu).map_err(fail)?;
+            }
+        }
+        let outputs = self.inner.run_binding(&binding).map_err(fail)?;
+        let values = outputs
+            .into_iter()
+            .filter(|(name, _)| !shared.iter().any(|(_, bound, _)| bound == name))
+            .map(|(name, v)| (name.to_string(), Value(v)))
+            .collect();
+        Ok(Outputs { graph: role, values })
+    }
 }
 
 /// ONNX Runtime failed on the graph of `role` at `path`; its error stays the source of ours.
@@ -567,6 +611,22 @@ impl Value {
     /// An empty float32 tensor of `shape` (an axis of 0 -- the `past = 0` cache of a prefill).
     pub fn empty_f32(shape: &[usize]) -> Result<Value> {
         Self::from_f32(ArrayD::zeros(IxDyn(shape)))
+    }
+
+    /// A zeroed float32 tensor of `shape` that ONNX Runtime allocated, so that it can be bound as
+    /// an output ([`Session::run_sharing`]): a K/V buffer shared by past and present.
+    pub fn zeros_f32_bindable(shape: &[usize]) -> Result<Value> {
+        let fail = |e: ort::Error| Error::GraphIo {
+            graph: "(cache)".into(),
+            tensor: "(buffer)".into(),
+            expected: format!("a float32 buffer of shape {shape:?} from ONNX Runtime's CPU allocator"),
+            got: e.to_string(),
+            source: Some(Box::new(e)),
+        };
+        let tensor = Tensor::<f32>::new(&ort::memory::Allocator::default(), shape.to_vec()).map_err(fail)?;
+        let mut value = Value(tensor.into_dyn());
+        value.view_f32_mut()?.fill(0.0);
+        Ok(value)
     }
 
     /// The dimensions.
