@@ -23,7 +23,7 @@
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
-use lynx_zoo::bench::floor::{decoder_weight_bytes, Bandwidth};
+use lynx_zoo::bench::floor::Bandwidth;
 use lynx_zoo::runtime::Spinning;
 use lynx_zoo::{GenerationOptions, Media, Model, RuntimeOptions, Zoo};
 use serde_json::{json, Value};
@@ -71,14 +71,13 @@ fn run(args: &[String]) -> Result<(), String> {
     let mut model = zoo.load(variant, &options).map_err(|e| e.to_string())?;
     let load_s = t.elapsed().as_secs_f64();
     let decoder = &model.manifest().graphs.decoder.file.path;
-    let weight_bytes = decoder_weight_bytes(decoder)?;
     let m = model.manifest();
     let ready = json!({
         "ready": true,
         "variant": m.name,
         "load_s": load_s,
         "decoder": decoder,
-        "decoder_weight_bytes": weight_bytes,
+        "decoder_weight_bytes": model.decoder_weight_bytes(),
         "max_positions": m.model.max_positions,
         "vision": model.preprocessor().is_some(),
         "provider": format!("{:?}", model.provider()),

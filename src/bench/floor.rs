@@ -15,7 +15,6 @@
 //! 19 GB/s.)
 
 use std::hint::black_box;
-use std::path::Path;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -108,13 +107,6 @@ fn best_of(mut f: impl FnMut()) -> f64 {
         })
         .fold(f64::INFINITY, f64::min)
         .max(1e-9)
-}
-
-/// The bytes of every tensor of the decoder graph at `path` ([`crate::onnx_proto::tensor_bytes`]):
-/// what one decode step at batch 1 reads at least once. The error names the file.
-pub fn decoder_weight_bytes(path: &Path) -> Result<u64, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("`{}`: {e}", path.display()))?;
-    crate::onnx_proto::tensor_bytes(&bytes).map_err(|e| format!("`{}`: {e}", path.display()))
 }
 
 /// One variant's decode step held to the floor.

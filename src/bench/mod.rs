@@ -435,7 +435,7 @@ fn report(
     let manifest = t.model.manifest();
     let files: BTreeSet<&std::path::Path> = manifest.files().into_iter().map(|f| f.path.as_path()).collect();
     let disk_bytes = files.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
-    let decoder_weight_bytes = floor::decoder_weight_bytes(&manifest.graphs.decoder.file.path).ok().filter(|b| *b > 0);
+    let decoder_weight_bytes = Some(t.model.decoder_weight_bytes()).filter(|b| *b > 0);
     let median_step = (stages.per_token.n > 0).then_some(stages.per_token.median_ms);
     Ok(LatencyReport {
         variant: t.model.name().to_string(),

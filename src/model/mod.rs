@@ -167,6 +167,7 @@ pub struct Model {
     decoder: Session,
     provider: ExecutionProvider,
     spinning: Spinning,
+    decoder_weight_bytes: u64,
     features: Option<FeatureCache>,
 }
 
@@ -215,6 +216,7 @@ impl Model {
         Ok(Model {
             provider: options.ep(),
             spinning,
+            decoder_weight_bytes: decoder_bytes,
             manifest,
             text,
             preprocessor,
@@ -246,6 +248,13 @@ impl Model {
     /// The provider every session runs on.
     pub fn provider(&self) -> ExecutionProvider {
         self.provider
+    }
+
+    /// The bytes of every tensor of the decoder graph, inline or external
+    /// ([`crate::onnx_proto::tensor_bytes`], counted from the verified bytes at load): what one
+    /// decode step at batch 1 reads at least once, the memory-bandwidth floor's numerator.
+    pub fn decoder_weight_bytes(&self) -> u64 {
+        self.decoder_weight_bytes
     }
 
     /// Whether the sessions' idle threads spin ([`Spinning::On`] or `Off`: `Auto` decided at load).
