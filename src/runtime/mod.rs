@@ -107,8 +107,8 @@ pub enum Optimization {
 /// Sleeping suits small graphs on few cores: spinning made the shipped zoo's `lynx` 1.7x slower
 /// per item on 2 cores, the spinning pools of its several sessions stealing the core the running
 /// one needs. Spinning suits a deployed model's decoder, whose hundreds of kernels per step each
-/// wait for a sleeping pool to wake: at 0.5B parameters and int4 it cut a token from 25.2 to 21.6
-/// ms (at fp32, memory-bound, it was level). `Auto` chooses by the decoder's weight bytes
+/// wait for a sleeping pool to wake: at 0.5B parameters and int4 a token took 25.2 ms sleeping
+/// and 21.6 ms spinning, in two separate runs (at fp32, memory-bound, level). `Auto` chooses by the decoder's weight bytes
 /// (docs/performance.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Spinning {
