@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
@@ -99,6 +100,33 @@ pub fn read_regular(path: &Path, what: &'static str, limit: u64) -> Result<Vec<u
 /// Reads a file of `kind` (see [`FileKind::limit`]).
 pub fn read(path: &Path, kind: FileKind) -> Result<Vec<u8>> {
     read_regular(path, kind.name(), kind.limit())
+}
+
+/// Reads a file of `kind` straight into shared memory (`Arc::from` a `Vec` would copy it, holding
+/// the file twice for a moment: gigabytes, for a large model's weights).
+pub fn read_shared(path: &Path, kind: FileKind) -> Result<Arc<[u8]>> {
+    let (mut file, len) = open_regular(path, kind.name(), kind.limit())?;
+    let changed = |now: String| Error::FileRefused {
+        what: kind.name(),
+        path: path.to_path_buf(),
+        message: format!("changed size while it was read ({len} bytes, then {now})"),
+    };
+    let n = usize::try_from(len).map_err(|_| too_large(kind.name(), path, len, usize::MAX as u64))?;
+    let mut bytes: Arc<[u8]> = std::iter::repeat_n(0u8, n).collect();
+    let Some(buf) = Arc::get_mut(&mut bytes) else { return Err(changed("shared".into())) };
+    file.read_exact(buf).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => changed("fewer".into()),
+        _ => Error::io("reading", path, e),
+    })?;
+    let mut more = [0u8; 1];
+    loop {
+        match file.read(&mut more) {
+            Ok(0) => return Ok(bytes),
+            Ok(_) => return Err(changed("more".into())),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("reading", path, e)),
+        }
+    }
 }
 
 /// Reads a UTF-8 text file of `kind`.

@@ -216,13 +216,13 @@ impl VerifiedFiles {
         if self.files.contains_key(&file.path) {
             return Ok(());
         }
-        let bytes = files::read(&file.path, kind)?;
+        let bytes = files::read_shared(&file.path, kind)?;
         let got = hex(&Sha256::digest(&bytes));
         if got != file.sha256 {
             return Err(Error::Checksum { path: file.path.clone(), expected: file.sha256.clone(), got });
         }
         self.bytes += bytes.len() as u64;
-        self.files.insert(file.path.clone(), bytes.into());
+        self.files.insert(file.path.clone(), bytes);
         Ok(())
     }
 

@@ -97,6 +97,16 @@ pub struct Preprocessor {
     max_pixels: u64,
 }
 
+/// `v` rounded half to even, then clamped to 0..=255, as PyTorch's `round().clamp(0, 255)` of a
+/// resized picture: `round_ties_even` without the library call it compiles to on baseline x86-64
+/// (adding 2^23 to a float in [0, 255] leaves a unit in the last place of 1, so the addition itself
+/// rounds, half to even; clamping first changes no result, and NaN stays NaN).
+#[inline]
+fn round_byte(v: f32) -> f32 {
+    const SHIFT: f32 = 8_388_608.0; // 2^23
+    (v.clamp(0.0, 255.0) + SHIFT) - SHIFT
+}
+
 impl Preprocessor {
     /// A preprocessor for a manifest's `preprocess` and `video` sections.
     pub fn new(spec: PreprocessSpec, video: VideoSpec) -> Preprocessor {
@@ -188,16 +198,26 @@ impl Preprocessor {
             CropMode::None => (size, size),
             CropMode::Center => resized_dims(h, w, size, self.spec.size_rounding),
         };
-        let resized =
-            if (h, w) == (size, size) { src.mapv(f32::from) } else { resize::resize(src, nh, nw, self.spec.resize) };
+        let mut out = Array3::<f32>::zeros((3, size, size));
+        let channel = |c: usize| (self.spec.mean[c], self.spec.std[c], self.spec.rescale);
+        if (h, w) == (size, size) {
+            // Whole 8-bit values: rounding and clamping change nothing, so each channel is a
+            // table of the 256 values the formula gives (the same arithmetic, computed once).
+            for (c, mut plane) in out.outer_iter_mut().enumerate() {
+                let (mean, std, rescale) = channel(c);
+                let table: Vec<f32> = (0..=255u8).map(|v| (f32::from(v) * rescale - mean) / std).collect();
+                Zip::from(&mut plane).and(&src.index_axis(Axis(2), c)).for_each(|o, &v| *o = table[usize::from(v)]);
+            }
+            return out;
+        }
+        let resized = resize::resize(src, nh, nw, self.spec.resize);
         let (top, left) = ((nh.saturating_sub(size)) / 2, (nw.saturating_sub(size)) / 2);
         let crop = resized.slice(s![top..top + size, left..left + size, ..]);
-        let mut out = Array3::<f32>::zeros((3, size, size));
         for (c, mut plane) in out.outer_iter_mut().enumerate() {
-            let (mean, std, rescale) = (self.spec.mean[c], self.spec.std[c], self.spec.rescale);
+            let (mean, std, rescale) = channel(c);
             // one channel of the crop, (S, S), walked in step with the output plane
             Zip::from(&mut plane).and(&crop.index_axis(Axis(2), c)).for_each(|o, &v| {
-                *o = (v.round_ties_even().clamp(0.0, 255.0) * rescale - mean) / std;
+                *o = (round_byte(v) * rescale - mean) / std;
             });
         }
         out
@@ -553,6 +573,38 @@ mod tests {
             },
             VideoSpec { frames: 2, sampling: crate::manifest::FrameSampling::Uniform },
         )
+    }
+
+    #[test]
+    fn round_byte_is_round_ties_even_then_clamp_bit_for_bit() {
+        let reference = |v: f32| v.round_ties_even().clamp(0.0, 255.0);
+        // every float from -4 to 260 in steps of 1/64 (all halves included), and the edges
+        let grid = (-256..=16640).map(|i| i as f32 / 64.0);
+        let edges = [f32::MIN_POSITIVE, -f32::MIN_POSITIVE, 1e-30, 254.5, 255.5, 0.49999997, 1e9, -1e9, f32::INFINITY];
+        for v in grid.chain(edges) {
+            let (a, b) = (round_byte(v), reference(v));
+            // -0.0 and 0.0 both normalise to the same value: (0 * rescale - mean) / std
+            assert!(a == b && (a.to_bits() == b.to_bits() || a == 0.0), "{v}: {a} vs {b}");
+        }
+        assert!(round_byte(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn whole_byte_pictures_normalise_as_the_formula_says() {
+        let mut p = prep(4);
+        p.spec.mean = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+        p.spec.std = [0.268_629_54, 0.261_302_6, 0.275_777_1];
+        let img = RgbImage::from_fn(4, 4, |x, y| image::Rgb([(x * 60) as u8, (y * 70) as u8, (x * y * 17) as u8]));
+        let out = p.normalise(&img);
+        for (c, y, x) in indices(4) {
+            let v = f32::from(img.get_pixel(x as u32, y as u32)[c]);
+            let want = (v * p.spec.rescale - p.spec.mean[c]) / p.spec.std[c];
+            assert_eq!(out[[c, y, x]].to_bits(), want.to_bits(), "({c}, {y}, {x})");
+        }
+    }
+
+    fn indices(s: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+        (0..3).flat_map(move |c| (0..s).flat_map(move |y| (0..s).map(move |x| (c, y, x))))
     }
 
     #[test]
