@@ -7,7 +7,7 @@
 //! `variants/lynx-xattn.yaml`, else the fixture zoo (`tiny`, `tiny-xattn`). Run with
 //! `cargo bench --bench pipeline`; results and how to read them: docs/results.md.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use lynx_zoo::generate::{generate, SpecialTokens, StepDecoder};
@@ -29,6 +29,19 @@ fn zoo_and_variants() -> (Zoo, [String; 2]) {
     }
 }
 
+/// The first `n` questions of the test split.
+fn test_questions(repo: &Path, n: usize) -> Vec<String> {
+    let path = repo.join("data/test/annotations.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let question = |line: &str| -> Option<String> {
+        Some(serde_json::from_str::<serde_json::Value>(line).ok()?.get("question")?.as_str()?.to_string())
+    };
+    text.lines()
+        .take(n)
+        .map(|l| question(l).unwrap_or_else(|| panic!("{}: a line without a question", path.display())))
+        .collect()
+}
+
 fn stages(c: &mut Criterion) {
     let (zoo, names) = zoo_and_variants();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -47,6 +60,18 @@ fn stages(c: &mut Criterion) {
         };
         let mut group = c.benchmark_group(name.as_str());
         group.sample_size(30);
+        // Tokenization alone: one short question, and the test split's questions in turn (each
+        // different from the last, as in `eval`).
+        let text = model.text().clone();
+        group.bench_function("tokenize/short question", |b| b.iter(|| text.prompt(question).map(|p| p.ids.len())));
+        let questions = test_questions(&repo, 200);
+        let mut k = 0;
+        group.bench_function("tokenize/test questions", |b| {
+            b.iter(|| {
+                k = (k + 1) % questions.len();
+                text.prompt(&questions[k]).map(|p| p.ids.len())
+            })
+        });
         if let Some(pre) = model.preprocessor().cloned() {
             group.bench_function("preprocess/image", |b| b.iter(|| pre.pixels(&image).map(|p| p.len())));
             group.bench_function("preprocess/video", |b| b.iter(|| pre.pixels(&video).map(|p| p.len())));

@@ -252,8 +252,9 @@ struct EvalRun<'a> {
     set: &'a EvalSetArgs,
     runtime: &'a RuntimeArgs,
     results: ResultsDir,
-    /// Vision features of shared frozen encoders, computed once per item.
-    features: FeatureCache,
+    /// Vision features of shared frozen encoders, computed once per item; None where no second
+    /// run of this call reads the same pictures (hashing each picture would then be pure cost).
+    features: Option<FeatureCache>,
     stale: StaleResults,
 }
 
@@ -264,9 +265,11 @@ impl<'a> EvalRun<'a> {
         set: &'a EvalSetArgs,
         runtime: &'a RuntimeArgs,
         stale: StaleResults,
+        runs: usize,
     ) -> Self {
         let results = ResultsDir::new(&set.out);
-        EvalRun { zoo, bench, set, runtime, results, features: FeatureCache::new(), stale }
+        let features = (runs > 1).then(FeatureCache::new);
+        EvalRun { zoo, bench, set, runtime, results, features, stale }
     }
 
     /// Evaluates one variant (resuming), returning its sorted predictions of `shard`.
@@ -281,8 +284,11 @@ impl<'a> EvalRun<'a> {
         };
         let model =
             self.zoo.load(name, &self.runtime.options()?).with_context(|| format!("loading variant `{name}`"))?;
-        // Accuracy only: shared frozen encoders run once per item across the variants of this call.
-        let mut model = model.with_feature_cache(self.features.clone());
+        // Accuracy only: shared frozen encoders run once per item across the runs of this call.
+        let mut model = match &self.features {
+            Some(cache) => model.with_feature_cache(cache.clone()),
+            None => model,
+        };
         let manifest_path = model.manifest().file.clone();
         let label = match control {
             Control::None => name.to_string(),
@@ -306,7 +312,9 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         Some(spec) => spec.resolve_from_env()?,
         None => Shard::ALL,
     };
-    let run = EvalRun::new(&zoo, &bench, &args.set, &args.runtime, StaleResults::Refuse);
+    // each variant once, and once more with swapped pictures
+    let runs = args.variants.len() * if args.image_swap { 2 } else { 1 };
+    let run = EvalRun::new(&zoo, &bench, &args.set, &args.runtime, StaleResults::Refuse, runs);
     for name in &args.variants {
         // A blind control (`vision_input: blank` or `none`) has no picture to swap.
         let sees = zoo.manifest(name)?.axes.vision_input.sees();
@@ -441,7 +449,8 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     let baseline = pick_baseline(&names, args.baseline.as_deref())?;
     let bench = load_bench(&args.set.bench)?;
     let opts = bench_options(&args.latency, &args.set)?;
-    let run = EvalRun::new(&zoo, &bench, &args.set, &args.runtime, StaleResults::Replace);
+    let runs = names.len() * if args.no_image_swap { 1 } else { 2 };
+    let run = EvalRun::new(&zoo, &bench, &args.set, &args.runtime, StaleResults::Replace, runs);
     let mut results = Vec::new();
     for name in &names {
         let mut r = described(Some(&zoo), name, run.variant(name, Shard::ALL, Control::None)?);
@@ -450,8 +459,10 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
         }
         results.push(r);
     }
-    let (hits, misses) = run.features.stats();
-    tracing::info!(hits, misses, "vision features shared across variants");
+    if let Some(features) = &run.features {
+        let (hits, misses) = features.stats();
+        tracing::info!(hits, misses, "vision features shared across variants");
+    }
     drop(run);
     if !args.no_latency {
         let reports = measure(&zoo, &names, &bench, &opts, &args.runtime, &ResultsDir::new(&args.set.out))?;

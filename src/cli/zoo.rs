@@ -455,7 +455,8 @@ pub fn ask(args: AskArgs) -> anyhow::Result<()> {
                     "preprocess": ms(t.preprocess), "vision": ms(t.vision), "connector": ms(t.connector),
                     "tokenize": ms(t.tokenize), "prefill": ms(t.prefill), "decode": ms(t.decode),
                     "decode_steps": t.decode_steps, "select": ms(t.select), "detokenize": ms(t.detokenize),
-                    "unaccounted": ms(t.unaccounted()), "total": ms(t.total),
+                    "unaccounted": ms(t.unaccounted()), "onnx_runtime": ms(t.onnx_runtime),
+                    "outside_onnx_runtime": ms(t.outside_onnx_runtime()), "total": ms(t.total),
                 },
             }))?
         ),
@@ -464,7 +465,7 @@ pub fn ask(args: AskArgs) -> anyhow::Result<()> {
         eprintln!(
             "{} on {} (spinning {}): preprocess {:.1} ms, vision {:.1} ms, connector {:.1} ms, tokenize {:.2} ms, \
              prefill {:.1} ms, decode {:.1} ms ({} steps), select {:.2} ms, detokenize {:.2} ms, \
-             unaccounted {:.2} ms, total {:.1} ms",
+             unaccounted {:.2} ms, total {:.1} ms (inside ONNX Runtime {:.1} ms, outside {:.2} ms)",
             model.name(),
             answer.provider,
             model.spinning(),
@@ -478,7 +479,9 @@ pub fn ask(args: AskArgs) -> anyhow::Result<()> {
             ms(t.select),
             ms(t.detokenize),
             ms(t.unaccounted()),
-            ms(t.total)
+            ms(t.total),
+            ms(t.onnx_runtime),
+            ms(t.outside_onnx_runtime())
         );
     }
     Ok(())

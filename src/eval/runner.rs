@@ -123,6 +123,9 @@ pub struct ItemTiming {
     pub detokenize_ms: f64,
     /// Decode steps run.
     pub decode_steps: usize,
+    /// Inside ONNX Runtime's run calls (0 in files written before this was counted).
+    #[serde(default)]
+    pub onnx_runtime_ms: f64,
     /// End to end.
     pub total_ms: f64,
 }
@@ -143,6 +146,7 @@ impl ItemTiming {
             select_ms: per(t.select),
             detokenize_ms: per(t.detokenize),
             decode_steps: t.decode_steps,
+            onnx_runtime_ms: per(t.onnx_runtime),
             total_ms: per(t.total),
         }
     }

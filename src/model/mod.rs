@@ -44,7 +44,7 @@ pub mod features;
 
 use std::time::{Duration, Instant};
 
-use ndarray::{concatenate, s, Array2, Array3, Array4, ArrayD, ArrayView3, Axis, Ix3, IxDyn};
+use ndarray::{concatenate, s, Array2, Array3, Array4, ArrayD, ArrayView3, ArrayView4, Axis, Ix3, IxDyn};
 
 use crate::error::{Error, Result};
 use crate::generate::{generate, GenerationOptions, SpecialTokens};
@@ -79,6 +79,9 @@ pub struct Timings {
     pub detokenize: Duration,
     /// Decoder steps run.
     pub decode_steps: usize,
+    /// Inside ONNX Runtime's run calls, across the stages that run a graph (vision, connector,
+    /// prefill, decode): what the graphs themselves took. `total` less this is lynx-zoo's own work.
+    pub onnx_runtime: Duration,
     /// Everything, end to end.
     pub total: Duration,
     /// Rows in the batch this answer was part of.
@@ -89,6 +92,12 @@ impl Timings {
     /// Time to the first new token: everything up to the end of the prefill.
     pub fn time_to_first_token(&self) -> Duration {
         self.preprocess + self.vision + self.connector + self.tokenize + self.prefill
+    }
+
+    /// Everything but ONNX Runtime's run calls: preprocessing, tokenization, token choice, text
+    /// decoding and the glue around each graph run (inputs, outputs, the feature cache, splices).
+    pub fn outside_onnx_runtime(&self) -> Duration {
+        self.total.saturating_sub(self.onnx_runtime)
     }
 
     /// Mean time of one decoder step.
@@ -235,6 +244,15 @@ impl Model {
         self
     }
 
+    /// Time inside ONNX Runtime's run calls of every session so far.
+    fn onnx_runtime_busy(&self) -> Duration {
+        [self.vision.as_ref(), self.connector.as_ref(), Some(&self.embed), Some(&self.decoder)]
+            .into_iter()
+            .flatten()
+            .map(Session::busy)
+            .sum()
+    }
+
     /// The manifest.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
@@ -354,12 +372,15 @@ impl Model {
         }
         let mut answers: Vec<Option<Answer>> = vec![None; requests.len()];
         for (_, idx) in groups {
-            let px: Vec<Array4<f32>> = idx.iter().filter_map(|&i| pixels[i].clone()).collect();
+            // each request is in one group: its pixels move there
+            let px: Vec<Array4<f32>> = idx.iter().filter_map(|&i| pixels[i].take()).collect();
             let t = Instant::now();
             let batch = self.text.batch_prompts(idx.iter().map(|&i| prompts[i].clone()).collect());
             let mut timings =
                 Timings { preprocess, tokenize: tokenize + t.elapsed(), batch: idx.len(), ..Timings::default() };
+            let busy = self.onnx_runtime_busy();
             let out = self.run_batch(&px, batch, options, &mut timings)?;
+            timings.onnx_runtime = self.onnx_runtime_busy().saturating_sub(busy);
             let t = Instant::now();
             let texts = out
                 .iter()
@@ -514,7 +535,7 @@ impl Model {
         }
         let t = Instant::now();
         let feats = match &self.features {
-            None => run_vision(vision, pixels)?.into_dyn(), // (B, F, P, Dv)
+            None => run_vision(vision, &pixels.iter().map(|p| p.view()).collect::<Vec<_>>())?.into_dyn(), // (B, F, P, Dv)
             Some(cache) => {
                 let sha = self.manifest.graphs.vision.as_ref().map(|g| g.file.sha256.as_str()).unwrap_or_default();
                 cached_vision(vision, cache, sha, pixels)?.into_dyn()
@@ -534,12 +555,20 @@ impl Model {
     }
 }
 
-/// Runs the vision encoder on B samples of (F, 3, S, S) pixels: (B, F, P, Dv) features.
-fn run_vision(vision: &mut Session, pixels: &[Array4<f32>]) -> Result<Array4<f32>> {
-    let stacked = Preprocessor::stack(pixels)?; // (B, F, 3, S, S)
-    let (b, f, c, h, w) = stacked.dim();
-    let images = stacked.into_shape_with_order((b * f, c, h, w)).map_err(|e| shape(PIXEL_VALUES, e))?; // (B*F, 3, S, S)
-    let mut out = vision.run(&[(PIXEL_VALUES, Input::F32(images.view().into_dyn()))])?;
+/// Runs the vision encoder on B samples of (F, 3, S, S) pixels: (B, F, P, Dv) features. One
+/// sample is fed as it is; several are stacked into one (B*F, 3, S, S) tensor.
+fn run_vision(vision: &mut Session, pixels: &[ArrayView4<'_, f32>]) -> Result<Array4<f32>> {
+    let stacked;
+    let (b, images) = match pixels {
+        [one] if one.is_standard_layout() => (1, one.view()),
+        _ => {
+            stacked = Preprocessor::stack(pixels)?; // (B, F, 3, S, S)
+            let (b, f, c, h, w) = stacked.dim();
+            (b, stacked.view().into_shape_with_order((b * f, c, h, w)).map_err(|e| shape(PIXEL_VALUES, e))?)
+        }
+    };
+    let f = images.dim().0 / b.max(1);
+    let mut out = vision.run(&[(PIXEL_VALUES, Input::F32(images.into_dyn()))])?;
     let feats = out.take(IMAGE_FEATURES)?; // (B*F, P, Dv)
     let fshape = feats.shape();
     let (p, dv) = (fshape.get(1).copied().unwrap_or(0), fshape.get(2).copied().unwrap_or(0));
@@ -558,7 +587,7 @@ fn cached_vision(
     let mut per_sample: Vec<Option<std::sync::Arc<ndarray::Array3<f32>>>> = keys.iter().map(|k| cache.get(k)).collect();
     let missing: Vec<usize> = (0..pixels.len()).filter(|&i| per_sample[i].is_none()).collect();
     if !missing.is_empty() {
-        let todo: Vec<Array4<f32>> = missing.iter().map(|&i| pixels[i].clone()).collect();
+        let todo: Vec<ArrayView4<'_, f32>> = missing.iter().map(|&i| pixels[i].view()).collect();
         let feats = run_vision(vision, &todo)?; // (M, F, P, Dv)
         for (j, &i) in missing.iter().enumerate() {
             let sample = std::sync::Arc::new(feats.index_axis(Axis(0), j).to_owned()); // (F, P, Dv)

@@ -45,7 +45,7 @@ use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
-use ndarray::{s, Array3, Array4, Array5, ArrayView3, Axis, Zip};
+use ndarray::{s, Array3, Array4, Array5, ArrayView3, ArrayView4, ArrayViewMut3, Axis, Zip};
 
 use crate::error::{Error, Result};
 use crate::manifest::{CropMode, PreprocessSpec, SizeRounding, VideoSpec, VisionInput};
@@ -141,8 +141,8 @@ impl Preprocessor {
                 let frames = load_video(path, self.frames, self.max_pixels)?;
                 let s = self.size();
                 let mut out = Array4::<f32>::zeros((frames.len(), 3, s, s));
-                for (i, f) in frames.iter().enumerate() {
-                    out.slice_mut(s![i, .., .., ..]).assign(&self.normalise(f));
+                for (f, frame) in frames.iter().zip(out.outer_iter_mut()) {
+                    self.normalise_into(f, frame);
                 }
                 Ok(out)
             }
@@ -182,6 +182,14 @@ impl Preprocessor {
     /// (H, W, 3) u8 -> (3, S, S) f32, resized, cropped, rounded, normalised.
     pub fn normalise(&self, img: &RgbImage) -> Array3<f32> {
         let size = self.size();
+        let mut out = Array3::<f32>::zeros((3, size, size));
+        self.normalise_into(img, out.view_mut());
+        out
+    }
+
+    /// [`Preprocessor::normalise`] written into `out` (3, S, S), a video's frame in place.
+    fn normalise_into(&self, img: &RgbImage, mut out: ArrayViewMut3<'_, f32>) {
+        let size = self.size();
         let (w, h) = (img.width() as usize, img.height() as usize);
         // (H, W, 3) u8: the image's own buffer, not copied (an `f32` copy of a large picture
         // would take 4 times its memory).
@@ -198,17 +206,32 @@ impl Preprocessor {
             CropMode::None => (size, size),
             CropMode::Center => resized_dims(h, w, size, self.spec.size_rounding),
         };
-        let mut out = Array3::<f32>::zeros((3, size, size));
         let channel = |c: usize| (self.spec.mean[c], self.spec.std[c], self.spec.rescale);
         if (h, w) == (size, size) {
             // Whole 8-bit values: rounding and clamping change nothing, so each channel is a
             // table of the 256 values the formula gives (the same arithmetic, computed once).
-            for (c, mut plane) in out.outer_iter_mut().enumerate() {
+            let tables: [[f32; 256]; 3] = std::array::from_fn(|c| {
                 let (mean, std, rescale) = channel(c);
-                let table: Vec<f32> = (0..=255u8).map(|v| (f32::from(v) * rescale - mean) / std).collect();
+                std::array::from_fn(|v| (f32::from(v as u8) * rescale - mean) / std)
+            });
+            let pixels = size * size;
+            if let (Some(planes), true) = (out.as_slice_mut(), img.as_raw().len() == pixels * 3) {
+                // one pass over the interleaved RGB bytes, three contiguous planes written
+                let (r, gb) = planes.split_at_mut(pixels);
+                let (g, b) = gb.split_at_mut(pixels);
+                let rgb = img.as_raw().chunks_exact(3);
+                for (((px, r), g), b) in rgb.zip(r.iter_mut()).zip(g.iter_mut()).zip(b.iter_mut()) {
+                    *r = tables[0][usize::from(px[0])];
+                    *g = tables[1][usize::from(px[1])];
+                    *b = tables[2][usize::from(px[2])];
+                }
+                return;
+            }
+            for (c, mut plane) in out.outer_iter_mut().enumerate() {
+                let table = &tables[c];
                 Zip::from(&mut plane).and(&src.index_axis(Axis(2), c)).for_each(|o, &v| *o = table[usize::from(v)]);
             }
-            return out;
+            return;
         }
         let resized = resize::resize(src, nh, nw, self.spec.resize);
         let (top, left) = ((nh.saturating_sub(size)) / 2, (nw.saturating_sub(size)) / 2);
@@ -220,11 +243,10 @@ impl Preprocessor {
                 *o = (round_byte(v) * rescale - mean) / std;
             });
         }
-        out
     }
 
     /// Stacks per-sample pixels (each (F, 3, S, S), the same F) into (B, F, 3, S, S).
-    pub fn stack(samples: &[Array4<f32>]) -> Result<Array5<f32>> {
+    pub fn stack(samples: &[ArrayView4<'_, f32>]) -> Result<Array5<f32>> {
         let Some(first) = samples.first() else {
             return Err(Error::InvalidArgument {
                 what: "batch",
@@ -332,7 +354,12 @@ pub fn image_dimensions(path: &Path) -> Result<(u32, u32)> {
 
 /// Decodes an image file to 8-bit RGB with its EXIF orientation applied.
 pub fn load_image(path: &Path, max_pixels: u64) -> Result<RgbImage> {
-    let mut decoder = image_reader(path)?.into_decoder().map_err(|e| image_error(path, e))?;
+    let decoder = image_reader(path)?.into_decoder().map_err(|e| image_error(path, e))?;
+    decode_image(path, decoder, max_pixels)
+}
+
+/// [`load_image`] from a decoder that has read `path`'s header.
+fn decode_image(path: &Path, mut decoder: impl ImageDecoder, max_pixels: u64) -> Result<RgbImage> {
     let (w, h) = decoder.dimensions();
     check_pixels(path, w, h, max_pixels)?;
     decoder.set_limits(limits(max_pixels)).map_err(|e| image_error(path, e))?;
@@ -440,29 +467,31 @@ fn load_frame_folder(path: &Path, frames: usize, max_pixels: u64) -> Result<Vec<
     let picked = uniform_indices(files.len(), frames);
     let mut unique = picked.clone();
     unique.dedup();
-    // Every sampled frame's size from its header first: the budget covers them together.
+    // Every sampled frame's size from its header first (each file opened once, its decoder kept
+    // for the pixels): the budget covers them together.
+    let mut headers = Vec::with_capacity(unique.len());
     let mut total = 0u64;
     for &i in &unique {
-        let (w, h) = image_dimensions(&files[i])?;
+        let decoder = image_reader(&files[i])?.into_decoder().map_err(|e| image_error(&files[i], e))?;
+        let (w, h) = decoder.dimensions();
         total += u64::from(w) * u64::from(h);
+        headers.push((i, decoder));
     }
     if total > max_pixels {
         return Err(budget_error(path, &format!("{} sampled frames", unique.len()), total, max_pixels));
     }
     let mut decoded: Vec<(usize, RgbImage)> = Vec::with_capacity(unique.len());
-    for &i in &unique {
-        decoded.push((i, load_image(&files[i], max_pixels)?));
+    for (i, decoder) in headers {
+        decoded.push((i, decode_image(&files[i], decoder, max_pixels)?));
     }
-    picked
-        .into_iter()
-        .map(|i| {
-            decoded
-                .iter()
-                .find(|(k, _)| *k == i)
-                .map(|(_, img)| img.clone())
-                .ok_or_else(|| Error::image(&files[i], "did not decode"))
-        })
-        .collect()
+    // a frame picked again later is copied; its last (or only) pick moves it
+    let mut frames = Vec::with_capacity(picked.len());
+    for (n, &i) in picked.iter().enumerate() {
+        let k = decoded.iter().position(|(j, _)| *j == i).ok_or_else(|| Error::image(&files[i], "did not decode"))?;
+        let again = picked[n + 1..].contains(&i);
+        frames.push(if again { decoded[k].1.clone() } else { std::mem::take(&mut decoded[k].1) });
+    }
+    Ok(frames)
 }
 
 fn budget_error(path: &Path, what: &str, total: u64, max_pixels: u64) -> Error {
@@ -689,7 +718,7 @@ mod tests {
     fn stack_rejects_mixed_frame_counts() {
         let a = Array4::<f32>::zeros((1, 3, 2, 2));
         let b = Array4::<f32>::zeros((2, 3, 2, 2));
-        assert_eq!(Preprocessor::stack(&[a.clone(), a.clone()]).map(|x| x.dim()).ok(), Some((2, 1, 3, 2, 2)));
-        assert!(Preprocessor::stack(&[a, b]).is_err());
+        assert_eq!(Preprocessor::stack(&[a.view(), a.view()]).map(|x| x.dim()).ok(), Some((2, 1, 3, 2, 2)));
+        assert!(Preprocessor::stack(&[a.view(), b.view()]).is_err());
     }
 }

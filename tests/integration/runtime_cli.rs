@@ -100,6 +100,11 @@ fn ask_answers_like_the_reference() {
     let unaccounted = t["unaccounted"].as_f64().unwrap();
     assert!(sum <= t["total"].as_f64().unwrap() + 1e-6, "{t}");
     assert!((t["total"].as_f64().unwrap() - sum - unaccounted).abs() < 1e-3, "{t}");
+    // ONNX Runtime's own time lies within the graph stages; the rest of the total is ours
+    let ort = t["onnx_runtime"].as_f64().unwrap();
+    let graph_stages: f64 = ["vision", "connector", "prefill", "decode"].iter().map(|k| t[*k].as_f64().unwrap()).sum();
+    assert!(ort > 0.0 && ort <= graph_stages + 1e-6, "{t}");
+    assert!((t["total"].as_f64().unwrap() - ort - t["outside_onnx_runtime"].as_f64().unwrap()).abs() < 1e-3, "{t}");
 }
 
 #[test]

@@ -164,6 +164,24 @@ fn animated_gif_frames_are_sampled_uniformly() {
 }
 
 #[test]
+fn a_folder_with_fewer_frames_than_sampled_repeats_them_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let colours = [[255u8, 0, 0], [0, 0, 255]];
+    for (i, c) in colours.iter().enumerate() {
+        RgbImage::from_pixel(6, 4, Rgb(*c)).save(dir.path().join(format!("frame_{i:02}.png"))).unwrap();
+    }
+    // 2 frames, 5 sampled: floor((2i + 1) * 2 / 10) = 0, 0, 1, 1, 1
+    let frames = load_video(dir.path(), 5, DEFAULT_MAX_PIXELS).unwrap();
+    let got: Vec<[u8; 3]> = frames.iter().map(|f| f.get_pixel(2, 2).0).collect();
+    assert_eq!(got, [colours[0], colours[0], colours[1], colours[1], colours[1]]);
+    assert!(frames.iter().all(|f| f.dimensions() == (6, 4)));
+    // the budget covers the distinct frames together: 2 x 24 pixels
+    assert!(load_video(dir.path(), 5, 48).is_ok());
+    let err = load_video(dir.path(), 5, 47).unwrap_err();
+    assert!(err.to_string().contains("2 sampled frames"), "{err}");
+}
+
+#[test]
 fn pixel_limit_is_configurable() {
     let p = fixture().join("media/scene.png"); // 24 x 20 = 480 pixels
     assert!(load_image(&p, 480).is_ok());
