@@ -79,10 +79,15 @@ impl DecodeState<'_> {
     /// Runs the decoder on `embeds` (R, S, D) with the current mask (already including these S
     /// positions) and cache; returns the last position's logits (R, V) and moves `present` into
     /// the cache.
-    pub fn run(&mut self, embeds: &ArrayD<f32>) -> Result<Array2<f32>> {
+    pub fn run(&mut self, embeds: Input<'_>) -> Result<Array2<f32>> {
         let rows = self.mask.len();
         let total = self.mask.first().map_or(0, Vec::len);
-        let seq = embeds.shape().get(1).copied().unwrap_or(0);
+        let seq = match &embeds {
+            Input::F32(a) => a.shape().get(1).copied(),
+            Input::Value(v) => v.shape().get(1).copied(),
+            Input::I64(_) => None,
+        }
+        .ok_or_else(|| shape_error(INPUTS_EMBEDS, "expected float32 embeddings (rows, positions, dim)"))?;
         let flat: Vec<i64> = self.mask.iter().flatten().copied().collect();
         let mask = ArrayD::from_shape_vec(vec![rows, total], flat).map_err(|e| shape_error(ATTENTION_MASK, e))?;
         let positions = match self.position_ids {
@@ -93,8 +98,14 @@ impl DecodeState<'_> {
             false => None, // the graph derives them from the mask
         };
 
+        // re-borrowed for this call only
+        let embeds = match &embeds {
+            Input::F32(a) => Input::F32(a.view()),
+            Input::I64(a) => Input::I64(a.view()),
+            Input::Value(v) => Input::Value(v),
+        };
         let mut inputs: Vec<(&str, Input<'_>)> =
-            vec![(INPUTS_EMBEDS, Input::F32(embeds.view())), (ATTENTION_MASK, Input::I64(mask.view()))];
+            vec![(INPUTS_EMBEDS, embeds), (ATTENTION_MASK, Input::I64(mask.view()))];
         if let Some(p) = &positions {
             inputs.push((POSITION_IDS, Input::I64(p.view())));
         }
@@ -144,12 +155,11 @@ impl DecodeState<'_> {
         Ok(last)
     }
 
-    /// Embeds `ids` (R, S).
-    pub fn embed_ids(&mut self, ids: &ArrayD<i64>) -> Result<ArrayD<f32>> {
+    /// Embeds `ids` (R, S): the embedding graph's output, kept in ONNX Runtime's memory for the
+    /// decoder to read as it is.
+    pub fn embed_ids(&mut self, ids: &ArrayD<i64>) -> Result<Value> {
         let mut out = self.embed.run(&[(INPUT_IDS, Input::I64(ids.view()))])?;
-        let v = out.take(INPUTS_EMBEDS)?;
-        let view = v.view_f32()?;
-        Ok(view.to_owned())
+        out.take(INPUTS_EMBEDS)
     }
 }
 
@@ -227,7 +237,7 @@ impl StepDecoder for DecodeState<'_> {
         for row in &mut self.mask {
             row.push(1);
         }
-        let logits = self.run(&embeds)?;
+        let logits = self.run(Input::Value(&embeds))?;
         self.elapsed += start.elapsed();
         self.steps += 1;
         Ok(logits)

@@ -515,7 +515,7 @@ impl Model {
             steps: 0,
             rows_moved: 0,
         };
-        let logits = state.run(&embeds)?;
+        let logits = state.run(Input::F32(embeds.view()))?;
         timings.prefill = t.elapsed();
         Ok((state, logits, batch.encoded, max_new))
     }
