@@ -84,6 +84,10 @@ pub struct Stages {
     /// Time inside no stage timer (`Timings::unaccounted`; empty in older reports).
     #[serde(default)]
     pub unaccounted: Stat,
+    /// lynx-zoo's own time per item: end to end less ONNX Runtime's run calls
+    /// (`Timings::outside_onnx_runtime`; empty in older reports).
+    #[serde(default)]
+    pub outside_onnx_runtime: Stat,
     /// End to end, one item.
     pub end_to_end: Stat,
 }
@@ -411,6 +415,7 @@ fn report(
         per_token: Stat::of_items(&per_token, &stratum),
         host: col(&|tm| ms(tm.tokenize + tm.select + tm.detokenize)),
         unaccounted: col(&|tm| ms(tm.unaccounted())),
+        outside_onnx_runtime: col(&|tm| ms(tm.outside_onnx_runtime())),
         end_to_end: col(&|tm| ms(tm.total)),
     };
     // Per item, the fastest of the repeats: interference from other work on the machine only ever
@@ -528,6 +533,7 @@ pub(crate) fn sample_report(variant: &str, ms: f64) -> LatencyReport {
             per_token: s,
             host: s,
             unaccounted: s,
+            outside_onnx_runtime: s,
             end_to_end: s,
         },
         batch1: tp,

@@ -382,6 +382,7 @@ fn latency_record(row: &Row, l: &LatencyReport, b: usize) -> Record {
         ("per_token", &st.per_token),
         ("host", &st.host),
         ("unaccounted", &st.unaccounted),
+        ("outside_ort", &st.outside_onnx_runtime),
         ("e2e", &st.end_to_end),
     ] {
         let some = |v: f64| (s.n > 0).then_some(v);

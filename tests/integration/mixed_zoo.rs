@@ -195,6 +195,9 @@ fn eval_bench_compare_and_report_run_a_mixed_comparison() {
     for name in [IMPORTED, "tiny"] {
         let r = record(&rows, name);
         assert!(r["e2e_ms_mean"].as_f64().unwrap() > 0.0 && r["vision_ms_p50"].as_f64().unwrap() > 0.0, "{r}");
+        // lynx-zoo's own share: some, and less than the whole item
+        let outside = r["outside_ort_ms_mean"].as_f64().unwrap();
+        assert!(outside > 0.0 && outside < r["e2e_ms_mean"].as_f64().unwrap(), "{r}");
         assert_eq!(r["run_id"], run_id);
         assert!(out.join(name).join("latency.json").exists());
     }
