@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use lynx_zoo::bench::{self, BenchOptions, LatencyReport};
 use lynx_zoo::benchmark::Benchmark;
 use lynx_zoo::eval::{self, Control, EvalOptions, MajorityFloor, Shard, ShardSpec, StaleResults};
-use lynx_zoo::manifest::Origin;
+use lynx_zoo::manifest::{Origin, VisionInput};
 use lynx_zoo::model::FeatureCache;
 use lynx_zoo::report::markdown;
 use lynx_zoo::report::{self, Comparison, Floor, Format, Imported, Table, TableName, VariantResult, DEFAULT_TABLES};
@@ -252,8 +252,8 @@ struct EvalRun<'a> {
     set: &'a EvalSetArgs,
     runtime: &'a RuntimeArgs,
     results: ResultsDir,
-    /// Vision features of shared frozen encoders, computed once per item; None where no second
-    /// run of this call reads the same pictures (hashing each picture would then be pure cost).
+    /// Vision features of shared frozen encoders, computed once per item; None where no picture
+    /// of this call is encoded twice ([`features_repeat`]).
     features: Option<FeatureCache>,
     stale: StaleResults,
 }
@@ -265,10 +265,10 @@ impl<'a> EvalRun<'a> {
         set: &'a EvalSetArgs,
         runtime: &'a RuntimeArgs,
         stale: StaleResults,
-        runs: usize,
+        share_features: bool,
     ) -> Self {
         let results = ResultsDir::new(&set.out);
-        let features = (runs > 1).then(FeatureCache::new);
+        let features = share_features.then(FeatureCache::new);
         EvalRun { zoo, bench, set, runtime, results, features, stale }
     }
 
@@ -304,6 +304,38 @@ impl<'a> EvalRun<'a> {
     }
 }
 
+/// What decides whether a variant's vision features can be shared: what it sees, and the sha256 of
+/// its vision graph (None without one).
+type Encoder = (VisionInput, Option<String>);
+
+/// Whether a vision-feature cache can hit in one call over variants with these encoders: one
+/// vision graph encodes the same pictures twice (two variants sharing it, or a variant and its
+/// image-swap control), or a blind control's blank picture repeats on every item. Otherwise each
+/// key would hash the pixels for nothing.
+fn features_repeat(encoders: &[Encoder], image_swap: bool) -> bool {
+    let mut runs: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (input, sha) in encoders {
+        if *input == VisionInput::Blank {
+            return true;
+        }
+        if let Some(sha) = sha {
+            *runs.entry(sha).or_default() += 1 + usize::from(image_swap && input.sees());
+        }
+    }
+    runs.values().any(|&n| n > 1)
+}
+
+/// The [`Encoder`] of each named variant.
+fn encoders(zoo: &Zoo, names: &[String]) -> anyhow::Result<Vec<Encoder>> {
+    names
+        .iter()
+        .map(|n| {
+            let m = zoo.manifest(n)?;
+            Ok((m.axes.vision_input, m.graphs.vision.as_ref().map(|g| g.file.sha256.clone())))
+        })
+        .collect()
+}
+
 /// `lynx-zoo eval`.
 pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let zoo = args.zoo.open()?;
@@ -312,9 +344,8 @@ pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
         Some(spec) => spec.resolve_from_env()?,
         None => Shard::ALL,
     };
-    // each variant once, and once more with swapped pictures
-    let runs = args.variants.len() * if args.image_swap { 2 } else { 1 };
-    let run = EvalRun::new(&zoo, &bench, &args.set, &args.runtime, StaleResults::Refuse, runs);
+    let share = features_repeat(&encoders(&zoo, &args.variants)?, args.image_swap);
+    let run = EvalRun::new(&zoo, &bench, &args.set, &args.runtime, StaleResults::Refuse, share);
     for name in &args.variants {
         // A blind control (`vision_input: blank` or `none`) has no picture to swap.
         let sees = zoo.manifest(name)?.axes.vision_input.sees();
@@ -449,8 +480,8 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<()> {
     let baseline = pick_baseline(&names, args.baseline.as_deref())?;
     let bench = load_bench(&args.set.bench)?;
     let opts = bench_options(&args.latency, &args.set)?;
-    let runs = names.len() * if args.no_image_swap { 1 } else { 2 };
-    let run = EvalRun::new(&zoo, &bench, &args.set, &args.runtime, StaleResults::Replace, runs);
+    let share = features_repeat(&encoders(&zoo, &names)?, !args.no_image_swap);
+    let run = EvalRun::new(&zoo, &bench, &args.set, &args.runtime, StaleResults::Replace, share);
     let mut results = Vec::new();
     for name in &names {
         let mut r = described(Some(&zoo), name, run.variant(name, Shard::ALL, Control::None)?);
@@ -551,4 +582,25 @@ pub fn report(args: ReportArgs, zoo: &ZooArgs) -> anyhow::Result<()> {
     results::splice::write_spliced(&args.out, &body)?;
     println!("{}", args.out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_feature_cache_only_where_a_picture_can_be_encoded_twice() {
+        use VisionInput::{Blank, None, Picture};
+        let with = |input: VisionInput, sha: &str| (input, Some(sha.to_string()));
+        let (a, b) = (with(Picture, "a"), with(Picture, "b"));
+        // one variant that sees, alone: every picture encoded once
+        assert!(!features_repeat(std::slice::from_ref(&a), false));
+        assert!(!features_repeat(&[(None, Option::None)], true), "no vision graph, nothing to swap");
+        // its image-swap control, a second variant on the same encoder, a blank picture per item
+        assert!(features_repeat(std::slice::from_ref(&a), true));
+        assert!(features_repeat(&[a.clone(), with(Picture, "a")], false));
+        assert!(features_repeat(&[with(Blank, "a")], false));
+        // other encoders, or a text-only variant, share nothing
+        assert!(!features_repeat(&[a, b, (None, Option::None)], false));
+    }
 }

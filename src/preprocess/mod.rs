@@ -214,12 +214,12 @@ impl Preprocessor {
                 let (mean, std, rescale) = channel(c);
                 std::array::from_fn(|v| (f32::from(v as u8) * rescale - mean) / std)
             });
-            let pixels = size * size;
-            if let (Some(planes), true) = (out.as_slice_mut(), img.as_raw().len() == pixels * 3) {
+            if let (Some(rgb), Some(planes)) = (src.as_slice(), out.as_slice_mut()) {
                 // one pass over the interleaved RGB bytes, three contiguous planes written
+                let pixels = size * size;
                 let (r, gb) = planes.split_at_mut(pixels);
                 let (g, b) = gb.split_at_mut(pixels);
-                let rgb = img.as_raw().chunks_exact(3);
+                let rgb = rgb.chunks_exact(3);
                 for (((px, r), g), b) in rgb.zip(r.iter_mut()).zip(g.iter_mut()).zip(b.iter_mut()) {
                     *r = tables[0][usize::from(px[0])];
                     *g = tables[1][usize::from(px[1])];
@@ -344,12 +344,6 @@ fn image_reader(path: &Path) -> Result<ImageReader<BufReader<File>>> {
         }
     }
     Ok(reader)
-}
-
-/// The size of the image at `path`, from its header (nothing decoded).
-pub fn image_dimensions(path: &Path) -> Result<(u32, u32)> {
-    let decoder = image_reader(path)?.into_decoder().map_err(|e| image_error(path, e))?;
-    Ok(decoder.dimensions())
 }
 
 /// Decodes an image file to 8-bit RGB with its EXIF orientation applied.

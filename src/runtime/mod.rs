@@ -298,6 +298,27 @@ pub enum Input<'a> {
     Value(&'a Value),
 }
 
+impl Input<'_> {
+    /// The tensor's shape.
+    pub fn shape(&self) -> Vec<usize> {
+        match self {
+            Input::F32(a) => a.shape().to_vec(),
+            Input::I64(a) => a.shape().to_vec(),
+            Input::Value(v) => v.shape(),
+        }
+    }
+
+    /// The same tensor, borrowed for as long as `self` is (for a feed list whose other entries
+    /// live shorter).
+    pub fn reborrow(&self) -> Input<'_> {
+        match self {
+            Input::F32(a) => Input::F32(a.view()),
+            Input::I64(a) => Input::I64(a.view()),
+            Input::Value(v) => Input::Value(v),
+        }
+    }
+}
+
 /// A tensor owned by ONNX Runtime (typically a run's output), kept without copying.
 #[derive(Debug)]
 pub struct Value(DynValue);
