@@ -257,22 +257,28 @@ pub fn evaluate(
     let mut done = total - todo.len();
     progress(done, total);
     let provider = model.provider().ort_name().to_string();
-    for chunk in todo.chunks(options.batch.max(1)) {
-        let requests: Vec<Request> = chunk
-            .iter()
-            .map(|(position, r)| match options.control {
-                Control::None => Ok(Request::new(r.media.clone(), r.question.clone())),
-                Control::ImageSwap => {
-                    let swapped = super::controls::swapped(bench, &partners, *position)?;
-                    Ok(Request::new(swapped.media, r.question.clone()))
-                }
-            })
-            .collect::<Result<_>>()?;
-        let answers = match model.ask_batch(&requests, &options.generation) {
+    // Every question of the run encoded in one pass before the first graph runs: a bad question
+    // fails here with its item's location, and one pass keeps the tokenizer in the caches
+    // (about a fifth of the time per question of encoding each between graph runs).
+    let requests: Vec<Request> = todo
+        .iter()
+        .map(|(position, r)| {
+            let media = match options.control {
+                Control::None => r.media.clone(),
+                Control::ImageSwap => super::controls::swapped(bench, &partners, *position)?.media,
+            };
+            model
+                .request(media, r.question.clone())
+                .map_err(|e| Error::Item { location: r.location(), source: Box::new(e) })
+        })
+        .collect::<Result<_>>()?;
+    let size = options.batch.max(1);
+    for (chunk, requests) in todo.chunks(size).zip(requests.chunks(size)) {
+        let answers = match model.ask_batch(requests, &options.generation) {
             Ok(a) => a,
             Err(batch_err) => {
                 // Find the record at fault: answer the batch's items one by one.
-                for ((_, record), request) in chunk.iter().zip(&requests) {
+                for ((_, record), request) in chunk.iter().zip(requests) {
                     if let Err(e) = model.ask(&request.media, &request.question, &options.generation) {
                         return Err(Error::Item { location: record.location(), source: Box::new(e) });
                     }

@@ -52,7 +52,7 @@ use crate::manifest::tensors::{CROSS_PREFIX, IMAGE_FEATURES, INPUTS_EMBEDS, INPU
 use crate::manifest::{ConnectorFamily, GraphRole, GraphSpec, KvUpdate, Manifest, PositionIds, VisionInput};
 use crate::preprocess::{Media, Preprocessor};
 use crate::runtime::{ExecutionProvider, Input, RuntimeOptions, Session, Spinning, Value};
-use crate::text::{PromptBatch, TextCodec};
+use crate::text::{Prompt, PromptBatch, TextCodec};
 use crate::zoo::VerifiedFiles;
 use cache::{CacheEntry, DecodeState};
 pub use features::FeatureCache;
@@ -140,18 +140,43 @@ pub struct Answer {
 }
 
 /// One question of a batch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Request {
     /// What it is about.
     pub media: Media,
     /// The question.
     pub question: String,
+    /// Its prompt, when encoded ahead ([`Model::request`]).
+    encoded: Option<Encoded>,
+}
+
+/// A question's prompt encoded ahead of its batch, by which codec, and how long it took.
+#[derive(Debug, Clone)]
+struct Encoded {
+    codec: u64,
+    question: String,
+    prompt: Prompt,
+    took: Duration,
 }
 
 impl Request {
-    /// A request.
+    /// A request; its question is encoded when it is asked.
     pub fn new(media: Media, question: impl Into<String>) -> Request {
-        Request { media, question: question.into() }
+        Request { media, question: question.into(), encoded: None }
+    }
+
+    /// The prompt encoded ahead for this question by the codec `codec`, and the time it took;
+    /// None if there is none, or it was encoded by another codec or for another question (the
+    /// fields are public: a question changed after [`Model::request`] is encoded again).
+    fn encoded_by(&self, codec: u64) -> Option<(&Prompt, Duration)> {
+        self.encoded.as_ref().filter(|e| e.codec == codec && e.question == self.question).map(|e| (&e.prompt, e.took))
+    }
+}
+
+/// Requests are equal when they ask the same question about the same media, encoded ahead or not.
+impl PartialEq for Request {
+    fn eq(&self, other: &Request) -> bool {
+        self.media == other.media && self.question == other.question
     }
 }
 
@@ -182,8 +207,8 @@ pub struct Model {
 
 /// What the vision side hands the decoder for a batch.
 enum VisionOut {
-    /// (B, V, D) visual embeddings to put before the text.
-    Prefix(ArrayD<f32>),
+    /// (B, V, D) visual embeddings to put before the text (the connector's output tensor).
+    Prefix(Value),
     /// `cross_key_values.*` values, one row per sample.
     Cross(Vec<(String, Value)>),
     /// Nothing (no vision: `vision_input: none`).
@@ -338,9 +363,24 @@ impl Model {
     /// # Ok::<(), lynx_zoo::Error>(())
     /// ```
     pub fn ask(&mut self, media: &Media, question: &str, options: &GenerationOptions) -> Result<Answer> {
-        let request = Request { media: media.clone(), question: question.to_string() };
+        let request = Request::new(media.clone(), question);
         let mut answers = self.ask_batch(std::slice::from_ref(&request), options)?;
         answers.pop().ok_or_else(|| Error::Mismatch("the batch of one returned no answer".into()))
+    }
+
+    /// A request whose question is encoded now, for [`Model::ask_batch`] of this model to take as
+    /// it is (another model encodes it again). Encoding a run's questions in one pass ahead of it
+    /// is cheaper than one at a time between graph runs, which leave the tokenizer's code and
+    /// tables out of the caches (docs/performance.md). Fails as asking would: an empty question,
+    /// or one holding the image placeholder. The time it took counts in the answer's `tokenize`
+    /// stage and total.
+    pub fn request(&self, media: Media, question: impl Into<String>) -> Result<Request> {
+        let question = question.into();
+        let t = Instant::now();
+        let prompt = self.text.prompt(&question)?;
+        let took = t.elapsed();
+        let encoded = Encoded { codec: self.text.id(), question: question.clone(), prompt, took };
+        Ok(Request { media, question, encoded: Some(encoded) })
     }
 
     /// Answers a batch of questions together (left padding; one decoder run per step for all).
@@ -349,9 +389,20 @@ impl Model {
     pub fn ask_batch(&mut self, requests: &[Request], options: &GenerationOptions) -> Result<Vec<Answer>> {
         let start = Instant::now();
         // Every question encoded once, before any picture is read: an empty question fails here.
+        // A prompt encoded ahead by this model's codec is taken as it is, with the time it took.
         let t = Instant::now();
-        let prompts = requests.iter().map(|r| self.text.prompt(&r.question)).collect::<Result<Vec<_>>>()?;
-        let tokenize = t.elapsed();
+        let mut ahead = Duration::ZERO;
+        let mut prompts = Vec::with_capacity(requests.len());
+        for r in requests {
+            prompts.push(match r.encoded_by(self.text.id()) {
+                Some((prompt, took)) => {
+                    ahead += took;
+                    prompt.clone()
+                }
+                None => self.text.prompt(&r.question)?,
+            });
+        }
+        let tokenize = t.elapsed() + ahead;
         // Pixels next: a bad image fails the batch before any graph runs.
         let mut pixels: Vec<Option<Array4<f32>>> = Vec::with_capacity(requests.len());
         let t = Instant::now();
@@ -388,7 +439,7 @@ impl Model {
                 .collect::<Result<Vec<_>>>()?;
             timings.detokenize = t.elapsed();
             for ((&i, (tokens, finished)), text) in idx.iter().zip(out).zip(texts) {
-                timings.total = start.elapsed();
+                timings.total = start.elapsed() + ahead;
                 answers[i] = Some(Answer { text, tokens, finished, timings, provider: self.provider });
             }
         }
@@ -455,20 +506,36 @@ impl Model {
         let flat: Vec<i64> = batch.ids.iter().flatten().copied().collect();
         let ids = ArrayD::from_shape_vec(IxDyn(&[b, l]), flat).map_err(|e| shape(INPUT_IDS, e))?;
         let mut out = self.embed.run(&[(INPUT_IDS, Input::I64(ids.view()))])?;
-        let text_embeds = out.take(INPUTS_EMBEDS)?.view_f32()?.to_owned(); // (B, L, D)
+        let text_embeds = out.take(INPUTS_EMBEDS)?; // (B, L, D)
 
-        let (embeds, mask, cross) = match vision {
+        // The decoder's inputs_embeds: the spliced prompt (prefix connectors), else the embedding
+        // graph's output tensor as it is.
+        let spliced: Option<Array3<f32>>;
+        let (mask, cross) = match vision {
             VisionOut::Prefix(visual) => {
                 // [pad][text before][visual][text after] per row: (B, V + L, D); the prefix layout
                 // has no text before (the picture goes before BOS).
-                let text3 = text_embeds.view().into_dimensionality::<Ix3>().map_err(|e| shape(INPUTS_EMBEDS, e))?;
-                let vis3 = visual.view().into_dimensionality::<Ix3>().map_err(|e| shape(VISUAL_EMBEDS, e))?;
+                let text = text_embeds.view_f32()?;
+                let text3 = text.into_dimensionality::<Ix3>().map_err(|e| shape(INPUTS_EMBEDS, e))?;
+                let visual = visual.view_f32()?;
+                let vis3 = visual.into_dimensionality::<Ix3>().map_err(|e| shape(VISUAL_EMBEDS, e))?;
                 let at: Vec<usize> = batch.image_at.iter().map(|k| k.unwrap_or(0)).collect();
                 let (embeds, mask) = splice_visual(text3, vis3, &batch.lengths, &at)?;
-                (embeds.into_dyn(), mask, Vec::new())
+                spliced = Some(embeds);
+                (mask, Vec::new())
             }
-            VisionOut::Cross(cross) => (text_embeds, batch.mask.clone(), cross),
-            VisionOut::Blind => (text_embeds, batch.mask.clone(), Vec::new()),
+            VisionOut::Cross(cross) => {
+                spliced = None;
+                (batch.mask.clone(), cross)
+            }
+            VisionOut::Blind => {
+                spliced = None;
+                (batch.mask.clone(), Vec::new())
+            }
+        };
+        let embeds = match &spliced {
+            Some(a) => Input::F32(a.view().into_dyn()),
+            None => Input::Value(&text_embeds),
         };
 
         // Context: the longest row's prompt plus the new tokens must fit in max_positions.
@@ -515,7 +582,7 @@ impl Model {
             steps: 0,
             rows_moved: 0,
         };
-        let logits = state.run(Input::F32(embeds.view()))?;
+        let logits = state.run(embeds)?;
         timings.prefill = t.elapsed();
         Ok((state, logits, batch.encoded, max_new))
     }
@@ -546,7 +613,7 @@ impl Model {
         let t = Instant::now();
         let mut out = connector.run(&[(IMAGE_FEATURES, Input::F32(feats.view()))])?;
         let result = match family {
-            ConnectorFamily::Prefix => VisionOut::Prefix(out.take(VISUAL_EMBEDS)?.view_f32()?.to_owned()),
+            ConnectorFamily::Prefix => VisionOut::Prefix(out.take(VISUAL_EMBEDS)?),
             ConnectorFamily::CrossAttention => VisionOut::Cross(out.take_prefixed(CROSS_PREFIX)),
             ConnectorFamily::Blind => VisionOut::Blind,
         };
@@ -630,7 +697,12 @@ pub fn splice_visual(
             ),
         ));
     }
-    let mut rows = Vec::with_capacity(b);
+    let d = text.dim().2;
+    if visual.dim().2 != d {
+        return Err(shape(VISUAL_EMBEDS, format!("width {} for text embeddings of width {d}", visual.dim().2)));
+    }
+    // (B, V + L, D), each row written once in place
+    let mut embeds = Array3::<f32>::zeros((b, v + l, d));
     let mut mask = Vec::with_capacity(b);
     for r in 0..b {
         let (n, k) = (lengths[r], image_at[r]);
@@ -638,18 +710,13 @@ pub fn splice_visual(
             return Err(shape(INPUTS_EMBEDS, format!("row {r}: the picture at token {k} of {n}, padded to {l}")));
         }
         let at = l - n + k; // the padding, then k text tokens
-        let row = concatenate(
-            Axis(0),
-            &[text.slice(s![r, ..at, ..]), visual.slice(s![r, .., ..]), text.slice(s![r, at.., ..])],
-        )
-        .map_err(|e| shape(INPUTS_EMBEDS, e))?; // (V + L, D)
-        rows.push(row);
+        embeds.slice_mut(s![r, ..at, ..]).assign(&text.slice(s![r, ..at, ..]));
+        embeds.slice_mut(s![r, at..at + v, ..]).assign(&visual.slice(s![r, .., ..]));
+        embeds.slice_mut(s![r, at + v.., ..]).assign(&text.slice(s![r, at.., ..]));
         let mut m = vec![0i64; l - n];
         m.extend(std::iter::repeat_n(1, v + n));
         mask.push(m);
     }
-    let views: Vec<_> = rows.iter().map(|r| r.view().insert_axis(Axis(0))).collect();
-    let embeds = concatenate(Axis(0), &views).map_err(|e| shape(INPUTS_EMBEDS, e))?; // (B, V + L, D)
     Ok((embeds, mask))
 }
 
@@ -667,6 +734,20 @@ fn shape(tensor: &str, e: impl std::fmt::Display) -> Error {
 mod tests {
     use super::*;
     use ndarray::Array3;
+
+    #[test]
+    fn a_prompt_encoded_ahead_serves_only_its_codec_and_its_question() {
+        let prompt = Prompt { ids: vec![1, 7, 9], image_at: None };
+        let took = Duration::from_micros(20);
+        let encoded = Encoded { codec: 3, question: "red?".into(), prompt: prompt.clone(), took };
+        let mut r = Request { media: Media::None, question: "red?".into(), encoded: Some(encoded) };
+        assert_eq!(r.encoded_by(3), Some((&prompt, took)));
+        assert_eq!(r.encoded_by(4), None, "another model's codec encodes it again");
+        r.question = "blue?".into();
+        assert_eq!(r.encoded_by(3), None, "a question changed after encoding is encoded again");
+        assert_eq!(r, Request::new(Media::None, "blue?"), "equality ignores how far a request is prepared");
+        assert_eq!(Request::new(Media::None, "red?").encoded_by(3), None);
+    }
 
     #[test]
     fn unaccounted_time_is_the_total_less_every_stage_and_never_negative() {

@@ -41,11 +41,11 @@
 pub mod resize;
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek};
+use std::io::{BufReader, Cursor, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use image::{AnimationDecoder, DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
-use ndarray::{s, Array3, Array4, Array5, ArrayView3, ArrayView4, ArrayViewMut3, Axis, Zip};
+use ndarray::{s, Array3, Array4, Array5, ArrayView3, ArrayView4, Axis};
 
 use crate::error::{Error, Result};
 use crate::manifest::{CropMode, PreprocessSpec, SizeRounding, VideoSpec, VisionInput};
@@ -134,17 +134,20 @@ impl Preprocessor {
         match media {
             Media::Image(path) => {
                 let img = load_image(path, self.max_pixels)?;
-                let chw = self.normalise(&img);
-                Ok(chw.insert_axis(Axis(0)))
+                let s = self.size();
+                let mut out = Vec::with_capacity(3 * s * s);
+                self.normalise_extend(&img, &mut out);
+                planes(out, 1, s)
             }
             Media::Video(path) => {
                 let frames = load_video(path, self.frames, self.max_pixels)?;
                 let s = self.size();
-                let mut out = Array4::<f32>::zeros((frames.len(), 3, s, s));
-                for (f, frame) in frames.iter().zip(out.outer_iter_mut()) {
-                    self.normalise_into(f, frame);
+                // every frame appended in turn: no zeroed tensor written over
+                let mut out = Vec::with_capacity(frames.len() * 3 * s * s);
+                for f in &frames {
+                    self.normalise_extend(f, &mut out);
                 }
-                Ok(out)
+                planes(out, frames.len(), s)
             }
             Media::Pixels(px) => {
                 let s = self.size();
@@ -182,13 +185,16 @@ impl Preprocessor {
     /// (H, W, 3) u8 -> (3, S, S) f32, resized, cropped, rounded, normalised.
     pub fn normalise(&self, img: &RgbImage) -> Array3<f32> {
         let size = self.size();
-        let mut out = Array3::<f32>::zeros((3, size, size));
-        self.normalise_into(img, out.view_mut());
-        out
+        let mut out = Vec::with_capacity(3 * size * size);
+        self.normalise_extend(img, &mut out);
+        // 3 * S * S values by construction; were it ever otherwise, NaN pixels, which the decoder's
+        // finite-logits check turns into an error, never a plausible answer
+        Array3::from_shape_vec((3, size, size), out).unwrap_or_else(|_| Array3::from_elem((3, size, size), f32::NAN))
     }
 
-    /// [`Preprocessor::normalise`] written into `out` (3, S, S), a video's frame in place.
-    fn normalise_into(&self, img: &RgbImage, mut out: ArrayViewMut3<'_, f32>) {
+    /// [`Preprocessor::normalise`] appended to `out`: 3 * S * S values, the (3, S, S) planes in
+    /// order (a video's frames follow one another).
+    fn normalise_extend(&self, img: &RgbImage, out: &mut Vec<f32>) {
         let size = self.size();
         let (w, h) = (img.width() as usize, img.height() as usize);
         // (H, W, 3) u8: the image's own buffer, not copied (an `f32` copy of a large picture
@@ -210,38 +216,24 @@ impl Preprocessor {
         if (h, w) == (size, size) {
             // Whole 8-bit values: rounding and clamping change nothing, so each channel is a
             // table of the 256 values the formula gives (the same arithmetic, computed once).
-            let tables: [[f32; 256]; 3] = std::array::from_fn(|c| {
+            for c in 0..3 {
                 let (mean, std, rescale) = channel(c);
-                std::array::from_fn(|v| (f32::from(v as u8) * rescale - mean) / std)
-            });
-            if let (Some(rgb), Some(planes)) = (src.as_slice(), out.as_slice_mut()) {
-                // one pass over the interleaved RGB bytes, three contiguous planes written
-                let pixels = size * size;
-                let (r, gb) = planes.split_at_mut(pixels);
-                let (g, b) = gb.split_at_mut(pixels);
-                let rgb = rgb.chunks_exact(3);
-                for (((px, r), g), b) in rgb.zip(r.iter_mut()).zip(g.iter_mut()).zip(b.iter_mut()) {
-                    *r = tables[0][usize::from(px[0])];
-                    *g = tables[1][usize::from(px[1])];
-                    *b = tables[2][usize::from(px[2])];
+                let table: [f32; 256] = std::array::from_fn(|v| (f32::from(v as u8) * rescale - mean) / std);
+                match src.as_slice() {
+                    // one plane from the interleaved RGB bytes
+                    Some(rgb) => out.extend(rgb.chunks_exact(3).map(|px| table[usize::from(px[c])])),
+                    None => out.extend(src.index_axis(Axis(2), c).iter().map(|&v| table[usize::from(v)])),
                 }
-                return;
-            }
-            for (c, mut plane) in out.outer_iter_mut().enumerate() {
-                let table = &tables[c];
-                Zip::from(&mut plane).and(&src.index_axis(Axis(2), c)).for_each(|o, &v| *o = table[usize::from(v)]);
             }
             return;
         }
         let resized = resize::resize(src, nh, nw, self.spec.resize);
         let (top, left) = ((nh.saturating_sub(size)) / 2, (nw.saturating_sub(size)) / 2);
         let crop = resized.slice(s![top..top + size, left..left + size, ..]);
-        for (c, mut plane) in out.outer_iter_mut().enumerate() {
+        for c in 0..3 {
             let (mean, std, rescale) = channel(c);
-            // one channel of the crop, (S, S), walked in step with the output plane
-            Zip::from(&mut plane).and(&crop.index_axis(Axis(2), c)).for_each(|o, &v| {
-                *o = (round_byte(v) * rescale - mean) / std;
-            });
+            // one channel of the crop, (S, S), in row-major order
+            out.extend(crop.index_axis(Axis(2), c).iter().map(|&v| (round_byte(v) * rescale - mean) / std));
         }
     }
 
@@ -289,6 +281,16 @@ pub fn resized_dims(h: usize, w: usize, size: usize, rounding: SizeRounding) -> 
     (side(h), side(w))
 }
 
+/// `frames` (3, S, S) planes appended in turn as one (F, 3, S, S) tensor.
+fn planes(values: Vec<f32>, frames: usize, size: usize) -> Result<Array4<f32>> {
+    let n = values.len();
+    Array4::from_shape_vec((frames, 3, size, size), values).map_err(|_| Error::InvalidArgument {
+        what: "pixel values",
+        value: format!("{n} values"),
+        expected: format!("{frames} frames of 3 x {size} x {size}"),
+    })
+}
+
 /// Indices of `frames` frames sampled uniformly (segment centres) from `n`.
 pub fn uniform_indices(n: usize, frames: usize) -> Vec<usize> {
     (0..frames).map(|i| (((2 * i + 1) * n) / (2 * frames)).min(n.saturating_sub(1))).collect()
@@ -326,10 +328,19 @@ pub fn open_media(path: &Path) -> Result<File> {
     }
 }
 
+/// Reads a media file whole, with [`open_media`]'s checks.
+fn read_media(path: &Path) -> Result<Vec<u8>> {
+    match crate::files::read_regular(path, "media file", MAX_MEDIA_BYTES) {
+        Err(Error::FileRefused { message, .. }) => Err(Error::image(path, message)),
+        other => other,
+    }
+}
+
 /// A reader of the image file `path` with its format guessed from the content (else from the
-/// extension).
-fn image_reader(path: &Path) -> Result<ImageReader<BufReader<File>>> {
-    let mut reader = ImageReader::new(BufReader::new(open_media(path)?))
+/// extension). The file is read whole first: a picture is decoded whole anyway, and one read
+/// replaces a buffered reader's several reads and a seek.
+fn image_reader(path: &Path) -> Result<ImageReader<Cursor<Vec<u8>>>> {
+    let mut reader = ImageReader::new(Cursor::new(read_media(path)?))
         .with_guessed_format()
         .map_err(|e| Error::io("reading", path, e))?;
     if reader.format().is_none() {

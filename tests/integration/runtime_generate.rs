@@ -48,6 +48,31 @@ fn batches_with_left_padding_answer_as_single_questions() {
 }
 
 #[test]
+fn requests_encoded_ahead_answer_as_asked_and_count_their_encoding() {
+    let mut model = load("tiny");
+    let mut other = load("tiny-xattn");
+    let opts = GenerationOptions::greedy(8);
+    let plain = requests();
+    let ahead: Vec<Request> =
+        plain.iter().map(|r| model.request(r.media.clone(), r.question.clone()).unwrap()).collect();
+    let tokens = |answers: Vec<lynx_zoo::Answer>| answers.into_iter().map(|a| a.tokens).collect::<Vec<_>>();
+    for batch in [1, 4] {
+        for (p, a) in plain.chunks(batch).zip(ahead.chunks(batch)) {
+            let answers = model.ask_batch(a, &opts).unwrap();
+            for t in answers.iter().map(|a| &a.timings) {
+                assert!(t.tokenize > std::time::Duration::ZERO && t.total >= t.tokenize + t.prefill, "{t:?}");
+            }
+            assert_eq!(tokens(answers), tokens(model.ask_batch(p, &opts).unwrap()), "batch of {batch}");
+            // encoded by another model: that one encodes the question itself
+            assert_eq!(tokens(other.ask_batch(a, &opts).unwrap()), tokens(other.ask_batch(p, &opts).unwrap()));
+        }
+    }
+    let image = Media::image(fixture().join("media/scene.png"));
+    let err = model.request(image, "  ").unwrap_err().to_string();
+    assert!(err.contains("non-empty question"), "{err}");
+}
+
+#[test]
 fn one_beam_is_greedy_and_beams_stay_within_limits() {
     let mut model = load("tiny");
     let r = &requests()[0];
