@@ -130,6 +130,12 @@ def parse(argv=None):
                    help="largest difference to transformers a graph and the prefill logits may show (default 1e-4)")
     h.add_argument("--force", action="store_true", help="replace an existing variant of that name")
     h.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    gq = sub.add_parser("gqa", help="rewrite shipped variants' decoders in place: self-attention as ONNX Runtime's "
+                                    "GroupQueryAttention over one K/V buffer (same weights, checked against the "
+                                    "former graph; the manifest says shared_buffer)")
+    gq.add_argument("variants", nargs="*", help="variant names (variants/NAME.yaml in the zoo)")
+    gq.add_argument("--all", action="store_true", help="every variant of the zoo")
+    gq.add_argument("--zoo", type=Path, default=root, help="zoo root holding variants/ and onnx/ (default: repo)")
     e = sub.add_parser("ecosystem", help="add what transformers and ONNX tools read to a zoo built before: "
                                          "tokenizer_config.json and special_tokens_map.json beside each "
                                          "tokenizer.json, producer and lynx.* metadata in each graph, the "
@@ -268,6 +274,15 @@ def main(argv=None) -> int:
         if args.cmd == "bench-real":
             from .bench_real import run as bench_real, settings
             bench_real(settings(args))
+            return 0
+        if args.cmd == "gqa":
+            from .gqa import apply as gqa_apply
+            names = sorted(p.stem for p in (args.zoo / "variants").glob("*.yaml")) if args.all else args.variants
+            if not names:
+                print("error: name variants or pass --all", file=sys.stderr)
+                return 2
+            for n in names:
+                print(gqa_apply(args.zoo, n, log))
             return 0
         if args.cmd == "ecosystem":
             from .ecosystem import stamp_zoo

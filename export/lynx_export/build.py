@@ -25,6 +25,7 @@ import torch
 
 from . import __version__, connectors
 from . import graphs as G
+from . import gqa
 from . import onnx_io as O
 from . import yaml_io
 from .components import Components
@@ -52,7 +53,9 @@ QUANTIZED_ATOL = 0.25
 # Bumped when the exported files change for the same trained weights (goldens, layout), so that
 # `_up_to_date` re-exports without retraining. 4: producer and `lynx.*` metadata in every graph
 # (ecosystem.py; `python -m lynx_export ecosystem` stamps a zoo of revision 3 without retraining).
-EXPORT_REVISION = 4
+# 5: the decoder as GroupQueryAttention over one K/V buffer (gqa.py; `python -m lynx_export gqa`
+# rewrites a zoo of revision 4 in place).
+EXPORT_REVISION = gqa.REVISION
 
 
 @dataclass
@@ -273,6 +276,12 @@ class Build:
             own.path.unlink()
 
         goldens = self.write_goldens(v, model, graphs)
+        # Then the decoder as GroupQueryAttention over one K/V buffer (gqa.py), checked against the
+        # graph the goldens and the parity above were made with.
+        shape = gqa.shape_of(dec.cfg)
+        gqa_diff, _, _ = gqa.rewrite_file(graphs["decoder"].path, shape)
+        if shape.rotary:
+            graphs["decoder"].inputs = [s for s in graphs["decoder"].inputs if s.name != G.NAMES["position_ids"]]
         sizes = {}
         for exported in graphs.values():
             for f in [exported.path] + list(exported.data):
@@ -286,6 +295,7 @@ class Build:
             "data": {"train_seed": self.profile.data_seed, "train_items": len(self.components.data().records),
                      "examples": stats["examples"]},
             "parity": {k: g.parity for k, g in graphs.items()},
+            "gqa_rewrite_diff": float(f"{gqa_diff:.3g}"),  # the decoder against its traced graph
             "parity_reference": "onnxruntime float graph" if v.base_variant else "pytorch",
             "exporter": __version__, "torch": torch.__version__.split("+")[0], "onnx": onnx.__version__,
             "onnxruntime": _ort_version(), "opset": O.OPSET,

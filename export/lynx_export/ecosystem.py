@@ -93,7 +93,9 @@ def tokenizer_files(tokenizer: Path, tokens: dict, prompt: dict) -> dict[str, di
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",  # tokenizer.json is the whole tokenizer
         **special,
-        "padding_side": prompt.get("padding", "left"),
+        # transformers knows left and right; `none` (a decoder over one K/V buffer answers one
+        # question at a time) is the runtime's, and the checkpoints themselves pad on the left
+        "padding_side": "left" if prompt.get("padding", "left") == "none" else prompt.get("padding", "left"),
         "clean_up_tokenization_spaces": False,  # decode as the runtime does (tokenizers' decode)
         "chat_template": chat_template(prompt["template"], prompt.get("add_bos", True)),
     }
@@ -246,7 +248,9 @@ def owner_of(graph: str, variants: set[str]) -> GraphOwner:
 
 def _kv_patterns(doc: dict) -> dict[str, str] | None:
     kv = (doc.get("model") or {}).get("kv_cache")
-    return {"past": kv["past"], "present": kv["present"]} if kv else None
+    if not kv or ("past" not in kv and "present" not in kv):
+        return None  # the default names (a `kv_cache` may say only how the cache is updated)
+    return {"past": kv.get("past", NAMES["past"]), "present": kv.get("present", NAMES["present"])}
 
 
 def stamp_zoo(zoo: Path, log=print) -> Stamped:

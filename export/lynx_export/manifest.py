@@ -19,7 +19,9 @@ SCHEMA_VERSION = 1
 # The manifest's `tokenizer` special tokens and `prompt` of every zoo variant: also what the
 # tokenizer files beside onnx/tokenizer.json say (ecosystem.py).
 TOKENS = {"bos": BOS, "eos": EOS, "pad": PAD}
-PROMPT = {"template": PROMPT_TEMPLATE, "padding": "left"}
+# `padding: none`: the decoders are GroupQueryAttention over one K/V buffer (gqa.py), which reads a
+# row's tokens from the buffer's start, so the runtime answers a batch one question at a time
+PROMPT = {"template": PROMPT_TEMPLATE, "padding": "none"}
 
 
 def axes(v: VariantConfig, patch: int) -> dict:
@@ -79,6 +81,9 @@ def write_manifest(path: Path, v: VariantConfig, zoo: Path, profile: Profile, vi
             "cross_attention_layers": model.decoder.cross_layers,
             "vision_dim": vision.width if v.has_vision else None,
             "patches": (v.resolution // vision.patch) ** 2 if v.has_vision else None,
+            # the decoder is GroupQueryAttention over one K/V buffer (gqa.py); LLaMA derives positions
+            **({"position_ids": "derived"} if dec.family.value == "llama" else {}),
+            "kv_cache": {"update": "shared_buffer"},
         },
         "graphs": {name: graph_entry(zoo, g) for name, g in graphs.items()},
         "preprocess": ({"size": v.resolution, "resize": "bicubic", "crop": "center", "rescale": RESCALE,

@@ -13,7 +13,8 @@ import yaml
 from fake_data import make_all
 from lynx_export import onnx_io as O
 from lynx_export.data import repo_root
-from lynx_export.ecosystem import METADATA_REVISION, read_metadata
+from lynx_export.build import EXPORT_REVISION
+from lynx_export.ecosystem import read_metadata
 from lynx_export.__main__ import run_build
 from lynx_export.media import blank_picture, preprocess
 from lynx_export.profiles import PROFILES
@@ -85,7 +86,7 @@ def test_build_writes_verifiable_manifests_and_goldens(tmp_path, monkeypatch, sm
             assert meta["lynx.role"] == role and meta["lynx.producer"].startswith("lynx-zoo exporter "), g["path"]
             owner = meta.get("lynx.variant") or meta["lynx.shared"]
             assert owner == Path(g["path"]).name.removesuffix(".onnx").rsplit(".", 1)[0], (g["path"], meta)
-        assert doc["provenance"]["export_revision"] == METADATA_REVISION
+        assert doc["provenance"]["export_revision"] == EXPORT_REVISION
     assert read_metadata(zoo / int8["graphs"]["decoder"]["path"])["lynx.variant"] == "lynx-int8"
     assert read_metadata(zoo / int8["graphs"]["connector"]["path"])["lynx.variant"] == "lynx"
     from transformers import AutoTokenizer

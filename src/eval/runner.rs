@@ -182,6 +182,9 @@ pub enum StaleResults {
 /// Called after each batch with (items done in this shard, items in this shard).
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
 
+/// Items whose pictures `evaluate` prepares in one pass ahead of their batches (at least a batch).
+const PREPARE_WINDOW: usize = 16;
+
 /// Evaluates `model` on `bench` into the folder `dir` (`OUT/VARIANT/`, or its control folder:
 /// [`crate::results`]), resuming a previous run of the same spec. Returns the path of the
 /// predictions file and every prediction of this shard.
@@ -273,28 +276,40 @@ pub fn evaluate(
         })
         .collect::<Result<_>>()?;
     let size = options.batch.max(1);
-    for (chunk, requests) in todo.chunks(size).zip(requests.chunks(size)) {
-        let answers = match model.ask_batch(requests, &options.generation) {
-            Ok(a) => a,
-            Err(batch_err) => {
-                // Find the record at fault: answer the batch's items one by one.
-                for ((_, record), request) in chunk.iter().zip(requests) {
-                    if let Err(e) = model.ask(&request.media, &request.question, &options.generation) {
-                        return Err(Error::Item { location: record.location(), source: Box::new(e) });
-                    }
-                }
-                return Err(Error::Item {
-                    location: format!("batch of {} from {}", chunk.len(), chunk[0].1.location()),
-                    source: Box::new(batch_err),
-                });
-            }
-        };
-        for ((position, record), answer) in chunk.iter().zip(&answers) {
-            store.push(score_answer(record, *position, &answer.text, answer.tokens.len()))?;
-            timings.append(&ItemTiming::new(record.id(), &answer.timings, &provider))?;
+    // Pictures are read and preprocessed a window of items at a time, in one pass ahead of the
+    // window's batches, for the same reason (the window's pixels are held until it is done).
+    let window = size.max(PREPARE_WINDOW);
+    let mut pending = requests.into_iter();
+    for items in todo.chunks(window) {
+        let mut prepared: Vec<Request> = pending.by_ref().take(items.len()).collect();
+        for ((_, record), request) in items.iter().zip(prepared.iter_mut()) {
+            model
+                .prepare_pixels(request)
+                .map_err(|e| Error::Item { location: record.location(), source: Box::new(e) })?;
         }
-        done += chunk.len();
-        progress(done, total);
+        for (chunk, requests) in items.chunks(size).zip(prepared.chunks(size)) {
+            let answers = match model.ask_batch(requests, &options.generation) {
+                Ok(a) => a,
+                Err(batch_err) => {
+                    // Find the record at fault: answer the batch's items one by one.
+                    for ((_, record), request) in chunk.iter().zip(requests) {
+                        if let Err(e) = model.ask(&request.media, &request.question, &options.generation) {
+                            return Err(Error::Item { location: record.location(), source: Box::new(e) });
+                        }
+                    }
+                    return Err(Error::Item {
+                        location: format!("batch of {} from {}", chunk.len(), chunk[0].1.location()),
+                        source: Box::new(batch_err),
+                    });
+                }
+            };
+            for ((position, record), answer) in chunk.iter().zip(&answers) {
+                store.push(score_answer(record, *position, &answer.text, answer.tokens.len()))?;
+                timings.append(&ItemTiming::new(record.id(), &answer.timings, &provider))?;
+            }
+            done += chunk.len();
+            progress(done, total);
+        }
     }
     let path = store.path().to_path_buf();
     let mut preds = store.predictions().to_vec();

@@ -288,13 +288,31 @@ fn every_shipped_manifest_reads_as_a_zoo_variant_and_writes_back_without_the_new
         assert!(a.backbone.family.known().is_some() && a.backbone.size.known().is_some());
         assert!(a.backbone.flavour.is_some() && a.adapter.is_some() && a.freeze.is_some() && a.data.is_some());
         assert!(a.prompts.is_some() && a.quantization.is_some());
-        assert_eq!((m.model.position_ids, &m.kv_cache), (PositionIds::Input, &KvCache::default()));
         assert!(m.prompt.add_bos && m.prompt.image_placeholder.is_none());
-        // `show --format yaml` writes the file's keys, and none of the new ones.
+        // The shipped zoo's decoders are GroupQueryAttention graphs over one K/V buffer
+        // (`python -m lynx_export gqa`): the LLaMA ones derive positions, GPT-2 keeps the input for
+        // its learned positions. The fixture zoo keeps the defaults.
+        let gqa = zoo == &repo;
+        let llama = a.backbone.family == Open::Known(BackboneFamily::Llama);
+        let (positions, update, padding) = match gqa {
+            true if llama => (PositionIds::Derived, KvUpdate::SharedBuffer, PaddingSide::None),
+            true => (PositionIds::Input, KvUpdate::SharedBuffer, PaddingSide::None),
+            false => (PositionIds::Input, KvUpdate::Concat, PaddingSide::Left),
+        };
+        let cache = KvCache { update, ..KvCache::default() };
+        assert_eq!(
+            (m.model.position_ids, &m.kv_cache, m.prompt.padding),
+            (positions, &cache, padding),
+            "{}",
+            file.display()
+        );
+        // `show --format yaml` writes the file's keys, and none of the new ones it lacks.
         let written = yaml::to_string(&read_raw(file)?)?;
-        for key in ["origin:", "position_ids:", "kv_cache:", "image_placeholder:", "add_bos:"] {
+        for key in ["origin:", "image_placeholder:", "add_bos:"] {
             assert!(!written.contains(key), "{}: `{key}` written back", file.display());
         }
+        assert_eq!(written.contains("position_ids: derived"), gqa && llama, "{}", file.display());
+        assert_eq!(written.contains("kv_cache:"), gqa, "{}", file.display());
         let again: RawManifest = yaml::parse(&written, Path::new("again.yaml"))?;
         assert_eq!(yaml::to_string(&again)?, written, "{}", file.display());
     }

@@ -9,7 +9,7 @@
 //!   whole past every step, which grows with the context.
 //! - `shared_buffer`: one buffer per cache tensor, (batch, kv_heads, prompt + new tokens,
 //!   head_dim), allocated at the prefill and bound as both past and present
-//!   ([`Session::run_sharing`]); GroupQueryAttention appends each step's K/V in place and reads
+//!   ([`Session::bind_shared`], [`Session::run_bound`]); GroupQueryAttention appends each step's K/V in place and reads
 //!   the valid length from the mask. Nothing is copied.
 //!
 //! ```text
@@ -33,7 +33,7 @@ use ndarray::{Array2, ArrayD, Axis, Ix3};
 use crate::error::{Error, Result};
 use crate::generate::StepDecoder;
 use crate::manifest::tensors::{ATTENTION_MASK, INPUTS_EMBEDS, INPUT_IDS, LOGITS, POSITION_IDS};
-use crate::runtime::{Input, Session, Value};
+use crate::runtime::{Binding, Input, Session, SharedBuffers, Value};
 
 /// One cache tensor: its input name, its output name and the current value.
 #[derive(Debug)]
@@ -73,6 +73,9 @@ pub struct DecodeState<'s> {
     pub steps: usize,
     /// Cache rows rewritten by beam re-ordering (for tests and diagnostics).
     pub rows_moved: usize,
+    /// The decoder's binding of the shared cache buffers (`shared_buffer`), made at the first run
+    /// and again after a buffer is replaced.
+    pub binding: Option<Binding>,
 }
 
 impl DecodeState<'_> {
@@ -112,9 +115,16 @@ impl DecodeState<'_> {
                     source: None,
                 });
             }
-            let mut shared: Vec<(&str, &str, &mut Value)> =
-                self.cache.iter_mut().map(|e| (e.past.as_str(), e.present.as_str(), &mut e.value)).collect();
-            self.decoder.run_sharing(&inputs, &mut shared)?
+            // bound once per generation, again after a buffer was replaced (the beam expansion)
+            let binding = match &mut self.binding {
+                Some(b) => b,
+                None => {
+                    let mut shared: Vec<(&str, &str, &mut Value)> =
+                        self.cache.iter_mut().map(|e| (e.past.as_str(), e.present.as_str(), &mut e.value)).collect();
+                    self.binding.insert(self.decoder.bind_shared(&mut shared)?)
+                }
+            };
+            self.decoder.run_bound(binding, &inputs)?
         } else {
             for e in &self.cache {
                 inputs.push((e.past.as_str(), Input::Value(&e.value)));
@@ -217,6 +227,16 @@ pub fn select_value_rows(value: &mut Value, rows: &[usize]) -> Result<usize> {
     Ok(changed.len())
 }
 
+impl Drop for DecodeState<'_> {
+    /// Shared cache buffers go back to the decoder with their binding, for the next generation.
+    fn drop(&mut self) {
+        if self.shared && !self.cache.is_empty() {
+            let values = std::mem::take(&mut self.cache).into_iter().map(|e| e.value).collect();
+            self.decoder.give_back(SharedBuffers { values, binding: self.binding.take() });
+        }
+    }
+}
+
 impl StepDecoder for DecodeState<'_> {
     fn step(&mut self, tokens: &[i64]) -> Result<Array2<f32>> {
         let start = Instant::now();
@@ -233,6 +253,10 @@ impl StepDecoder for DecodeState<'_> {
     }
 
     fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
+        if rows.len() != self.mask.len() {
+            // new buffers with another row count: the binding holds the former ones
+            self.binding = None;
+        }
         for e in &mut self.cache {
             self.rows_moved += select_value_rows(&mut e.value, rows)?;
         }

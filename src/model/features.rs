@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ndarray::{Array3, Array4};
+use ndarray::{Array3, ArrayView4};
 use sha2::{Digest, Sha256};
 
 /// Most bytes of features the cache keeps; past it, new features are computed but not stored.
@@ -49,7 +49,7 @@ impl FeatureCache {
     /// shape and exact bit patterns, so equal keys mean equal inputs. The pixels' memory is hashed
     /// as it lies (native byte order: keys are compared within one process only); a pixel tensor
     /// in another layout is hashed value by value in the same logical order.
-    pub fn key(sha256: &str, pixels: &Array4<f32>) -> Key {
+    pub fn key(sha256: &str, pixels: &ArrayView4<'_, f32>) -> Key {
         let mut hasher = Sha256::new();
         for &d in pixels.shape() {
             hasher.update((d as u64).to_le_bytes());
@@ -95,24 +95,24 @@ impl FeatureCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::ShapeBuilder;
+    use ndarray::{Array4, ShapeBuilder};
 
     #[test]
     fn keys_tell_inputs_and_encoders_apart() {
         let a = Array4::<f32>::zeros((1, 3, 4, 4));
         let mut b = a.clone();
         b[[0, 1, 2, 3]] = 1e-7;
-        assert_eq!(FeatureCache::key("x", &a), FeatureCache::key("x", &a.clone()));
-        assert_ne!(FeatureCache::key("x", &a), FeatureCache::key("x", &b));
-        assert_ne!(FeatureCache::key("x", &a), FeatureCache::key("y", &a));
+        assert_eq!(FeatureCache::key("x", &a.view()), FeatureCache::key("x", &a.clone().view()));
+        assert_ne!(FeatureCache::key("x", &a.view()), FeatureCache::key("x", &b.view()));
+        assert_ne!(FeatureCache::key("x", &a.view()), FeatureCache::key("y", &a.view()));
         // Same values, other shape.
         let c = Array4::<f32>::zeros((1, 3, 2, 8));
-        assert_ne!(FeatureCache::key("x", &a), FeatureCache::key("x", &c));
+        assert_ne!(FeatureCache::key("x", &a.view()), FeatureCache::key("x", &c.view()));
         // The same values in another memory layout: the same key.
         let mut t = Array4::<f32>::zeros((1, 3, 4, 4).f());
         t.assign(&b);
         assert!(t.as_slice().is_none());
-        assert_eq!(FeatureCache::key("x", &t), FeatureCache::key("x", &b));
+        assert_eq!(FeatureCache::key("x", &t.view()), FeatureCache::key("x", &b.view()));
     }
 
     #[test]

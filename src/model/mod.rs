@@ -44,7 +44,9 @@ pub mod features;
 
 use std::time::{Duration, Instant};
 
-use ndarray::{concatenate, s, Array2, Array3, Array4, ArrayD, ArrayView3, ArrayView4, Axis, Ix3, IxDyn};
+use ndarray::{
+    concatenate, s, Array2, Array3, Array4, ArrayD, ArrayView3, ArrayView4, Axis, CowArray, Ix3, Ix4, IxDyn,
+};
 
 use crate::error::{Error, Result};
 use crate::generate::{generate, GenerationOptions, SpecialTokens};
@@ -139,6 +141,9 @@ pub struct Answer {
     pub provider: ExecutionProvider,
 }
 
+/// Shared cache buffers are sized in steps of this many positions (see `Model::prefill`).
+const CAPACITY_STEP: usize = 32;
+
 /// One question of a batch.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -148,6 +153,18 @@ pub struct Request {
     pub question: String,
     /// Its prompt, when encoded ahead ([`Model::request`]).
     encoded: Option<Encoded>,
+    /// Its pixels, when prepared ahead ([`Model::prepare_pixels`]).
+    prepared: Option<Prepared>,
+}
+
+/// A request's pixels made ahead of its batch, by which model, from which media, and how long it
+/// took.
+#[derive(Debug, Clone)]
+struct Prepared {
+    model: u64,
+    media: Media,
+    pixels: Option<Array4<f32>>,
+    took: Duration,
 }
 
 /// A question's prompt encoded ahead of its batch, by which codec, and how long it took.
@@ -162,7 +179,7 @@ struct Encoded {
 impl Request {
     /// A request; its question is encoded when it is asked.
     pub fn new(media: Media, question: impl Into<String>) -> Request {
-        Request { media, question: question.into(), encoded: None }
+        Request { media, question: question.into(), encoded: None, prepared: None }
     }
 
     /// The prompt encoded ahead for this question by the codec `codec`, and the time it took;
@@ -170,6 +187,15 @@ impl Request {
     /// fields are public: a question changed after [`Model::request`] is encoded again).
     fn encoded_by(&self, codec: u64) -> Option<(&Prompt, Duration)> {
         self.encoded.as_ref().filter(|e| e.codec == codec && e.question == self.question).map(|e| (&e.prompt, e.took))
+    }
+
+    /// The pixels prepared ahead for this request's media by model `model`, and the time it took;
+    /// None if there are none, or they were made by another model or for other media.
+    fn prepared_by(&self, model: u64) -> Option<(Option<&Array4<f32>>, Duration)> {
+        self.prepared
+            .as_ref()
+            .filter(|p| p.model == model && p.media == self.media)
+            .map(|p| (p.pixels.as_ref(), p.took))
     }
 }
 
@@ -203,6 +229,8 @@ pub struct Model {
     spinning: Spinning,
     decoder_weight_bytes: u64,
     features: Option<FeatureCache>,
+    /// This model's identity for pixels prepared ahead ([`Model::prepare_pixels`]).
+    id: u64,
 }
 
 /// What the vision side hands the decoder for a batch.
@@ -259,6 +287,10 @@ impl Model {
             embed,
             decoder,
             features: None,
+            id: {
+                static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
         })
     }
 
@@ -380,7 +412,25 @@ impl Model {
         let prompt = self.text.prompt(&question)?;
         let took = t.elapsed();
         let encoded = Encoded { codec: self.text.id(), question: question.clone(), prompt, took };
-        Ok(Request { media, question, encoded: Some(encoded) })
+        Ok(Request { media, question, encoded: Some(encoded), prepared: None })
+    }
+
+    /// Reads and preprocesses `request`'s media now ([`Model::pixels`]), for [`Model::ask_batch`] of
+    /// this model to take as they are (another model, or other media, preprocesses them again).
+    /// Preparing a few items' pictures in one pass ahead of their batches is cheaper than one at a
+    /// time between graph runs, which leave the decoder's code and tables out of the caches
+    /// (docs/performance.md); the pixels are held until the request is dropped. Fails as asking
+    /// would: an unreadable or oversized file. The time it took counts in the answer's
+    /// `preprocess` stage and total. Pixels given as such (`Media::Pixels`) are left as they are.
+    pub fn prepare_pixels(&self, request: &mut Request) -> Result<()> {
+        if matches!(request.media, Media::Pixels(_)) {
+            return Ok(());
+        }
+        let t = Instant::now();
+        let pixels = self.pixels(&request.media)?;
+        let took = t.elapsed();
+        request.prepared = Some(Prepared { model: self.id, media: request.media.clone(), pixels, took });
+        Ok(())
     }
 
     /// Answers a batch of questions together (left padding; one decoder run per step for all).
@@ -403,13 +453,21 @@ impl Model {
             });
         }
         let tokenize = t.elapsed() + ahead;
-        // Pixels next: a bad image fails the batch before any graph runs.
-        let mut pixels: Vec<Option<Array4<f32>>> = Vec::with_capacity(requests.len());
+        let tokenize_ahead = ahead;
+        // Pixels next: a bad image fails the batch before any graph runs. Pixels prepared ahead by
+        // this model are read where they are, with the time they took.
+        let mut pixels: Vec<Option<CowArray<'_, f32, Ix4>>> = Vec::with_capacity(requests.len());
         let t = Instant::now();
         for r in requests {
-            pixels.push(self.pixels(&r.media)?);
+            pixels.push(match r.prepared_by(self.id) {
+                Some((px, took)) => {
+                    ahead += took;
+                    px.map(|p| CowArray::from(p.view()))
+                }
+                None => self.pixels(&r.media)?.map(CowArray::from),
+            });
         }
-        let preprocess = t.elapsed();
+        let preprocess = t.elapsed() + ahead.saturating_sub(tokenize_ahead);
         // Group by frame count (images: 1, videos: F); one request per group when the decoder
         // cannot take padded rows (`prompt.padding: none`).
         let alone = self.manifest.prompt.padding == crate::manifest::PaddingSide::None;
@@ -423,8 +481,8 @@ impl Model {
         }
         let mut answers: Vec<Option<Answer>> = vec![None; requests.len()];
         for (_, idx) in groups {
-            // each request is in one group: its pixels move there
-            let px: Vec<Array4<f32>> = idx.iter().filter_map(|&i| pixels[i].take()).collect();
+            let px: Vec<ArrayView4<'_, f32>> =
+                idx.iter().filter_map(|&i| pixels[i].as_ref().map(|p| p.view())).collect();
             let t = Instant::now();
             let batch = self.text.batch_prompts(idx.iter().map(|&i| prompts[i].clone()).collect());
             let mut timings =
@@ -452,16 +510,16 @@ impl Model {
     pub fn prefill_logits(&mut self, pixels: &[Array4<f32>], questions: &[&str]) -> Result<Prefill> {
         let mut timings = Timings::default();
         let blanked: Option<Vec<Array4<f32>>> = pixels.iter().map(|p| self.blank_pixels(p.dim().0)).collect();
-        let pixels = blanked.as_deref().unwrap_or(pixels);
+        let pixels: Vec<ArrayView4<'_, f32>> = blanked.as_deref().unwrap_or(pixels).iter().map(|p| p.view()).collect();
         let batch = self.text.batch(questions)?;
-        let (state, logits, ids, _) = self.prefill(pixels, batch, 1, &mut timings)?;
+        let (state, logits, ids, _) = self.prefill(&pixels, batch, 1, &mut timings)?;
         drop(state);
         Ok(Prefill { input_ids: ids, last_logits: logits })
     }
 
     fn run_batch(
         &mut self,
-        pixels: &[Array4<f32>],
+        pixels: &[ArrayView4<'_, f32>],
         batch: PromptBatch,
         options: &GenerationOptions,
         timings: &mut Timings,
@@ -483,8 +541,11 @@ impl Model {
         let t = Instant::now();
         let generated = generate(first, &mut state, &opts, special)?;
         timings.select = t.elapsed().saturating_sub(state.elapsed);
-        timings.decode = state.elapsed;
         timings.decode_steps = state.steps;
+        // releasing the cache (and a shared buffer's binding) is the decoder's too
+        let (elapsed, t) = (state.elapsed, Instant::now());
+        drop(state);
+        timings.decode = elapsed + t.elapsed();
         Ok(generated.into_iter().map(|g| (g.tokens, g.finished)).collect())
     }
 
@@ -493,7 +554,7 @@ impl Model {
     #[allow(clippy::type_complexity)]
     fn prefill(
         &mut self,
-        pixels: &[Array4<f32>],
+        pixels: &[ArrayView4<'_, f32>],
         batch: PromptBatch,
         max_new_tokens: usize,
         timings: &mut Timings,
@@ -510,7 +571,7 @@ impl Model {
 
         // The decoder's inputs_embeds: the spliced prompt (prefix connectors), else the embedding
         // graph's output tensor as it is.
-        let spliced: Option<Array3<f32>>;
+        let spliced: Option<Value>;
         let (mask, cross) = match vision {
             VisionOut::Prefix(visual) => {
                 // [pad][text before][visual][text after] per row: (B, V + L, D); the prefix layout
@@ -521,7 +582,7 @@ impl Model {
                 let vis3 = visual.into_dimensionality::<Ix3>().map_err(|e| shape(VISUAL_EMBEDS, e))?;
                 let at: Vec<usize> = batch.image_at.iter().map(|k| k.unwrap_or(0)).collect();
                 let (embeds, mask) = splice_visual(text3, vis3, &batch.lengths, &at)?;
-                spliced = Some(embeds);
+                spliced = Some(Value::from_f32(embeds.into_dyn())?); // moved, not copied
                 (mask, Vec::new())
             }
             VisionOut::Cross(cross) => {
@@ -533,10 +594,7 @@ impl Model {
                 (batch.mask.clone(), Vec::new())
             }
         };
-        let embeds = match &spliced {
-            Some(a) => Input::F32(a.view().into_dyn()),
-            None => Input::Value(&text_embeds),
-        };
+        let embeds = Input::Value(spliced.as_ref().unwrap_or(&text_embeds));
 
         // Context: the longest row's prompt plus the new tokens must fit in max_positions.
         let prompt_len = mask.iter().map(|m| m.iter().filter(|&&x| x == 1).count()).max().unwrap_or(0);
@@ -557,18 +615,33 @@ impl Model {
         // the prefill's past: (B, kv_heads, 0, head_dim), empty; or, shared, a buffer for every
         // position this generation can reach: (B, kv_heads, prompt + new tokens, head_dim)
         let total = mask.first().map_or(0, Vec::len) + max_new;
-        let cache = self
-            .manifest
-            .cache_names()
-            .into_iter()
-            .map(|(past, present)| {
-                let value = match shared {
-                    true => Value::zeros_f32_bindable(&[b, dims.kv_heads, total, dims.head_dim]),
-                    false => Value::empty_f32(&[b, dims.kv_heads, 0, dims.head_dim]),
-                };
-                value.map(|value| CacheEntry { past, present, value })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let names = self.manifest.cache_names();
+        let (cache, binding) = match shared {
+            true => {
+                // The capacity rounded up to a multiple of 32 positions (within the context), so
+                // that generations of about one length reuse one set of buffers and its binding
+                // (`Session::take_buffers`); a step's cost grows a little with the capacity.
+                let capacity = total.div_ceil(CAPACITY_STEP) * CAPACITY_STEP;
+                let capacity = capacity.min(total.max(ctx));
+                let set = self.decoder.take_buffers(&[b, dims.kv_heads, capacity, dims.head_dim], names.len())?;
+                let cache = names.into_iter().zip(set.values).map(|((past, present), value)| CacheEntry {
+                    past,
+                    present,
+                    value,
+                });
+                (cache.collect(), set.binding)
+            }
+            false => {
+                let cache = names.into_iter().map(|(past, present)| {
+                    Value::empty_f32(&[b, dims.kv_heads, 0, dims.head_dim]).map(|value| CacheEntry {
+                        past,
+                        present,
+                        value,
+                    })
+                });
+                (cache.collect::<Result<Vec<_>>>()?, None)
+            }
+        };
         let mut state = DecodeState {
             embed: &mut self.embed,
             decoder: &mut self.decoder,
@@ -581,6 +654,7 @@ impl Model {
             elapsed: Duration::ZERO,
             steps: 0,
             rows_moved: 0,
+            binding,
         };
         let logits = state.run(embeds)?;
         timings.prefill = t.elapsed();
@@ -588,7 +662,7 @@ impl Model {
     }
 
     /// Runs vision and connector for B samples of (F, 3, S, S) pixels.
-    fn encode(&mut self, pixels: &[Array4<f32>], b: usize, timings: &mut Timings) -> Result<VisionOut> {
+    fn encode(&mut self, pixels: &[ArrayView4<'_, f32>], b: usize, timings: &mut Timings) -> Result<VisionOut> {
         let family = self.manifest.axes.connector.family();
         let (Some(vision), Some(connector)) = (self.vision.as_mut(), self.connector.as_mut()) else {
             return Ok(VisionOut::Blind);
@@ -601,17 +675,25 @@ impl Model {
             });
         }
         let t = Instant::now();
-        let feats = match &self.features {
-            None => run_vision(vision, &pixels.iter().map(|p| p.view()).collect::<Vec<_>>())?.into_dyn(), // (B, F, P, Dv)
+        // (B, F, P, Dv): the encoder's output tensor itself, viewed in that shape, or from the cache
+        let (fresh, cached) = match &self.features {
+            None => (Some(encode_pixels(vision, pixels)?), None),
             Some(cache) => {
                 let sha = self.manifest.graphs.vision.as_ref().map(|g| g.file.sha256.as_str()).unwrap_or_default();
-                cached_vision(vision, cache, sha, pixels)?.into_dyn()
+                (None, Some(cached_vision(vision, cache, sha, pixels)?))
             }
+        };
+        let feats = match (&fresh, &cached) {
+            (Some((value, dims)), _) => {
+                value.view_f32()?.into_shape_with_order(IxDyn(dims)).map_err(|e| shape(IMAGE_FEATURES, e))?
+            }
+            (None, Some(c)) => c.view().into_dyn(),
+            (None, None) => return Err(Error::Mismatch("no image features".into())),
         };
         timings.vision = t.elapsed();
 
         let t = Instant::now();
-        let mut out = connector.run(&[(IMAGE_FEATURES, Input::F32(feats.view()))])?;
+        let mut out = connector.run(&[(IMAGE_FEATURES, Input::F32(feats))])?;
         let result = match family {
             ConnectorFamily::Prefix => VisionOut::Prefix(out.take(VISUAL_EMBEDS)?),
             ConnectorFamily::CrossAttention => VisionOut::Cross(out.take_prefixed(CROSS_PREFIX)),
@@ -625,6 +707,13 @@ impl Model {
 /// Runs the vision encoder on B samples of (F, 3, S, S) pixels: (B, F, P, Dv) features. One
 /// sample is fed as it is; several are stacked into one (B*F, 3, S, S) tensor.
 fn run_vision(vision: &mut Session, pixels: &[ArrayView4<'_, f32>]) -> Result<Array4<f32>> {
+    let (feats, dims) = encode_pixels(vision, pixels)?;
+    feats.view_f32()?.to_owned().into_shape_with_order(dims).map_err(|e| shape(IMAGE_FEATURES, e))
+}
+
+/// [`run_vision`]'s features as the encoder's output tensor, (B*F, P, Dv), with the (B, F, P, Dv)
+/// they are read as (no copy).
+fn encode_pixels(vision: &mut Session, pixels: &[ArrayView4<'_, f32>]) -> Result<(Value, [usize; 4])> {
     let stacked;
     let (b, images) = match pixels {
         [one] if one.is_standard_layout() => (1, one.view()),
@@ -639,7 +728,10 @@ fn run_vision(vision: &mut Session, pixels: &[ArrayView4<'_, f32>]) -> Result<Ar
     let feats = out.take(IMAGE_FEATURES)?; // (B*F, P, Dv)
     let fshape = feats.shape();
     let (p, dv) = (fshape.get(1).copied().unwrap_or(0), fshape.get(2).copied().unwrap_or(0));
-    feats.view_f32()?.to_owned().into_shape_with_order((b, f, p, dv)).map_err(|e| shape(IMAGE_FEATURES, e))
+    if fshape.len() != 3 || fshape[0] != b * f {
+        return Err(shape(IMAGE_FEATURES, format!("{fshape:?} for {b} samples of {f} frames")));
+    }
+    Ok((feats, [b, f, p, dv]))
 }
 
 /// [`run_vision`] through a shared [`FeatureCache`]: only the samples not cached under the
@@ -648,7 +740,7 @@ fn cached_vision(
     vision: &mut Session,
     cache: &FeatureCache,
     sha256: &str,
-    pixels: &[Array4<f32>],
+    pixels: &[ArrayView4<'_, f32>],
 ) -> Result<Array4<f32>> {
     let keys: Vec<_> = pixels.iter().map(|p| FeatureCache::key(sha256, p)).collect();
     let mut per_sample: Vec<Option<std::sync::Arc<ndarray::Array3<f32>>>> = keys.iter().map(|k| cache.get(k)).collect();
@@ -740,13 +832,26 @@ mod tests {
         let prompt = Prompt { ids: vec![1, 7, 9], image_at: None };
         let took = Duration::from_micros(20);
         let encoded = Encoded { codec: 3, question: "red?".into(), prompt: prompt.clone(), took };
-        let mut r = Request { media: Media::None, question: "red?".into(), encoded: Some(encoded) };
+        let mut r = Request { media: Media::None, question: "red?".into(), encoded: Some(encoded), prepared: None };
         assert_eq!(r.encoded_by(3), Some((&prompt, took)));
         assert_eq!(r.encoded_by(4), None, "another model's codec encodes it again");
         r.question = "blue?".into();
         assert_eq!(r.encoded_by(3), None, "a question changed after encoding is encoded again");
         assert_eq!(r, Request::new(Media::None, "blue?"), "equality ignores how far a request is prepared");
         assert_eq!(Request::new(Media::None, "red?").encoded_by(3), None);
+    }
+
+    #[test]
+    fn pixels_prepared_ahead_serve_only_their_model_and_their_media() {
+        let px = Array4::<f32>::zeros((1, 3, 2, 2));
+        let took = Duration::from_micros(70);
+        let image = Media::image("a.png");
+        let prepared = Prepared { model: 5, media: image.clone(), pixels: Some(px.clone()), took };
+        let mut r = Request { media: image, question: "red?".into(), encoded: None, prepared: Some(prepared) };
+        assert_eq!(r.prepared_by(5), Some((Some(&px), took)));
+        assert_eq!(r.prepared_by(6), None, "another model preprocesses the media itself");
+        r.media = Media::image("b.png");
+        assert_eq!(r.prepared_by(5), None, "media changed after preparing are read again");
     }
 
     #[test]

@@ -73,6 +73,37 @@ fn requests_encoded_ahead_answer_as_asked_and_count_their_encoding() {
 }
 
 #[test]
+fn prepared_pixels_and_reused_cache_buffers_answer_as_a_fresh_model() {
+    // The shipped zoo's decoders are GroupQueryAttention over shared buffers, which a model keeps
+    // from one generation to the next (stale values included) and rebinds after the beam expansion.
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let zoo = Zoo::open(&repo).unwrap();
+    let opts = RuntimeOptions::new().with_intra_threads(1).unwrap();
+    let image = Media::image(repo.join("data/test/images/000000.png"));
+    let video = Media::video(repo.join("data/test/videos/000008"));
+    let asks = [
+        (image.clone(), "What shape is the red object?"),
+        (video, "Where does the object move? Answer in one word."),
+        (image.clone(), "How many objects are there?"),
+        (image, "What shape is the red object?"),
+    ];
+    let greedy = GenerationOptions::greedy(12);
+    let beams = GenerationOptions::greedy(12).with_beams(3).unwrap();
+    let mut warm = zoo.load("lynx", &opts).unwrap();
+    for (media, question) in &asks {
+        for o in [&greedy, &beams] {
+            let mut fresh = zoo.load("lynx", &opts).unwrap();
+            let want = fresh.ask(media, question, o).unwrap().tokens;
+            let mut request = warm.request(media.clone(), *question).unwrap();
+            warm.prepare_pixels(&mut request).unwrap();
+            let got = warm.ask_batch(std::slice::from_ref(&request), o).unwrap().remove(0);
+            assert_eq!(got.tokens, want, "{question}, {} beam(s)", o.beams);
+            assert!(got.timings.preprocess > std::time::Duration::ZERO && got.timings.total >= got.timings.preprocess);
+        }
+    }
+}
+
+#[test]
 fn one_beam_is_greedy_and_beams_stay_within_limits() {
     let mut model = load("tiny");
     let r = &requests()[0];

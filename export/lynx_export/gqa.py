@@ -1,0 +1,408 @@
+"""A zoo decoder's self-attention as ONNX Runtime's GroupQueryAttention over one K/V buffer.
+
+The exporter traces `models/decoder.py` into plain ONNX operators: per layer, rotary embedding on
+q and k (slices, negation, concatenation), past + new keys and values concatenated into a new
+`present`, the causal and padding mask built from `attention_mask`, and the attention itself --
+about 75 nodes per layer, and a `present` copied whole on every step. This rewrite keeps every
+weight (the initializers, and their external data files, are not touched) and replaces, per
+layer, everything between the q/k/v projections and the output projection by one
+`com.microsoft.GroupQueryAttention` node, the operator onnxruntime-genai's builder emits:
+
+- rotary inside the operator (`do_rotary`, half rotation as `rotate_half`), from cos/sin caches of
+  `max_positions` rows computed from `rope_theta` -- the graph's own `position_ids * inv_freq`;
+- the valid length per row from `attention_mask` (`seqlens_k` = row sum - 1, the total length its
+  width), so the graph has no `position_ids` input (`model.position_ids: derived`);
+- past and present one buffer (`model.kv_cache.update: shared_buffer`): the runtime binds a
+  (batch, kv_heads, prompt + new tokens, head_dim) buffer as both, and the operator writes each
+  step's keys and values into it in place. GroupQueryAttention reads a row's tokens from the start
+  of the buffer, so rows cannot be left-padded: the manifest says `prompt.padding: none` and the
+  runtime answers a batch one question at a time.
+
+The LM head then reads the last position only (`logits` (batch, 1, vocab)): generation uses no
+other. Cross-attention blocks, adapters and LoRA paths stay as they are. GPT-2-style decoders
+(learned positions, no rotary) are not rewritten.
+
+`python -m lynx_export gqa VARIANT... [--zoo ROOT]` rewrites each variant's decoder in place,
+checks it against the former graph in ONNX Runtime (a left-unpadded prefill and decode steps,
+logits and every present) and updates the manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from . import yaml_io
+from .graphs import kv_name
+from .onnx_io import ort_session, sha256_file
+
+MS_DOMAIN = "com.microsoft"
+# The export revision (build.EXPORT_REVISION) whose decoders are these graphs; a rewritten manifest says it.
+REVISION = 5
+
+
+@dataclass(frozen=True)
+class DecoderShape:
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    max_positions: int
+    rope_theta: float
+    rotary: bool = True  # llama; GPT-2 adds learned positions to the embeddings instead
+
+
+def _producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
+    return {o: n for n in graph.node for o in n.output}
+
+
+def _projection(graph: onnx.GraphProto, layer: int, proj: str) -> str:
+    """The (B, S, D) output of layer `layer`'s `proj` (q_proj, k_proj, v_proj): the tensor the
+    attention's head split reshapes."""
+    scope = f"/decoder/layers.{layer}/attn/"
+    prod = _producers(graph)
+    hits = []
+    for n in graph.node:
+        if n.op_type == "Reshape" and n.name.startswith(scope) and n.name[len(scope):].startswith("Reshape"):
+            src = prod.get(n.input[0])
+            if src is not None and src.name.startswith(f"{scope}{proj}/"):
+                hits.append(n.input[0])
+    if len(hits) != 1:
+        raise ValueError(f"decoder graph: layer {layer}: expected one head split of `{proj}`, found {len(hits)}")
+    return hits[0]
+
+
+def _merged_heads(graph: onnx.GraphProto, layer: int) -> str:
+    """The (B, S, D) attention output of layer `layer` before its output projection: the head merge,
+    the one Reshape of the attention's own scope that reshapes a transposed tensor."""
+    scope = f"/decoder/layers.{layer}/attn/"
+    prod = _producers(graph)
+    hits = [n.output[0] for n in graph.node
+            if n.op_type == "Reshape" and n.name.startswith(scope) and "/" not in n.name[len(scope):]
+            and (src := prod.get(n.input[0])) is not None and src.op_type == "Transpose" and src.name.startswith(scope)]
+    if len(hits) != 1:
+        raise ValueError(f"decoder graph: layer {layer}: expected one head merge before the output projection, "
+                         f"found {len(hits)}; not a graph of this exporter's decoder")
+    return hits[0]
+
+
+def rope_caches(shape: DecoderShape) -> tuple[np.ndarray, np.ndarray]:
+    """(max_positions, head_dim / 2) cos and sin of `position * inv_freq`, as the traced graph
+    computes them: float32 angles (`models/decoder.py`), the functions rounded from float64."""
+    dh = shape.head_dim
+    inv_freq = (1.0 / (shape.rope_theta ** (np.arange(0, dh, 2, dtype=np.float32) / np.float32(dh)))).astype(np.float32)
+    angles = np.arange(shape.max_positions, dtype=np.float32)[:, None] * inv_freq[None, :]
+    angles = angles.astype(np.float32)
+    return np.cos(angles.astype(np.float64)).astype(np.float32), np.sin(angles.astype(np.float64)).astype(np.float32)
+
+
+def rewrite(model: onnx.ModelProto, shape: DecoderShape) -> onnx.ModelProto:
+    """The decoder `model` (left as it is) with GroupQueryAttention self-attention; see the module
+    docstring."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    inputs = {i.name for i in g.input}
+    if "position_ids" not in inputs or "attention_mask" not in inputs:
+        raise ValueError("decoder graph: expected `attention_mask` and `position_ids` inputs")
+    rope = ["gqa.cos_cache", "gqa.sin_cache"] if shape.rotary else []
+
+    # seqlens_k (B,) int32 = row sums - 1; total_sequence_length () int32 = the mask's width
+    one = numpy_helper.from_array(np.array(1, dtype=np.int64), "gqa.one")
+    axis1 = numpy_helper.from_array(np.array([1], dtype=np.int64), "gqa.axis1")
+    g.initializer.extend([one, axis1])
+    if shape.rotary:
+        cos, sin = rope_caches(shape)
+        g.initializer.extend([numpy_helper.from_array(cos, "gqa.cos_cache"), numpy_helper.from_array(sin, "gqa.sin_cache")])
+    new_nodes = [
+        helper.make_node("ReduceSum", ["attention_mask", "gqa.axis1"], ["gqa.row_sums"], name="/gqa/ReduceSum", keepdims=0),
+        helper.make_node("Sub", ["gqa.row_sums", "gqa.one"], ["gqa.seqlens_k64"], name="/gqa/Sub"),
+        helper.make_node("Cast", ["gqa.seqlens_k64"], ["gqa.seqlens_k"], name="/gqa/Cast", to=TensorProto.INT32),
+        helper.make_node("Shape", ["attention_mask"], ["gqa.mask_shape"], name="/gqa/Shape"),
+        helper.make_node("Gather", ["gqa.mask_shape", "gqa.one"], ["gqa.total64"], name="/gqa/Gather", axis=0),
+        helper.make_node("Cast", ["gqa.total64"], ["gqa.total"], name="/gqa/Cast_1", to=TensorProto.INT32),
+    ]
+
+    presents = {kv_name("present", i, kv) for i in range(shape.layers) for kv in ("key", "value")}
+    for i in range(shape.layers):
+        q, k, v = (_projection(g, i, p) for p in ("q_proj", "k_proj", "v_proj"))
+        merged = _merged_heads(g, i)
+        out = f"gqa.layers.{i}.attn_out"
+        new_nodes.append(helper.make_node(
+            "GroupQueryAttention",
+            [q, k, v, kv_name("past", i, "key"), kv_name("past", i, "value"), "gqa.seqlens_k", "gqa.total", *rope],
+            [out, kv_name("present", i, "key"), kv_name("present", i, "value")],
+            name=f"/decoder/layers.{i}/attn/GroupQueryAttention", domain=MS_DOMAIN,
+            num_heads=shape.heads, kv_num_heads=shape.kv_heads, do_rotary=int(shape.rotary), rotary_interleaved=0,
+            scale=float(shape.head_dim) ** -0.5))
+        for n in g.node:  # the output projection (or, int8, its input quantiser) reads the operator's output
+            n.input[:] = [out if x == merged else x for x in n.input]
+
+    # the LM head over the last position only
+    norm_in = _final_norm_input(g)
+    starts = numpy_helper.from_array(np.array([-1], dtype=np.int64), "gqa.last")
+    ends = numpy_helper.from_array(np.array([np.iinfo(np.int64).max], dtype=np.int64), "gqa.end")
+    g.initializer.extend([starts, ends])
+    new_nodes.append(helper.make_node("Slice", [norm_in, "gqa.last", "gqa.end", "gqa.axis1"], ["gqa.last_hidden"],
+                                      name="/gqa/Slice_last"))
+    for n in g.node:
+        if n.name.startswith("/decoder/norm/"):
+            n.input[:] = ["gqa.last_hidden" if x == norm_in else x for x in n.input]
+
+    # the former producers of `present` go; then everything no output needs
+    keep = [_copy(n) for n in g.node if not (set(n.output) & presents)]
+    del g.node[:]
+    g.node.extend(_topological(keep + new_nodes, g))
+    _prune(g)
+    # rotary: no position_ids, positions come from the mask's row sums (GPT-2 keeps the input for
+    # its learned positions)
+    if shape.rotary:
+        kept_inputs = [i for i in g.input if i.name != "position_ids"]
+        del g.input[:]
+        g.input.extend(kept_inputs)
+        for p in m.metadata_props:  # ecosystem.py's map of input roles
+            if p.key == "lynx.inputs":
+                roles = json.loads(p.value)
+                roles.pop("position_ids", None)
+                p.value = json.dumps(roles, separators=(",", ":"))
+    for o in g.output:
+        if o.name == "logits":
+            dims = o.type.tensor_type.shape.dim
+            dims[1].ClearField("dim_param")
+            dims[1].dim_value = 1
+    # shapes recorded for the former tensors (the int8 quantiser's shape inference) no longer
+    # hold (the LM head's input is one position now): ONNX Runtime would plan buffer reuse by them
+    del g.value_info[:]
+    if not any(op.domain == MS_DOMAIN for op in m.opset_import):
+        m.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
+    return m
+
+
+def _final_norm_input(g: onnx.GraphProto) -> str:
+    """The hidden states entering the final norm (`/decoder/norm/`): its one input from outside."""
+    inside = {o for n in g.node if n.name.startswith("/decoder/norm/") for o in n.output}
+    inits = {t.name for t in g.initializer}
+    outer = {x for n in g.node if n.name.startswith("/decoder/norm/") for x in n.input
+             if x and x not in inside and x not in inits and not x.startswith("/decoder/norm/")}
+    if len(outer) != 1:
+        raise ValueError(f"decoder graph: expected one input to the final norm, found {sorted(outer)}")
+    return outer.pop()
+
+
+def _prune(g: onnx.GraphProto):
+    """Drops nodes and initializers no graph output depends on."""
+    index = {o: k for k, n in enumerate(g.node) for o in n.output}
+    live: set[int] = set()
+    stack = [o.name for o in g.output]
+    while stack:
+        k = index.get(stack.pop())
+        if k is None or k in live:
+            continue
+        live.add(k)
+        stack.extend(x for x in g.node[k].input if x)
+    nodes = [_copy(n) for k, n in enumerate(g.node) if k in live]
+    used = {x for n in nodes for x in n.input}
+    inits = [_copy_tensor(t) for t in g.initializer if t.name in used]
+    del g.node[:]
+    g.node.extend(nodes)
+    del g.initializer[:]
+    g.initializer.extend(inits)
+
+
+def _copy(n: onnx.NodeProto) -> onnx.NodeProto:
+    c = onnx.NodeProto()
+    c.CopyFrom(n)
+    return c
+
+
+def _copy_tensor(t: onnx.TensorProto) -> onnx.TensorProto:
+    c = onnx.TensorProto()
+    c.CopyFrom(t)
+    return c
+
+
+def _topological(nodes: list[onnx.NodeProto], g: onnx.GraphProto) -> list[onnx.NodeProto]:
+    ready = {i.name for i in g.input} | {t.name for t in g.initializer} | {""}
+    out, pending = [], list(nodes)
+    while pending:
+        rest = []
+        for n in pending:
+            if all(x in ready for x in n.input):
+                out.append(n)
+                ready.update(n.output)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            raise ValueError(f"decoder graph: cannot order {len(rest)} nodes (e.g. `{rest[0].name}`)")
+        pending = rest
+    return out
+
+
+# -- the check against the former graph ----------------------------------------------------------
+
+def _dims(value_info, sizes: dict[str, int]) -> tuple[int, ...]:
+    return tuple(d.dim_value if d.HasField("dim_value") else sizes[d.dim_param]
+                 for d in value_info.type.tensor_type.shape.dim)
+
+
+def check(former: Path, rewritten: Path, shape: DecoderShape, batch: int = 2, prompt: int = 12,
+          steps: int = 4, seed: int = 0) -> float:
+    """Runs both decoders in ONNX Runtime on the same unpadded prompt and decode steps (the former
+    with its concatenated cache and `position_ids`, the rewritten with one buffer bound as past and
+    present) and returns the largest difference of the last logits and every present. Raises when
+    a greedy choice differs."""
+    import onnxruntime as ort
+
+    old, new = ort_session(former, threads=1), ort_session(rewritten, threads=1)
+    rng = np.random.default_rng(seed)
+    old_inputs = {i.name: i for i in onnx.load(str(former), load_external_data=False).graph.input}
+    hidden = _dims(old_inputs["inputs_embeds"], {"batch": batch, "seq": 1})[-1]
+    total = prompt + steps
+    x = (rng.standard_normal((batch, total, hidden)) * 0.5).astype(np.float32)
+    # inputs besides the prompt and the cache (cross-attention K/V), the same for both graphs
+    extra = {}
+    for name, vi in old_inputs.items():
+        if name.startswith("cross_key_values."):
+            extra[name] = (rng.standard_normal(_dims(vi, {"batch": batch, "memory": 8})) * 0.5).astype(np.float32)
+    kv = [(i, k) for i in range(shape.layers) for k in ("key", "value")]
+    past = {kv_name("past", i, k): np.zeros((batch, shape.kv_heads, 0, shape.head_dim), np.float32) for i, k in kv}
+    buffers = {(i, k): ort.OrtValue.ortvalue_from_numpy(np.zeros((batch, shape.kv_heads, total, shape.head_dim), np.float32))
+               for i, k in kv}
+    worst = 0.0
+    for t in range(steps + 1):
+        lo, hi = (0, prompt) if t == 0 else (prompt + t - 1, prompt + t)
+        mask = np.ones((batch, hi), np.int64)
+        feeds = {"inputs_embeds": x[:, lo:hi], "attention_mask": mask,
+                 "position_ids": np.tile(np.arange(lo, hi, dtype=np.int64), (batch, 1)), **past, **extra}
+        names = [o.name for o in old.get_outputs()]
+        ref = dict(zip(names, old.run(None, feeds)))
+        past = {kv_name("past", i, k): ref[kv_name("present", i, k)] for i, k in kv}
+
+        io = new.io_binding()
+        io.bind_cpu_input("inputs_embeds", np.ascontiguousarray(x[:, lo:hi]))
+        io.bind_cpu_input("attention_mask", mask)
+        if not shape.rotary:
+            io.bind_cpu_input("position_ids", feeds["position_ids"])
+        for name, value in extra.items():
+            io.bind_cpu_input(name, value)
+        for (i, k), buf in buffers.items():
+            io.bind_ortvalue_input(kv_name("past", i, k), buf)
+            io.bind_ortvalue_output(kv_name("present", i, k), buf)
+        io.bind_output("logits")
+        new.run_with_iobinding(io)
+        logits = io.get_outputs()[-1].numpy()[:, -1]
+        want = ref["logits"][:, -1]
+        worst = max(worst, float(np.abs(logits - want).max()))
+        for (i, k), buf in buffers.items():
+            worst = max(worst, float(np.abs(buf.numpy()[:, :, :hi] - ref[kv_name("present", i, k)]).max()))
+        if not (logits.argmax(-1) == want.argmax(-1)).all():
+            raise AssertionError(f"{rewritten.name}: step {t}: the greedy token differs from the former graph's")
+    return worst
+
+
+# -- a shipped variant, rewritten in place ----------------------------------------------------------
+
+ATOL = 1e-4
+# A dynamically quantised graph (`lynx-int8`) re-quantises the attention output per run: a 1e-6
+# difference there can move a value by one quantisation step. Its goldens allow 0.25 for the same
+# reason; the greedy tokens must still agree.
+ATOL_QUANTISED = 0.25
+
+
+def _edit_manifest(text: str, sha256: str, vocab: int, rotary: bool) -> str:
+    """The manifest `text` with the rewritten decoder: its sha256, no `position_ids` input, last-position
+    logits, `model.position_ids: derived`, `model.kv_cache.update: shared_buffer`, `prompt.padding:
+    none`, `provenance.export_revision` (at least [`REVISION`]). Edits lines in place, so the rest
+    of the file stays as it was written."""
+    lines = text.split("\n")
+    out: list[str] = []
+    section, graph = "", ""
+    done = set()
+    for line in lines:
+        stripped = line.lstrip(" ")
+        indent = len(line) - len(stripped)
+        if indent == 0 and stripped:
+            if section == "model" and "model" not in done:
+                out.extend((["  position_ids: derived"] if rotary else []) + ["  kv_cache: {update: shared_buffer}"])
+                done.add("model")
+            section = stripped.split(":", 1)[0]
+            graph = ""
+        elif section == "graphs" and indent == 2:
+            graph = stripped.split(":", 1)[0]
+        if section == "graphs" and graph == "decoder":
+            if indent == 4 and stripped.startswith("sha256:"):
+                line = f'    sha256: "{sha256}"'
+                done.add("sha256")
+            elif rotary and stripped.startswith("- {name: position_ids,"):
+                done.add("position_ids")
+                continue
+            elif stripped.startswith("- {name: logits,"):
+                line = f"{' ' * indent}- {{name: logits, dtype: float32, shape: [batch, 1, {vocab}]}}"
+                done.add("logits")
+        if section == "provenance" and indent == 2 and (m := re.match(r"export_revision: (\d+)$", stripped)):
+            line = f"  export_revision: {max(int(m[1]), REVISION)}"
+            done.add("revision")
+        if section == "prompt" and stripped.startswith("prompt:") and "padding: left" in line:
+            line = line.replace("padding: left", "padding: none")
+            done.add("padding")
+        out.append(line)
+    missing = ({"model", "sha256", "logits", "padding", "revision"} | ({"position_ids"} if rotary else set())) - done
+    if missing:
+        raise ValueError(f"manifest: could not edit {sorted(missing)}; expected the exporter's layout")
+    return "\n".join(out)
+
+
+def shape_of(cfg) -> DecoderShape:
+    """The rewrite's view of a `config.DecoderConfig`."""
+    return DecoderShape(layers=cfg.layers, heads=cfg.heads, kv_heads=cfg.heads, head_dim=cfg.head_dim,
+                        max_positions=cfg.max_positions, rope_theta=cfg.rope_theta, rotary=cfg.family.value == "llama")
+
+
+def rewrite_file(graph: Path, shape: DecoderShape) -> tuple[float, int, int]:
+    """Rewrites the decoder at `graph` in place after checking the rewrite against it ([`check`]);
+    returns the largest difference and the node counts before and after."""
+    proto = onnx.load(str(graph), load_external_data=False)
+    if any(n.op_type == "GroupQueryAttention" for n in proto.graph.node):
+        raise ValueError(f"{graph}: already holds GroupQueryAttention")
+    rewritten = rewrite(proto, shape)
+    tmp = graph.with_name(f".{graph.name}.gqa.tmp.onnx")  # beside it: external data paths are relative
+    try:
+        tmp.write_bytes(rewritten.SerializeToString())
+        onnx.checker.check_model(str(tmp), full_check=False)
+        diff = check(graph, tmp, shape)
+        atol = ATOL_QUANTISED if any(n.op_type == "DynamicQuantizeLinear" for n in proto.graph.node) else ATOL
+        if diff > atol:
+            raise AssertionError(f"{graph.name}: the rewritten decoder is {diff:.2e} from the former (atol {atol})")
+        tmp.replace(graph)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return diff, len(proto.graph.node), len(rewritten.graph.node)
+
+
+def apply(zoo: Path, name: str, log) -> str:
+    """Rewrites variant `name`'s decoder in `zoo` in place after checking it against the former graph,
+    and updates its manifest. Returns a line for the log."""
+    manifest_path = zoo / "variants" / f"{name}.yaml"
+    text = manifest_path.read_text()
+    manifest = yaml_io.load(text)
+    model = manifest["model"]
+    if model.get("kv_cache", {}).get("update") == "shared_buffer":
+        return f"{name}: already GroupQueryAttention"
+    family = manifest["axes"]["backbone"]["family"]
+    if family not in ("llama", "gpt2"):
+        raise ValueError(f"{manifest_path}: backbone family `{family}`; this rewrite knows llama and gpt2")
+    # rope_theta: the exporter's (DecoderConfig); the check compares rotated keys position by position
+    shape = DecoderShape(layers=int(model["layers"]), heads=int(model["heads"]), kv_heads=int(model["kv_heads"]),
+                         head_dim=int(model["head_dim"]), max_positions=int(model["max_positions"]),
+                         rope_theta=10000.0, rotary=family == "llama")
+    graph = zoo / manifest["graphs"]["decoder"]["path"]
+    diff, before, after = rewrite_file(graph, shape)
+    manifest_path.write_text(_edit_manifest(text, sha256_file(graph), int(model["vocab_size"]), shape.rotary))
+    log(f"{name}: {before} -> {after} decoder nodes, max |diff| {diff:.2e}")
+    return f"{name}: GroupQueryAttention ({before} -> {after} nodes, max |diff| {diff:.1e})"
