@@ -1,0 +1,107 @@
+"""The peer a user writes: a plain onnxruntime-python loop over a zoo variant's graphs.
+
+Issue 16 holds lynx-zoo to "end to end >= 1.5x the plain onnxruntime-python loop over the unfused
+graphs, identical answers". This is that loop, for a prefix variant (`lynx`) and image items:
+Pillow + NumPy preprocessing (the pictures are already at the variant's size), `tokenizers`, the
+vision, connector, embed and decoder graphs in onnxruntime with one intra-op thread each, greedy
+decoding of at most 24 new tokens with the traced decoder's concatenated cache. It times every
+item whole and writes each answer, so that lynx-zoo's `eval` answers on the same items can be
+compared (docs/performance.md, "The zoo's decoders as GroupQueryAttention").
+
+    git worktree add /tmp/former 0891315            # the zoo with the traced decoders
+    PYTHONPATH=export .venv/bin/python export/probes/plain_ort_loop.py --zoo /tmp/former \\
+        --bench /tmp/img/annotations.jsonl --limit 128 --out /tmp/plain.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import yaml
+from PIL import Image
+from tokenizers import Tokenizer
+
+
+def session(path: Path) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+class PlainLoop:
+    def __init__(self, zoo: Path, variant: str):
+        m = yaml.safe_load((zoo / "variants" / f"{variant}.yaml").read_text())
+        if m["model"].get("kv_cache", {}).get("update", "concat") != "concat":
+            raise SystemExit(f"{variant}: this loop runs decoders with a concatenated cache (a zoo before export revision 5)")
+        g = {k: session(zoo / v["path"]) for k, v in m["graphs"].items()}
+        self.vision, self.connector, self.embed, self.decoder = g["vision"], g["connector"], g["embed"], g["decoder"]
+        self.tok = Tokenizer.from_file(str(zoo / m["tokenizer"]["path"]))
+        self.bos, self.eos = (self.tok.token_to_id(m["tokenizer"][k]) for k in ("bos", "eos"))
+        self.template = m["prompt"]["template"]
+        p = m["preprocess"]
+        self.size = p["size"]
+        self.scale = np.float32(p["rescale"])
+        self.mean = np.array(p["mean"], np.float32).reshape(3, 1, 1)
+        self.std = np.array(p["std"], np.float32).reshape(3, 1, 1)
+        self.layers, self.heads, self.head_dim = m["model"]["layers"], m["model"]["kv_heads"], m["model"]["head_dim"]
+
+    def pixels(self, path: Path) -> np.ndarray:
+        img = np.asarray(Image.open(path).convert("RGB"))
+        if img.shape[:2] != (self.size, self.size):
+            raise SystemExit(f"{path}: {img.shape[:2]}; this loop takes pictures at the variant's size")
+        x = img.transpose(2, 0, 1).astype(np.float32) * self.scale
+        return ((x - self.mean) / self.std)[None]  # (1, 3, S, S)
+
+    def answer(self, image: Path, question: str, max_new: int = 24) -> str:
+        feats = self.vision.run(None, {"pixel_values": self.pixels(image)})[0]  # (1, P, Dv)
+        visual = self.connector.run(None, {"image_features": feats[:, None]})[0]  # (1, V, D)
+        ids = [self.bos] + self.tok.encode(self.template.replace("{question}", question), add_special_tokens=False).ids
+        text = self.embed.run(None, {"input_ids": np.array([ids], np.int64)})[0]
+        x = np.concatenate([visual, text], axis=1)
+        past = {f"past_key_values.{i}.{kv}": np.zeros((1, self.heads, 0, self.head_dim), np.float32)
+                for i in range(self.layers) for kv in ("key", "value")}
+        names = [o.name for o in self.decoder.get_outputs()]
+        total, tokens = 0, []
+        for _ in range(max_new):
+            seq = x.shape[1]
+            out = dict(zip(names, self.decoder.run(None, {
+                "inputs_embeds": x, "attention_mask": np.ones((1, total + seq), np.int64),
+                "position_ids": np.arange(total, total + seq, dtype=np.int64)[None], **past})))
+            total += seq
+            token = int(out["logits"][0, -1].argmax())
+            if token == self.eos:
+                break
+            tokens.append(token)
+            past = {f"past_key_values.{i}.{kv}": out[f"present.{i}.{kv}"] for i in range(self.layers) for kv in ("key", "value")}
+            x = self.embed.run(None, {"input_ids": np.array([[token]], np.int64)})[0]
+        return self.tok.decode(tokens, skip_special_tokens=True).strip()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--zoo", type=Path, required=True, help="a zoo whose decoders concatenate their cache")
+    p.add_argument("--variant", default="lynx")
+    p.add_argument("--bench", type=Path, required=True, help="annotations.jsonl of image items")
+    p.add_argument("--limit", type=int, default=128)
+    p.add_argument("--out", type=Path, required=True, help="one line per item: id, answer, ms")
+    a = p.parse_args()
+    loop = PlainLoop(a.zoo, a.variant)
+    root = a.bench.parent
+    records = [json.loads(line) for line in a.bench.read_text().splitlines() if line.strip()][:a.limit]
+    rows = []
+    for r in records:
+        t = time.perf_counter()
+        text = loop.answer(root / r["image"], r["question"])
+        rows.append({"id": r["index"], "answer": text, "ms": (time.perf_counter() - t) * 1e3})
+    a.out.write_text("".join(json.dumps(x) + "\n" for x in rows))
+    print(f"{len(rows)} items, {sum(x['ms'] for x in rows):.0f} ms in all")
+
+
+if __name__ == "__main__":
+    main()
