@@ -48,7 +48,12 @@ class OrtGraphs:
 
     def run(self, graph: str, *args):
         sess = self.sessions[graph]
-        feeds = {i.name: np.asarray(a) for i, a in zip(sess.get_inputs(), args)}
+        names = [i.name for i in sess.get_inputs()]
+        if graph == "decoder" and "position_ids" not in names:
+            # a GroupQueryAttention decoder (gqa.py) derives positions from the mask: the
+            # arguments follow the traced decoder's inputs, position_ids third
+            args = args[:2] + args[3:]
+        feeds = {name: np.asarray(a) for name, a in zip(names, args)}
         return sess.run(None, feeds)
 
 

@@ -52,7 +52,15 @@ def quantize(float_path: Path, out: Path, tmp: Path) -> None:
     tmp.mkdir(parents=True, exist_ok=True)
     whole = tmp / f"{out.stem}.float.onnx"
     onnx.save(model, str(whole))
-    quantize_dynamic(str(whole), str(out), weight_type=QuantType.QUInt8)
+    # a GroupQueryAttention decoder (export revision 5): ONNX's shape inference does not type the
+    # contrib operator's outputs, which are float32 like every activation here
+    quantize_dynamic(str(whole), str(out), weight_type=QuantType.QUInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    # and the shapes the quantiser's inference recorded are not kept: ONNX Runtime plans buffer
+    # reuse by them, and they do not hold for the operator's outputs (gqa.py)
+    quantized = onnx.load(str(out), load_external_data=False)
+    del quantized.graph.value_info[:]
+    onnx.save(quantized, str(out))
     onnx.checker.check_model(str(out))
 
 

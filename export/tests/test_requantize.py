@@ -28,3 +28,31 @@ def test_shipped_int8_weights_are_unsigned():
         assert weights, f"{manifest.name}: no MatMulInteger"
         for w in weights:
             assert numpy_helper.to_array(inits[w]).dtype.name == "uint8", f"{manifest.name}: {w} is signed"
+
+
+def test_requantize_works_on_a_zoo_of_groupqueryattention_decoders(tmp_path):
+    """The shipped decoders are GroupQueryAttention graphs (export revision 5): the quantiser must
+    type the contrib operator's outputs, and the goldens' greedy loop feed a decoder without
+    `position_ids`."""
+    import shutil
+
+    import yaml
+
+    from lynx_export.requantize import requantize
+
+    zoo = tmp_path / "zoo"
+    (zoo / "variants").mkdir(parents=True)
+    shutil.copytree(ROOT / "onnx" / "goldens", zoo / "onnx" / "goldens")  # the goldens' pixels too
+    for name in ("lynx", "lynx-int8"):
+        text = (ROOT / "variants" / f"{name}.yaml").read_text()
+        (zoo / "variants" / f"{name}.yaml").write_text(text)
+        doc = yaml.safe_load(text)
+        files = [doc["tokenizer"], doc["goldens"]] + [f for g in doc["graphs"].values() for f in [g] + g["external_data"]]
+        for rel in (f["path"] for f in files):
+            if not (zoo / rel).exists():
+                shutil.copyfile(ROOT / rel, zoo / rel)
+    out = requantize(zoo, "lynx-int8", "lynx", tmp_path / "tmp")
+    assert out["max_logit_diff_vs_float"] < 0.25 and out["items"] >= 1, out
+    model = onnx.load(str(zoo / "onnx" / "lynx-int8.decoder.onnx"), load_external_data=False)
+    ops = {n.op_type for n in model.graph.node}
+    assert {"GroupQueryAttention", "MatMulInteger"} <= ops and not model.graph.value_info
