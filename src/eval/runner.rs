@@ -182,8 +182,17 @@ pub enum StaleResults {
 /// Called after each batch with (items done in this shard, items in this shard).
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize);
 
-/// Items whose pictures `evaluate` prepares in one pass ahead of their batches (at least a batch).
+/// Items whose pictures `evaluate` prepares in one pass ahead of their batches (rounded up to whole
+/// batches).
 const PREPARE_WINDOW: usize = 16;
+
+/// The items prepared in one pass for batches of `size`: [`PREPARE_WINDOW`] rounded up to whole
+/// batches, so that the run is cut into the same batches as without the window (which items share
+/// a padded batch can move a logit).
+fn prepare_window(size: usize) -> usize {
+    let size = size.max(1);
+    size * PREPARE_WINDOW.div_ceil(size)
+}
 
 /// Evaluates `model` on `bench` into the folder `dir` (`OUT/VARIANT/`, or its control folder:
 /// [`crate::results`]), resuming a previous run of the same spec. Returns the path of the
@@ -278,7 +287,7 @@ pub fn evaluate(
     let size = options.batch.max(1);
     // Pictures are read and preprocessed a window of items at a time, in one pass ahead of the
     // window's batches, for the same reason (the window's pixels are held until it is done).
-    let window = size.max(PREPARE_WINDOW);
+    let window = prepare_window(size);
     let mut pending = requests.into_iter();
     for items in todo.chunks(window) {
         let mut prepared: Vec<Request> = pending.by_ref().take(items.len()).collect();
@@ -328,4 +337,19 @@ fn scope(bench: &Benchmark, n: usize, options: &EvalOptions) -> String {
     }
     let within = if within.is_empty() { String::new() } else { format!(" ({})", within.join(", ")) };
     format!("the {n} items of this run of `{}`{within}", bench.path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_picture_window_holds_whole_batches_and_at_least_the_default() {
+        for size in 1..=40 {
+            let w = prepare_window(size);
+            assert_eq!(w % size, 0, "batch {size}: window {w} would split a batch");
+            assert!(w >= PREPARE_WINDOW && w < PREPARE_WINDOW + size, "batch {size}: window {w}");
+        }
+        assert_eq!(prepare_window(0), PREPARE_WINDOW);
+    }
 }

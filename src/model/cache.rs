@@ -33,7 +33,7 @@ use ndarray::{Array2, ArrayD, Axis, Ix3};
 use crate::error::{Error, Result};
 use crate::generate::StepDecoder;
 use crate::manifest::tensors::{ATTENTION_MASK, INPUTS_EMBEDS, INPUT_IDS, LOGITS, POSITION_IDS};
-use crate::runtime::{Binding, Input, Session, SharedBuffers, Value};
+use crate::runtime::{Binding, ExecutionProvider, Input, Session, SharedBuffers, Value};
 
 /// One cache tensor: its input name, its output name and the current value.
 #[derive(Debug)]
@@ -115,7 +115,12 @@ impl DecodeState<'_> {
                     source: None,
                 });
             }
-            // bound once per generation, again after a buffer was replaced (the beam expansion)
+            // Bound once per generation, again after a buffer was replaced (the beam expansion).
+            // Another provider than the CPU copies a bound input to its device when it is bound,
+            // not when the graph runs: there the buffers are bound again for every run.
+            if self.decoder.provider() != ExecutionProvider::Cpu {
+                self.binding = None;
+            }
             let binding = match &mut self.binding {
                 Some(b) => b,
                 None => {

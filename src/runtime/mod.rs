@@ -298,9 +298,9 @@ pub struct Session {
 #[derive(Debug)]
 pub struct SharedBuffers {
     /// The buffers, in the order they were asked for.
-    pub values: Vec<Value>,
+    pub(crate) values: Vec<Value>,
     /// Their binding ([`Session::bind_shared`]), or None.
-    pub binding: Option<Binding>,
+    pub(crate) binding: Option<Binding>,
 }
 
 /// How many sets of shared buffers a session keeps for reuse.
@@ -499,15 +499,17 @@ impl Session {
     pub fn buffer_f32(&mut self, shape: &[usize]) -> Result<Value> {
         let arena = self.arena.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
         if arena.is_none() {
-            let fail = |e| ort_failure(self.role, &self.path, "to get its CPU arena", e);
+            // without the arena (a provider that has none), ONNX Runtime's default allocator
             let info = ort::memory::MemoryInfo::new(
                 ort::memory::AllocationDevice::CPU,
                 0,
                 ort::memory::AllocatorType::Arena,
                 ort::memory::MemoryType::Default,
-            )
-            .map_err(fail)?;
-            *arena = Some(ort::memory::Allocator::new(&self.inner, info).map_err(fail)?);
+            );
+            match info.and_then(|info| ort::memory::Allocator::new(&self.inner, info)) {
+                Ok(a) => *arena = Some(a),
+                Err(e) => tracing::debug!(graph = %self.role, error = %e, "no CPU arena: the default allocator"),
+            }
         }
         match arena {
             Some(arena) => Value::zeros_f32_in(arena, shape),
