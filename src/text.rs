@@ -12,7 +12,6 @@
 //! Its one token marks where the visual tokens go ([`Prompt::image_at`]) and is not embedded.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokenizers::Tokenizer;
 
@@ -23,9 +22,6 @@ use crate::manifest::{PromptSpec, TokenizerSpec};
 /// A loaded tokenizer with the variant's special tokens and prompt template.
 #[derive(Debug, Clone)]
 pub struct TextCodec {
-    /// Which codec this is (a clone is the same one): a prompt encoded ahead is used only by the
-    /// codec that encoded it ([`TextCodec::id`]).
-    id: u64,
     tokenizer: Tokenizer,
     path: PathBuf,
     prompt: PromptSpec,
@@ -112,14 +108,7 @@ impl TextCodec {
                 })?)
             }
         };
-        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        Ok(TextCodec { id, bos, eos, pad, tokenizer, path, prompt: prompt.clone(), placeholder })
-    }
-
-    /// This codec's identity: equal for clones, different for every codec loaded.
-    pub fn id(&self) -> u64 {
-        self.id
+        Ok(TextCodec { bos, eos, pad, tokenizer, path, prompt: prompt.clone(), placeholder })
     }
 
     /// The tokenizer file.

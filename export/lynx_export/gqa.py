@@ -62,11 +62,10 @@ def _producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
     return {o: n for n in graph.node for o in n.output}
 
 
-def _projection(graph: onnx.GraphProto, layer: int, proj: str) -> str:
+def _projection(graph: onnx.GraphProto, prod: dict, layer: int, proj: str) -> str:
     """The (B, S, D) output of layer `layer`'s `proj` (q_proj, k_proj, v_proj): the tensor the
-    attention's head split reshapes."""
+    attention's head split reshapes (`prod`: [`_producers`] of `graph`)."""
     scope = f"/decoder/layers.{layer}/attn/"
-    prod = _producers(graph)
     hits = []
     for n in graph.node:
         if n.op_type == "Reshape" and n.name.startswith(scope) and n.name[len(scope):].startswith("Reshape"):
@@ -78,11 +77,10 @@ def _projection(graph: onnx.GraphProto, layer: int, proj: str) -> str:
     return hits[0]
 
 
-def _merged_heads(graph: onnx.GraphProto, layer: int) -> str:
+def _merged_heads(graph: onnx.GraphProto, prod: dict, layer: int) -> str:
     """The (B, S, D) attention output of layer `layer` before its output projection: the head merge,
     the one Reshape of the attention's own scope that reshapes a transposed tensor."""
     scope = f"/decoder/layers.{layer}/attn/"
-    prod = _producers(graph)
     hits = [n.output[0] for n in graph.node
             if n.op_type == "Reshape" and n.name.startswith(scope) and "/" not in n.name[len(scope):]
             and (src := prod.get(n.input[0])) is not None and src.op_type == "Transpose" and src.name.startswith(scope)]
@@ -97,8 +95,7 @@ def rope_caches(shape: DecoderShape) -> tuple[np.ndarray, np.ndarray]:
     computes them: float32 angles (`models/decoder.py`), the functions rounded from float64."""
     dh = shape.head_dim
     inv_freq = (1.0 / (shape.rope_theta ** (np.arange(0, dh, 2, dtype=np.float32) / np.float32(dh)))).astype(np.float32)
-    angles = np.arange(shape.max_positions, dtype=np.float32)[:, None] * inv_freq[None, :]
-    angles = angles.astype(np.float32)
+    angles = np.arange(shape.max_positions, dtype=np.float32)[:, None] * inv_freq[None, :]  # float32
     return np.cos(angles.astype(np.float64)).astype(np.float32), np.sin(angles.astype(np.float64)).astype(np.float32)
 
 
@@ -130,9 +127,10 @@ def rewrite(model: onnx.ModelProto, shape: DecoderShape) -> onnx.ModelProto:
     ]
 
     presents = {kv_name("present", i, kv) for i in range(shape.layers) for kv in ("key", "value")}
+    prod = _producers(g)  # the traced graph's; the rewiring below renames no node outputs
     for i in range(shape.layers):
-        q, k, v = (_projection(g, i, p) for p in ("q_proj", "k_proj", "v_proj"))
-        merged = _merged_heads(g, i)
+        q, k, v = (_projection(g, prod, i, p) for p in ("q_proj", "k_proj", "v_proj"))
+        merged = _merged_heads(g, prod, i)
         out = f"gqa.layers.{i}.attn_out"
         new_nodes.append(helper.make_node(
             "GroupQueryAttention",
@@ -208,22 +206,17 @@ def _prune(g: onnx.GraphProto):
         stack.extend(x for x in g.node[k].input if x)
     nodes = [_copy(n) for k, n in enumerate(g.node) if k in live]
     used = {x for n in nodes for x in n.input}
-    inits = [_copy_tensor(t) for t in g.initializer if t.name in used]
+    inits = [_copy(t) for t in g.initializer if t.name in used]
     del g.node[:]
     g.node.extend(nodes)
     del g.initializer[:]
     g.initializer.extend(inits)
 
 
-def _copy(n: onnx.NodeProto) -> onnx.NodeProto:
-    c = onnx.NodeProto()
-    c.CopyFrom(n)
-    return c
-
-
-def _copy_tensor(t: onnx.TensorProto) -> onnx.TensorProto:
-    c = onnx.TensorProto()
-    c.CopyFrom(t)
+def _copy(message):
+    """A detached copy of a protobuf message (a node or tensor about to leave its repeated field)."""
+    c = type(message)()
+    c.CopyFrom(message)
     return c
 
 

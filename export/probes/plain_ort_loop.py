@@ -4,7 +4,8 @@ Issue 16 holds lynx-zoo to "end to end >= 1.5x the plain onnxruntime-python loop
 graphs, identical answers". This is that loop, for a prefix variant (`lynx`) and image items:
 Pillow + NumPy preprocessing (the pictures are already at the variant's size), `tokenizers`, the
 vision, connector, embed and decoder graphs in onnxruntime with one intra-op thread each, greedy
-decoding of at most 24 new tokens with the traced decoder's concatenated cache. It times every
+decoding of at most 24 new tokens with the traced decoder's concatenated cache (the exporter's own
+loop, `goldens.greedy`). It times every
 item whole and writes each answer, so that lynx-zoo's `eval` answers on the same items can be
 compared (docs/performance.md, "The zoo's decoders as GroupQueryAttention").
 
@@ -26,6 +27,8 @@ import yaml
 from PIL import Image
 from tokenizers import Tokenizer
 
+from lynx_export.goldens import OrtGraphs, greedy
+
 
 def session(path: Path) -> ort.InferenceSession:
     so = ort.SessionOptions()
@@ -39,10 +42,14 @@ class PlainLoop:
         m = yaml.safe_load((zoo / "variants" / f"{variant}.yaml").read_text())
         if m["model"].get("kv_cache", {}).get("update", "concat") != "concat":
             raise SystemExit(f"{variant}: this loop runs decoders with a concatenated cache (a zoo before export revision 5)")
-        g = {k: session(zoo / v["path"]) for k, v in m["graphs"].items()}
-        self.vision, self.connector, self.embed, self.decoder = g["vision"], g["connector"], g["embed"], g["decoder"]
+        self.graphs = OrtGraphs({k: session(zoo / v["path"]) for k, v in m["graphs"].items()})
         self.tok = Tokenizer.from_file(str(zoo / m["tokenizer"]["path"]))
-        self.bos, self.eos = (self.tok.token_to_id(m["tokenizer"][k]) for k in ("bos", "eos"))
+        special = {k: self.tok.token_to_id(m["tokenizer"][k]) for k in ("bos", "eos")}
+        missing = [m["tokenizer"][k] for k, i in special.items() if i is None]
+        if missing:
+            raise SystemExit(f"{variant}: the tokenizer has no {missing}")
+        self.bos: int = special["bos"] or 0
+        self.eos: int = special["eos"] or 0
         self.template = m["prompt"]["template"]
         p = m["preprocess"]
         self.size = p["size"]
@@ -59,27 +66,10 @@ class PlainLoop:
         return ((x - self.mean) / self.std)[None]  # (1, 3, S, S)
 
     def answer(self, image: Path, question: str, max_new: int = 24) -> str:
-        feats = self.vision.run(None, {"pixel_values": self.pixels(image)})[0]  # (1, P, Dv)
-        visual = self.connector.run(None, {"image_features": feats[:, None]})[0]  # (1, V, D)
+        # the exporter's own numpy greedy loop over ONNX Runtime sessions (goldens.py)
         ids = [self.bos] + self.tok.encode(self.template.replace("{question}", question), add_special_tokens=False).ids
-        text = self.embed.run(None, {"input_ids": np.array([ids], np.int64)})[0]
-        x = np.concatenate([visual, text], axis=1)
-        past = {f"past_key_values.{i}.{kv}": np.zeros((1, self.heads, 0, self.head_dim), np.float32)
-                for i in range(self.layers) for kv in ("key", "value")}
-        names = [o.name for o in self.decoder.get_outputs()]
-        total, tokens = 0, []
-        for _ in range(max_new):
-            seq = x.shape[1]
-            out = dict(zip(names, self.decoder.run(None, {
-                "inputs_embeds": x, "attention_mask": np.ones((1, total + seq), np.int64),
-                "position_ids": np.arange(total, total + seq, dtype=np.int64)[None], **past})))
-            total += seq
-            token = int(out["logits"][0, -1].argmax())
-            if token == self.eos:
-                break
-            tokens.append(token)
-            past = {f"past_key_values.{i}.{kv}": out[f"present.{i}.{kv}"] for i in range(self.layers) for kv in ("key", "value")}
-            x = self.embed.run(None, {"input_ids": np.array([[token]], np.int64)})[0]
+        _, tokens = greedy(self.graphs, self.pixels(image)[None], ids, self.layers, self.heads, self.head_dim,
+                           prefix=True, cross=False, max_new_tokens=max_new, eos=self.eos)
         return self.tok.decode(tokens, skip_special_tokens=True).strip()
 
 

@@ -167,10 +167,10 @@ struct Prepared {
     took: Duration,
 }
 
-/// A question's prompt encoded ahead of its batch, by which codec, and how long it took.
+/// A question's prompt encoded ahead of its batch, by which model, and how long it took.
 #[derive(Debug, Clone)]
 struct Encoded {
-    codec: u64,
+    model: u64,
     question: String,
     prompt: Prompt,
     took: Duration,
@@ -182,11 +182,11 @@ impl Request {
         Request { media, question: question.into(), encoded: None, prepared: None }
     }
 
-    /// The prompt encoded ahead for this question by the codec `codec`, and the time it took;
-    /// None if there is none, or it was encoded by another codec or for another question (the
-    /// fields are public: a question changed after [`Model::request`] is encoded again).
-    fn encoded_by(&self, codec: u64) -> Option<(&Prompt, Duration)> {
-        self.encoded.as_ref().filter(|e| e.codec == codec && e.question == self.question).map(|e| (&e.prompt, e.took))
+    /// The prompt encoded ahead for this question by model `model`, and the time it took; None if
+    /// there is none, or it was encoded by another model or for another question (the fields are
+    /// public: a question changed after [`Model::request`] is encoded again).
+    fn encoded_by(&self, model: u64) -> Option<(&Prompt, Duration)> {
+        self.encoded.as_ref().filter(|e| e.model == model && e.question == self.question).map(|e| (&e.prompt, e.took))
     }
 
     /// The pixels prepared ahead for this request's media by model `model`, and the time it took;
@@ -229,7 +229,8 @@ pub struct Model {
     spinning: Spinning,
     decoder_weight_bytes: u64,
     features: Option<FeatureCache>,
-    /// This model's identity for pixels prepared ahead ([`Model::prepare_pixels`]).
+    /// This model's identity for prompts and pixels prepared ahead ([`Model::request`],
+    /// [`Model::prepare_pixels`]).
     id: u64,
 }
 
@@ -411,7 +412,7 @@ impl Model {
         let t = Instant::now();
         let prompt = self.text.prompt(&question)?;
         let took = t.elapsed();
-        let encoded = Encoded { codec: self.text.id(), question: question.clone(), prompt, took };
+        let encoded = Encoded { model: self.id, question: question.clone(), prompt, took };
         Ok(Request { media, question, encoded: Some(encoded), prepared: None })
     }
 
@@ -439,35 +440,37 @@ impl Model {
     pub fn ask_batch(&mut self, requests: &[Request], options: &GenerationOptions) -> Result<Vec<Answer>> {
         let start = Instant::now();
         // Every question encoded once, before any picture is read: an empty question fails here.
-        // A prompt encoded ahead by this model's codec is taken as it is, with the time it took.
+        // A prompt encoded ahead by this model is taken as it is, with the time it took.
         let t = Instant::now();
-        let mut ahead = Duration::ZERO;
+        let mut tokenize_ahead = Duration::ZERO;
         let mut prompts = Vec::with_capacity(requests.len());
         for r in requests {
-            prompts.push(match r.encoded_by(self.text.id()) {
+            prompts.push(match r.encoded_by(self.id) {
                 Some((prompt, took)) => {
-                    ahead += took;
+                    tokenize_ahead += took;
                     prompt.clone()
                 }
                 None => self.text.prompt(&r.question)?,
             });
         }
-        let tokenize = t.elapsed() + ahead;
-        let tokenize_ahead = ahead;
+        let tokenize = t.elapsed() + tokenize_ahead;
         // Pixels next: a bad image fails the batch before any graph runs. Pixels prepared ahead by
         // this model are read where they are, with the time they took.
         let mut pixels: Vec<Option<CowArray<'_, f32, Ix4>>> = Vec::with_capacity(requests.len());
         let t = Instant::now();
+        let mut preprocess_ahead = Duration::ZERO;
         for r in requests {
             pixels.push(match r.prepared_by(self.id) {
                 Some((px, took)) => {
-                    ahead += took;
+                    preprocess_ahead += took;
                     px.map(|p| CowArray::from(p.view()))
                 }
                 None => self.pixels(&r.media)?.map(CowArray::from),
             });
         }
-        let preprocess = t.elapsed() + ahead.saturating_sub(tokenize_ahead);
+        let preprocess = t.elapsed() + preprocess_ahead;
+        // what was done before this call counts in each answer's total too
+        let ahead = tokenize_ahead + preprocess_ahead;
         // Group by frame count (images: 1, videos: F); one request per group when the decoder
         // cannot take padded rows (`prompt.padding: none`).
         let alone = self.manifest.prompt.padding == crate::manifest::PaddingSide::None;
@@ -676,19 +679,17 @@ impl Model {
         }
         let t = Instant::now();
         // (B, F, P, Dv): the encoder's output tensor itself, viewed in that shape, or from the cache
-        let (fresh, cached) = match &self.features {
-            None => (Some(encode_pixels(vision, pixels)?), None),
+        let (fresh, cached);
+        let feats = match &self.features {
+            None => {
+                fresh = encode_pixels(vision, pixels)?;
+                fresh.0.view_f32()?.into_shape_with_order(IxDyn(&fresh.1)).map_err(|e| shape(IMAGE_FEATURES, e))?
+            }
             Some(cache) => {
                 let sha = self.manifest.graphs.vision.as_ref().map(|g| g.file.sha256.as_str()).unwrap_or_default();
-                (None, Some(cached_vision(vision, cache, sha, pixels)?))
+                cached = cached_vision(vision, cache, sha, pixels)?;
+                cached.view().into_dyn()
             }
-        };
-        let feats = match (&fresh, &cached) {
-            (Some((value, dims)), _) => {
-                value.view_f32()?.into_shape_with_order(IxDyn(dims)).map_err(|e| shape(IMAGE_FEATURES, e))?
-            }
-            (None, Some(c)) => c.view().into_dyn(),
-            (None, None) => return Err(Error::Mismatch("no image features".into())),
         };
         timings.vision = t.elapsed();
 
@@ -831,7 +832,7 @@ mod tests {
     fn a_prompt_encoded_ahead_serves_only_its_codec_and_its_question() {
         let prompt = Prompt { ids: vec![1, 7, 9], image_at: None };
         let took = Duration::from_micros(20);
-        let encoded = Encoded { codec: 3, question: "red?".into(), prompt: prompt.clone(), took };
+        let encoded = Encoded { model: 3, question: "red?".into(), prompt: prompt.clone(), took };
         let mut r = Request { media: Media::None, question: "red?".into(), encoded: Some(encoded), prepared: None };
         assert_eq!(r.encoded_by(3), Some((&prompt, took)));
         assert_eq!(r.encoded_by(4), None, "another model's codec encodes it again");

@@ -321,16 +321,17 @@ fn limits(max_pixels: u64) -> image::Limits {
 /// Opens a media file for reading, refusing what is not a regular file (checked on the open file,
 /// which a FIFO does not block opening: `O_NONBLOCK`) or is larger than [`MAX_MEDIA_BYTES`].
 pub fn open_media(path: &Path) -> Result<File> {
-    match crate::files::open_regular(path, "media file", MAX_MEDIA_BYTES) {
-        Ok((file, _)) => Ok(file),
-        Err(Error::FileRefused { message, .. }) => Err(Error::image(path, message)),
-        Err(e) => Err(e),
-    }
+    media_file(path, crate::files::open_regular(path, "media file", MAX_MEDIA_BYTES)).map(|(file, _)| file)
 }
 
 /// Reads a media file whole, with [`open_media`]'s checks.
 fn read_media(path: &Path) -> Result<Vec<u8>> {
-    match crate::files::read_regular(path, "media file", MAX_MEDIA_BYTES) {
+    media_file(path, crate::files::read_regular(path, "media file", MAX_MEDIA_BYTES))
+}
+
+/// A refused media file is an image error naming it (the rest as they are).
+fn media_file<T>(path: &Path, result: Result<T>) -> Result<T> {
+    match result {
         Err(Error::FileRefused { message, .. }) => Err(Error::image(path, message)),
         other => other,
     }

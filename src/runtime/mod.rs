@@ -285,9 +285,9 @@ pub struct Session {
     outputs: Vec<TensorInfo>,
     /// Time inside ONNX Runtime's run calls so far.
     busy: Duration,
-    /// The session's CPU arena, for buffers bound to it ([`Session::buffer_f32`]), made when
-    /// first asked for.
-    /// (In a mutex only so that a session stays `Sync`: it is reached through `&mut self`.)
+    /// The session's CPU arena, for buffers bound to it ([`Session::buffer_f32`]); None where the
+    /// session has none. (In a mutex only so that a session stays `Sync`: it is reached through
+    /// `&mut self`.)
     arena: std::sync::Mutex<Option<ort::memory::Allocator>>,
     /// Shared buffers given back after a generation, with their binding ([`Session::give_back`]).
     pool: std::sync::Mutex<Vec<SharedBuffers>>,
@@ -451,6 +451,7 @@ impl Session {
             }
         };
         let inner = builder.commit_from_memory(&graph.model).map_err(ort_err)?;
+        let arena = cpu_arena(&inner, role);
         let inputs = inner.inputs().iter().map(|o| info_of(o.name(), o.dtype())).collect();
         let outputs = inner.outputs().iter().map(|o| info_of(o.name(), o.dtype())).collect();
         tracing::debug!(graph = %role, path = %path.display(), ep = %options.ep, "session ready");
@@ -462,7 +463,7 @@ impl Session {
             inputs,
             outputs,
             busy: Duration::ZERO,
-            arena: std::sync::Mutex::new(None),
+            arena: std::sync::Mutex::new(arena),
             pool: std::sync::Mutex::new(Vec::new()),
         })
     }
@@ -497,21 +498,7 @@ impl Session {
     /// a buffer of a size it has held before costs no system allocation (a generation's eight
     /// cache buffers took about 50 us from ONNX Runtime's default allocator, 2026-12-04).
     pub fn buffer_f32(&mut self, shape: &[usize]) -> Result<Value> {
-        let arena = self.arena.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if arena.is_none() {
-            // without the arena (a provider that has none), ONNX Runtime's default allocator
-            let info = ort::memory::MemoryInfo::new(
-                ort::memory::AllocationDevice::CPU,
-                0,
-                ort::memory::AllocatorType::Arena,
-                ort::memory::MemoryType::Default,
-            );
-            match info.and_then(|info| ort::memory::Allocator::new(&self.inner, info)) {
-                Ok(a) => *arena = Some(a),
-                Err(e) => tracing::debug!(graph = %self.role, error = %e, "no CPU arena: the default allocator"),
-            }
-        }
-        match arena {
+        match self.arena.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner) {
             Some(arena) => Value::zeros_f32_in(arena, shape),
             None => Value::zeros_f32_bindable(shape),
         }
@@ -662,6 +649,24 @@ pub struct Binding {
     inner: ort::session::IoBinding,
     /// The outputs bound to shared buffers.
     shared: Vec<String>,
+}
+
+/// The session's CPU arena allocator; None (with a debug line) where it has none, and buffers come
+/// from ONNX Runtime's default allocator.
+fn cpu_arena(session: &ort::session::Session, role: GraphRole) -> Option<ort::memory::Allocator> {
+    let info = ort::memory::MemoryInfo::new(
+        ort::memory::AllocationDevice::CPU,
+        0,
+        ort::memory::AllocatorType::Arena,
+        ort::memory::MemoryType::Default,
+    );
+    match info.and_then(|info| ort::memory::Allocator::new(session, info)) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            tracing::debug!(graph = %role, error = %e, "no CPU arena: the default allocator");
+            None
+        }
+    }
 }
 
 /// ONNX Runtime failed on the graph of `role` at `path`; its error stays the source of ours.
