@@ -13,7 +13,7 @@
 //!    [`import`]: an onnxruntime-genai or Optimum folder made into a variant.
 //! 5. [`runtime`]: ONNX Runtime behind one module -- library loading, sessions, providers.
 //! 6. [`preprocess`]: image or video -> pixels (decode, orient, resize, crop, normalise).
-//! 7. [`text`]: the tokenizer and the prompt template, left padding.
+//! 7. [`text`]: the tokenizer and the prompt template, batch padding.
 //! 8. [`model`]: vision encoder -> connector -> decoder prefill; [`Model::ask`].
 //! 9. [`generate`]: greedy, beam search and sampling over the KV-cached decoder.
 //! 10. [`score`]: the scoring rule (answer spaces, format instructions), accuracy, bootstrap

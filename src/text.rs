@@ -17,7 +17,7 @@ use tokenizers::Tokenizer;
 
 use crate::error::{Error, Result};
 use crate::files::{self, FileKind};
-use crate::manifest::{PromptSpec, TokenizerSpec};
+use crate::manifest::{PaddingSide, PromptSpec, TokenizerSpec};
 
 /// A loaded tokenizer with the variant's special tokens and prompt template.
 #[derive(Debug, Clone)]
@@ -38,7 +38,7 @@ pub struct TextCodec {
 /// A left-padded batch of prompts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromptBatch {
-    /// (B, L) token ids to embed, pad on the left (an image placeholder's token taken out).
+    /// (B, L) token ids to embed, padded on the manifest's side (an image placeholder's token taken out).
     pub ids: Vec<Vec<i64>>,
     /// (B, L) 1 for tokens, 0 for padding.
     pub mask: Vec<Vec<i64>>,
@@ -171,9 +171,11 @@ impl TextCodec {
         Ok(self.batch_prompts(prompts))
     }
 
-    /// [`TextCodec::batch`] of prompts already encoded.
+    /// [`TextCodec::batch`] of prompts already encoded, padded on the manifest's side
+    /// (`prompt.padding`; `none` pads on the left, as a batch of one needs no padding).
     pub fn batch_prompts(&self, prompts: Vec<Prompt>) -> PromptBatch {
-        let mut batch = left_pad(prompts.iter().map(Prompt::text_ids).collect(), i64::from(self.pad));
+        let rows = prompts.iter().map(Prompt::text_ids).collect();
+        let mut batch = pad(rows, i64::from(self.pad), self.prompt.padding);
         batch.image_at = prompts.iter().map(|p| p.image_at).collect();
         batch.encoded = prompts.into_iter().map(|p| p.ids).collect();
         batch
@@ -187,23 +189,30 @@ impl TextCodec {
     }
 }
 
-/// Pads rows on the left to the longest.
-pub fn left_pad(rows: Vec<Vec<i64>>, pad: i64) -> PromptBatch {
+/// Pads rows to the longest: on the right for `PaddingSide::Right`, else on the left.
+pub fn pad(rows: Vec<Vec<i64>>, pad: i64, side: PaddingSide) -> PromptBatch {
     let len = rows.iter().map(Vec::len).max().unwrap_or(0);
     let lengths: Vec<usize> = rows.iter().map(Vec::len).collect();
+    let right = side == PaddingSide::Right;
     let mut ids = Vec::with_capacity(rows.len());
     let mut mask = Vec::with_capacity(rows.len());
-    for row in rows {
+    for row in &rows {
         let padding = len - row.len();
-        let mut r = vec![pad; padding];
-        r.extend(row.iter().copied());
-        let mut m = vec![0; padding];
-        m.extend(std::iter::repeat_n(1, row.len()));
+        let (mut r, mut m) = (Vec::with_capacity(len), Vec::with_capacity(len));
+        if !right {
+            r.resize(padding, pad);
+            m.resize(padding, 0);
+        }
+        r.extend_from_slice(row);
+        m.resize(m.len() + row.len(), 1);
+        if right {
+            r.resize(len, pad);
+            m.resize(len, 0);
+        }
         ids.push(r);
         mask.push(m);
     }
-    let encoded = (0..ids.len()).map(|r| ids[r][len - lengths[r]..].to_vec()).collect();
-    PromptBatch { image_at: vec![None; ids.len()], ids, mask, lengths, encoded }
+    PromptBatch { image_at: vec![None; ids.len()], ids, mask, lengths, encoded: rows }
 }
 
 #[cfg(test)]
@@ -211,8 +220,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn right_padding_ends_each_row_at_its_own_length() {
+        let b = pad(vec![vec![1, 5, 6], vec![1, 7]], 0, PaddingSide::Right);
+        assert_eq!(b.ids, vec![vec![1, 5, 6], vec![1, 7, 0]]);
+        assert_eq!(b.mask, vec![vec![1, 1, 1], vec![1, 1, 0]]);
+        assert_eq!(b.lengths, vec![3, 2]);
+        assert_eq!(b.encoded, vec![vec![1, 5, 6], vec![1, 7]]);
+        assert_eq!(pad(vec![vec![4]], 0, PaddingSide::None).ids, vec![vec![4]]);
+    }
+
+    #[test]
     fn left_padding() {
-        let b = left_pad(vec![vec![1, 5, 6], vec![1, 7]], 0);
+        let b = pad(vec![vec![1, 5, 6], vec![1, 7]], 0, PaddingSide::Left);
         assert_eq!(b.ids, vec![vec![1, 5, 6], vec![0, 1, 7]]);
         assert_eq!(b.mask, vec![vec![1, 1, 1], vec![0, 1, 1]]);
         assert_eq!(b.lengths, vec![3, 2]);

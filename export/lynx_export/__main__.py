@@ -131,8 +131,10 @@ def parse(argv=None):
     h.add_argument("--force", action="store_true", help="replace an existing variant of that name")
     h.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     gq = sub.add_parser("gqa", help="rewrite shipped variants' decoders in place: self-attention as ONNX Runtime's "
-                                    "GroupQueryAttention over one K/V buffer (same weights, checked against the "
-                                    "former graph; the manifest says shared_buffer)")
+                                    "GroupQueryAttention over one K/V buffer, the LM head on each row's last "
+                                    "position (same weights, checked against the former graph and right-padded "
+                                    "rows against rows alone; the manifest says shared_buffer, padding right); "
+                                    "a decoder rewritten at revision 5 gets the LM head only")
     gq.add_argument("variants", nargs="*", help="variant names (variants/NAME.yaml in the zoo)")
     gq.add_argument("--all", action="store_true", help="every variant of the zoo")
     gq.add_argument("--zoo", type=Path, default=root, help="zoo root holding variants/ and onnx/ (default: repo)")

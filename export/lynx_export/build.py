@@ -54,7 +54,8 @@ QUANTIZED_ATOL = 0.25
 # `_up_to_date` re-exports without retraining. 4: producer and `lynx.*` metadata in every graph
 # (ecosystem.py; `python -m lynx_export ecosystem` stamps a zoo of revision 3 without retraining).
 # 5: the decoder as GroupQueryAttention over one K/V buffer (gqa.py; `python -m lynx_export gqa`
-# rewrites a zoo of revision 4 in place).
+# rewrites a zoo of revision 4 in place). 6: its LM head on each row's own last position, batches
+# padded on the right (`python -m lynx_export gqa` upgrades a zoo of revision 5 in place).
 EXPORT_REVISION = gqa.REVISION
 
 

@@ -93,8 +93,9 @@ def tokenizer_files(tokenizer: Path, tokens: dict, prompt: dict) -> dict[str, di
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",  # tokenizer.json is the whole tokenizer
         **special,
-        # transformers knows left and right; `none` (a decoder over one K/V buffer answers one
-        # question at a time) is the runtime's, and the checkpoints themselves pad on the left
+        # transformers knows left and right; `none` (a decoder that answers one question at a
+        # time) is the runtime's, and the checkpoints themselves pad on the left; the zoo's ONNX
+        # decoders (GroupQueryAttention, rows at the buffer's start) pad on the right
         "padding_side": "left" if prompt.get("padding", "left") == "none" else prompt.get("padding", "left"),
         "clean_up_tokenization_spaces": False,  # decode as the runtime does (tokenizers' decode)
         "chat_template": chat_template(prompt["template"], prompt.get("add_bos", True)),
@@ -282,13 +283,22 @@ def stamp_zoo(zoo: Path, log=print) -> Stamped:
             log(f"stamped {rel} ({role}, {owner.variant or owner.shared})")
 
     # The tokenizer files: one pair per tokenizer.json, the same for every manifest that names it.
+    # A variant that never pads a batch (`padding: none`) has no say in `padding_side`: the side is
+    # that of the variants that pad, which must agree.
     pairs: dict[str, tuple[dict, dict, str]] = {}
     for path, d in own.items():
         tok, prompt = d["tokenizer"], d["prompt"]
-        key = json.dumps({"tokens": [tok["bos"], tok["eos"], tok["pad"]], "prompt": prompt}, sort_keys=True)
+        rest = {k: v for k, v in prompt.items() if k != "padding"}
+        key = json.dumps({"tokens": [tok["bos"], tok["eos"], tok["pad"]], "prompt": rest}, sort_keys=True)
         first = pairs.setdefault(tok["path"], ({k: tok[k] for k in ("bos", "eos", "pad")}, prompt, key))
         if first[2] != key:
             raise ValueError(f"{path}: `{tok['path']}` serves variants with other special tokens or prompts; one "
+                             "tokenizer_config.json beside it cannot hold both (give each its own tokenizer folder)")
+        had, side = first[1].get("padding", "left"), prompt.get("padding", "left")
+        if had == "none":
+            pairs[tok["path"]] = (first[0], prompt, key)
+        elif side not in ("none", had):
+            raise ValueError(f"{path}: `{tok['path']}` serves variants padded on the left and on the right; one "
                              "tokenizer_config.json beside it cannot hold both (give each its own tokenizer folder)")
     written = []
     for rel, (tokens, prompt, _) in sorted(pairs.items()):

@@ -44,7 +44,7 @@ from .onnx_io import ort_session, sha256_file
 
 MS_DOMAIN = "com.microsoft"
 # The export revision (build.EXPORT_REVISION) whose decoders are these graphs; a rewritten manifest says it.
-REVISION = 5
+REVISION = 6
 
 
 @dataclass(frozen=True)
@@ -142,16 +142,15 @@ def rewrite(model: onnx.ModelProto, shape: DecoderShape) -> onnx.ModelProto:
         for n in g.node:  # the output projection (or, int8, its input quantiser) reads the operator's output
             n.input[:] = [out if x == merged else x for x in n.input]
 
-    # the LM head over the last position only
+    # the LM head over each row's last position only (a trace that reads the batch's last position,
+    # `last_only`, has its slice bypassed: with right-padded rows that is a padding position)
     norm_in = _final_norm_input(g)
-    starts = numpy_helper.from_array(np.array([-1], dtype=np.int64), "gqa.last")
-    ends = numpy_helper.from_array(np.array([np.iinfo(np.int64).max], dtype=np.int64), "gqa.end")
-    g.initializer.extend([starts, ends])
-    new_nodes.append(helper.make_node("Slice", [norm_in, "gqa.last", "gqa.end", "gqa.axis1"], ["gqa.last_hidden"],
-                                      name="/gqa/Slice_last"))
+    hidden = prod[norm_in].input[0] if _is_last_position(g, prod, prod.get(norm_in)) else norm_in
     for n in g.node:
         if n.name.startswith("/decoder/norm/"):
-            n.input[:] = ["gqa.last_hidden" if x == norm_in else x for x in n.input]
+            n.input[:] = [LAST_HIDDEN if x == norm_in else x for x in n.input]
+    g.initializer.extend(_last_rows_initializers(_hidden(g)))
+    new_nodes.extend(_last_rows(hidden))
 
     # the former producers of `present` go; then everything no output needs
     keep = [_copy(n) for n in g.node if not (set(n.output) & presents)]
@@ -191,6 +190,74 @@ def _final_norm_input(g: onnx.GraphProto) -> str:
     if len(outer) != 1:
         raise ValueError(f"decoder graph: expected one input to the final norm, found {sorted(outer)}")
     return outer.pop()
+
+
+LAST_HIDDEN = "gqa.last_hidden"
+
+
+def _is_last_position(g: onnx.GraphProto, prod: dict, node: onnx.NodeProto | None) -> bool:
+    """Whether `node` is a Slice of the last position on axis 1 (`x[:, -1:]`, as traced)."""
+    if node is None or node.op_type != "Slice" or len(node.input) < 4:
+        return False
+    inits = {t.name: t for t in g.initializer}
+
+    def value(name: str):
+        if name in inits:
+            return numpy_helper.to_array(inits[name]).tolist()
+        p = prod.get(name)
+        if p is not None and p.op_type == "Constant" and p.attribute and p.attribute[0].name == "value":
+            return numpy_helper.to_array(p.attribute[0].t).tolist()
+        return None
+
+    return value(node.input[1]) == [-1] and value(node.input[3]) == [1] and (
+        len(node.input) < 5 or value(node.input[4]) in ([1], None))
+
+
+def _hidden(g: onnx.GraphProto) -> int:
+    dims = next(i for i in g.input if i.name == "inputs_embeds").type.tensor_type.shape.dim
+    if not dims[-1].HasField("dim_value"):
+        raise ValueError("decoder graph: `inputs_embeds` has no fixed width")
+    return dims[-1].dim_value
+
+
+def _last_rows_initializers(hidden: int) -> list[onnx.TensorProto]:
+    return [numpy_helper.from_array(np.array([1, 2], dtype=np.int64), "gqa.axes12"),
+            numpy_helper.from_array(np.array([1, 1, hidden], dtype=np.int64), "gqa.row_width")]
+
+
+def _last_rows(hidden_states: str) -> list[onnx.NodeProto]:
+    """(B, 1, D) `LAST_HIDDEN`: each row's last own position of the (B, S, D) `hidden_states`,
+    min(seqlens_k, S - 1) -- a right-padded prompt's row ends at its own length, a decode step
+    feeds one position. Needs `gqa.seqlens_k64`, `gqa.one` and [`_last_rows_initializers`]."""
+    return [
+        helper.make_node("Shape", [hidden_states], ["gqa.hidden_shape"], name="/gqa/Shape_hidden"),
+        helper.make_node("Gather", ["gqa.hidden_shape", "gqa.one"], ["gqa.seq"], name="/gqa/Gather_seq", axis=0),
+        helper.make_node("Sub", ["gqa.seq", "gqa.one"], ["gqa.seq_last"], name="/gqa/Sub_seq"),
+        helper.make_node("Min", ["gqa.seqlens_k64", "gqa.seq_last"], ["gqa.last_index"], name="/gqa/Min_last"),
+        helper.make_node("Unsqueeze", ["gqa.last_index", "gqa.axes12"], ["gqa.last_index3"], name="/gqa/Unsqueeze_last"),
+        helper.make_node("Expand", ["gqa.last_index3", "gqa.row_width"], ["gqa.last_rows"], name="/gqa/Expand_last"),
+        helper.make_node("GatherElements", [hidden_states, "gqa.last_rows"], [LAST_HIDDEN], name="/gqa/Gather_last",
+                         axis=1),
+    ]
+
+
+def relast(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A decoder rewritten at revision 5 (the LM head on the batch's last position, `/gqa/Slice_last`)
+    with the LM head on each row's own last position instead (left as it is otherwise), so that
+    right-padded rows answer as they do alone."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    sliced = [n for n in g.node if n.name == "/gqa/Slice_last"]
+    if len(sliced) != 1:
+        raise ValueError("decoder graph: expected the revision-5 rewrite's `/gqa/Slice_last` node")
+    norm_in = sliced[0].input[0]
+    keep = [_copy(n) for n in g.node if n.name != "/gqa/Slice_last"]
+    g.initializer.extend(_last_rows_initializers(_hidden(g)))
+    del g.node[:]
+    g.node.extend(_topological(keep + _last_rows(norm_in), g))
+    _prune(g)
+    return m
 
 
 def _prune(g: onnx.GraphProto):
@@ -299,6 +366,71 @@ def check(former: Path, rewritten: Path, shape: DecoderShape, batch: int = 2, pr
     return worst
 
 
+def run_shared(session, prompts: list[np.ndarray], steps: np.ndarray, shape: DecoderShape,
+               extra: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
+    """Runs a rewritten decoder as the runtime does: `prompts` (one (L_r, D) array per row) right-padded
+    into one prefill (padding embeddings zero), then `steps` (B, T, D) one position per run, one
+    buffer per cache tensor bound as past and present. Returns the logits each run gave, (B, V)."""
+    import onnxruntime as ort
+
+    b, longest = len(prompts), max(len(p) for p in prompts)
+    capacity = longest + steps.shape[1]
+    x = np.zeros((b, longest, steps.shape[2]), np.float32)
+    mask = np.zeros((b, longest), np.int64)
+    for r, p in enumerate(prompts):
+        x[r, :len(p)], mask[r, :len(p)] = p, 1
+    buffers = {kv_name("past", i, k): ort.OrtValue.ortvalue_from_numpy(
+        np.zeros((b, shape.kv_heads, capacity, shape.head_dim), np.float32))
+        for i in range(shape.layers) for k in ("key", "value")}
+    out = []
+    for t in range(steps.shape[1] + 1):
+        if t > 0:
+            x = np.ascontiguousarray(steps[:, t - 1:t])
+            mask = np.concatenate([mask, np.ones((b, 1), np.int64)], 1)
+        io = session.io_binding()
+        io.bind_cpu_input("inputs_embeds", x)
+        io.bind_cpu_input("attention_mask", mask)
+        if not shape.rotary:  # GPT-2's learned positions: cumsum(mask) - 1 of the positions fed
+            positions = np.maximum(np.cumsum(mask, 1) - 1, 0)[:, -x.shape[1]:]
+            io.bind_cpu_input("position_ids", np.ascontiguousarray(positions))
+        for name, value in (extra or {}).items():
+            io.bind_cpu_input(name, value)
+        for name, buf in buffers.items():
+            io.bind_ortvalue_input(name, buf)
+            io.bind_ortvalue_output(name.replace("past_key_values", "present"), buf)
+        io.bind_output("logits")
+        session.run_with_iobinding(io)
+        out.append(io.get_outputs()[-1].numpy()[:, -1])  # bound last: (B, 1, V), the rows' last positions
+    return out
+
+
+def check_padded(graph: Path, shape: DecoderShape, lengths: tuple[int, ...] = (7, 3, 5), steps: int = 3,
+                 seed: int = 1) -> float:
+    """Runs the rewritten decoder at `graph` on rows of different `lengths` right-padded into one
+    batch and on each row alone, and returns the largest difference of the logits of every run.
+    Raises when a greedy choice differs."""
+    sess = ort_session(graph, threads=1)
+    rng = np.random.default_rng(seed)
+    inputs = {i.name: i for i in onnx.load(str(graph), load_external_data=False).graph.input}
+    hidden = _dims(inputs["inputs_embeds"], {"batch": 1, "seq": 1})[-1]
+    b = len(lengths)
+    prompts = [(rng.standard_normal((n, hidden)) * 0.5).astype(np.float32) for n in lengths]
+    later = (rng.standard_normal((b, steps, hidden)) * 0.5).astype(np.float32)
+    extra = {name: (rng.standard_normal(_dims(vi, {"batch": b, "memory": 8})) * 0.5).astype(np.float32)
+             for name, vi in inputs.items() if name.startswith("cross_key_values.")}
+    together = run_shared(sess, prompts, later, shape, extra)
+    worst = 0.0
+    for r in range(b):
+        alone = run_shared(sess, prompts[r:r + 1], later[r:r + 1], shape,
+                           {k: np.ascontiguousarray(v[r:r + 1]) for k, v in extra.items()})
+        for t, (a, batched) in enumerate(zip(alone, together)):
+            worst = max(worst, float(np.abs(batched[r] - a[0]).max()))
+            if batched[r].argmax() != a[0].argmax():
+                raise AssertionError(f"{graph.name}: run {t}: row {r} of a right-padded batch chose another token "
+                                     "than the row alone")
+    return worst
+
+
 # -- a shipped variant, rewritten in place ----------------------------------------------------------
 
 ATOL = 1e-4
@@ -306,17 +438,24 @@ ATOL = 1e-4
 # difference there can move a value by one quantisation step. Its goldens allow 0.25 for the same
 # reason; the greedy tokens must still agree.
 ATOL_QUANTISED = 0.25
+# ... and quantises a whole batch with one scale (the range of every row's activations): a row in a
+# batch is quantised otherwise than alone, with or without padding (measured 0.32 on lynx-int8's
+# right-padded check rows, greedy choices equal; its float graph is 0.18 from the float decoder).
+ATOL_QUANTISED_BATCH = 0.5
 
 
-def _edit_manifest(text: str, sha256: str, vocab: int, rotary: bool) -> str:
+def _edit_manifest(text: str, sha256: str, vocab: int, rotary: bool, rewritten: bool = False,
+                   padding: str = "right") -> str:
     """The manifest `text` with the rewritten decoder: its sha256, no `position_ids` input, last-position
-    logits, `model.position_ids: derived`, `model.kv_cache.update: shared_buffer`, `prompt.padding:
-    none`, `provenance.export_revision` (at least [`REVISION`]). Edits lines in place, so the rest
-    of the file stays as it was written."""
+    logits, `model.position_ids: derived`, `model.kv_cache.update: shared_buffer`, `prompt.padding`
+    (`right`; `none` for a dynamically quantised decoder, as manifest.prompt says),
+    `provenance.export_revision` (at least [`REVISION`]). `rewritten`: the manifest of a decoder
+    rewritten before (revision 5), whose sha256, padding and revision change only. Edits lines in
+    place, so the rest of the file stays as it was written."""
     lines = text.split("\n")
     out: list[str] = []
     section, graph = "", ""
-    done = set()
+    done = {"model", "position_ids", "logits"} if rewritten else set()
     for line in lines:
         stripped = line.lstrip(" ")
         indent = len(line) - len(stripped)
@@ -332,18 +471,20 @@ def _edit_manifest(text: str, sha256: str, vocab: int, rotary: bool) -> str:
             if indent == 4 and stripped.startswith("sha256:"):
                 line = f'    sha256: "{sha256}"'
                 done.add("sha256")
-            elif rotary and stripped.startswith("- {name: position_ids,"):
+            elif not rewritten and rotary and stripped.startswith("- {name: position_ids,"):
                 done.add("position_ids")
                 continue
-            elif stripped.startswith("- {name: logits,"):
+            elif not rewritten and stripped.startswith("- {name: logits,"):
                 line = f"{' ' * indent}- {{name: logits, dtype: float32, shape: [batch, 1, {vocab}]}}"
                 done.add("logits")
         if section == "provenance" and indent == 2 and (m := re.match(r"export_revision: (\d+)$", stripped)):
             line = f"  export_revision: {max(int(m[1]), REVISION)}"
             done.add("revision")
-        if section == "prompt" and stripped.startswith("prompt:") and "padding: left" in line:
-            line = line.replace("padding: left", "padding: none")
-            done.add("padding")
+        if section == "prompt" and stripped.startswith("prompt:"):
+            was = "padding: none" if rewritten else "padding: left"
+            if was in line:
+                line = line.replace(was, f"padding: {padding}")
+                done.add("padding")
         out.append(line)
     missing = ({"model", "sha256", "logits", "padding", "revision"} | ({"position_ids"} if rotary else set())) - done
     if missing:
@@ -357,36 +498,82 @@ def shape_of(cfg) -> DecoderShape:
                         max_positions=cfg.max_positions, rope_theta=cfg.rope_theta, rotary=cfg.family.value == "llama")
 
 
+def _quantised(proto: onnx.ModelProto) -> bool:
+    return any(n.op_type == "DynamicQuantizeLinear" for n in proto.graph.node)
+
+
+def _padding(graph: Path) -> str:
+    """The manifest's `prompt.padding` for the decoder at `graph`: `right`, or `none` where it is
+    dynamically quantised (a batch shares one scale: manifest.prompt)."""
+    return "none" if _quantised(onnx.load(str(graph), load_external_data=False)) else "right"
+
+
+def _replace_checked(graph: Path, proto: onnx.ModelProto, rewritten: onnx.ModelProto, shape: DecoderShape,
+                     against_former) -> float:
+    """Writes `rewritten` beside `graph`, checks it (`against_former(graph, tmp)`: the largest
+    difference to the former graph; then right-padded rows against rows alone, [`check_padded`])
+    and replaces `graph` with it; returns the larger difference. A failed check leaves `graph` as it was."""
+    tmp = graph.with_name(f".{graph.name}.gqa.tmp.onnx")  # beside it: external data paths are relative
+    atol, batch_atol = (ATOL_QUANTISED, ATOL_QUANTISED_BATCH) if _quantised(proto) else (ATOL, ATOL)
+    try:
+        tmp.write_bytes(rewritten.SerializeToString())
+        onnx.checker.check_model(str(tmp), full_check=False)
+        diff = against_former(graph, tmp)
+        if diff > atol:
+            raise AssertionError(f"{graph.name}: the rewritten decoder is {diff:.2e} from the former (atol {atol})")
+        padded = check_padded(tmp, shape)
+        if padded > batch_atol:
+            raise AssertionError(f"{graph.name}: right-padded rows are {padded:.2e} from the rows alone "
+                                 f"(atol {batch_atol})")
+        tmp.replace(graph)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return max(diff, padded)
+
+
 def rewrite_file(graph: Path, shape: DecoderShape) -> tuple[float, int, int]:
-    """Rewrites the decoder at `graph` in place after checking the rewrite against it ([`check`]);
-    returns the largest difference and the node counts before and after."""
+    """Rewrites the traced decoder at `graph` in place after checking the rewrite against it
+    ([`check`]) and right-padded rows against rows alone ([`check_padded`]); returns the largest
+    difference and the node counts before and after."""
     proto = onnx.load(str(graph), load_external_data=False)
     if any(n.op_type == "GroupQueryAttention" for n in proto.graph.node):
         raise ValueError(f"{graph}: already holds GroupQueryAttention")
     rewritten = rewrite(proto, shape)
-    tmp = graph.with_name(f".{graph.name}.gqa.tmp.onnx")  # beside it: external data paths are relative
-    try:
-        tmp.write_bytes(rewritten.SerializeToString())
-        onnx.checker.check_model(str(tmp), full_check=False)
-        diff = check(graph, tmp, shape)
-        atol = ATOL_QUANTISED if any(n.op_type == "DynamicQuantizeLinear" for n in proto.graph.node) else ATOL
-        if diff > atol:
-            raise AssertionError(f"{graph.name}: the rewritten decoder is {diff:.2e} from the former (atol {atol})")
-        tmp.replace(graph)
-    finally:
-        tmp.unlink(missing_ok=True)
+    diff = _replace_checked(graph, proto, rewritten, shape, lambda former, new: check(former, new, shape))
     return diff, len(proto.graph.node), len(rewritten.graph.node)
+
+
+def _same_answers(former: Path, new: Path, shape: DecoderShape, rows: int = 2, prompt: int = 9, steps: int = 3,
+                  seed: int = 2) -> float:
+    """Two rewritten decoders on the same unpadded rows: the largest difference of their logits."""
+    a, b = ort_session(former, threads=1), ort_session(new, threads=1)
+    hidden = _hidden(onnx.load(str(new), load_external_data=False).graph)
+    rng = np.random.default_rng(seed)
+    prompts = [(rng.standard_normal((prompt, hidden)) * 0.5).astype(np.float32) for _ in range(rows)]
+    later = (rng.standard_normal((rows, steps, hidden)) * 0.5).astype(np.float32)
+    inputs = {i.name: i for i in onnx.load(str(new), load_external_data=False).graph.input}
+    extra = {name: (rng.standard_normal(_dims(vi, {"batch": rows, "memory": 8})) * 0.5).astype(np.float32)
+             for name, vi in inputs.items() if name.startswith("cross_key_values.")}
+    pairs = zip(run_shared(a, prompts, later, shape, extra), run_shared(b, prompts, later, shape, extra))
+    return max(float(np.abs(x - y).max()) for x, y in pairs)
+
+
+def relast_file(graph: Path, shape: DecoderShape) -> float:
+    """[`relast`] on the revision-5 decoder at `graph`, in place, checked against the former graph on
+    unpadded rows and right-padded rows against rows alone; returns the largest difference."""
+    proto = onnx.load(str(graph), load_external_data=False)
+    return _replace_checked(graph, proto, relast(proto), shape,
+                            lambda former, new: _same_answers(former, new, shape))
 
 
 def apply(zoo: Path, name: str, log) -> str:
     """Rewrites variant `name`'s decoder in `zoo` in place after checking it against the former graph,
-    and updates its manifest. Returns a line for the log."""
+    and updates its manifest; a decoder rewritten at revision 5 gets its LM head on each row's last
+    position ([`relast`]). Returns a line for the log."""
     manifest_path = zoo / "variants" / f"{name}.yaml"
     text = manifest_path.read_text()
     manifest = yaml_io.load(text)
     model = manifest["model"]
-    if model.get("kv_cache", {}).get("update") == "shared_buffer":
-        return f"{name}: already GroupQueryAttention"
     family = manifest["axes"]["backbone"]["family"]
     if family not in ("llama", "gpt2"):
         raise ValueError(f"{manifest_path}: backbone family `{family}`; this rewrite knows llama and gpt2")
@@ -395,7 +582,19 @@ def apply(zoo: Path, name: str, log) -> str:
                          head_dim=int(model["head_dim"]), max_positions=int(model["max_positions"]),
                          rope_theta=10000.0, rotary=family == "llama")
     graph = zoo / manifest["graphs"]["decoder"]["path"]
+    vocab = int(model["vocab_size"])
+    if model.get("kv_cache", {}).get("update") == "shared_buffer":
+        nodes = onnx.load(str(graph), load_external_data=False).graph.node
+        if not any(n.name == "/gqa/Slice_last" for n in nodes):
+            return f"{name}: already GroupQueryAttention with the LM head on each row's last position"
+        padding = _padding(graph)
+        diff = relast_file(graph, shape)
+        manifest_path.write_text(_edit_manifest(text, sha256_file(graph), vocab, shape.rotary, rewritten=True,
+                                                padding=padding))
+        log(f"{name}: LM head on each row's last position, max |diff| {diff:.2e}")
+        return f"{name}: LM head on each row's last position, prompt.padding {padding} (max |diff| {diff:.1e})"
+    padding = _padding(graph)
     diff, before, after = rewrite_file(graph, shape)
-    manifest_path.write_text(_edit_manifest(text, sha256_file(graph), int(model["vocab_size"]), shape.rotary))
+    manifest_path.write_text(_edit_manifest(text, sha256_file(graph), vocab, shape.rotary, padding=padding))
     log(f"{name}: {before} -> {after} decoder nodes, max |diff| {diff:.2e}")
     return f"{name}: GroupQueryAttention ({before} -> {after} nodes, max |diff| {diff:.1e})"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import connectors, yaml_io
-from .config import AdapterKind, VariantConfig, VisionConfig
+from .config import AdapterKind, Quantization, VariantConfig, VisionConfig
 from .media import CLIP_MEAN, CLIP_STD, RESCALE
 from .onnx_io import sha256_file
 from .profiles import Profile
@@ -19,9 +19,18 @@ SCHEMA_VERSION = 1
 # The manifest's `tokenizer` special tokens and `prompt` of every zoo variant: also what the
 # tokenizer files beside onnx/tokenizer.json say (ecosystem.py).
 TOKENS = {"bos": BOS, "eos": EOS, "pad": PAD}
-# `padding: none`: the decoders are GroupQueryAttention over one K/V buffer (gqa.py), which reads a
-# row's tokens from the buffer's start, so the runtime answers a batch one question at a time
-PROMPT = {"template": PROMPT_TEMPLATE, "padding": "none"}
+# `padding: right`: the decoders are GroupQueryAttention over one K/V buffer (gqa.py), which reads a
+# row's tokens from the buffer's start to its own length (the mask's row sum), so a batch's rows
+# are padded on the right and the LM head reads each row's own last position
+PROMPT = {"template": PROMPT_TEMPLATE, "padding": "right"}
+
+
+def prompt(v: VariantConfig) -> dict:
+    """The manifest's `prompt` of variant `v`: [`PROMPT`], but `padding: none` for a dynamically
+    quantised decoder, which quantises a batch's activations with one scale, so a row in a batch
+    answers otherwise than alone (gqa.ATOL_QUANTISED_BATCH): answered one at a time, its answers do
+    not depend on what else is in the batch."""
+    return {**PROMPT, "padding": "none"} if v.quantization is not Quantization.NONE else dict(PROMPT)
 
 
 def axes(v: VariantConfig, patch: int) -> dict:
@@ -90,7 +99,7 @@ def write_manifest(path: Path, v: VariantConfig, zoo: Path, profile: Profile, vi
                         "mean": list(CLIP_MEAN), "std": list(CLIP_STD)} if v.has_vision else None),
         "video": {"frames": v.frames, "sampling": "uniform"} if v.has_vision else None,
         "tokenizer": {**_file(zoo, zoo / "onnx" / "tokenizer.json"), **TOKENS},
-        "prompt": dict(PROMPT),
+        "prompt": prompt(v),
         "generation": profile.generation.manifest(profile.max_new_tokens),
         "parameters": stats["parameters"],
         "provenance": provenance,

@@ -39,7 +39,9 @@ def test_the_shipped_zoo_is_a_zoo_of_25_with_one_tokenizer():
     assert {d["tokenizer"]["path"] for d in DOCS.values()} == {"onnx/tokenizer.json"}
     assert all((d["tokenizer"]["bos"], d["tokenizer"]["eos"], d["tokenizer"]["pad"]) == ("<s>", "</s>", "<pad>")
                for d in DOCS.values())
-    assert all(d["prompt"] == PROMPT for d in DOCS.values())
+    # right-padded batches, but for the dynamically quantised decoder (manifest.prompt)
+    assert all(d["prompt"] == {**PROMPT, "padding": "none" if d["axes"]["quantization"] != "none" else "right"}
+               for d in DOCS.values())
 
 
 def test_autotokenizer_loads_the_zoo_folder_and_encodes_like_tokenizers(hf_tokenizer):
@@ -54,10 +56,10 @@ def test_autotokenizer_loads_the_zoo_folder_and_encodes_like_tokenizers(hf_token
     for field, token in TOKENS.items():
         assert getattr(hf_tokenizer, f"{field}_token") == token
         assert getattr(hf_tokenizer, f"{field}_token_id") == raw.token_to_id(token)
-    assert hf_tokenizer.unk_token == "<unk>" and hf_tokenizer.padding_side == "left"
-    # a left-padded batch, as the runtime pads
+    assert hf_tokenizer.unk_token == "<unk>" and hf_tokenizer.padding_side == "right"
+    # a right-padded batch, as the runtime pads for the zoo's decoders
     batch = hf_tokenizer(["What shape?", "How many circles are there?"], padding=True)
-    assert batch["input_ids"][0][0] == raw.token_to_id("<pad>") and batch["attention_mask"][0][0] == 0
+    assert batch["input_ids"][0][-1] == raw.token_to_id("<pad>") and batch["attention_mask"][0][-1] == 0
 
 
 @pytest.mark.parametrize("name", sorted(DOCS))

@@ -4,11 +4,14 @@ decoders of every kind the zoo holds, and the manifest edit of a shipped variant
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 import torch
 
 from conftest import tiny_decoder
+from onnx import helper, numpy_helper
+
 from lynx_export import gqa
 from lynx_export import graphs as G
 from lynx_export import onnx_io as O
@@ -77,7 +80,7 @@ def test_the_manifest_edit_of_a_shipped_variant_as_it_was_before_the_rewrite():
     text = (REPO / "variants" / "lynx.yaml").read_text()
     # the shipped manifest as revision 4 wrote it: a concat decoder
     old = (text.replace("  position_ids: derived\n", "").replace("  kv_cache: {update: shared_buffer}\n", "")
-           .replace("padding: none}", "padding: left}").replace("export_revision: 5", "export_revision: 4")
+           .replace("padding: right}", "padding: left}").replace("export_revision: 6", "export_revision: 4")
            .replace("shape: [batch, 1, 1024]", "shape: [batch, seq, 1024]")
            .replace("      - {name: attention_mask, dtype: int64, shape: [batch, total]}\n",
                     "      - {name: attention_mask, dtype: int64, shape: [batch, total]}\n"
@@ -87,3 +90,49 @@ def test_the_manifest_edit_of_a_shipped_variant_as_it_was_before_the_rewrite():
     assert gqa._edit_manifest(old, sha, 1024, rotary=True) == text
     with pytest.raises(ValueError, match="could not edit"):
         gqa._edit_manifest(old.replace("prompt:", "prompts:"), sha, 1024, rotary=True)
+
+
+def _as_revision_5(path: Path):
+    """The rewritten decoder at `path` as revision 5 wrote it: the LM head on the batch's last position."""
+    model = onnx.load(str(path), load_external_data=False)
+    g = model.graph
+    gather = next(n for n in g.node if n.name == "/gqa/Gather_last")
+    hidden = gather.input[0]
+    kept = [n for n in g.node if not (n.name.endswith("_last") or n.name.endswith("_seq") or n.name == "/gqa/Shape_hidden")]
+    del g.node[:]
+    g.node.extend(kept)
+    g.initializer.extend([numpy_helper.from_array(np.array([-1], dtype=np.int64), "gqa.last"),
+                          numpy_helper.from_array(np.array([2**62], dtype=np.int64), "gqa.end")])
+    g.node.append(helper.make_node("Slice", [hidden, "gqa.last", "gqa.end", "gqa.axis1"], [gqa.LAST_HIDDEN],
+                                   name="/gqa/Slice_last"))
+    ordered = gqa._topological([gqa._copy(n) for n in g.node], g)
+    del g.node[:]
+    g.node.extend(ordered)
+    gqa._prune(g)
+    path.write_bytes(model.SerializeToString())
+
+
+@pytest.mark.parametrize("kind", ["llama", "cross", "gpt2"])
+def test_right_padded_rows_answer_as_alone_and_a_revision_5_decoder_is_upgraded(tmp_path, kind):
+    dec = _decoders()[kind]
+    path = _exported(tmp_path, dec)
+    shape = gqa.shape_of(dec.cfg)
+    gqa.rewrite_file(path, shape)  # its right-padded check passed
+    assert gqa.check_padded(path, shape) < gqa.ATOL
+    _as_revision_5(path)
+    # the batch's last position is a padded row's padding: the check must see it
+    with pytest.raises(AssertionError, match="chose another token"):
+        gqa.check_padded(path, shape, lengths=(9, 2, 4, 6))
+    diff = gqa.relast_file(path, shape)
+    assert diff < gqa.ATOL
+    ops = {n.name for n in onnx.load(str(path), load_external_data=False).graph.node}
+    assert "/gqa/Gather_last" in ops and "/gqa/Slice_last" not in ops
+    with pytest.raises(ValueError, match="revision-5"):
+        gqa.relast_file(path, shape)
+
+
+def test_the_manifest_edit_of_a_variant_rewritten_at_revision_5():
+    text = (REPO / "variants" / "lynx.yaml").read_text()
+    old = text.replace("padding: right}", "padding: none}").replace("export_revision: 6", "export_revision: 5")
+    sha = text.split("  decoder:\n", 1)[1].split('sha256: "', 1)[1].split('"', 1)[0]
+    assert gqa._edit_manifest(old, "0" * 64, 1024, rotary=True, rewritten=True) == text.replace(sha, "0" * 64)

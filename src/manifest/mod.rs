@@ -565,15 +565,25 @@ impl TryFrom<ManifestSource<'_>> for Manifest {
         }
 
         let prompt = open::prompt(&raw.prompt, &axes, file)?;
-        if kv_cache.update == KvUpdate::SharedBuffer && prompt.padding != PaddingSide::None {
-            return Err(bad(
-                "model.kv_cache.update",
-                format!(
-                    "`shared_buffer` needs `prompt.padding: none`, not `{}`: GroupQueryAttention writes each row's new \
-                     keys and values at the row's own length (the mask's row sum), which assumes no left padding",
-                    yaml::scalar(&prompt.padding)
-                ),
-            ));
+        match (kv_cache.update, prompt.padding) {
+            (KvUpdate::SharedBuffer, PaddingSide::Left) => {
+                return Err(bad(
+                    "prompt.padding",
+                    "`left` with `model.kv_cache.update: shared_buffer`: GroupQueryAttention reads each row's \
+                     tokens from the buffer's start to its own length (the mask's row sum); pad on the `right` \
+                     or not at all (`none`)"
+                        .into(),
+                ));
+            }
+            (KvUpdate::Concat, PaddingSide::Right) => {
+                return Err(bad(
+                    "prompt.padding",
+                    "`right` needs `model.kv_cache.update: shared_buffer`: a decoder that concatenates its cache \
+                     appends each step after the padding; pad on the `left` or not at all (`none`)"
+                        .into(),
+                ));
+            }
+            _ => {}
         }
 
         let generation = generation(&raw.generation, file)?;

@@ -200,10 +200,17 @@ fn kv_cache_names_follow_the_manifest_and_other_layouts_are_refused() -> Result<
     // A shared past/present buffer, with a prompt that is never padded.
     let shared = with("    update: shared_buffer\n").replacen("  padding: left\n", "  padding: none\n", 1);
     assert_eq!(parse("tiny", &shared)?.kv_cache.update, KvUpdate::SharedBuffer);
+    // ... or padded on the right, each row from the buffer's start; a concatenated cache cannot be.
+    let right = shared.replacen("  padding: none\n", "  padding: right\n", 1);
+    assert_eq!(parse("tiny", &right)?.prompt.padding, PaddingSide::Right);
+    let concat_right = t.replacen("  padding: left\n", "  padding: right\n", 1);
+    let (field, message) = refusal(parse("tiny", &concat_right));
+    assert_eq!(field, "prompt.padding");
+    assert!(message.contains("`right` needs `model.kv_cache.update: shared_buffer`"), "{message}");
     // The one layout this runtime supports; the others are refused with the reason.
     for (kv, field, words) in [
         ("    layout: bsnh\n", "model.kv_cache.layout", "(batch, kv_heads, seq, head_dim)"),
-        ("    update: shared_buffer\n", "model.kv_cache.update", "needs `prompt.padding: none`"),
+        ("    update: shared_buffer\n", "prompt.padding", "`left` with `model.kv_cache.update: shared_buffer`"),
         ("    layout: nbsh\n", "model.kv_cache.layout", "bnsh"),
         ("    past: past_key_values.{i}\n", "model.kv_cache.past", "{kv}"),
         ("    present: present.{i}.{i}.{kv}\n", "model.kv_cache.present", "{i}"),
@@ -291,12 +298,16 @@ fn every_shipped_manifest_reads_as_a_zoo_variant_and_writes_back_without_the_new
         assert!(m.prompt.add_bos && m.prompt.image_placeholder.is_none());
         // The shipped zoo's decoders are GroupQueryAttention graphs over one K/V buffer
         // (`python -m lynx_export gqa`): the LLaMA ones derive positions, GPT-2 keeps the input for
-        // its learned positions. The fixture zoo keeps the defaults.
+        // its learned positions; batches are padded on the right, but for the dynamically
+        // quantised decoder, whose batch shares one quantisation scale. The fixture zoo keeps the
+        // defaults.
         let gqa = zoo == &repo;
         let llama = a.backbone.family == Open::Known(BackboneFamily::Llama);
+        let quantised = a.quantization == Some(Quantization::Int8Dynamic);
+        let right = if quantised { PaddingSide::None } else { PaddingSide::Right };
         let (positions, update, padding) = match gqa {
-            true if llama => (PositionIds::Derived, KvUpdate::SharedBuffer, PaddingSide::None),
-            true => (PositionIds::Input, KvUpdate::SharedBuffer, PaddingSide::None),
+            true if llama => (PositionIds::Derived, KvUpdate::SharedBuffer, right),
+            true => (PositionIds::Input, KvUpdate::SharedBuffer, right),
             false => (PositionIds::Input, KvUpdate::Concat, PaddingSide::Left),
         };
         let cache = KvCache { update, ..KvCache::default() };

@@ -684,7 +684,7 @@ pub enum KvUpdate {
     /// One buffer per cache tensor, as long as the prompt plus the new tokens, bound as both
     /// `past` and `present`: the graph appends each step's keys/values in place
     /// (GroupQueryAttention with `past_present_share_buffer`, onnxruntime-genai's layout). Needs
-    /// `prompt.padding: none`.
+    /// `prompt.padding: right` or `none`.
     SharedBuffer,
 }
 
@@ -907,11 +907,16 @@ fn is_true(b: &bool) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaddingSide {
-    /// Pads before the prompt (decoder-only generation needs this).
+    /// Pads before the prompt: every row ends at the batch's last position (a decoder that
+    /// concatenates its cache and reads the last position).
     Left,
-    /// No padded batches: the decoder answers a padded row otherwise than the row alone
-    /// (onnxruntime-genai's GroupQueryAttention reads the mask as right padding), so the runtime
-    /// runs one question at a time, whatever batch it is handed.
+    /// Pads after the prompt: each row starts at position 0 and ends at its own length, the mask's
+    /// row sum (GroupQueryAttention over one K/V buffer, `model.kv_cache.update: shared_buffer`,
+    /// which writes each row's new keys and values at that length). The decoder's logits are each
+    /// row's own last position, or every position (the runtime reads each row's last).
+    Right,
+    /// No padded batches: the decoder answers a padded row otherwise than the row alone, so the
+    /// runtime runs one question at a time, whatever batch it is handed.
     None,
 }
 

@@ -150,7 +150,18 @@ impl DecodeState<'_> {
                 source: None,
             });
         }
-        let last = view.index_axis(Axis(1), view.shape()[1].saturating_sub(1)).to_owned(); // (R, V)
+        // (R, V): each row's last position fed that is not padding -- the last one fed, except in
+        // the prefill of a right-padded row, which ends at its own length (a graph with one
+        // position of logits picked it itself)
+        let fed = total.saturating_sub(seq);
+        let mut last = Array2::zeros((rows, view.shape()[2]));
+        for (r, mut row) in last.outer_iter_mut().enumerate() {
+            let j = match view.shape()[1] {
+                1 => 0,
+                _ => self.mask[r][fed..].iter().rposition(|&m| m == 1).unwrap_or(seq.saturating_sub(1)),
+            };
+            row.assign(&view.index_axis(Axis(0), r).index_axis(Axis(0), j));
+        }
         if !self.shared {
             for e in &mut self.cache {
                 e.value = out.take(&e.present)?;

@@ -51,7 +51,9 @@ use ndarray::{
 use crate::error::{Error, Result};
 use crate::generate::{generate, GenerationOptions, SpecialTokens};
 use crate::manifest::tensors::{CROSS_PREFIX, IMAGE_FEATURES, INPUTS_EMBEDS, INPUT_IDS, PIXEL_VALUES, VISUAL_EMBEDS};
-use crate::manifest::{ConnectorFamily, GraphRole, GraphSpec, KvUpdate, Manifest, PositionIds, VisionInput};
+use crate::manifest::{
+    ConnectorFamily, GraphRole, GraphSpec, KvUpdate, Manifest, PaddingSide, PositionIds, VisionInput,
+};
 use crate::preprocess::{Media, Preprocessor};
 use crate::runtime::{ExecutionProvider, Input, RuntimeOptions, Session, Spinning, Value};
 use crate::text::{Prompt, PromptBatch, TextCodec};
@@ -434,9 +436,10 @@ impl Model {
         Ok(())
     }
 
-    /// Answers a batch of questions together (left padding; one decoder run per step for all).
-    /// Images and videos may be mixed: samples are grouped by frame count, answers come back in
-    /// request order. A variant with `prompt.padding: none` answers them one at a time.
+    /// Answers a batch of questions together (padded on the manifest's `prompt.padding` side; one
+    /// decoder run per step for all). Images and videos may be mixed: samples are grouped by frame
+    /// count, answers come back in request order. A variant with `prompt.padding: none` answers
+    /// them one at a time.
     pub fn ask_batch(&mut self, requests: &[Request], options: &GenerationOptions) -> Result<Vec<Answer>> {
         let start = Instant::now();
         // Every question encoded once, before any picture is read: an empty question fails here.
@@ -473,7 +476,7 @@ impl Model {
         let ahead = tokenize_ahead + preprocess_ahead;
         // Group by frame count (images: 1, videos: F); one request per group when the decoder
         // cannot take padded rows (`prompt.padding: none`).
-        let alone = self.manifest.prompt.padding == crate::manifest::PaddingSide::None;
+        let alone = self.manifest.prompt.padding == PaddingSide::None;
         let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
         for (i, px) in pixels.iter().enumerate() {
             let f = px.as_ref().map_or(0, |p| p.dim().0);
@@ -584,7 +587,8 @@ impl Model {
                 let visual = visual.view_f32()?;
                 let vis3 = visual.into_dimensionality::<Ix3>().map_err(|e| shape(VISUAL_EMBEDS, e))?;
                 let at: Vec<usize> = batch.image_at.iter().map(|k| k.unwrap_or(0)).collect();
-                let (embeds, mask) = splice_visual(text3, vis3, &batch.lengths, &at)?;
+                let side = self.manifest.prompt.padding;
+                let (embeds, mask) = splice_visual(text3, vis3, &batch.lengths, &at, side)?;
                 spliced = Some(Value::from_f32(embeds.into_dyn())?); // moved, not copied
                 (mask, Vec::new())
             }
@@ -759,23 +763,30 @@ fn cached_vision(
     concatenate(Axis(0), &views).map_err(|e| shape(IMAGE_FEATURES, e)) // (B, F, P, Dv)
 }
 
-/// The prefill embeddings of a prefix variant: in each row of the left-padded text embeddings, the
+/// The prefill embeddings of a prefix variant: in each row of the padded text embeddings, the
 /// row's visual tokens go before its `image_at[r]`-th token (counted from the row's first real
 /// token). The prefix layout is `image_at` 0 (before BOS); the placeholder layout puts them where
 /// the template's placeholder was. Returns (B, V + L, D) embeddings and the (B, V + L) mask.
 ///
 /// ```text
+///  left padding:
 ///  text (B, L, D), row r:  [pad .. pad][t0 .. t(k-1)][tk .. t(n-1)]      n = lengths[r], k = image_at[r]
 ///  visual (B, V, D), row r:                          ^ spliced in here
 ///  out (B, V + L, D):      [pad .. pad][t0 .. t(k-1)][v0 .. v(V-1)][tk .. t(n-1)]
 ///  mask (B, V + L):          0 ..  0     1 ..............................   1
 ///  position_ids (decoder): cumsum(mask) - 1, so t(k) sits at position k + V
+///
+///  right padding (`PaddingSide::Right`): the padding stays at the end of the row
+///  text (B, L, D), row r:  [t0 .. t(k-1)][tk .. t(n-1)][pad .. pad]
+///  out (B, V + L, D):      [t0 .. t(k-1)][v0 .. v(V-1)][tk .. t(n-1)][pad .. pad]
+///  mask (B, V + L):          1 ..............................    1     0  ..  0
 /// ```
 pub fn splice_visual(
     text: ArrayView3<'_, f32>,
     visual: ArrayView3<'_, f32>,
     lengths: &[usize],
     image_at: &[usize],
+    side: PaddingSide,
 ) -> Result<(Array3<f32>, Vec<Vec<i64>>)> {
     let (b, l, _) = text.dim();
     let v = visual.dim().1;
@@ -802,12 +813,15 @@ pub fn splice_visual(
         if n > l || k > n {
             return Err(shape(INPUTS_EMBEDS, format!("row {r}: the picture at token {k} of {n}, padded to {l}")));
         }
-        let at = l - n + k; // the padding, then k text tokens
+        let right = side == PaddingSide::Right;
+        let at = if right { k } else { l - n + k }; // (left: the padding, then) k text tokens
         embeds.slice_mut(s![r, ..at, ..]).assign(&text.slice(s![r, ..at, ..]));
         embeds.slice_mut(s![r, at..at + v, ..]).assign(&visual.slice(s![r, .., ..]));
         embeds.slice_mut(s![r, at + v.., ..]).assign(&text.slice(s![r, at.., ..]));
-        let mut m = vec![0i64; l - n];
+        let (lead, tail) = if right { (0, l - n) } else { (l - n, 0) };
+        let mut m = vec![0i64; lead];
         m.extend(std::iter::repeat_n(1, v + n));
+        m.resize(lead + v + n + tail, 0);
         mask.push(m);
     }
     Ok((embeds, mask))
@@ -897,7 +911,7 @@ mod tests {
     #[test]
     fn the_prefix_layout_puts_the_picture_after_the_padding() {
         let (text, visual) = rows(&[3, 2], 3, 2);
-        let (out, mask) = splice_visual(text.view(), visual.view(), &[3, 2], &[0, 0]).unwrap();
+        let (out, mask) = splice_visual(text.view(), visual.view(), &[3, 2], &[0, 0], PaddingSide::Left).unwrap();
         assert_eq!(out.dim(), (2, 5, 1));
         assert_eq!(column(&out, 0), [-10.0, -11.0, 0.0, 1.0, 2.0]);
         assert_eq!(column(&out, 1), [-1.0, -20.0, -21.0, 100.0, 101.0]);
@@ -908,7 +922,7 @@ mod tests {
     fn a_placeholder_in_the_middle_splices_the_picture_there_in_every_padded_row() {
         // Row 0: 4 tokens, picture after 2 of them; row 1: 2 tokens (2 pads), picture after 1.
         let (text, visual) = rows(&[4, 2], 4, 3);
-        let (out, mask) = splice_visual(text.view(), visual.view(), &[4, 2], &[2, 1]).unwrap();
+        let (out, mask) = splice_visual(text.view(), visual.view(), &[4, 2], &[2, 1], PaddingSide::Left).unwrap();
         assert_eq!(out.dim(), (2, 7, 1), "V + L positions");
         assert_eq!(column(&out, 0), [0.0, 1.0, -10.0, -11.0, -12.0, 2.0, 3.0]);
         assert_eq!(column(&out, 1), [-1.0, -1.0, 100.0, -20.0, -21.0, -22.0, 101.0]);
@@ -917,9 +931,25 @@ mod tests {
         // position k + V, padding sits at 0.
         assert_eq!(cache::positions(&mask, 7), [vec![0, 1, 2, 3, 4, 5, 6], vec![0, 0, 0, 1, 2, 3, 4]]);
         // The picture at the end of the prompt is allowed too; past the end is not.
-        let (end, _) = splice_visual(text.view(), visual.view(), &[4, 2], &[4, 2]).unwrap();
+        let (end, _) = splice_visual(text.view(), visual.view(), &[4, 2], &[4, 2], PaddingSide::Left).unwrap();
         assert_eq!(column(&end, 1), [-1.0, -1.0, 100.0, 101.0, -20.0, -21.0, -22.0]);
-        assert!(splice_visual(text.view(), visual.view(), &[4, 2], &[5, 0]).is_err());
-        assert!(splice_visual(text.view(), visual.view(), &[4], &[0]).is_err());
+        assert!(splice_visual(text.view(), visual.view(), &[4, 2], &[5, 0], PaddingSide::Left).is_err());
+        assert!(splice_visual(text.view(), visual.view(), &[4], &[0], PaddingSide::Left).is_err());
+    }
+
+    #[test]
+    fn right_padding_keeps_the_padding_after_the_row_and_the_picture_where_it_goes() {
+        // Right-padded text: row 1's two tokens first, its two pads last.
+        let b = 2;
+        let lengths = [4, 2];
+        let text =
+            Array3::from_shape_fn((b, 4, 1), |(r, t, _)| if t < lengths[r] { (100 * r + t) as f32 } else { -1.0 });
+        let visual = Array3::from_shape_fn((b, 3, 1), |(r, j, _)| -((10 * r + j) as f32) - 10.0);
+        let (out, mask) = splice_visual(text.view(), visual.view(), &lengths, &[2, 1], PaddingSide::Right).unwrap();
+        assert_eq!(column(&out, 0), [0.0, 1.0, -10.0, -11.0, -12.0, 2.0, 3.0]);
+        assert_eq!(column(&out, 1), [100.0, -20.0, -21.0, -22.0, 101.0, -1.0, -1.0]);
+        assert_eq!(mask, [vec![1; 7], vec![1, 1, 1, 1, 1, 0, 0]]);
+        // each row's real positions are 0.. in order, its last at its row sum - 1
+        assert_eq!(cache::positions(&mask, 7)[1][..5], [0, 1, 2, 3, 4]);
     }
 }

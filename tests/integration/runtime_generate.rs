@@ -1,5 +1,5 @@
-//! The generation loop on real ONNX graphs (the fixture zoo): batches with left padding answer as
-//! single questions do, beam search and sampling run over the KV cache, and results record the
+//! The generation loop on real ONNX graphs (the fixture zoo and the shipped one): batches with left
+//! padding and, on the shipped zoo's decoders, right padding answer as single questions do, beam search and sampling run over the KV cache, and results record the
 //! provider that ran them.
 
 use std::path::PathBuf;
@@ -99,6 +99,38 @@ fn prepared_pixels_and_reused_cache_buffers_answer_as_a_fresh_model() {
             let got = warm.ask_batch(std::slice::from_ref(&request), o).unwrap().remove(0);
             assert_eq!(got.tokens, want, "{question}, {} beam(s)", o.beams);
             assert!(got.timings.preprocess > std::time::Duration::ZERO && got.timings.total >= got.timings.preprocess);
+        }
+    }
+}
+
+#[test]
+fn right_padded_batches_of_the_shipped_zoo_answer_as_single_questions() {
+    // The shipped decoders (GroupQueryAttention over one K/V buffer, `prompt.padding: right`)
+    // take a batch of rows of different lengths in one run per step: each row ends at its own
+    // length, and the LM head reads each row's own last position.
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let zoo = Zoo::open(&repo).unwrap();
+    let opts = RuntimeOptions::new().with_intra_threads(1).unwrap();
+    let image = |i: &str| Media::image(repo.join(format!("data/test/images/{i}.png")));
+    let asks = vec![
+        Request::new(image("000000"), "What shape is the red object?"),
+        Request::new(Media::video(repo.join("data/test/videos/000008")), "Where does the object move?"),
+        Request::new(image("000001"), "How many objects are there in this picture? Answer with a number."),
+        Request::new(image("000002"), "Colour?"),
+    ];
+    // prefix resampler, cross-attention, no picture, learned positions (GPT-2: `position_ids`)
+    for name in ["lynx", "lynx-xattn", "lynx-blind", "lynx-gpt2"] {
+        let mut model = zoo.load(name, &opts).unwrap();
+        assert_eq!(model.manifest().prompt.padding, lynx_zoo::manifest::PaddingSide::Right, "{name}");
+        for o in [GenerationOptions::greedy(10), GenerationOptions::greedy(10).with_beams(3).unwrap()] {
+            let one = singles(&mut model, &asks, &o);
+            let batch = model.ask_batch(&asks, &o).unwrap();
+            let got: Vec<Vec<u32>> = batch.iter().map(|a| a.tokens.clone()).collect();
+            assert_eq!(got, one, "{name}, {} beam(s): a padded row differs from the question alone", o.beams);
+            // the three pictures are one batch (the video, five frames, is its own), unless blind
+            let sizes: Vec<usize> = batch.iter().map(|a| a.timings.batch).collect();
+            let want = if name == "lynx-blind" { vec![4; 4] } else { vec![3, 1, 3, 3] };
+            assert_eq!(sizes, want, "{name}");
         }
     }
 }
