@@ -245,13 +245,14 @@ def test_the_manifest_is_an_imported_text_variant_that_check_accepts(built, name
     decoder = {t["name"]: t for t in doc["graphs"]["decoder"]["inputs"]}
     assert decoder["inputs_embeds"]["shape"] == ["batch", "seq", 64] and "input_ids" not in decoder
     assert decoder["past_key_values.1.value"]["shape"] == ["batch", kv, "past", 16]
-    # genai's GroupQueryAttention derives positions and reads the mask as right padding;
-    # Optimum's decoder takes position_ids and left padding
+    # genai's GroupQueryAttention derives positions and reads the mask as right padding, and its
+    # logits cover every position (each row read at its own last); Optimum's decoder takes
+    # position_ids and left padding
     if route == "optimum":
         assert "position_ids" in decoder and "position_ids" not in m and doc["prompt"]["padding"] == "left"
     else:
         assert "position_ids" not in decoder and m["position_ids"] == "derived"
-        assert doc["prompt"]["padding"] == "none"
+        assert doc["prompt"]["padding"] == "right"
     if family == "llama":  # the template writes BOS: the runtime adds none
         assert doc["prompt"]["template"] == "<s>USER: {question}\nASSISTANT:" and doc["prompt"]["add_bos"] is False
         assert (doc["tokenizer"]["bos"], doc["tokenizer"]["eos"]) == ("<s>", "</s>")
@@ -322,7 +323,7 @@ def test_lynx_zoo_ask_answers_as_genai_and_transformers(built, name, tmp_path):
     """Greedy tokens of `lynx-zoo ask` on the import = transformers' `generate` on the checkpoint =
     onnxruntime-genai's generator on its folder (the folder built without `exclude_embeds` for the
     `genai-xe` route, which onnxruntime-genai cannot run alone), for every question, and through
-    `lynx-zoo eval --batch 3` (left-padded batches, or one at a time with `prompt.padding: none`)."""
+    `lynx-zoo eval --batch 3` (left-padded batches for Optimum's decoders, right-padded for genai's)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     family, route = VARIANTS[name]
@@ -338,8 +339,10 @@ def test_lynx_zoo_ask_answers_as_genai_and_transformers(built, name, tmp_path):
     names = [name]
     concat = zoo / "variants" / f"{name}-concat.yaml"
     if doc["model"]["kv_cache"]["update"] == "shared_buffer":
+        # (a concatenated cache is answered one question at a time: `right` needs a shared buffer)
         other = {**doc, "name": concat.stem, "model": {**doc["model"],
-                                                      "kv_cache": {**doc["model"]["kv_cache"], "update": "concat"}}}
+                                                      "kv_cache": {**doc["model"]["kv_cache"], "update": "concat"}},
+                 "prompt": {**doc["prompt"], "padding": "none"}}
         concat.write_text(yaml.safe_dump(other, sort_keys=False))
         names.append(concat.stem)
     worst, differ, items = 0.0, [], []
@@ -391,9 +394,10 @@ def test_lynx_zoo_ask_answers_as_genai_and_transformers(built, name, tmp_path):
 
 
 def test_left_padding_is_what_the_genai_decoder_cannot_take(built):
-    """Why a genai import says `prompt.padding: none`: its GroupQueryAttention reads the mask's row
+    """Why a genai import says `prompt.padding: right`: its GroupQueryAttention reads the mask's row
     sums as lengths from the left (right padding), so a left-padded row gets other logits than the
-    row alone; Optimum's decoder (positions from the mask, an additive mask) gets the same."""
+    row alone and a right-padded one the same at its own last position; Optimum's decoder
+    (positions from the mask, an additive mask) gets the same left-padded."""
     import onnxruntime as ort
 
     zoo = built["zoo"]
@@ -421,8 +425,16 @@ def test_left_padding_is_what_the_genai_decoder_cannot_take(built):
         mask = np.ones((2, 10), np.int64)
         mask[0, :3] = 0
         seen[name] = float(np.abs(last(batch, mask)[0] - alone).max())
-    print(f"left-padded row vs alone, max |logits diff|: {seen}")
-    assert seen["genai-llama"] > 1e-2 and seen["optimum-llama"] < 1e-4
+        if name == "genai-llama":  # right-padded: the row's own last position, 6
+            batch[0] = np.concatenate([row[0], np.zeros((3, m["hidden"]), np.float32)])
+            mask = np.ones((2, 10), np.int64)
+            mask[0, 7:] = 0
+            last_all = s.run(["logits"], {"inputs_embeds": batch, "attention_mask": mask, **{
+                f"past_key_values.{i}.{kv}": np.zeros((2, m["kv_heads"], 0, m["head_dim"]), np.float32)
+                for i in range(m["layers"]) for kv in ("key", "value")}})[0]
+            seen["genai-llama right"] = float(np.abs(last_all[0, 6] - alone).max())
+    print(f"padded row vs alone, max |logits diff|: {seen}")
+    assert seen["genai-llama"] > 1e-2 and seen["optimum-llama"] < 1e-4 and seen["genai-llama right"] < 1e-4
 
 
 def test_what_the_tools_and_the_importer_refuse_is_said(built, tmp_path):

@@ -361,6 +361,23 @@ fn read_decoder(path: &Path) -> Result<Decoder> {
 }
 
 /// A declared shape in the manifest's words: fixed sizes kept, dynamic axes named by role.
+/// How the runtime pads the imported decoder's batches: on the left where it answers a
+/// left-padded row as the row alone (Optimum's); on the right where it reads the mask's row sums as
+/// right padding over one shared K/V buffer (onnxruntime-genai's GroupQueryAttention) and gives
+/// every position's logits, so each row can be read at its own last position; else one question
+/// at a time (a concatenated cache would put the next step after the padding).
+fn batch_padding(source: &Source, decoder_outputs: &[RawTensor]) -> PaddingSide {
+    let every_position = decoder_outputs
+        .iter()
+        .find(|t| t.name == tensors::LOGITS)
+        .is_some_and(|t| !matches!(t.shape.get(1), Some(RawDim::Fixed(1))));
+    match (source.padded_batches, source.update) {
+        (true, _) => PaddingSide::Left,
+        (false, KvUpdate::SharedBuffer) if every_position => PaddingSide::Right,
+        _ => PaddingSide::None,
+    }
+}
+
 fn shape(info: &ValueInfo, names: &[&str]) -> Vec<RawDim> {
     info.dims
         .iter()
@@ -750,6 +767,7 @@ pub fn import(folder: &Path, opts: &ImportOptions, log: &mut dyn FnMut(&str)) ->
     let bad = |e: onnx_proto::ProtoError| Error::import(&source.decoder, None, format!("rewritten: {e}"));
     let (new_inputs, new_outputs) = onnx_proto::graph_io(&decoder_bytes).map_err(bad)?;
     let (inputs, outputs, positions) = decoder_io(&source, &new_inputs, &new_outputs, &source.decoder)?;
+    let padding = batch_padding(&source, &outputs);
     let (embed_inputs, embed_outputs) = onnx_proto::graph_io(&embed_bytes).map_err(bad)?;
 
     let split_parity = match &split {
@@ -778,12 +796,18 @@ pub fn import(folder: &Path, opts: &ImportOptions, log: &mut dyn FnMut(&str)) ->
             format!("{} tokens, more than the model's vocabulary {}", text.vocab_len, source.dims.vocab),
         ));
     }
-    if !source.padded_batches {
-        notes.push(
+    match padding {
+        PaddingSide::Right => notes.push(
+            "the decoder reads the attention mask as right padding (GroupQueryAttention's seqlens_k) and gives \
+             every position's logits: `prompt.padding: right`, each row read at its own last position"
+                .to_string(),
+        ),
+        PaddingSide::None => notes.push(
             "the decoder reads the attention mask as right padding (GroupQueryAttention's seqlens_k): \
              `prompt.padding: none` makes the runtime answer one question at a time"
                 .to_string(),
-        );
+        ),
+        PaddingSide::Left => {}
     }
 
     // Write the files.
@@ -953,12 +977,7 @@ pub fn import(folder: &Path, opts: &ImportOptions, log: &mut dyn FnMut(&str)) ->
             eos: text.eos.clone(),
             pad: text.pad.clone(),
         },
-        prompt: RawPrompt {
-            template: text.template.clone(),
-            padding: if source.padded_batches { PaddingSide::Left } else { PaddingSide::None },
-            image_placeholder: None,
-            add_bos: text.add_bos,
-        },
+        prompt: RawPrompt { template: text.template.clone(), padding, image_placeholder: None, add_bos: text.add_bos },
         generation: RawGeneration {
             strategy: g.strategy,
             beams: g.beams,
