@@ -35,7 +35,7 @@ pub struct TextCodec {
     pub pad: u32,
 }
 
-/// A left-padded batch of prompts.
+/// A batch of prompts, padded on the manifest's side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromptBatch {
     /// (B, L) token ids to embed, padded on the manifest's side (an image placeholder's token taken out).
@@ -164,8 +164,8 @@ impl TextCodec {
         Ok(Prompt { ids, image_at })
     }
 
-    /// Encodes questions into a left-padded batch of the ids to embed (the placeholder's token
-    /// taken out, its place kept in [`PromptBatch::image_at`]).
+    /// Encodes questions into a padded batch of the ids to embed (the placeholder's token taken
+    /// out, its place kept in [`PromptBatch::image_at`]).
     pub fn batch(&self, questions: &[&str]) -> Result<PromptBatch> {
         let prompts = questions.iter().map(|q| self.prompt(q)).collect::<Result<Vec<_>>>()?;
         Ok(self.batch_prompts(prompts))

@@ -209,8 +209,9 @@ def _is_last_position(g: onnx.GraphProto, prod: dict, node: onnx.NodeProto | Non
             return numpy_helper.to_array(p.attribute[0].t).tolist()
         return None
 
-    return value(node.input[1]) == [-1] and value(node.input[3]) == [1] and (
-        len(node.input) < 5 or value(node.input[4]) in ([1], None))
+    ends = value(node.input[2])
+    return (value(node.input[1]) == [-1] and ends is not None and ends[0] >= 2**31 - 1
+            and value(node.input[3]) == [1] and (len(node.input) < 5 or value(node.input[4]) == [1]))
 
 
 def _hidden(g: onnx.GraphProto) -> int:
@@ -502,10 +503,10 @@ def _quantised(proto: onnx.ModelProto) -> bool:
     return any(n.op_type == "DynamicQuantizeLinear" for n in proto.graph.node)
 
 
-def _padding(graph: Path) -> str:
-    """The manifest's `prompt.padding` for the decoder at `graph`: `right`, or `none` where it is
-    dynamically quantised (a batch shares one scale: manifest.prompt)."""
-    return "none" if _quantised(onnx.load(str(graph), load_external_data=False)) else "right"
+def _padding(manifest: dict) -> str:
+    """The `prompt.padding` of a rewritten variant: `right`, or `none` for a quantised one -- the
+    exporter's rule (manifest.prompt)."""
+    return "none" if manifest["axes"].get("quantization", "none") != "none" else "right"
 
 
 def _replace_checked(graph: Path, proto: onnx.ModelProto, rewritten: onnx.ModelProto, shape: DecoderShape,
@@ -583,17 +584,21 @@ def apply(zoo: Path, name: str, log) -> str:
                          rope_theta=10000.0, rotary=family == "llama")
     graph = zoo / manifest["graphs"]["decoder"]["path"]
     vocab = int(model["vocab_size"])
+    padding = _padding(manifest)
     if model.get("kv_cache", {}).get("update") == "shared_buffer":
         nodes = onnx.load(str(graph), load_external_data=False).graph.node
         if not any(n.name == "/gqa/Slice_last" for n in nodes):
+            sha = sha256_file(graph)
+            if manifest["graphs"]["decoder"]["sha256"] != sha:  # upgraded, but the manifest not written
+                manifest_path.write_text(_edit_manifest(text, sha, vocab, shape.rotary, rewritten=True,
+                                                        padding=padding))
+                return f"{name}: manifest brought up to its upgraded decoder (prompt.padding {padding})"
             return f"{name}: already GroupQueryAttention with the LM head on each row's last position"
-        padding = _padding(graph)
         diff = relast_file(graph, shape)
         manifest_path.write_text(_edit_manifest(text, sha256_file(graph), vocab, shape.rotary, rewritten=True,
                                                 padding=padding))
         log(f"{name}: LM head on each row's last position, max |diff| {diff:.2e}")
         return f"{name}: LM head on each row's last position, prompt.padding {padding} (max |diff| {diff:.1e})"
-    padding = _padding(graph)
     diff, before, after = rewrite_file(graph, shape)
     manifest_path.write_text(_edit_manifest(text, sha256_file(graph), vocab, shape.rotary, padding=padding))
     log(f"{name}: {before} -> {after} decoder nodes, max |diff| {diff:.2e}")

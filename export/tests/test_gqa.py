@@ -136,3 +136,19 @@ def test_the_manifest_edit_of_a_variant_rewritten_at_revision_5():
     old = text.replace("padding: right}", "padding: none}").replace("export_revision: 6", "export_revision: 5")
     sha = text.split("  decoder:\n", 1)[1].split('sha256: "', 1)[1].split('"', 1)[0]
     assert gqa._edit_manifest(old, "0" * 64, 1024, rotary=True, rewritten=True) == text.replace(sha, "0" * 64)
+
+
+def test_an_upgraded_decoder_whose_manifest_was_not_written_gets_it_written(tmp_path):
+    """`gqa.apply` replaces the graph before it writes the manifest: a run stopped in between is
+    mended by the next (the manifest still at revision 5, the graph already upgraded)."""
+    text = (REPO / "variants" / "lynx.yaml").read_text()
+    sha = text.split("  decoder:\n", 1)[1].split('sha256: "', 1)[1].split('"', 1)[0]
+    (tmp_path / "variants").mkdir()
+    (tmp_path / "onnx").mkdir()
+    (tmp_path / "onnx" / "lynx.decoder.onnx").write_bytes((REPO / "onnx" / "lynx.decoder.onnx").read_bytes())
+    stale = text.replace(sha, "0" * 64).replace("padding: right}", "padding: none}").replace(
+        "export_revision: 6", "export_revision: 5")
+    (tmp_path / "variants" / "lynx.yaml").write_text(stale)
+    assert "brought up" in gqa.apply(tmp_path, "lynx", print)
+    assert (tmp_path / "variants" / "lynx.yaml").read_text() == text
+    assert "already" in gqa.apply(tmp_path, "lynx", print)

@@ -360,7 +360,6 @@ fn read_decoder(path: &Path) -> Result<Decoder> {
     Ok(Decoder { bytes, external, inputs })
 }
 
-/// A declared shape in the manifest's words: fixed sizes kept, dynamic axes named by role.
 /// How the runtime pads the imported decoder's batches: on the left where it answers a
 /// left-padded row as the row alone (Optimum's); on the right where it reads the mask's row sums as
 /// right padding over one shared K/V buffer (onnxruntime-genai's GroupQueryAttention) and gives
@@ -378,6 +377,7 @@ fn batch_padding(source: &Source, decoder_outputs: &[RawTensor]) -> PaddingSide 
     }
 }
 
+/// A declared shape in the manifest's words: fixed sizes kept, dynamic axes named by role.
 fn shape(info: &ValueInfo, names: &[&str]) -> Vec<RawDim> {
     info.dims
         .iter()

@@ -80,8 +80,8 @@ pub struct DecodeState<'s> {
 
 impl DecodeState<'_> {
     /// Runs the decoder on `embeds` (R, S, D) with the current mask (already including these S
-    /// positions) and cache; returns the last position's logits (R, V) and moves `present` into
-    /// the cache.
+    /// positions) and cache; returns each row's last real position's logits (R, V) and moves
+    /// `present` into the cache.
     pub fn run(&mut self, embeds: Input<'_>) -> Result<Array2<f32>> {
         let rows = self.mask.len();
         let total = self.mask.first().map_or(0, Vec::len);
@@ -139,26 +139,26 @@ impl DecodeState<'_> {
         let logits = out.take(LOGITS)?;
         let view = logits.view_f32()?;
         // (R, S, V) from decoders that give every position's logits, (R, 1, V) from the zoo's,
-        // which give the last position's only: the same row either way
+        // which give each row's last position only (its own last, for right-padded rows: the
+        // manifest's `prompt.padding: right` vouches for that)
         let view = view.into_dimensionality::<Ix3>().map_err(|e| shape_error(LOGITS, e))?;
-        if view.shape()[1] != seq && view.shape()[1] != 1 {
+        if view.shape()[0] != rows || (view.shape()[1] != seq && view.shape()[1] != 1) {
             return Err(Error::GraphIo {
                 graph: "decoder".into(),
                 tensor: LOGITS.into(),
-                expected: format!("logits of the {seq} positions fed, or of the last one"),
-                got: format!("{} positions", view.shape()[1]),
+                expected: format!("logits of {rows} rows: of the {seq} positions fed, or of the last one"),
+                got: format!("{:?}", view.shape()),
                 source: None,
             });
         }
         // (R, V): each row's last position fed that is not padding -- the last one fed, except in
-        // the prefill of a right-padded row, which ends at its own length (a graph with one
-        // position of logits picked it itself)
+        // the prefill of a right-padded row, which ends at its own length
         let fed = total.saturating_sub(seq);
         let mut last = Array2::zeros((rows, view.shape()[2]));
         for (r, mut row) in last.outer_iter_mut().enumerate() {
             let j = match view.shape()[1] {
                 1 => 0,
-                _ => self.mask[r][fed..].iter().rposition(|&m| m == 1).unwrap_or(seq.saturating_sub(1)),
+                _ => self.mask[r].get(fed..).and_then(|m| m.iter().rposition(|&m| m == 1)).unwrap_or(seq - 1),
             };
             row.assign(&view.index_axis(Axis(0), r).index_axis(Axis(0), j));
         }
@@ -179,7 +179,8 @@ impl DecodeState<'_> {
 }
 
 /// The positions of the last `seq` entries of each mask row: `cumsum(mask) - 1`, clamped at 0
-/// (Hugging Face's rule for left-padded batches), what `position_ids` holds.
+/// (Hugging Face's rule for left-padded batches; in a right-padded row each real token's index,
+/// and a step's position its row's length), what `position_ids` holds.
 pub fn positions(mask: &[Vec<i64>], seq: usize) -> Vec<Vec<i64>> {
     mask.iter()
         .map(|row| {

@@ -9,6 +9,10 @@
 //! position_ids = cumsum(mask) - 1, clamped at 0
 //! ```
 //!
+//! A right-padded batch (`prompt.padding: right`, the zoo's GroupQueryAttention decoders) keeps
+//! the padding after each row, `[visual_embeds][embed(<s> + prompt)][pad ... pad]`, and the
+//! decoder reads each row's logits at its own last position.
+//!
 //! That is the prefix layout. With an image placeholder in the template (the placeholder layout,
 //! LLaVA's `<image>`), the visual tokens take the placeholder's place instead
 //! ([`splice_visual`]): `[pad][embed(<s> + text before)][visual_embeds][embed(text after)]`,
@@ -50,7 +54,9 @@ use ndarray::{
 
 use crate::error::{Error, Result};
 use crate::generate::{generate, GenerationOptions, SpecialTokens};
-use crate::manifest::tensors::{CROSS_PREFIX, IMAGE_FEATURES, INPUTS_EMBEDS, INPUT_IDS, PIXEL_VALUES, VISUAL_EMBEDS};
+use crate::manifest::tensors::{
+    CROSS_PREFIX, IMAGE_FEATURES, INPUTS_EMBEDS, INPUT_IDS, LOGITS, PIXEL_VALUES, VISUAL_EMBEDS,
+};
 use crate::manifest::{
     ConnectorFamily, GraphRole, GraphSpec, KvUpdate, Manifest, PaddingSide, PositionIds, VisionInput,
 };
@@ -512,13 +518,35 @@ impl Model {
 
     /// Runs the prefill only, on preprocessed pixels (F, 3, S, S) per sample (ignored without
     /// vision; replaced by the blank picture for `vision_input: blank`, as in [`Model::pixels`]),
-    /// and returns the last-position logits -- the parity test's view of the pipeline.
+    /// and returns each row's last-position logits -- the parity test's view of the pipeline. A
+    /// variant with `prompt.padding: none` runs each question alone, as `ask_batch` does.
     pub fn prefill_logits(&mut self, pixels: &[Array4<f32>], questions: &[&str]) -> Result<Prefill> {
-        let mut timings = Timings::default();
         let blanked: Option<Vec<Array4<f32>>> = pixels.iter().map(|p| self.blank_pixels(p.dim().0)).collect();
         let pixels: Vec<ArrayView4<'_, f32>> = blanked.as_deref().unwrap_or(pixels).iter().map(|p| p.view()).collect();
+        if self.manifest.prompt.padding != PaddingSide::None || questions.len() < 2 {
+            return self.prefill_only(&pixels, questions);
+        }
+        if !pixels.is_empty() && pixels.len() != questions.len() {
+            return Err(Error::InvalidArgument {
+                what: "media",
+                value: format!("{} pixel tensors for {} questions", pixels.len(), questions.len()),
+                expected: "one image or video per question".into(),
+            });
+        }
+        let mut rows = Vec::with_capacity(questions.len());
+        for (i, q) in questions.iter().enumerate() {
+            let px = pixels.get(i).map(std::slice::from_ref).unwrap_or_default();
+            rows.push(self.prefill_only(px, std::slice::from_ref(q))?);
+        }
+        let views: Vec<_> = rows.iter().map(|p| p.last_logits.view()).collect();
+        let last_logits = concatenate(Axis(0), &views).map_err(|e| shape(LOGITS, e))?;
+        Ok(Prefill { input_ids: rows.into_iter().flat_map(|p| p.input_ids).collect(), last_logits })
+    }
+
+    fn prefill_only(&mut self, pixels: &[ArrayView4<'_, f32>], questions: &[&str]) -> Result<Prefill> {
+        let mut timings = Timings::default();
         let batch = self.text.batch(questions)?;
-        let (state, logits, ids, _) = self.prefill(&pixels, batch, 1, &mut timings)?;
+        let (state, logits, ids, _) = self.prefill(pixels, batch, 1, &mut timings)?;
         drop(state);
         Ok(Prefill { input_ids: ids, last_logits: logits })
     }

@@ -1,6 +1,6 @@
-//! The generation loop on real ONNX graphs (the fixture zoo and the shipped one): batches with left
-//! padding and, on the shipped zoo's decoders, right padding answer as single questions do, beam search and sampling run over the KV cache, and results record the
-//! provider that ran them.
+//! The generation loop on real ONNX graphs (the fixture zoo and the shipped one): batches with
+//! left padding and, on the shipped zoo's decoders, right padding answer as single questions do;
+//! beam search and sampling run over the KV cache, and results record the provider that ran them.
 
 use std::path::PathBuf;
 
@@ -112,10 +112,12 @@ fn right_padded_batches_of_the_shipped_zoo_answer_as_single_questions() {
     let zoo = Zoo::open(&repo).unwrap();
     let opts = RuntimeOptions::new().with_intra_threads(1).unwrap();
     let image = |i: &str| Media::image(repo.join(format!("data/test/images/{i}.png")));
+    let video = |v: &str| Media::video(repo.join(format!("data/test/videos/{v}")));
     let asks = vec![
         Request::new(image("000000"), "What shape is the red object?"),
-        Request::new(Media::video(repo.join("data/test/videos/000008")), "Where does the object move?"),
+        Request::new(video("000008"), "Where does the object move?"),
         Request::new(image("000001"), "How many objects are there in this picture? Answer with a number."),
+        Request::new(video("000009"), "Which way does it go, left or right, up or down, in this short clip?"),
         Request::new(image("000002"), "Colour?"),
     ];
     // prefix resampler, cross-attention, no picture, learned positions (GPT-2: `position_ids`)
@@ -127,12 +129,29 @@ fn right_padded_batches_of_the_shipped_zoo_answer_as_single_questions() {
             let batch = model.ask_batch(&asks, &o).unwrap();
             let got: Vec<Vec<u32>> = batch.iter().map(|a| a.tokens.clone()).collect();
             assert_eq!(got, one, "{name}, {} beam(s): a padded row differs from the question alone", o.beams);
-            // the three pictures are one batch (the video, five frames, is its own), unless blind
+            // the three pictures are one batch and the two videos (five frames each) another,
+            // unless blind
             let sizes: Vec<usize> = batch.iter().map(|a| a.timings.batch).collect();
-            let want = if name == "lynx-blind" { vec![4; 4] } else { vec![3, 1, 3, 3] };
+            let want = if name == "lynx-blind" { vec![5; 5] } else { vec![3, 2, 3, 2, 3] };
             assert_eq!(sizes, want, "{name}");
         }
     }
+    // The int8 decoder quantises a batch with one scale: it answers one question at a time.
+    let mut int8 = zoo.load("lynx-int8", &opts).unwrap();
+    assert_eq!(int8.manifest().prompt.padding, lynx_zoo::manifest::PaddingSide::None);
+    let greedy = GenerationOptions::greedy(10);
+    let batch = int8.ask_batch(&asks, &greedy).unwrap();
+    assert!(batch.iter().all(|a| a.timings.batch == 1));
+    let got: Vec<Vec<u32>> = batch.into_iter().map(|a| a.tokens).collect();
+    assert_eq!(got, singles(&mut int8, &asks, &greedy));
+    // ... and so does its prefill: two questions give the logits each gives alone.
+    let px = |i: usize| int8.pixels(&asks[i].media).unwrap().unwrap();
+    let (p0, p2) = (px(0), px(2));
+    let (q0, q2) = (asks[0].question.as_str(), asks[2].question.as_str());
+    let two = int8.prefill_logits(&[p0.clone(), p2.clone()], &[q0, q2]).unwrap().last_logits;
+    let alone = int8.prefill_logits(&[p2], &[q2]).unwrap().last_logits;
+    assert_eq!(two.row(1), alone.row(0));
+    assert_eq!(two.row(0), int8.prefill_logits(&[p0], &[q0]).unwrap().last_logits.row(0));
 }
 
 #[test]
