@@ -3,7 +3,8 @@
 Issue 16 holds lynx-zoo to "end to end >= 1.5x the plain onnxruntime-python loop over the unfused
 graphs, identical answers". This is that loop, for a prefix variant (`lynx`) and image items:
 Pillow + NumPy preprocessing (the pictures are already at the variant's size), `tokenizers`, the
-vision, connector, embed and decoder graphs in onnxruntime with one intra-op thread each, greedy
+vision, connector, embed and decoder graphs in onnxruntime with one intra-op thread each (or
+`--threads`), greedy
 decoding of at most 24 new tokens with the traced decoder's concatenated cache (the exporter's own
 loop, `goldens.greedy`). It times every
 item whole and writes each answer, so that lynx-zoo's `eval` answers on the same items can be
@@ -30,19 +31,19 @@ from tokenizers import Tokenizer
 from lynx_export.goldens import OrtGraphs, greedy
 
 
-def session(path: Path) -> ort.InferenceSession:
+def session(path: Path, threads: int = 1) -> ort.InferenceSession:
     so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
+    so.intra_op_num_threads = threads
     so.log_severity_level = 3
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
 class PlainLoop:
-    def __init__(self, zoo: Path, variant: str):
+    def __init__(self, zoo: Path, variant: str, threads: int = 1):
         m = yaml.safe_load((zoo / "variants" / f"{variant}.yaml").read_text())
         if m["model"].get("kv_cache", {}).get("update", "concat") != "concat":
             raise SystemExit(f"{variant}: this loop runs decoders with a concatenated cache (a zoo before export revision 5)")
-        self.graphs = OrtGraphs({k: session(zoo / v["path"]) for k, v in m["graphs"].items()})
+        self.graphs = OrtGraphs({k: session(zoo / v["path"], threads) for k, v in m["graphs"].items()})
         self.tok = Tokenizer.from_file(str(zoo / m["tokenizer"]["path"]))
         special = {k: self.tok.token_to_id(m["tokenizer"][k]) for k in ("bos", "eos")}
         missing = [m["tokenizer"][k] for k, i in special.items() if i is None]
@@ -80,8 +81,9 @@ def main():
     p.add_argument("--bench", type=Path, required=True, help="annotations.jsonl of image items")
     p.add_argument("--limit", type=int, default=128)
     p.add_argument("--out", type=Path, required=True, help="one line per item: id, answer, ms")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads per session (default 1)")
     a = p.parse_args()
-    loop = PlainLoop(a.zoo, a.variant)
+    loop = PlainLoop(a.zoo, a.variant, a.threads)
     root = a.bench.parent
     records = [json.loads(line) for line in a.bench.read_text().splitlines() if line.strip()][:a.limit]
     rows = []
