@@ -405,12 +405,10 @@ def run_shared(session, prompts: list[np.ndarray], steps: np.ndarray, shape: Dec
     return out
 
 
-def check_padded(graph: Path, shape: DecoderShape, lengths: tuple[int, ...] = (7, 3, 5), steps: int = 3,
-                 seed: int = 1) -> float:
-    """Runs the rewritten decoder at `graph` on rows of different `lengths` right-padded into one
-    batch and on each row alone, and returns the largest difference of the logits of every run.
-    Raises when a greedy choice differs."""
-    sess = ort_session(graph, threads=1)
+def _random_rows(graph: Path, lengths: tuple[int, ...], steps: int, seed: int):
+    """Inputs for [`run_shared`] on the decoder at `graph`: a prompt of each of `lengths` positions,
+    `steps` later positions per row and the cross-attention K/V the graph takes (memory 8), all
+    standard normal * 0.5."""
     rng = np.random.default_rng(seed)
     inputs = {i.name: i for i in onnx.load(str(graph), load_external_data=False).graph.input}
     hidden = _dims(inputs["inputs_embeds"], {"batch": 1, "seq": 1})[-1]
@@ -419,9 +417,19 @@ def check_padded(graph: Path, shape: DecoderShape, lengths: tuple[int, ...] = (7
     later = (rng.standard_normal((b, steps, hidden)) * 0.5).astype(np.float32)
     extra = {name: (rng.standard_normal(_dims(vi, {"batch": b, "memory": 8})) * 0.5).astype(np.float32)
              for name, vi in inputs.items() if name.startswith("cross_key_values.")}
+    return prompts, later, extra
+
+
+def check_padded(graph: Path, shape: DecoderShape, lengths: tuple[int, ...] = (7, 3, 5), steps: int = 3,
+                 seed: int = 1) -> float:
+    """Runs the rewritten decoder at `graph` on rows of different `lengths` right-padded into one
+    batch and on each row alone, and returns the largest difference of the logits of every run.
+    Raises when a greedy choice differs."""
+    sess = ort_session(graph, threads=1)
+    prompts, later, extra = _random_rows(graph, lengths, steps, seed)
     together = run_shared(sess, prompts, later, shape, extra)
     worst = 0.0
-    for r in range(b):
+    for r in range(len(lengths)):
         alone = run_shared(sess, prompts[r:r + 1], later[r:r + 1], shape,
                            {k: np.ascontiguousarray(v[r:r + 1]) for k, v in extra.items()})
         for t, (a, batched) in enumerate(zip(alone, together)):
@@ -547,14 +555,8 @@ def rewrite_file(graph: Path, shape: DecoderShape) -> tuple[float, int, int]:
 def _same_answers(former: Path, new: Path, shape: DecoderShape, rows: int = 2, prompt: int = 9, steps: int = 3,
                   seed: int = 2) -> float:
     """Two rewritten decoders on the same unpadded rows: the largest difference of their logits."""
+    prompts, later, extra = _random_rows(new, (prompt,) * rows, steps, seed)
     a, b = ort_session(former, threads=1), ort_session(new, threads=1)
-    hidden = _hidden(onnx.load(str(new), load_external_data=False).graph)
-    rng = np.random.default_rng(seed)
-    prompts = [(rng.standard_normal((prompt, hidden)) * 0.5).astype(np.float32) for _ in range(rows)]
-    later = (rng.standard_normal((rows, steps, hidden)) * 0.5).astype(np.float32)
-    inputs = {i.name: i for i in onnx.load(str(new), load_external_data=False).graph.input}
-    extra = {name: (rng.standard_normal(_dims(vi, {"batch": rows, "memory": 8})) * 0.5).astype(np.float32)
-             for name, vi in inputs.items() if name.startswith("cross_key_values.")}
     pairs = zip(run_shared(a, prompts, later, shape, extra), run_shared(b, prompts, later, shape, extra))
     return max(float(np.abs(x - y).max()) for x, y in pairs)
 

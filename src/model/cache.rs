@@ -153,15 +153,18 @@ impl DecodeState<'_> {
         }
         // (R, V): each row's last position fed that is not padding -- the last one fed, except in
         // the prefill of a right-padded row, which ends at its own length
-        let fed = total.saturating_sub(seq);
-        let mut last = Array2::zeros((rows, view.shape()[2]));
-        for (r, mut row) in last.outer_iter_mut().enumerate() {
-            let j = match view.shape()[1] {
-                1 => 0,
-                _ => self.mask[r].get(fed..).and_then(|m| m.iter().rposition(|&m| m == 1)).unwrap_or(seq - 1),
-            };
-            row.assign(&view.index_axis(Axis(0), r).index_axis(Axis(0), j));
-        }
+        let last = match view.shape()[1] {
+            1 => view.index_axis(Axis(1), 0).to_owned(), // every decode step, and the zoo's prefill
+            _ => {
+                let fed = total.saturating_sub(seq);
+                let mut last = Array2::zeros((rows, view.shape()[2]));
+                for (r, mut row) in last.outer_iter_mut().enumerate() {
+                    let real = self.mask[r].get(fed..).and_then(|m| m.iter().rposition(|&m| m == 1));
+                    row.assign(&view.index_axis(Axis(0), r).index_axis(Axis(0), real.unwrap_or(seq - 1)));
+                }
+                last
+            }
+        };
         if !self.shared {
             for e in &mut self.cache {
                 e.value = out.take(&e.present)?;
