@@ -1,4 +1,4 @@
-"""Command line: `python -m lynx_export {list,build,smoke,reference,foundation,requantize,zoo-doc,import,ecosystem,seeded-llava,bench-real}`.
+"""Command line: `python -m lynx_export {list,build,smoke,reference,foundation,requantize,zoo-doc,import,ecosystem,gqa,fuse,seeded-llava,bench-real}`.
 
     python -m lynx_export list
     python -m lynx_export build --all              # the whole zoo into the repository
@@ -135,9 +135,15 @@ def parse(argv=None):
                                     "position (same weights, checked against the former graph and right-padded "
                                     "rows against rows alone; the manifest says shared_buffer, padding right); "
                                     "a decoder rewritten at revision 5 gets the LM head only")
-    gq.add_argument("variants", nargs="*", help="variant names (variants/NAME.yaml in the zoo)")
-    gq.add_argument("--all", action="store_true", help="every variant of the zoo")
-    gq.add_argument("--zoo", type=Path, default=root, help="zoo root holding variants/ and onnx/ (default: repo)")
+    fu = sub.add_parser("fuse", help="rewrite shipped variants' vision, connector and decoder graphs in place: "
+                                     "attention blocks as ONNX Runtime's MultiHeadAttention, tanh GELUs as "
+                                     "FastGelu (same weights, each graph checked against the one it replaces; "
+                                     "the manifests get the new checksums and export revision 7)")
+    for rewrite in (gq, fu):
+        rewrite.add_argument("variants", nargs="*", help="variant names (variants/NAME.yaml in the zoo)")
+        rewrite.add_argument("--all", action="store_true", help="every variant of the zoo")
+        rewrite.add_argument("--zoo", type=Path, default=root,
+                             help="zoo root holding variants/ and onnx/ (default: repo)")
     e = sub.add_parser("ecosystem", help="add what transformers and ONNX tools read to a zoo built before: "
                                          "tokenizer_config.json and special_tokens_map.json beside each "
                                          "tokenizer.json, producer and lynx.* metadata in each graph, the "
@@ -277,14 +283,20 @@ def main(argv=None) -> int:
             from .bench_real import run as bench_real, settings
             bench_real(settings(args))
             return 0
-        if args.cmd == "gqa":
-            from .gqa import apply as gqa_apply
+        if args.cmd in ("gqa", "fuse"):
             names = sorted(p.stem for p in (args.zoo / "variants").glob("*.yaml")) if args.all else args.variants
             if not names:
                 print("error: name variants or pass --all", file=sys.stderr)
                 return 2
-            for n in names:
-                print(gqa_apply(args.zoo, n, log))
+            if args.cmd == "gqa":
+                from .gqa import apply as gqa_apply
+                for n in names:
+                    print(gqa_apply(args.zoo, n, log))
+            else:
+                from .fuse import ZooFusion
+                zoo = ZooFusion(args.zoo, log)
+                for n in names:
+                    print(zoo.variant(n))
             return 0
         if args.cmd == "ecosystem":
             from .ecosystem import stamp_zoo

@@ -25,7 +25,7 @@ import torch
 
 from . import __version__, connectors
 from . import graphs as G
-from . import gqa
+from . import fuse, gqa
 from . import onnx_io as O
 from . import yaml_io
 from .components import Components
@@ -56,7 +56,9 @@ QUANTIZED_ATOL = 0.25
 # 5: the decoder as GroupQueryAttention over one K/V buffer (gqa.py; `python -m lynx_export gqa`
 # rewrites a zoo of revision 4 in place). 6: its LM head on each row's own last position, batches
 # padded on the right (`python -m lynx_export gqa` upgrades a zoo of revision 5 in place).
-EXPORT_REVISION = gqa.REVISION
+# 7: attention blocks as MultiHeadAttention and tanh GELUs as FastGelu in the vision, connector and
+# decoder graphs (fuse.py; `python -m lynx_export fuse` rewrites a zoo of revision 6 in place).
+EXPORT_REVISION = fuse.REVISION
 
 
 @dataclass
@@ -113,7 +115,9 @@ class Build:
         protos = {}
         for res in sorted(set(resolutions), reverse=True):
             ins, outs = G.vision_io(vit, res)
-            protos[res] = (O.export_graph(G.VisionGraph(vit), (torch.randn(2, 3, res, res),), ins, outs), ins, outs)
+            proto = O.export_graph(G.VisionGraph(vit), (torch.randn(2, 3, res, res),), ins, outs)
+            fuse.fuse(proto)  # checked with the graph's parity against PyTorch below
+            protos[res] = (proto, ins, outs)
         data = O.write_shared(self.onnx_dir / "vit.data", [p[0] for p in protos.values()])
         self.shared.vit_data = data
         for res, (proto, ins, outs) in protos.items():
@@ -215,6 +219,7 @@ class Build:
                 path = self.onnx_dir / f"{v.name}.vision.onnx"
                 vit_data = [shared.vit_data] if shared.vit_data is not None else []
                 proto = O.export_graph(vg, (px,), ins, outs)
+                fuse.fuse(proto)
                 stamp(proto, "vision", GraphOwner(variant=v.name))
                 used = O.place(proto, path, vit_data, own)
                 diff = O.parity(vg, path, (torch.randn(3, 3, v.resolution, v.resolution),),
@@ -235,6 +240,7 @@ class Build:
             feats = torch.randn(2, v.frames, patches, vdim)
             if not v.base_variant:
                 proto = O.export_graph(cg, (feats,), ins, outs)
+                fuse.fuse(proto)
                 stamp(proto, "connector", GraphOwner(variant=owner))
                 O.place(proto, path, [], own)
             used = _external_files(path)
@@ -281,6 +287,10 @@ class Build:
         # graph the goldens and the parity above were made with.
         shape = gqa.shape_of(dec.cfg)
         gqa_diff, _, _ = gqa.rewrite_file(graphs["decoder"].path, shape)
+        # and its attention and GELU blocks fused (fuse.py), checked against the graph before
+        quantised = v.quantization is Quantization.INT8_DYNAMIC
+        fuse.fuse_file(graphs["decoder"].path, lambda a, b: fuse.check_decoder(a, b, shape, quantised),
+                       gqa.ATOL_QUANTISED if quantised else fuse.ATOL)
         if shape.rotary:
             graphs["decoder"].inputs = [s for s in graphs["decoder"].inputs if s.name != G.NAMES["position_ids"]]
         sizes = {}

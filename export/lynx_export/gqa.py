@@ -39,6 +39,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from . import yaml_io
+from .graph_edit import copy, producers, prune, topological
 from .graphs import kv_name
 from .onnx_io import ort_session, sha256_file
 
@@ -58,13 +59,9 @@ class DecoderShape:
     rotary: bool = True  # llama; GPT-2 adds learned positions to the embeddings instead
 
 
-def _producers(graph: onnx.GraphProto) -> dict[str, onnx.NodeProto]:
-    return {o: n for n in graph.node for o in n.output}
-
-
 def _projection(graph: onnx.GraphProto, prod: dict, layer: int, proj: str) -> str:
     """The (B, S, D) output of layer `layer`'s `proj` (q_proj, k_proj, v_proj): the tensor the
-    attention's head split reshapes (`prod`: [`_producers`] of `graph`)."""
+    attention's head split reshapes (`prod`: [`graph_edit.producers`] of `graph`)."""
     scope = f"/decoder/layers.{layer}/attn/"
     hits = []
     for n in graph.node:
@@ -127,7 +124,7 @@ def rewrite(model: onnx.ModelProto, shape: DecoderShape) -> onnx.ModelProto:
     ]
 
     presents = {kv_name("present", i, kv) for i in range(shape.layers) for kv in ("key", "value")}
-    prod = _producers(g)  # the traced graph's; the rewiring below renames no node outputs
+    prod = producers(g)  # the traced graph's; the rewiring below renames no node outputs
     for i in range(shape.layers):
         q, k, v = (_projection(g, prod, i, p) for p in ("q_proj", "k_proj", "v_proj"))
         merged = _merged_heads(g, prod, i)
@@ -153,10 +150,10 @@ def rewrite(model: onnx.ModelProto, shape: DecoderShape) -> onnx.ModelProto:
     new_nodes.extend(_last_rows(hidden))
 
     # the former producers of `present` go; then everything no output needs
-    keep = [_copy(n) for n in g.node if not (set(n.output) & presents)]
+    keep = [copy(n) for n in g.node if not (set(n.output) & presents)]
     del g.node[:]
-    g.node.extend(_topological(keep + new_nodes, g))
-    _prune(g)
+    g.node.extend(topological(keep + new_nodes, g, "decoder graph"))
+    prune(g)
     # rotary: no position_ids, positions come from the mask's row sums (GPT-2 keeps the input for
     # its learned positions)
     if shape.rotary:
@@ -253,56 +250,12 @@ def relast(model: onnx.ModelProto) -> onnx.ModelProto:
     if len(sliced) != 1:
         raise ValueError("decoder graph: expected the revision-5 rewrite's `/gqa/Slice_last` node")
     norm_in = sliced[0].input[0]
-    keep = [_copy(n) for n in g.node if n.name != "/gqa/Slice_last"]
+    keep = [copy(n) for n in g.node if n.name != "/gqa/Slice_last"]
     g.initializer.extend(_last_rows_initializers(_hidden(g)))
     del g.node[:]
-    g.node.extend(_topological(keep + _last_rows(norm_in), g))
-    _prune(g)
+    g.node.extend(topological(keep + _last_rows(norm_in), g, "decoder graph"))
+    prune(g)
     return m
-
-
-def _prune(g: onnx.GraphProto):
-    """Drops nodes and initializers no graph output depends on."""
-    index = {o: k for k, n in enumerate(g.node) for o in n.output}
-    live: set[int] = set()
-    stack = [o.name for o in g.output]
-    while stack:
-        k = index.get(stack.pop())
-        if k is None or k in live:
-            continue
-        live.add(k)
-        stack.extend(x for x in g.node[k].input if x)
-    nodes = [_copy(n) for k, n in enumerate(g.node) if k in live]
-    used = {x for n in nodes for x in n.input}
-    inits = [_copy(t) for t in g.initializer if t.name in used]
-    del g.node[:]
-    g.node.extend(nodes)
-    del g.initializer[:]
-    g.initializer.extend(inits)
-
-
-def _copy(message):
-    """A detached copy of a protobuf message (a node or tensor about to leave its repeated field)."""
-    c = type(message)()
-    c.CopyFrom(message)
-    return c
-
-
-def _topological(nodes: list[onnx.NodeProto], g: onnx.GraphProto) -> list[onnx.NodeProto]:
-    ready = {i.name for i in g.input} | {t.name for t in g.initializer} | {""}
-    out, pending = [], list(nodes)
-    while pending:
-        rest = []
-        for n in pending:
-            if all(x in ready for x in n.input):
-                out.append(n)
-                ready.update(n.output)
-            else:
-                rest.append(n)
-        if len(rest) == len(pending):
-            raise ValueError(f"decoder graph: cannot order {len(rest)} nodes (e.g. `{rest[0].name}`)")
-        pending = rest
-    return out
 
 
 # -- the check against the former graph ----------------------------------------------------------
@@ -552,7 +505,7 @@ def rewrite_file(graph: Path, shape: DecoderShape) -> tuple[float, int, int]:
     return diff, len(proto.graph.node), len(rewritten.graph.node)
 
 
-def _same_answers(former: Path, new: Path, shape: DecoderShape, rows: int = 2, prompt: int = 9, steps: int = 3,
+def same_answers(former: Path, new: Path, shape: DecoderShape, rows: int = 2, prompt: int = 9, steps: int = 3,
                   seed: int = 2) -> float:
     """Two rewritten decoders on the same unpadded rows: the largest difference of their logits."""
     prompts, later, extra = _random_rows(new, (prompt,) * rows, steps, seed)
@@ -566,7 +519,19 @@ def relast_file(graph: Path, shape: DecoderShape) -> float:
     unpadded rows and right-padded rows against rows alone; returns the largest difference."""
     proto = onnx.load(str(graph), load_external_data=False)
     return _replace_checked(graph, proto, relast(proto), shape,
-                            lambda former, new: _same_answers(former, new, shape))
+                            lambda former, new: same_answers(former, new, shape))
+
+
+def shape_of_manifest(manifest: dict, source: Path) -> DecoderShape:
+    """The rewrite's view of the manifest at `source` (its `model:` and backbone family)."""
+    model = manifest["model"]
+    family = manifest["axes"]["backbone"]["family"]
+    if family not in ("llama", "gpt2"):
+        raise ValueError(f"{source}: backbone family `{family}`; the decoder rewrites know llama and gpt2")
+    # rope_theta: the exporter's (DecoderConfig); the check compares rotated keys position by position
+    return DecoderShape(layers=int(model["layers"]), heads=int(model["heads"]), kv_heads=int(model["kv_heads"]),
+                        head_dim=int(model["head_dim"]), max_positions=int(model["max_positions"]),
+                        rope_theta=10000.0, rotary=family == "llama")
 
 
 def apply(zoo: Path, name: str, log) -> str:
@@ -577,13 +542,7 @@ def apply(zoo: Path, name: str, log) -> str:
     text = manifest_path.read_text()
     manifest = yaml_io.load(text)
     model = manifest["model"]
-    family = manifest["axes"]["backbone"]["family"]
-    if family not in ("llama", "gpt2"):
-        raise ValueError(f"{manifest_path}: backbone family `{family}`; this rewrite knows llama and gpt2")
-    # rope_theta: the exporter's (DecoderConfig); the check compares rotated keys position by position
-    shape = DecoderShape(layers=int(model["layers"]), heads=int(model["heads"]), kv_heads=int(model["kv_heads"]),
-                         head_dim=int(model["head_dim"]), max_positions=int(model["max_positions"]),
-                         rope_theta=10000.0, rotary=family == "llama")
+    shape = shape_of_manifest(manifest, manifest_path)
     graph = zoo / manifest["graphs"]["decoder"]["path"]
     vocab = int(model["vocab_size"])
     padding = _padding(manifest)

@@ -12,7 +12,7 @@ import torch
 from conftest import tiny_decoder
 from onnx import helper, numpy_helper
 
-from lynx_export import gqa
+from lynx_export import gqa, graph_edit
 from lynx_export import graphs as G
 from lynx_export import onnx_io as O
 from lynx_export.config import AdapterConfig, AdapterKind, Family
@@ -105,10 +105,10 @@ def _as_revision_5(path: Path):
                           numpy_helper.from_array(np.array([2**62], dtype=np.int64), "gqa.end")])
     g.node.append(helper.make_node("Slice", [hidden, "gqa.last", "gqa.end", "gqa.axis1"], [gqa.LAST_HIDDEN],
                                    name="/gqa/Slice_last"))
-    ordered = gqa._topological([gqa._copy(n) for n in g.node], g)
+    ordered = graph_edit.topological([graph_edit.copy(n) for n in g.node], g)
     del g.node[:]
     g.node.extend(ordered)
-    gqa._prune(g)
+    graph_edit.prune(g)
     path.write_bytes(model.SerializeToString())
 
 
