@@ -29,6 +29,8 @@ GroupQueryAttention rewrite).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 from collections.abc import Callable
@@ -42,13 +44,11 @@ from onnx import helper
 from . import gqa, yaml_io
 from .ecosystem import PREFIX as METADATA_PREFIX
 from .graph_edit import constant, consumers, copy, initializer_shape, producers, prune, topological
-from .onnx_io import ort_session, sha256_file
+from .onnx_io import difference, ort_session, sha256_file
 
 MS_DOMAIN = "com.microsoft"
 # The export revision (build.EXPORT_REVISION) whose graphs are fused; a rewritten manifest says it.
 REVISION = 7
-# largest difference a fused float graph may show against the graph it replaces
-ATOL = 1e-4
 # metadata_props key of a fused graph file: the sha256 of the file it replaced, so that a manifest
 # still listing that file (a run stopped between the graph and the manifest) is recognised
 FUSED_FROM = "lynx_export.fused_from"
@@ -80,7 +80,8 @@ def fuse(model: onnx.ModelProto) -> Fused:
     replaced: dict[str, onnx.NodeProto] = {}  # output name -> the fused node that now writes it
     prod, cons = producers(g), consumers(g)
     for n in g.node:
-        if n.op_type == "Softmax" and (fused := _attention(g, prod, cons, n)) is not None:
+        if (n.op_type == "Softmax" and _softmax_axis(model, n) in (-1, 3)
+                and (fused := _attention(g, prod, cons, n)) is not None):
             replaced[fused.output[0]] = fused
             stats.attention += 1
         elif n.op_type == "Tanh" and (fused := _gelu(g, prod, cons, n)) is not None:
@@ -109,7 +110,7 @@ def _perm(node: onnx.NodeProto | None) -> list[int] | None:
     return next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
 
 
-def _split(g, prod, transposed: str, perm: list[int]) -> tuple[str, onnx.NodeProto] | None:
+def _split(prod, transposed: str, perm: list[int]) -> tuple[str, onnx.NodeProto] | None:
     """The (B, S, H*D) tensor whose head split `transposed` is: Reshape to (B, S, H, D), then
     Transpose `perm`; with the Reshape."""
     t = prod.get(transposed)
@@ -121,30 +122,53 @@ def _split(g, prod, transposed: str, perm: list[int]) -> tuple[str, onnx.NodePro
     return r.input[0], r
 
 
-def _heads(g, prod, reshape: onnx.NodeProto) -> int | None:
-    """H of a head split's Reshape to (B, S, H, D): the target shape's third entry, a constant
-    (directly, or one operand of the Concat that builds the shape)."""
+def _target(g, prod, reshape: onnx.NodeProto, rank: int, entry: int) -> int | None:
+    """Entry `entry` of a Reshape's target shape when the target has `rank` entries and that one is
+    a constant (the target a constant, or a Concat of one-element operands); else None."""
     shape = constant(g, prod, reshape.input[1])
-    if shape is not None and shape.size == 4:
-        return int(shape.reshape(-1)[2])
+    if shape is not None:
+        return int(shape.reshape(-1)[entry]) if shape.size == rank else None
     cat = prod.get(reshape.input[1])
-    if cat is None or cat.op_type != "Concat" or len(cat.input) != 4:
+    if cat is None or cat.op_type != "Concat" or len(cat.input) != rank:
         return None
-    h = constant(g, prod, cat.input[2])
-    return int(h.reshape(-1)[0]) if h is not None and h.size == 1 else None
+    v = constant(g, prod, cat.input[entry])
+    return int(v.reshape(-1)[0]) if v is not None and v.size == 1 else None
+
+
+def _merges_to_rank_3(g, prod, reshape: onnx.NodeProto) -> bool:
+    """Whether a Reshape's target has three entries (a constant, or a Concat of three operands)."""
+    shape = constant(g, prod, reshape.input[1])
+    if shape is not None:
+        return shape.size == 3
+    cat = prod.get(reshape.input[1])
+    return cat is not None and cat.op_type == "Concat" and len(cat.input) == 3
+
+
+def _heads(g, prod, reshape: onnx.NodeProto) -> int | None:
+    """H of a head split's Reshape to (B, S, H, D): the target's third entry, a positive constant."""
+    h = _target(g, prod, reshape, 4, 2)
+    return h if h is not None and h > 0 else None
 
 
 def _scalar(g, prod, name: str) -> float | None:
+    """A constant of one element and at most one axis (a larger rank would broadcast the result's)."""
     v = constant(g, prod, name)
-    return float(v.reshape(-1)[0]) if v is not None and v.size == 1 else None
+    return float(v.reshape(-1)[0]) if v is not None and v.size == 1 and v.ndim <= 1 else None
+
+
+def _softmax_axis(model: onnx.ModelProto, softmax: onnx.NodeProto) -> int | None:
+    """The Softmax's axis: its attribute, or the default of the model's opset (-1 since 13; before,
+    1 over flattened axes: None)."""
+    for a in softmax.attribute:
+        if a.name == "axis":
+            return a.i
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return -1 if opset >= 13 else None
 
 
 def _attention(g, prod, cons, softmax: onnx.NodeProto) -> onnx.NodeProto | None:
     """One MultiHeadAttention for the block around `softmax`, or None when the block is not
     `softmax(q_h k_h^T * scale) v_h` with its heads merged back into (B, S, H*D)."""
-    axis = next((a.i for a in softmax.attribute if a.name == "axis"), -1)
-    if axis not in (-1, 3):
-        return None
     scaled = prod.get(softmax.input[0])
     if scaled is None or scaled.op_type != "Mul" or len(cons.get(scaled.output[0], [])) != 1:
         return None
@@ -152,28 +176,33 @@ def _attention(g, prod, cons, softmax: onnx.NodeProto) -> onnx.NodeProto | None:
     for a, b in (scaled.input, reversed(scaled.input)):
         if (s := _scalar(g, prod, b)) is not None and (p := prod.get(a)) is not None and p.op_type == "MatMul":
             scores, scale = p, s
-    if scores is None or len(cons.get(scores.output[0], [])) != 1:
-        return None
-    q = _split(g, prod, scores.input[0], [0, 2, 1, 3])
+    if scores is None or scale is None or not scale > 0 or len(cons.get(scores.output[0], [])) != 1:
+        return None  # (MultiHeadAttention reads a scale of 0 as its default, 1/sqrt(D))
+    q = _split(prod, scores.input[0], [0, 2, 1, 3])
     if q is None:
         return None
     heads = _heads(g, prod, q[1])
-    k = _split(g, prod, scores.input[1], [0, 2, 3, 1])  # split and transposed for the scores at once
+    k = _split(prod, scores.input[1], [0, 2, 3, 1])  # split and transposed for the scores at once
     weighted = _only(cons, softmax.output[0], "MatMul")
     if heads is None or weighted is None or weighted.input[0] != softmax.output[0]:
         return None
     graph_inputs = {i.name for i in g.input}
     if k is not None:
-        v = _split(g, prod, weighted.input[1], [0, 2, 1, 3])
-        if v is None:
-            return None
+        v = _split(prod, weighted.input[1], [0, 2, 1, 3])
+        if v is None or _heads(g, prod, k[1]) != heads or _heads(g, prod, v[1]) != heads:
+            return None  # keys and values split into as many heads as the queries
         key, value = k[0], v[0]
     else:
-        # cross-attention memory fed as (B, H, T, D): keys transposed for the scores, values as they are
+        # cross-attention memory fed as (B, H, T, D): keys transposed for the scores, values as they
+        # are, both declared with the queries' head count
         kt = prod.get(scores.input[1])
         if _perm(kt) != [0, 1, 3, 2] or kt.input[0] not in graph_inputs or weighted.input[1] not in graph_inputs:
             return None
         key, value = kt.input[0], weighted.input[1]
+        for name in (key, value):
+            dims = next(i for i in g.input if i.name == name).type.tensor_type.shape.dim
+            if len(dims) != 4 or not dims[1].HasField("dim_value") or dims[1].dim_value != heads:
+                return None
     # the head merge: a Transpose back to (B, S, H, D) (the trace also reads the tensor's Shape for
     # the merged shape) and a Reshape
     readers = cons.get(weighted.output[0], [])
@@ -184,7 +213,7 @@ def _attention(g, prod, cons, softmax: onnx.NodeProto) -> onnx.NodeProto | None:
     if _perm(merge) != [0, 2, 1, 3]:
         return None
     reshape = _only(cons, merge.output[0], "Reshape")
-    if reshape is None:
+    if reshape is None or not _merges_to_rank_3(g, prod, reshape):
         return None
     return helper.make_node("MultiHeadAttention", [q[0], key, value], [reshape.output[0]],
                             name=f"{_scope(softmax.name)}MultiHeadAttention", domain=MS_DOMAIN,
@@ -255,7 +284,9 @@ def _gelu(g, prod, cons, tanh: onnx.NodeProto) -> onnx.NodeProto | None:
 
 
 def _scope(name: str) -> str:
-    return name.rsplit("/", 1)[0] + "/" if "/" in name else ""
+    """The scope of a traced node's name (`/vision/blocks.0/attn/Softmax` -> `/vision/blocks.0/attn/`);
+    a node without one gets its own name as the scope, so that fused names stay unique."""
+    return name.rsplit("/", 1)[0] + "/" if "/" in name else f"{name}/"
 
 
 # -- the check against the former graph ----------------------------------------------------------
@@ -269,45 +300,80 @@ def _feeds(path: Path, sizes: dict[str, int], seed: int) -> dict[str, np.ndarray
         dims = tuple(d.dim_value if d.HasField("dim_value") else sizes.get(d.dim_param, 2)
                      for d in i.type.tensor_type.shape.dim)
         if i.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
-            raise ValueError(f"{path}: input `{i.name}` is not float32; check it as a decoder")
+            raise ValueError(f"{path}: input `{i.name}` is not float32; this check feeds random floats "
+                             "(a decoder is checked with check_decoder)")
         feeds[i.name] = rng.standard_normal(dims).astype(np.float32)
     return feeds
 
 
 def check_graph(former: Path, fused: Path, seed: int = 0) -> float:
     """The largest difference of every output of two graphs without a cache on the same random
-    inputs, at batch 2 and 3 (vision, connector)."""
+    inputs, at batch 2 and 3 (vision, connector); infinite when an output's shape differs or is not
+    finite."""
     a, b = ort_session(former, threads=1), ort_session(fused, threads=1)
     worst = 0.0
     for k, batch in enumerate((2, 3)):
         feeds = _feeds(former, {"batch": batch, "frames": 2}, seed + k)
         for x, y in zip(a.run(None, feeds), b.run(None, feeds)):
-            worst = max(worst, float(np.abs(x - y).max()))
+            worst = max(worst, difference(x, y))
     return worst
 
 
 def check_decoder(former: Path, fused: Path, shape: gqa.DecoderShape, quantised: bool = False) -> float:
-    """Two decoders over one shared K/V buffer on the same rows (prefill and steps): their largest
-    difference. Raises when the fused one's right-padded rows are further from its rows alone than
-    gqa.py allows."""
+    """Two decoders over one shared K/V buffer on the same rows (prefill and steps), and the fused
+    one's right-padded rows against its rows alone. Raises when the padded rows are further apart
+    than gqa.py allows; returns the larger difference for a float decoder, and the first for a
+    quantised one, whose padded rows have their own tolerance (0.5: it quantises a batch with one
+    scale) and are not batched by the runtime."""
     padded = gqa.check_padded(fused, shape)
-    batch_atol = gqa.ATOL_QUANTISED_BATCH if quantised else ATOL
-    if padded > batch_atol:
+    batch_atol = gqa.ATOL_QUANTISED_BATCH if quantised else gqa.ATOL
+    if not padded <= batch_atol:
         raise AssertionError(f"{fused.name}: right-padded rows are {padded:.2e} from the rows alone (atol {batch_atol})")
-    return gqa.same_answers(former, fused, shape)
+    return max(gqa.same_answers(former, fused, shape), padded if not quantised else 0.0)
 
 
-def fuse_file(path: Path, check, atol: float = ATOL) -> Fused:
+def _graph_digest(proto: onnx.ModelProto) -> str:
+    """sha256 of `proto` serialised without its FUSED_FROM entry: what the entry vouches for."""
+    c = onnx.ModelProto()
+    c.CopyFrom(proto)
+    kept = [(p.key, p.value) for p in c.metadata_props if p.key != FUSED_FROM]
+    del c.metadata_props[:]
+    for key, value in kept:
+        entry = c.metadata_props.add()
+        entry.key, entry.value = key, value
+    return hashlib.sha256(c.SerializeToString()).hexdigest()
+
+
+def fused_from(path: Path) -> str | None:
+    """The sha256 of the file the graph at `path` was fused from, when its FUSED_FROM entry says so
+    and still vouches for the graph (the digest of the graph it was written with); else None."""
+    proto = onnx.load(str(path), load_external_data=False)
+    value = next((p.value for p in proto.metadata_props if p.key == FUSED_FROM), None)
+    if value is None:
+        return None
+    try:
+        entry = json.loads(value)
+        former, digest = entry["from"], entry["graph"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return former if digest == _graph_digest(proto) else None
+
+
+def fuse_file(path: Path, check, atol: float = gqa.ATOL, record: bool = True) -> Fused:
     """Fuses the graph at `path` in place after `check(former, fused)` -- the largest difference --
-    is within `atol`; a failed check leaves `path` as it was. Nothing to fuse: nothing written."""
+    is within `atol`; a failed check leaves `path` as it was. Nothing to fuse: nothing written.
+    `record`: write the former file's sha256 into the graph's FUSED_FROM entry (a zoo fused in
+    place; `build` fuses a graph it has just written and records nothing)."""
     proto = onnx.load(str(path), load_external_data=False)
     stats = fuse(proto)
     if not stats.changed:
         return stats
-    # beside the other tools' keys, before the `lynx.*` ones, as ecosystem.stamp orders them
     props = [(p.key, p.value) for p in proto.metadata_props if p.key != FUSED_FROM]
-    props = ([kv for kv in props if not kv[0].startswith(METADATA_PREFIX)] + [(FUSED_FROM, sha256_file(path))]
-             + [kv for kv in props if kv[0].startswith(METADATA_PREFIX)])
+    if record:
+        # beside the other tools' keys, before the `lynx.*` ones, as ecosystem.stamp orders them
+        vouched = json.dumps({"from": sha256_file(path), "graph": _graph_digest(proto)}, separators=(",", ":"))
+        props = ([kv for kv in props if not kv[0].startswith(METADATA_PREFIX)] + [(FUSED_FROM, vouched)]
+                 + [kv for kv in props if kv[0].startswith(METADATA_PREFIX)])
     del proto.metadata_props[:]
     for key, value in props:
         entry = proto.metadata_props.add()
@@ -316,9 +382,14 @@ def fuse_file(path: Path, check, atol: float = ATOL) -> Fused:
     try:
         tmp.write_bytes(proto.SerializeToString())
         onnx.checker.check_model(str(tmp), full_check=False)
-        diff = stats.diff = check(path, tmp)
-        if diff > atol:
-            raise AssertionError(f"{path.name}: the fused graph is {diff:.2e} from the former (atol {atol})")
+        try:
+            diff = stats.diff = check(path, tmp)
+        except AssertionError:
+            raise
+        except Exception as e:  # onnxruntime's errors name neither file
+            raise RuntimeError(f"{path}: the fused graph does not run as the former one: {e}") from e
+        if not diff <= atol:
+            raise AssertionError(f"{path}: the fused graph is {diff:.2e} from the former (atol {atol})")
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -339,28 +410,29 @@ class ZooFusion:
     log: Callable[[str], None] = print
     sha: dict[str, tuple[set[str], str]] = field(default_factory=dict)  # path -> (sha256s a manifest may list, new)
 
-    def graph(self, rel: str, listed: str, check, atol: float) -> str:
-        """Fuses the graph at `rel` (once per run) and returns the sha256 its manifests should list.
-        A manifest may list the file as it is or the file it was fused from (`FUSED_FROM`: a run
+    def graph(self, manifest: Path, rel: str, listed: str, check, atol: float) -> str:
+        """Fuses the graph at `rel` that `manifest` lists with sha256 `listed` (once per run) and
+        returns the sha256 the manifest should list. The manifest may list the file as it is, or
+        the file it was fused from when the graph's FUSED_FROM entry still vouches for it (a run
         stopped between a shared graph and the manifests that list it); anything else raises."""
         path = self.zoo / rel
         if rel not in self.sha:
             before = sha256_file(path)
-            meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-            accepted = {before} | ({meta[FUSED_FROM]} if FUSED_FROM in meta else set())
+            accepted = {before} | ({former} if (former := fused_from(path)) else set())
             if listed == before:
                 stats = fuse_file(path, check, atol)
                 if stats.changed:
                     self.log(f"{rel}: {stats.summary()}")
             elif listed not in accepted:
-                raise ValueError(f"{rel}: sha256 {before} on disk, the manifest lists {listed}; "
-                                 "run `lynx-zoo check` -- a graph that does not verify is not rewritten")
+                raise ValueError(f"{manifest}: lists {rel} with sha256 {listed}, the file on disk is {before} "
+                                 "and was not fused from it; run `lynx-zoo check` -- a graph that does not "
+                                 "verify is not rewritten")
             new = sha256_file(path)
             self.sha[rel] = (accepted | {new}, new)
         accepted, new = self.sha[rel]
         if listed not in accepted:
-            raise ValueError(f"{rel}: a manifest lists sha256 {listed}, neither the file's {new} nor one it "
-                             "was fused from")
+            raise ValueError(f"{manifest}: lists {rel} with sha256 {listed}, neither the file's {new} nor the one "
+                             "it was fused from; run `lynx-zoo check`")
         return new
 
     def variant(self, name: str) -> str:
@@ -368,6 +440,10 @@ class ZooFusion:
         manifest_path = self.zoo / "variants" / f"{name}.yaml"
         text = manifest_path.read_text()
         manifest = yaml_io.load(text)
+        revision = int(manifest.get("provenance", {}).get("export_revision", 0))
+        if revision < gqa.REVISION:
+            raise ValueError(f"{manifest_path}: export revision {revision}; fusing starts from revision "
+                             f"{gqa.REVISION} (run `python -m lynx_export gqa` first)")
         quantised = manifest["axes"].get("quantization", "none") != "none"
         shas = {}
         for role in ROLES:
@@ -375,25 +451,21 @@ class ZooFusion:
             if ref is None:
                 continue
             if role == "decoder":
-                model = manifest["model"]
-                if model.get("kv_cache", {}).get("update") != "shared_buffer":
-                    raise ValueError(f"{manifest_path}: the decoder is not GroupQueryAttention over a shared "
-                                     "buffer; run `python -m lynx_export gqa` first")
                 shape = gqa.shape_of_manifest(manifest, manifest_path)
 
                 def check(a, b, shape=shape):
                     return check_decoder(a, b, shape, quantised)
 
-                atol = gqa.ATOL_QUANTISED if quantised else ATOL
+                atol = gqa.ATOL_QUANTISED if quantised else gqa.ATOL
             else:
-                check, atol = check_graph, ATOL
-            shas[role] = self.graph(ref["path"], ref["sha256"], check, atol)
+                check, atol = check_graph, gqa.ATOL
+            shas[role] = self.graph(manifest_path, ref["path"], ref["sha256"], check, atol)
         new_text = edit_manifest(text, shas)
         if new_text == text:
             return f"{name}: fused already"
         manifest_path.write_text(new_text)
-        return f"{name}: {', '.join(r for r in shas if shas[r] != manifest['graphs'][r]['sha256']) or 'no graph'} " \
-               f"fused; export revision {REVISION}"
+        changed = [r for r in shas if shas[r] != manifest["graphs"][r]["sha256"]]
+        return f"{name}: {', '.join(changed) or 'no graph'} fused; export revision {REVISION}"
 
 
 def edit_manifest(text: str, shas: dict[str, str]) -> str:

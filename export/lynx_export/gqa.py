@@ -41,7 +41,7 @@ from onnx import TensorProto, helper, numpy_helper
 from . import yaml_io
 from .graph_edit import copy, producers, prune, topological
 from .graphs import kv_name
-from .onnx_io import ort_session, sha256_file
+from .onnx_io import difference, ort_session, sha256_file
 
 MS_DOMAIN = "com.microsoft"
 # The export revision (build.EXPORT_REVISION) whose decoders are these graphs; a rewritten manifest says it.
@@ -312,9 +312,9 @@ def check(former: Path, rewritten: Path, shape: DecoderShape, batch: int = 2, pr
         new.run_with_iobinding(io)
         logits = io.get_outputs()[-1].numpy()[:, -1]
         want = ref["logits"][:, -1]
-        worst = max(worst, float(np.abs(logits - want).max()))
+        worst = max(worst, difference(logits, want))
         for (i, k), buf in buffers.items():
-            worst = max(worst, float(np.abs(buf.numpy()[:, :, :hi] - ref[kv_name("present", i, k)]).max()))
+            worst = max(worst, difference(buf.numpy()[:, :, :hi], ref[kv_name("present", i, k)]))
         if not (logits.argmax(-1) == want.argmax(-1)).all():
             raise AssertionError(f"{rewritten.name}: step {t}: the greedy token differs from the former graph's")
     return worst
@@ -386,7 +386,7 @@ def check_padded(graph: Path, shape: DecoderShape, lengths: tuple[int, ...] = (7
         alone = run_shared(sess, prompts[r:r + 1], later[r:r + 1], shape,
                            {k: np.ascontiguousarray(v[r:r + 1]) for k, v in extra.items()})
         for t, (a, batched) in enumerate(zip(alone, together)):
-            worst = max(worst, float(np.abs(batched[r] - a[0]).max()))
+            worst = max(worst, difference(batched[r], a[0]))
             if batched[r].argmax() != a[0].argmax():
                 raise AssertionError(f"{graph.name}: run {t}: row {r} of a right-padded batch chose another token "
                                      "than the row alone")
@@ -506,12 +506,12 @@ def rewrite_file(graph: Path, shape: DecoderShape) -> tuple[float, int, int]:
 
 
 def same_answers(former: Path, new: Path, shape: DecoderShape, rows: int = 2, prompt: int = 9, steps: int = 3,
-                  seed: int = 2) -> float:
+                 seed: int = 2) -> float:
     """Two rewritten decoders on the same unpadded rows: the largest difference of their logits."""
     prompts, later, extra = _random_rows(new, (prompt,) * rows, steps, seed)
     a, b = ort_session(former, threads=1), ort_session(new, threads=1)
     pairs = zip(run_shared(a, prompts, later, shape, extra), run_shared(b, prompts, later, shape, extra))
-    return max(float(np.abs(x - y).max()) for x, y in pairs)
+    return max(difference(x, y) for x, y in pairs)
 
 
 def relast_file(graph: Path, shape: DecoderShape) -> float:

@@ -171,14 +171,25 @@ def ort_session(path: Path, threads: int = 2):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+def difference(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest absolute difference of two arrays; infinite when their shapes differ or the
+    difference is not finite anywhere (a NaN would otherwise compare below every tolerance)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return float("inf")
+    if not a.size:
+        return 0.0
+    d = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    return float(d.max()) if np.isfinite(d).all() else float("inf")
+
+
 def max_abs_diff(torch_out, ort_out) -> float:
     worst = 0.0
     for a, b in zip(torch_out, ort_out):
         a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
         if a.shape != b.shape:
             raise AssertionError(f"shape mismatch: torch {a.shape} vs onnxruntime {b.shape}")
-        if a.size:
-            worst = max(worst, float(np.max(np.abs(a - b))))
+        worst = max(worst, difference(a, b))
     return worst
 
 
