@@ -180,6 +180,43 @@ fn varint(bytes: &[u8]) -> Walk<(u64, usize)> {
     Err(ProtoError("a truncated packed varint".to_string()))
 }
 
+/// A graph's nodes, initializers, inputs and outputs, parsed as far as the rewrites need.
+struct Parts<'a> {
+    nodes: Vec<Node<'a>>,
+    initializers: Vec<Initializer<'a>>,
+    inputs: Vec<ValueInfo>,
+    outputs: Vec<ValueInfo>,
+}
+
+fn parts(graph: &[u8]) -> Walk<Parts<'_>> {
+    let mut p = Parts { nodes: Vec::new(), initializers: Vec::new(), inputs: Vec::new(), outputs: Vec::new() };
+    for field in raw_fields(graph) {
+        let field = field?;
+        match (field.number, field.wire) {
+            (1, Wire::Len(b)) => p.nodes.push(parse_node(b, field.raw)?),
+            (5, Wire::Len(b)) => p.initializers.push(parse_initializer(b, field.raw)?),
+            (11, Wire::Len(b)) => p.inputs.push(onnx_proto::value_info(b)?),
+            (12, Wire::Len(b)) => p.outputs.push(onnx_proto::value_info(b)?),
+            _ => {}
+        }
+    }
+    Ok(p)
+}
+
+/// `model` with `graph` as its main graph, every other field as it was.
+fn with_graph(model: &[u8], graph: &[u8]) -> Walk<Vec<u8>> {
+    let mut out = Vec::with_capacity(model.len() + 2048);
+    for field in raw_fields(model) {
+        let field = field?;
+        if field.number == 7 {
+            write::bytes(&mut out, 7, graph);
+        } else {
+            out.extend_from_slice(field.raw);
+        }
+    }
+    Ok(out)
+}
+
 /// The main graph's bytes and the model's other top-level fields.
 fn graph_of(model: &[u8]) -> Walk<&[u8]> {
     let mut graph = None;
@@ -255,24 +292,11 @@ fn embed_model(
 /// rebuild what they compute from the token values).
 pub fn split_embedding(model: &[u8], ids: &str, embeds: &str, hidden: i64) -> Result<Split, SplitError> {
     let graph = graph_of(model)?;
-    let mut nodes = Vec::new();
-    let mut initializers = Vec::new();
-    let mut ids_info: Option<ValueInfo> = None;
-    for field in raw_fields(graph) {
-        let field = field?;
-        match (field.number, field.wire) {
-            (1, Wire::Len(b)) => nodes.push(parse_node(b, field.raw)?),
-            (5, Wire::Len(b)) => initializers.push(parse_initializer(b, field.raw)?),
-            (11, Wire::Len(b)) => {
-                let info = onnx_proto::value_info(b)?;
-                if info.name == ids {
-                    ids_info = Some(info);
-                }
-            }
-            _ => {}
-        }
-    }
-    let ids_info = ids_info.ok_or_else(|| SplitError(format!("has no input `{ids}` to split the embedding from")))?;
+    let Parts { nodes, initializers, inputs, .. } = parts(graph)?;
+    let ids_info = inputs
+        .into_iter()
+        .find(|i| i.name == ids)
+        .ok_or_else(|| SplitError(format!("has no input `{ids}` to split the embedding from")))?;
     if ids_info.elem_type != onnx_proto::INT64 || ids_info.dims.len() != 2 {
         return Err(SplitError(format!(
             "input `{ids}` is {} of rank {}; expected int64 (batch, seq)",
@@ -421,15 +445,7 @@ pub fn split_embedding(model: &[u8], ids: &str, embeds: &str, hidden: i64) -> Re
             _ => new_graph.extend_from_slice(field.raw),
         }
     }
-    let mut decoder = Vec::with_capacity(model.len());
-    for field in raw_fields(model) {
-        let field = field?;
-        if field.number == 7 {
-            write::bytes(&mut decoder, 7, &new_graph);
-        } else {
-            decoder.extend_from_slice(field.raw);
-        }
-    }
+    let decoder = with_graph(model, &new_graph)?;
     let ids_raw = write::value_info(ids, onnx_proto::INT64, &ids_info.dims);
     let matrix_nodes: Vec<&[u8]> = ancestors.iter().map(|&k| nodes[k].raw).collect();
     let matrix_inits: Vec<&[u8]> = initializers.iter().filter(|t| leaves.contains(&t.name)).map(|t| t.raw).collect();
@@ -483,6 +499,214 @@ pub fn embed_from_external(vocab: i64, hidden: i64, location: &str, ids: &str, e
     write::bytes(&mut model, 8, &opset);
     // embed_model copies the IR version and opsets from `model`, then adds the graph.
     embed_model(&model, &[], &[weight.as_slice()], weight_name, &ids_raw, &embeds_raw)
+}
+
+/// A node's bytes with int attributes (`(name, value)`, `AttributeProto.INT`) and a domain.
+fn node_with(inputs: &[&str], outputs: &[&str], name: &str, op_type: &str, ints: &[(&str, i64)]) -> Vec<u8> {
+    let mut out = node_bytes(inputs, outputs, name, op_type);
+    for (attr, value) in ints {
+        let mut a = Vec::new();
+        write::bytes(&mut a, 1, attr.as_bytes());
+        write::uint(&mut a, 3, *value as u64); // int64 as a varint (two's complement for negatives)
+        write::uint(&mut a, 20, 2); // AttributeProto.INT
+        write::bytes(&mut out, 5, &a);
+    }
+    out
+}
+
+/// An int64 initializer of `dims` (empty: a scalar) holding `values`.
+fn int64_initializer(name: &str, dims: &[i64], values: &[i64]) -> Vec<u8> {
+    let mut t = Vec::new();
+    for d in dims {
+        write::uint(&mut t, 1, *d as u64);
+    }
+    write::uint(&mut t, 2, onnx_proto::INT64 as u64);
+    write::bytes(&mut t, 8, name.as_bytes());
+    let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write::bytes(&mut t, 9, &raw);
+    t
+}
+
+/// Which position of each row the output head reads after [`last_position_logits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastPosition {
+    /// Each row's own last fed position, from the mask's row sum: rows padded on the right over a
+    /// shared K/V buffer (onnxruntime-genai's GroupQueryAttention).
+    RowLength,
+    /// The last position fed, the same for every row: rows padded on the left, or one at a time.
+    Last,
+}
+
+/// Rewrites a decoder that computes logits for every position so that its output head reads one
+/// position per row: the logits become (batch, 1, vocab), and a prefill of S tokens runs the head
+/// (a (hidden x vocab) product, a quarter of a 0.5B model's prefill) once per row instead of S
+/// times. The head is the node writing `logits`, a `MatMul` or `MatMulNBits` whose first input is
+/// the hidden states (batch, seq, hidden); a `GatherElements` (per-row index, [`LastPosition`]) or
+/// a `Gather` (the last position) of those states is put in front of it. Every other field of the
+/// model is kept byte for byte. `Ok(None)`: the logits are already of one position, or the head is
+/// not such a node (nothing to gain or nothing safe to change).
+pub fn last_position_logits(
+    model: &[u8],
+    logits: &str,
+    mask: &str,
+    which: LastPosition,
+) -> Result<Option<Vec<u8>>, SplitError> {
+    let graph = graph_of(model)?;
+    let Parts { nodes, outputs, .. } = parts(graph)?;
+    let info = outputs
+        .into_iter()
+        .find(|o| o.name == logits)
+        .ok_or_else(|| SplitError(format!("has no output `{logits}`")))?;
+    if info.dims.len() != 3 || info.dims[1] == ProtoDim::Value(1) || default_opset(model)? < 13 {
+        return Ok(None); // (ReduceSum and Unsqueeze take their axes as inputs since opset 13)
+    }
+    let Some(at) = nodes.iter().position(|n| n.outputs.iter().any(|o| o == logits)) else {
+        return Ok(None);
+    };
+    let head = &nodes[at];
+    let known = matches!(
+        (head.op_type.as_str(), head.domain.as_str()),
+        ("MatMul", "" | "ai.onnx") | ("MatMulNBits", "com.microsoft")
+    );
+    if !known || head.inputs.is_empty() {
+        return Ok(None);
+    }
+    let x = head.inputs[0].clone();
+    let p = "lynx_last/";
+    let t = |s: &str| format!("{p}{s}");
+    let mut inits: Vec<Vec<u8>> =
+        vec![int64_initializer(&t("one"), &[], &[1]), int64_initializer(&t("axis1"), &[1], &[1])];
+    let gathered = t("hidden");
+    // (op, inputs, output, int attributes): `@x` is the head's input, `@mask` the attention mask,
+    // every other name this rewrite's own (prefixed)
+    type Step = (&'static str, &'static [&'static str], &'static str, &'static [(&'static str, i64)]);
+    let common: &[Step] = &[
+        ("Shape", &["@x"], "x_shape", &[]),
+        ("Gather", &["x_shape", "one"], "seq", &[("axis", 0)]),
+        ("Sub", &["seq", "one"], "seq_last", &[]),
+    ];
+    let steps: &[Step] = match which {
+        LastPosition::Last => {
+            inits.push(int64_initializer(&t("axis0"), &[1], &[0]));
+            &[
+                ("Unsqueeze", &["seq_last", "axis0"], "index", &[]),
+                ("Gather", &["@x", "index"], "hidden", &[("axis", 1)]),
+            ]
+        }
+        LastPosition::RowLength => {
+            inits.push(int64_initializer(&t("zero"), &[], &[0]));
+            inits.push(int64_initializer(&t("axes12"), &[2], &[1, 2]));
+            inits.push(int64_initializer(&t("ones2"), &[2], &[1, 1]));
+            inits.push(int64_initializer(&t("two"), &[1], &[2]));
+            inits.push(int64_initializer(&t("three"), &[1], &[3]));
+            // a row's last fed position: its length (row sum) less the positions fed before this run
+            &[
+                ("ReduceSum", &["@mask", "axis1"], "rows", &[("keepdims", 0)]),
+                ("Shape", &["@mask"], "mask_shape", &[]),
+                ("Gather", &["mask_shape", "one"], "total", &[("axis", 0)]),
+                ("Sub", &["total", "seq"], "past", &[]),
+                ("Sub", &["rows", "past"], "fed", &[]),
+                ("Sub", &["fed", "one"], "own_last", &[]),
+                ("Min", &["own_last", "seq_last"], "capped", &[]),
+                ("Max", &["capped", "zero"], "last", &[]),
+                ("Unsqueeze", &["last", "axes12"], "last3", &[]),
+                ("Slice", &["x_shape", "two", "three"], "width", &[]),
+                ("Concat", &["ones2", "width"], "index_shape", &[("axis", 0)]),
+                ("Expand", &["last3", "index_shape"], "index", &[]),
+                ("GatherElements", &["@x", "index"], "hidden", &[("axis", 1)]),
+            ]
+        }
+    };
+    let added: Vec<Vec<u8>> = common
+        .iter()
+        .chain(steps)
+        .map(|(op, inputs, output, ints)| {
+            let inputs: Vec<String> = inputs
+                .iter()
+                .map(|i| match *i {
+                    "@x" => x.clone(),
+                    "@mask" => mask.to_string(),
+                    local => t(local),
+                })
+                .collect();
+            let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+            node_with(&inputs, &[&t(output)], &t(&format!("{op}_{output}")), op, ints)
+        })
+        .collect();
+    // the head's node with the gathered states as its first input, every other field as it was
+    let mut new_head = Vec::with_capacity(head.raw.len());
+    let mut first = true;
+    for field in raw_fields(onnx_proto_body(head.raw)?) {
+        let field = field?;
+        if let (1, Wire::Len(_), true) = (field.number, field.wire, first) {
+            write::bytes(&mut new_head, 1, gathered.as_bytes());
+            first = false;
+        } else {
+            new_head.extend_from_slice(field.raw);
+        }
+    }
+    let mut new_graph = Vec::with_capacity(graph.len() + 2048);
+    let mut k = 0usize;
+    for field in raw_fields(graph) {
+        let field = field?;
+        match (field.number, field.wire) {
+            (1, _) => {
+                if k == at {
+                    for n in &added {
+                        write::bytes(&mut new_graph, 1, n);
+                    }
+                    write::bytes(&mut new_graph, 1, &new_head);
+                } else {
+                    new_graph.extend_from_slice(field.raw);
+                }
+                k += 1;
+            }
+            (12, Wire::Len(b)) if onnx_proto::value_info(b)?.name == logits => {
+                let dims = [info.dims[0].clone(), ProtoDim::Value(1), info.dims[2].clone()];
+                write::bytes(&mut new_graph, 12, &write::value_info(logits, info.elem_type, &dims));
+            }
+            _ => new_graph.extend_from_slice(field.raw),
+        }
+    }
+    for init in &inits {
+        write::bytes(&mut new_graph, 5, init);
+    }
+    Ok(Some(with_graph(model, &new_graph)?))
+}
+
+/// The body of a length-delimited field's raw bytes (key and length stripped).
+fn onnx_proto_body(raw: &[u8]) -> Walk<&[u8]> {
+    match raw_fields(raw).next() {
+        Some(Ok(field)) => match field.wire {
+            Wire::Len(body) => Ok(body),
+            _ => Err(ProtoError("a node that is not length-delimited".to_string())),
+        },
+        Some(Err(e)) => Err(e),
+        None => Err(ProtoError("an empty node field".to_string())),
+    }
+}
+
+/// The model's version of the default operator set (0 when it declares none).
+fn default_opset(model: &[u8]) -> Walk<i64> {
+    let mut version = 0;
+    for field in raw_fields(model) {
+        let field = field?;
+        if let (8, Wire::Len(opset)) = (field.number, field.wire) {
+            let (mut domain, mut v) = (String::new(), 0i64);
+            for f in raw_fields(opset) {
+                let f = f?;
+                match (f.number, f.wire) {
+                    (1, Wire::Len(d)) => domain = onnx_proto::utf8(d)?,
+                    (2, Wire::Varint(x)) => v = x as i64,
+                    _ => {}
+                }
+            }
+            if domain.is_empty() || domain == "ai.onnx" {
+                version = v;
+            }
+        }
+    }
+    Ok(version)
 }
 
 #[cfg(test)]
@@ -562,5 +786,89 @@ mod tests {
         let (inputs, outputs) = onnx_proto::graph_io(&m).unwrap();
         assert_eq!(inputs.len(), 1);
         assert_eq!(outputs[0].dims.last(), Some(&ProtoDim::Value(4)));
+    }
+
+    /// ids (b, s) -> Gather(E (5, 3)) -> e -> MatMul(H (3, 4)) -> logits (b, s, 4); the mask an
+    /// input the graph does not read; opset `opset` (0: none declared).
+    fn runnable(opset: u64) -> Vec<u8> {
+        let f32s = |name: &str, dims: &[u64], values: &[f32]| {
+            let mut t = Vec::new();
+            for d in dims {
+                write::uint(&mut t, 1, *d);
+            }
+            write::uint(&mut t, 2, 1);
+            write::bytes(&mut t, 8, name.as_bytes());
+            write::bytes(&mut t, 9, &values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+            t
+        };
+        let e: Vec<f32> = (0..15).map(|k| k as f32 * 0.5 - 3.0).collect();
+        let h: Vec<f32> = (0..12).map(|k| (k as f32 * 0.37).sin()).collect();
+        let mut graph = Vec::new();
+        write::bytes(&mut graph, 1, &node_bytes(&["E", "input_ids"], &["e"], "lookup", "Gather"));
+        write::bytes(&mut graph, 1, &node_bytes(&["e", "H"], &["logits"], "head", "MatMul"));
+        write::bytes(&mut graph, 5, &f32s("E", &[5, 3], &e));
+        write::bytes(&mut graph, 5, &f32s("H", &[3, 4], &h));
+        let b = ProtoDim::Param("batch".into());
+        write::bytes(&mut graph, 11, &write::value_info("input_ids", 7, &[b.clone(), ProtoDim::Param("seq".into())]));
+        write::bytes(
+            &mut graph,
+            11,
+            &write::value_info("attention_mask", 7, &[b.clone(), ProtoDim::Param("total".into())]),
+        );
+        write::bytes(
+            &mut graph,
+            12,
+            &write::value_info("logits", 1, &[b, ProtoDim::Param("seq".into()), ProtoDim::Value(4)]),
+        );
+        let mut model = Vec::new();
+        write::uint(&mut model, 1, 8);
+        if opset > 0 {
+            let mut o = Vec::new();
+            write::uint(&mut o, 2, opset);
+            write::bytes(&mut model, 8, &o);
+        }
+        write::bytes(&mut model, 7, &graph);
+        model
+    }
+
+    fn logits(model: &[u8], ids: &[[i64; 4]; 2], mask: &[[i64; 4]; 2]) -> ndarray::ArrayD<f32> {
+        use crate::runtime::{GraphBytes, Input, RuntimeOptions, Session};
+        let graph = GraphBytes { path: "toy.onnx".into(), model: std::sync::Arc::from(model), external: vec![] };
+        let options = RuntimeOptions::new().with_intra_threads(1).unwrap();
+        let mut s = Session::from_bytes(&graph, crate::manifest::GraphRole::Decoder, &options).unwrap();
+        let ids = ndarray::Array2::from_shape_fn((2, 4), |(r, c)| ids[r][c]).into_dyn();
+        let mask = ndarray::Array2::from_shape_fn((2, 4), |(r, c)| mask[r][c]).into_dyn();
+        let mut out =
+            s.run(&[("input_ids", Input::I64(ids.view())), ("attention_mask", Input::I64(mask.view()))]).unwrap();
+        out.take("logits").unwrap().view_f32().unwrap().to_owned()
+    }
+
+    #[test]
+    fn the_output_head_reads_each_rows_own_last_position_or_the_last_one() {
+        let model = runnable(17);
+        let ids = [[1, 2, 3, 0], [4, 3, 2, 1]];
+        let mask = [[1, 1, 1, 0], [1, 1, 1, 1]]; // row 0 right-padded: its last token is at 2
+        let every = logits(&model, &ids, &mask);
+        assert_eq!(every.shape(), &[2, 4, 4]);
+        let own = last_position_logits(&model, "logits", "attention_mask", LastPosition::RowLength).unwrap().unwrap();
+        let got = logits(&own, &ids, &mask);
+        assert_eq!(got.shape(), &[2, 1, 4]);
+        for (row, at) in [(0, 2), (1, 3)] {
+            for v in 0..4 {
+                assert_eq!(got[[row, 0, v]], every[[row, at, v]], "row {row}");
+            }
+        }
+        let (_, outputs) = onnx_proto::graph_io(&own).unwrap();
+        assert_eq!(outputs[0].dims[1], ProtoDim::Value(1));
+        let last = last_position_logits(&model, "logits", "attention_mask", LastPosition::Last).unwrap().unwrap();
+        let got = logits(&last, &ids, &mask);
+        for row in 0..2 {
+            for v in 0..4 {
+                assert_eq!(got[[row, 0, v]], every[[row, 3, v]]);
+            }
+        }
+        // already one position, or an opset before 13 (axes as attributes): kept as it is
+        assert!(last_position_logits(&own, "logits", "attention_mask", LastPosition::RowLength).unwrap().is_none());
+        assert!(last_position_logits(&runnable(0), "logits", "attention_mask", LastPosition::Last).unwrap().is_none());
     }
 }

@@ -365,15 +365,25 @@ fn read_decoder(path: &Path) -> Result<Decoder> {
 /// right padding over one shared K/V buffer (onnxruntime-genai's GroupQueryAttention) and gives
 /// every position's logits, so each row can be read at its own last position; else one question
 /// at a time (a concatenated cache would put the next step after the padding).
-fn batch_padding(source: &Source, decoder_outputs: &[RawTensor]) -> PaddingSide {
+fn batch_padding(source: &Source, decoder_outputs: &[RawTensor], head: Option<graph::LastPosition>) -> PaddingSide {
     let every_position = decoder_outputs
         .iter()
         .find(|t| t.name == tensors::LOGITS)
         .is_some_and(|t| !matches!(t.shape.get(1), Some(RawDim::Fixed(1))));
+    let own_last = every_position || head == Some(graph::LastPosition::RowLength);
     match (source.padded_batches, source.update) {
         (true, _) => PaddingSide::Left,
-        (false, KvUpdate::SharedBuffer) if every_position => PaddingSide::Right,
+        (false, KvUpdate::SharedBuffer) if own_last => PaddingSide::Right,
         _ => PaddingSide::None,
+    }
+}
+
+/// Which position [`graph::last_position_logits`] gives the output head of a decoder from `source`:
+/// each row's own length over a shared buffer of right-padded rows, else the last position fed.
+fn head_position(source: &Source) -> graph::LastPosition {
+    match (source.padded_batches, source.update) {
+        (false, KvUpdate::SharedBuffer) => graph::LastPosition::RowLength,
+        _ => graph::LastPosition::Last,
     }
 }
 
@@ -596,11 +606,14 @@ fn run(session: &mut Session, feed: &[(String, FeedValue)], output: &str) -> Res
     Ok(out.take(output)?.view_f32()?.to_owned())
 }
 
-/// The split's check: the original decoder and embed + new decoder on the same prompt (a prefill
-/// of every token id spread over the vocabulary), the largest difference of their logits.
-fn split_parity(
+/// The rewrite's check: the original decoder, and the rewritten one (after `embed` when the
+/// embedding was split out), on the same prompt (a prefill of token ids spread over the
+/// vocabulary, or of embeddings drawn from them when both decoders take `inputs_embeds`): the
+/// largest difference of the last position's logits (the rewritten head may give that one only).
+fn rewrite_parity(
     original: &Decoder,
-    split: &graph::Split,
+    rewritten: &[u8],
+    embed: Option<&[u8]>,
     new_inputs: &[ValueInfo],
     dims: Dims,
     path: &Path,
@@ -612,24 +625,45 @@ fn split_parity(
         external: original.external.clone(),
     };
     let mut before = Session::from_bytes(&graph(&original.bytes), GraphRole::Decoder, &options)?;
-    let mut embed = Session::from_bytes(&graph(&split.embed), GraphRole::Embed, &options)?;
-    let mut after = Session::from_bytes(&graph(&split.decoder), GraphRole::Decoder, &options)?;
+    let mut after = Session::from_bytes(&graph(rewritten), GraphRole::Decoder, &options)?;
     let seq = 11usize;
     let ids = ArrayD::from_shape_fn(IxDyn(&[1, seq]), |i| (i[1] as i64 * 7919 + 13) % i64::from(dims.vocab));
-    let want =
-        run(&mut before, &prefill_feed(&original.inputs, tensors::INPUT_IDS, &ids, None, dims), tensors::LOGITS)?;
-    let embeds =
-        run(&mut embed, &[(tensors::INPUT_IDS.to_string(), FeedValue::I64(ids.clone()))], tensors::INPUTS_EMBEDS)?;
-    let got =
-        run(&mut after, &prefill_feed(new_inputs, tensors::INPUT_IDS, &ids, Some(&embeds), dims), tensors::LOGITS)?;
-    if got.shape() != want.shape() {
-        return Err(Error::import(
+    // the prompt as the rewritten decoder takes it: the embed graph's lookup of the ids, or
+    // embeddings drawn for a decoder that takes `inputs_embeds` already
+    let embeds = match embed {
+        Some(embed) => {
+            let mut embed = Session::from_bytes(&graph(embed), GraphRole::Embed, &options)?;
+            let ids = [(tensors::INPUT_IDS.to_string(), FeedValue::I64(ids.clone()))];
+            run(&mut embed, &ids, tensors::INPUTS_EMBEDS)?
+        }
+        None => ArrayD::from_shape_fn(IxDyn(&[1, seq, dims.hidden as usize]), |i| {
+            ((i[1] * 31 + i[2] * 17) % 13) as f32 / 13.0 - 0.5
+        }),
+    };
+    let feed = |inputs: &[ValueInfo]| prefill_feed(inputs, tensors::INPUT_IDS, &ids, Some(&embeds), dims);
+    let want = run(&mut before, &feed(&original.inputs), tensors::LOGITS)?;
+    let got = run(&mut after, &feed(new_inputs), tensors::LOGITS)?;
+    let last = |a: &ArrayD<f32>| -> Option<ArrayD<f32>> {
+        let s = a.shape();
+        (s.len() == 3 && s[1] >= 1).then(|| a.index_axis(ndarray::Axis(1), s[1] - 1).to_owned().into_dyn())
+    };
+    match (last(&want), last(&got)) {
+        (Some(w), Some(g)) if w.shape() == g.shape() => {
+            // a NaN anywhere fails the check (f32::max would skip it)
+            Ok(g.iter().zip(w.iter()).map(|(a, b)| (a - b).abs()).fold(0.0, |m, d| {
+                if d.is_nan() {
+                    f32::INFINITY
+                } else {
+                    m.max(d)
+                }
+            }))
+        }
+        _ => Err(Error::import(
             path,
             Some(tensors::LOGITS),
-            format!("the split decoder gives {:?}, the original {:?}", got.shape(), want.shape()),
-        ));
+            format!("the rewritten decoder gives {:?}, the original {:?}", got.shape(), want.shape()),
+        )),
     }
-    Ok(got.iter().zip(want.iter()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max))
 }
 
 /// A size class from a parameter count: `7.2b`, `0.5b`, `3.1m`.
@@ -764,26 +798,44 @@ pub fn import(folder: &Path, opts: &ImportOptions, log: &mut dyn FnMut(&str)) ->
             ));
         }
     };
+    // The output head on one position per row: a prefill's other positions' logits are never read.
+    let which = head_position(&source);
+    let (decoder_bytes, head) =
+        match graph::last_position_logits(&decoder_bytes, tensors::LOGITS, tensors::ATTENTION_MASK, which)
+            .map_err(|e| Error::import(&source.decoder, None, e.0))?
+        {
+            Some(bytes) => {
+                log(&format!(
+                    "  the output head reads {} only (logits (batch, 1, vocab))",
+                    match which {
+                        graph::LastPosition::RowLength => "each row's own last position",
+                        graph::LastPosition::Last => "the last position",
+                    }
+                ));
+                (bytes, Some(which))
+            }
+            None => (decoder_bytes, None),
+        };
     let bad = |e: onnx_proto::ProtoError| Error::import(&source.decoder, None, format!("rewritten: {e}"));
     let (new_inputs, new_outputs) = onnx_proto::graph_io(&decoder_bytes).map_err(bad)?;
     let (inputs, outputs, positions) = decoder_io(&source, &new_inputs, &new_outputs, &source.decoder)?;
-    let padding = batch_padding(&source, &outputs);
+    let padding = batch_padding(&source, &outputs, head);
     let (embed_inputs, embed_outputs) = onnx_proto::graph_io(&embed_bytes).map_err(bad)?;
 
-    let split_parity = match &split {
-        Some(s) => {
-            let diff = split_parity(&decoder, s, &new_inputs, source.dims, &source.decoder)?;
-            log(&format!("  split checked in onnx runtime: max |logits - original logits| = {diff:.2e}"));
-            if diff.is_nan() || diff > SPLIT_ATOL {
-                return Err(Error::import(
-                    &source.decoder,
-                    None,
-                    format!("the split decoder differs from the original by {diff:.2e} > {SPLIT_ATOL:e}"),
-                ));
-            }
-            Some(diff)
+    let split_parity = if split.is_some() || head.is_some() {
+        let embed = split.as_ref().map(|s| s.embed.as_slice());
+        let diff = rewrite_parity(&decoder, &decoder_bytes, embed, &new_inputs, source.dims, &source.decoder)?;
+        log(&format!("  rewrite checked in onnx runtime: max |last logits - original's| = {diff:.2e}"));
+        if diff.is_nan() || diff > SPLIT_ATOL {
+            return Err(Error::import(
+                &source.decoder,
+                None,
+                format!("the rewritten decoder differs from the original by {diff:.2e} > {SPLIT_ATOL:e}"),
+            ));
         }
-        None => None,
+        Some(diff)
+    } else {
+        None
     };
 
     let text = text::text_spec(folder, &source.specials, opts.template.as_deref())?;
@@ -798,8 +850,8 @@ pub fn import(folder: &Path, opts: &ImportOptions, log: &mut dyn FnMut(&str)) ->
     }
     match padding {
         PaddingSide::Right => notes.push(
-            "the decoder reads the attention mask as right padding (GroupQueryAttention's seqlens_k) and gives \
-             every position's logits: `prompt.padding: right`, each row read at its own last position"
+            "the decoder reads the attention mask as right padding (GroupQueryAttention's seqlens_k) and its \
+             logits are read at each row's own last position: `prompt.padding: right`"
                 .to_string(),
         ),
         PaddingSide::None => notes.push(
