@@ -245,9 +245,9 @@ def test_the_manifest_is_an_imported_text_variant_that_check_accepts(built, name
     decoder = {t["name"]: t for t in doc["graphs"]["decoder"]["inputs"]}
     assert decoder["inputs_embeds"]["shape"] == ["batch", "seq", 64] and "input_ids" not in decoder
     assert decoder["past_key_values.1.value"]["shape"] == ["batch", kv, "past", 16]
-    # genai's GroupQueryAttention derives positions and reads the mask as right padding, and its
-    # logits cover every position (each row read at its own last); Optimum's decoder takes
-    # position_ids and left padding
+    # genai's GroupQueryAttention derives positions and reads the mask as right padding, and the
+    # importer's head reads each row's own last position; Optimum's decoder takes position_ids and
+    # left padding
     if route == "optimum":
         assert "position_ids" in decoder and "position_ids" not in m and doc["prompt"]["padding"] == "left"
     else:
@@ -424,7 +424,10 @@ def test_left_padding_is_what_the_genai_decoder_cannot_take(built):
                                 rng.normal(size=(1, 10, m["hidden"])).astype(np.float32)])
         mask = np.ones((2, 10), np.int64)
         mask[0, :3] = 0
-        seen[name] = float(np.abs(logits(batch, mask)[0, -1] - alone).max())
+        # genai's head reads a left-padded row at index row sum - 1 = 6, its 4th real token: held to
+        # the row's first 4 tokens alone, what a decoder taking left padding would give there
+        want = logits(row[:, :4], np.ones((1, 4), np.int64))[0, -1] if name == "genai-llama" else alone
+        seen[name] = float(np.abs(logits(batch, mask)[0, -1] - want).max())
         if name == "genai-llama":  # right-padded: the head reads the row's own last position, 6
             batch[0] = np.concatenate([row[0], np.zeros((3, m["hidden"]), np.float32)])
             mask = np.ones((2, 10), np.int64)

@@ -14,9 +14,9 @@
 //! given two tensors, the operator writes past + new into present (present = past + seq, the
 //! `concat` update the runtime moves into the next step's past). It
 //! reads the attention mask as right padding (`seqlens_k`, the mask's row sums), so left-padded
-//! batches do not answer as single questions do: over a shared buffer, with every position's
-//! logits, the manifest says `prompt.padding: right` (each row read at its own last position),
-//! else `none`.
+//! batches do not answer as single questions do: over a shared buffer, with each row read at its
+//! own last position (the importer puts the output head there), the manifest says
+//! `prompt.padding: right`, else `none`.
 
 use std::path::{Path, PathBuf};
 

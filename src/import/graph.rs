@@ -501,7 +501,7 @@ pub fn embed_from_external(vocab: i64, hidden: i64, location: &str, ids: &str, e
     embed_model(&model, &[], &[weight.as_slice()], weight_name, &ids_raw, &embeds_raw)
 }
 
-/// A node's bytes with int attributes (`(name, value)`, `AttributeProto.INT`) and a domain.
+/// A node's bytes (default domain) with int attributes (`(name, value)`, `AttributeProto.INT`).
 fn node_with(inputs: &[&str], outputs: &[&str], name: &str, op_type: &str, ints: &[(&str, i64)]) -> Vec<u8> {
     let mut out = node_bytes(inputs, outputs, name, op_type);
     for (attr, value) in ints {
@@ -543,8 +543,9 @@ pub enum LastPosition {
 /// times. The head is the node writing `logits`, a `MatMul` or `MatMulNBits` whose first input is
 /// the hidden states (batch, seq, hidden); a `GatherElements` (per-row index, [`LastPosition`]) or
 /// a `Gather` (the last position) of those states is put in front of it. Every other field of the
-/// model is kept byte for byte. `Ok(None)`: the logits are already of one position, or the head is
-/// not such a node (nothing to gain or nothing safe to change).
+/// model is kept byte for byte. `Ok(None)`, the model left as it is: no `logits` output (the
+/// importer's I/O check says so), logits already of one position, another head, `logits` read
+/// inside the graph too, an opset before 13, or a graph rewritten before.
 pub fn last_position_logits(
     model: &[u8],
     logits: &str,
@@ -553,12 +554,18 @@ pub fn last_position_logits(
 ) -> Result<Option<Vec<u8>>, SplitError> {
     let graph = graph_of(model)?;
     let Parts { nodes, outputs, .. } = parts(graph)?;
-    let info = outputs
-        .into_iter()
-        .find(|o| o.name == logits)
-        .ok_or_else(|| SplitError(format!("has no output `{logits}`")))?;
+    // (a missing output is the importer's I/O check's to report, with its name)
+    let Some(info) = outputs.into_iter().find(|o| o.name == logits) else {
+        return Ok(None);
+    };
     if info.dims.len() != 3 || info.dims[1] == ProtoDim::Value(1) || default_opset(model)? < 13 {
         return Ok(None); // (ReduceSum and Unsqueeze take their axes as inputs since opset 13)
+    }
+    let p = "lynx_last/";
+    let read = |n: &Node<'_>, name: &str| n.inputs.iter().any(|i| i == name) || n.inner_reads.contains(name);
+    let clash = nodes.iter().any(|n| n.name.starts_with(p) || n.outputs.iter().any(|o| o.starts_with(p)));
+    if clash || nodes.iter().any(|n| read(n, logits)) {
+        return Ok(None); // rewritten before, or the logits are read inside the graph too
     }
     let Some(at) = nodes.iter().position(|n| n.outputs.iter().any(|o| o == logits)) else {
         return Ok(None);
@@ -572,7 +579,6 @@ pub fn last_position_logits(
         return Ok(None);
     }
     let x = head.inputs[0].clone();
-    let p = "lynx_last/";
     let t = |s: &str| format!("{p}{s}");
     let mut inits: Vec<Vec<u8>> =
         vec![int64_initializer(&t("one"), &[], &[1]), int64_initializer(&t("axis1"), &[1], &[1])];
@@ -599,16 +605,14 @@ pub fn last_position_logits(
             inits.push(int64_initializer(&t("ones2"), &[2], &[1, 1]));
             inits.push(int64_initializer(&t("two"), &[1], &[2]));
             inits.push(int64_initializer(&t("three"), &[1], &[3]));
-            // a row's last fed position: its length (row sum) less the positions fed before this run
+            // a row's last real position among those fed: min(row sum - 1, seq - 1) -- its own last
+            // token in a prefill of right-padded rows, the one position of a decode step (as
+            // GroupQueryAttention's seqlens_k, and the exporter's gqa.py, count it)
             &[
                 ("ReduceSum", &["@mask", "axis1"], "rows", &[("keepdims", 0)]),
-                ("Shape", &["@mask"], "mask_shape", &[]),
-                ("Gather", &["mask_shape", "one"], "total", &[("axis", 0)]),
-                ("Sub", &["total", "seq"], "past", &[]),
-                ("Sub", &["rows", "past"], "fed", &[]),
-                ("Sub", &["fed", "one"], "own_last", &[]),
-                ("Min", &["own_last", "seq_last"], "capped", &[]),
-                ("Max", &["capped", "zero"], "last", &[]),
+                ("Sub", &["rows", "one"], "own_last", &[]),
+                ("Max", &["own_last", "zero"], "own_last_0", &[]),
+                ("Min", &["own_last_0", "seq_last"], "last", &[]),
                 ("Unsqueeze", &["last", "axes12"], "last3", &[]),
                 ("Slice", &["x_shape", "two", "three"], "width", &[]),
                 ("Concat", &["ones2", "width"], "index_shape", &[("axis", 0)]),

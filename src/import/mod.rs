@@ -362,9 +362,10 @@ fn read_decoder(path: &Path) -> Result<Decoder> {
 
 /// How the runtime pads the imported decoder's batches: on the left where it answers a
 /// left-padded row as the row alone (Optimum's); on the right where it reads the mask's row sums as
-/// right padding over one shared K/V buffer (onnxruntime-genai's GroupQueryAttention) and gives
-/// every position's logits, so each row can be read at its own last position; else one question
-/// at a time (a concatenated cache would put the next step after the padding).
+/// right padding over one shared K/V buffer (onnxruntime-genai's GroupQueryAttention) and each row
+/// is read at its own last position (every position's logits, or the importer's head on each
+/// row's own last, `head`); else one question at a time (a concatenated cache would put the next
+/// step after the padding).
 fn batch_padding(source: &Source, decoder_outputs: &[RawTensor], head: Option<graph::LastPosition>) -> PaddingSide {
     let every_position = decoder_outputs
         .iter()
@@ -557,27 +558,29 @@ fn decoder_io(
     Ok((ins, outs, positions))
 }
 
-/// Feeds for one prefill of `ids` (batch 1) with an empty cache.
+/// Feeds for one prefill of `ids` (batch, seq) under `mask` with an empty cache (positions
+/// 0, 1, ... per row).
 fn prefill_feed(
     inputs: &[ValueInfo],
     ids_name: &str,
     ids: &ArrayD<i64>,
     embeds: Option<&ArrayD<f32>>,
+    mask: &ArrayD<i64>,
     dims: Dims,
 ) -> Vec<(String, FeedValue)> {
-    let seq = ids.len();
+    let (batch, seq) = (ids.shape()[0], ids.shape()[1]);
     let mut feed = Vec::new();
     for info in inputs {
         let value = if info.name == ids_name {
             FeedValue::I64(ids.clone())
         } else if info.name == tensors::INPUTS_EMBEDS {
-            FeedValue::F32(embeds.cloned().unwrap_or_else(|| ArrayD::zeros(IxDyn(&[1, seq, dims.hidden as usize]))))
+            FeedValue::F32(embeds.cloned().unwrap_or_else(|| ArrayD::zeros(IxDyn(&[batch, seq, dims.hidden as usize]))))
         } else if info.name == tensors::ATTENTION_MASK {
-            FeedValue::I64(ArrayD::ones(IxDyn(&[1, seq])))
+            FeedValue::I64(mask.clone())
         } else if info.name == tensors::POSITION_IDS {
-            FeedValue::I64(ArrayD::from_shape_fn(IxDyn(&[1, seq]), |i| i[1] as i64))
+            FeedValue::I64(ArrayD::from_shape_fn(IxDyn(&[batch, seq]), |i| i[1] as i64))
         } else {
-            FeedValue::F32(ArrayD::zeros(IxDyn(&[1, dims.kv_heads as usize, 0, dims.head_dim as usize])))
+            FeedValue::F32(ArrayD::zeros(IxDyn(&[batch, dims.kv_heads as usize, 0, dims.head_dim as usize])))
         };
         feed.push((info.name.clone(), value));
     }
@@ -607,13 +610,17 @@ fn run(session: &mut Session, feed: &[(String, FeedValue)], output: &str) -> Res
 }
 
 /// The rewrite's check: the original decoder, and the rewritten one (after `embed` when the
-/// embedding was split out), on the same prompt (a prefill of token ids spread over the
-/// vocabulary, or of embeddings drawn from them when both decoders take `inputs_embeds`): the
-/// largest difference of the last position's logits (the rewritten head may give that one only).
+/// embedding was split out), on the same prompt (token ids spread over the vocabulary, or
+/// embeddings drawn for a decoder that takes `inputs_embeds` already): the largest difference of
+/// each row's last real position's logits (the rewritten head may give that one only); infinite
+/// when one is not finite. With a head on each row's own last position ([`graph::LastPosition::
+/// RowLength`]) the prompt is a batch of two, the first row right-padded (7 of 11 positions), so
+/// that the per-row index is what is checked; else one row.
 fn rewrite_parity(
     original: &Decoder,
     rewritten: &[u8],
     embed: Option<&[u8]>,
+    head: Option<graph::LastPosition>,
     new_inputs: &[ValueInfo],
     dims: Dims,
     path: &Path,
@@ -627,43 +634,50 @@ fn rewrite_parity(
     let mut before = Session::from_bytes(&graph(&original.bytes), GraphRole::Decoder, &options)?;
     let mut after = Session::from_bytes(&graph(rewritten), GraphRole::Decoder, &options)?;
     let seq = 11usize;
-    let ids = ArrayD::from_shape_fn(IxDyn(&[1, seq]), |i| (i[1] as i64 * 7919 + 13) % i64::from(dims.vocab));
-    // the prompt as the rewritten decoder takes it: the embed graph's lookup of the ids, or
-    // embeddings drawn for a decoder that takes `inputs_embeds` already
+    let lengths: Vec<usize> = match head {
+        Some(graph::LastPosition::RowLength) => vec![7, seq],
+        _ => vec![seq],
+    };
+    let batch = lengths.len();
+    let ids = ArrayD::from_shape_fn(IxDyn(&[batch, seq]), |i| {
+        ((i[0] * seq + i[1]) as i64 * 7919 + 13) % i64::from(dims.vocab)
+    });
+    let mask = ArrayD::from_shape_fn(IxDyn(&[batch, seq]), |i| i64::from(i[1] < lengths[i[0]]));
+    // the prompt as the rewritten decoder takes it
     let embeds = match embed {
         Some(embed) => {
             let mut embed = Session::from_bytes(&graph(embed), GraphRole::Embed, &options)?;
             let ids = [(tensors::INPUT_IDS.to_string(), FeedValue::I64(ids.clone()))];
             run(&mut embed, &ids, tensors::INPUTS_EMBEDS)?
         }
-        None => ArrayD::from_shape_fn(IxDyn(&[1, seq, dims.hidden as usize]), |i| {
-            ((i[1] * 31 + i[2] * 17) % 13) as f32 / 13.0 - 0.5
+        None => ArrayD::from_shape_fn(IxDyn(&[batch, seq, dims.hidden as usize]), |i| {
+            ((i[0] * 7 + i[1] * 31 + i[2] * 17) % 13) as f32 / 13.0 - 0.5
         }),
     };
-    let feed = |inputs: &[ValueInfo]| prefill_feed(inputs, tensors::INPUT_IDS, &ids, Some(&embeds), dims);
+    let feed = |inputs: &[ValueInfo]| prefill_feed(inputs, tensors::INPUT_IDS, &ids, Some(&embeds), &mask, dims);
     let want = run(&mut before, &feed(&original.inputs), tensors::LOGITS)?;
     let got = run(&mut after, &feed(new_inputs), tensors::LOGITS)?;
-    let last = |a: &ArrayD<f32>| -> Option<ArrayD<f32>> {
-        let s = a.shape();
-        (s.len() == 3 && s[1] >= 1).then(|| a.index_axis(ndarray::Axis(1), s[1] - 1).to_owned().into_dyn())
-    };
-    match (last(&want), last(&got)) {
-        (Some(w), Some(g)) if w.shape() == g.shape() => {
-            // a NaN anywhere fails the check (f32::max would skip it)
-            Ok(g.iter().zip(w.iter()).map(|(a, b)| (a - b).abs()).fold(0.0, |m, d| {
-                if d.is_nan() {
-                    f32::INFINITY
-                } else {
-                    m.max(d)
-                }
-            }))
-        }
-        _ => Err(Error::import(
+    let (w, g) = (want.shape(), got.shape());
+    if w.len() != 3 || g.len() != 3 || w[0] != batch || g[0] != batch || w[2] != g[2] {
+        return Err(Error::import(
             path,
             Some(tensors::LOGITS),
-            format!("the rewritten decoder gives {:?}, the original {:?}", got.shape(), want.shape()),
-        )),
+            format!("the rewritten decoder gives {g:?}, the original {w:?}"),
+        ));
     }
+    // a row's last real position: its own in every-position logits, the only one in one-position logits
+    let at = |shape: &[usize], r: usize| if shape[1] == 1 { 0 } else { lengths[r] - 1 };
+    let mut worst = 0.0f32;
+    for r in 0..batch {
+        let a = want.index_axis(ndarray::Axis(0), r);
+        let b = got.index_axis(ndarray::Axis(0), r);
+        let (a, b) = (a.index_axis(ndarray::Axis(0), at(w, r)), b.index_axis(ndarray::Axis(0), at(g, r)));
+        for (x, y) in a.iter().zip(b.iter()) {
+            let d = (x - y).abs();
+            worst = if d.is_finite() { worst.max(d) } else { f32::INFINITY };
+        }
+    }
+    Ok(worst)
 }
 
 /// A size class from a parameter count: `7.2b`, `0.5b`, `3.1m`.
@@ -805,6 +819,13 @@ pub fn import(folder: &Path, opts: &ImportOptions, log: &mut dyn FnMut(&str)) ->
             .map_err(|e| Error::import(&source.decoder, None, e.0))?
         {
             Some(bytes) => {
+                notes.push(format!(
+                    "the importer put the output head on {} (logits (batch, 1, vocab))",
+                    match which {
+                        graph::LastPosition::RowLength => "each row's own last position",
+                        graph::LastPosition::Last => "the last position fed",
+                    }
+                ));
                 log(&format!(
                     "  the output head reads {} only (logits (batch, 1, vocab))",
                     match which {
@@ -824,13 +845,16 @@ pub fn import(folder: &Path, opts: &ImportOptions, log: &mut dyn FnMut(&str)) ->
 
     let split_parity = if split.is_some() || head.is_some() {
         let embed = split.as_ref().map(|s| s.embed.as_slice());
-        let diff = rewrite_parity(&decoder, &decoder_bytes, embed, &new_inputs, source.dims, &source.decoder)?;
+        let diff = rewrite_parity(&decoder, &decoder_bytes, embed, head, &new_inputs, source.dims, &source.decoder)?;
         log(&format!("  rewrite checked in onnx runtime: max |last logits - original's| = {diff:.2e}"));
-        if diff.is_nan() || diff > SPLIT_ATOL {
+        if !diff.is_finite() || diff > SPLIT_ATOL {
             return Err(Error::import(
                 &source.decoder,
                 None,
-                format!("the rewritten decoder differs from the original by {diff:.2e} > {SPLIT_ATOL:e}"),
+                format!(
+                    "the rewritten decoder (embedding split out, or output head on one position) differs from \
+                     the original by {diff:.2e} (not finite, or > {SPLIT_ATOL:e})"
+                ),
             ));
         }
         Some(diff)
