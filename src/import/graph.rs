@@ -24,7 +24,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::onnx_proto::{self, raw_fields, write, ProtoDim, ProtoError, ValueInfo, Wire};
+use crate::onnx_proto::{self, raw_fields, write, ProtoDim, ProtoError, RawField, ValueInfo, Wire};
 
 type Walk<T> = std::result::Result<T, ProtoError>;
 
@@ -57,7 +57,10 @@ pub struct Split {
 
 /// A node, parsed as far as the split needs.
 struct Node<'a> {
+    /// The graph's field, key and length included.
     raw: &'a [u8],
+    /// The NodeProto itself.
+    body: &'a [u8],
     inputs: Vec<String>,
     outputs: Vec<String>,
     name: String,
@@ -72,6 +75,7 @@ struct Node<'a> {
 fn parse_node<'a>(bytes: &'a [u8], raw: &'a [u8]) -> Walk<Node<'a>> {
     let mut n = Node {
         raw,
+        body: bytes,
         inputs: Vec::new(),
         outputs: Vec::new(),
         name: String::new(),
@@ -201,6 +205,41 @@ fn parts(graph: &[u8]) -> Walk<Parts<'_>> {
         }
     }
     Ok(p)
+}
+
+/// What [`edit_graph`] does with one field of a graph.
+enum Edit {
+    Keep,
+    Drop,
+    /// These bytes (whole fields, keys included) in its place.
+    Replace(Vec<u8>),
+}
+
+/// `graph` with each field kept, dropped or replaced as `edit` says (it gets the field and, for a
+/// node, the node's index), then `extra` (whole fields) appended.
+fn edit_graph(graph: &[u8], extra: &[u8], mut edit: impl FnMut(&RawField<'_>, usize) -> Walk<Edit>) -> Walk<Vec<u8>> {
+    let mut out = Vec::with_capacity(graph.len() + extra.len());
+    let mut node = 0usize;
+    for field in raw_fields(graph) {
+        let field = field?;
+        match edit(&field, node)? {
+            Edit::Keep => out.extend_from_slice(field.raw),
+            Edit::Drop => {}
+            Edit::Replace(bytes) => out.extend_from_slice(&bytes),
+        }
+        if field.number == 1 {
+            node += 1;
+        }
+    }
+    out.extend_from_slice(extra);
+    Ok(out)
+}
+
+/// One field's bytes.
+fn field_bytes(number: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    write::bytes(&mut out, number, body);
+    out
 }
 
 /// `model` with `graph` as its main graph, every other field as it was.
@@ -419,32 +458,26 @@ pub fn split_embedding(model: &[u8], ids: &str, embeds: &str, hidden: i64) -> Re
 
     // The decoder: every field as it was, but the lookup (now an Identity of `embeds`), the
     // matrix's nodes and initializers no longer read there, and the input (now `embeds`).
-    let mut new_graph = Vec::with_capacity(graph.len());
-    let mut k = 0usize;
-    for field in raw_fields(graph) {
-        let field = field?;
-        match (field.number, field.wire) {
-            (1, _) => {
-                if k == at {
-                    let identity = node_bytes(&[embeds], &[&lookup.outputs[0]], &lookup.name, "Identity");
-                    write::bytes(&mut new_graph, 1, &identity);
-                } else if !removed.contains(&k) {
-                    new_graph.extend_from_slice(field.raw);
-                }
-                k += 1;
+    let new_graph = edit_graph(graph, &[], |field, k| {
+        Ok(match (field.number, field.wire) {
+            (1, _) if k == at => {
+                Edit::Replace(field_bytes(1, &node_bytes(&[embeds], &[&lookup.outputs[0]], &lookup.name, "Identity")))
             }
+            (1, _) if removed.contains(&k) => Edit::Drop,
             (5, Wire::Len(b)) => {
                 let name = onnx_proto::tensor_name(b)?.unwrap_or_default();
                 if !leaves.contains(&name) || kept_reads(&name) {
-                    new_graph.extend_from_slice(field.raw);
+                    Edit::Keep
+                } else {
+                    Edit::Drop
                 }
             }
             (11, Wire::Len(b)) if onnx_proto::value_info(b)?.name == ids => {
-                write::bytes(&mut new_graph, 11, &embeds_info)
+                Edit::Replace(field_bytes(11, &embeds_info))
             }
-            _ => new_graph.extend_from_slice(field.raw),
-        }
-    }
+            _ => Edit::Keep,
+        })
+    })?;
     let decoder = with_graph(model, &new_graph)?;
     let ids_raw = write::value_info(ids, onnx_proto::INT64, &ids_info.dims);
     let matrix_nodes: Vec<&[u8]> = ancestors.iter().map(|&k| nodes[k].raw).collect();
@@ -640,7 +673,7 @@ pub fn last_position_logits(
     // the head's node with the gathered states as its first input, every other field as it was
     let mut new_head = Vec::with_capacity(head.raw.len());
     let mut first = true;
-    for field in raw_fields(onnx_proto_body(head.raw)?) {
+    for field in raw_fields(head.body) {
         let field = field?;
         if let (1, Wire::Len(_), true) = (field.number, field.wire, first) {
             write::bytes(&mut new_head, 1, gathered.as_bytes());
@@ -649,45 +682,20 @@ pub fn last_position_logits(
             new_head.extend_from_slice(field.raw);
         }
     }
-    let mut new_graph = Vec::with_capacity(graph.len() + 2048);
-    let mut k = 0usize;
-    for field in raw_fields(graph) {
-        let field = field?;
-        match (field.number, field.wire) {
-            (1, _) => {
-                if k == at {
-                    for n in &added {
-                        write::bytes(&mut new_graph, 1, n);
-                    }
-                    write::bytes(&mut new_graph, 1, &new_head);
-                } else {
-                    new_graph.extend_from_slice(field.raw);
-                }
-                k += 1;
+    let extra: Vec<u8> = inits.iter().flat_map(|init| field_bytes(5, init)).collect();
+    let new_graph = edit_graph(graph, &extra, |field, k| {
+        Ok(match (field.number, field.wire) {
+            (1, _) if k == at => {
+                Edit::Replace(added.iter().chain([&new_head]).flat_map(|n| field_bytes(1, n)).collect())
             }
             (12, Wire::Len(b)) if onnx_proto::value_info(b)?.name == logits => {
                 let dims = [info.dims[0].clone(), ProtoDim::Value(1), info.dims[2].clone()];
-                write::bytes(&mut new_graph, 12, &write::value_info(logits, info.elem_type, &dims));
+                Edit::Replace(field_bytes(12, &write::value_info(logits, info.elem_type, &dims)))
             }
-            _ => new_graph.extend_from_slice(field.raw),
-        }
-    }
-    for init in &inits {
-        write::bytes(&mut new_graph, 5, init);
-    }
+            _ => Edit::Keep,
+        })
+    })?;
     Ok(Some(with_graph(model, &new_graph)?))
-}
-
-/// The body of a length-delimited field's raw bytes (key and length stripped).
-fn onnx_proto_body(raw: &[u8]) -> Walk<&[u8]> {
-    match raw_fields(raw).next() {
-        Some(Ok(field)) => match field.wire {
-            Wire::Len(body) => Ok(body),
-            _ => Err(ProtoError("a node that is not length-delimited".to_string())),
-        },
-        Some(Err(e)) => Err(e),
-        None => Err(ProtoError("an empty node field".to_string())),
-    }
 }
 
 /// The model's version of the default operator set (0 when it declares none).
