@@ -19,6 +19,8 @@ use clap::builder::RangedU64ValueParser;
 pub const MAX_THREADS: u64 = 256;
 /// Most items per batch (`--batch`, `--bench-batch`).
 pub const MAX_BATCH: u64 = 256;
+/// Most `--workers`.
+pub const MAX_WORKERS: u64 = 64;
 /// Largest `--limit`.
 pub const MAX_LIMIT: u64 = 10_000_000;
 /// Largest `--max-new-tokens`.
@@ -48,6 +50,28 @@ pub fn beams() -> RangedU64ValueParser<usize> {
 /// `--threads`: 1..=[`MAX_THREADS`].
 pub fn threads() -> RangedU64ValueParser<usize> {
     positive(MAX_THREADS)
+}
+
+/// `--workers`: `auto` or a count in 1..=[`MAX_WORKERS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// [`lynx_zoo::eval::auto_workers`] by the variant's decoder, unless `--threads` is given
+    /// (then one).
+    Auto,
+    /// This many.
+    Count(usize),
+}
+
+/// Parses `--workers`.
+pub fn workers(text: &str) -> Result<Workers, String> {
+    if text == "auto" {
+        return Ok(Workers::Auto);
+    }
+    match text.parse::<u64>() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(Workers::Count(n as usize)),
+        Ok(n) => Err(format!("{n} is not in 1..={MAX_WORKERS} (or `auto`)")),
+        Err(_) => Err(format!("`{text}` is not `auto` or a whole number in 1..={MAX_WORKERS}")),
+    }
 }
 
 #[cfg(test)]

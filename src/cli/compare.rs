@@ -11,10 +11,11 @@ use lynx_zoo::bench::{self, BenchOptions, LatencyReport};
 use lynx_zoo::benchmark::Benchmark;
 use lynx_zoo::eval::{self, Control, EvalOptions, MajorityFloor, Shard, ShardSpec, StaleResults};
 use lynx_zoo::manifest::{Origin, VisionInput};
-use lynx_zoo::model::FeatureCache;
+use lynx_zoo::model::{FeatureCache, Model};
 use lynx_zoo::report::markdown;
 use lynx_zoo::report::{self, Comparison, Floor, Format, Imported, Table, TableName, VariantResult, DEFAULT_TABLES};
 use lynx_zoo::results::{self, ResultsDir};
+use lynx_zoo::runtime::RuntimeOptions;
 use lynx_zoo::{GenerationOptions, Zoo};
 
 use super::bounds;
@@ -42,6 +43,13 @@ pub struct EvalSetArgs {
     /// Most new tokens per answer (1 to 4096).
     #[arg(long, default_value_t = 24, value_parser = bounds::positive(bounds::MAX_NEW_TOKENS))]
     max_new_tokens: usize,
+    /// Copies of the variant answering batches side by side, each on its own thread: `auto` (one
+    /// per core up to 16, one thread each, for a decoder under 64 MiB of weights, whose kernels are too small
+    /// to share between threads; else one; one when `--threads` is given) or 1 to 64, with
+    /// `--threads` per copy (default: the cores divided among them). The answers and files are those
+    /// of one worker; memory grows with each copy.
+    #[arg(long, default_value = "auto", value_parser = bounds::workers)]
+    workers: bounds::Workers,
 }
 
 impl EvalSetArgs {
@@ -282,14 +290,43 @@ impl<'a> EvalRun<'a> {
             stale: self.stale,
             control,
         };
-        let model =
-            self.zoo.load(name, &self.runtime.options()?).with_context(|| format!("loading variant `{name}`"))?;
-        // Accuracy only: shared frozen encoders run once per item across the runs of this call.
-        let mut model = match &self.features {
-            Some(cache) => model.with_feature_cache(cache.clone()),
-            None => model,
+        let load = |runtime: &RuntimeOptions| {
+            let model = self.zoo.load(name, runtime).with_context(|| format!("loading variant `{name}`"))?;
+            // Accuracy only: shared frozen encoders run once per item across the runs of this call.
+            anyhow::Ok(match &self.features {
+                Some(cache) => model.with_feature_cache(cache.clone()),
+                None => model,
+            })
         };
-        let manifest_path = model.manifest().file.clone();
+        let workers = match self.set.workers {
+            bounds::Workers::Count(n) => n,
+            bounds::Workers::Auto if self.runtime.threads_given() => 1,
+            bounds::Workers::Auto => {
+                // Decided by the decoder's size, known once loaded; a small one is loaded again
+                // per worker with one thread each.
+                let runtime = self.runtime.options()?;
+                let first = load(&runtime)?;
+                let n = eval::auto_workers(first.decoder_weight_bytes(), runtime.intra_threads(), runtime.ep());
+                if n == 1 {
+                    return self.run(name, control, options, vec![first]);
+                }
+                n
+            }
+        };
+        let runtime = self.runtime.options_per_worker(workers)?;
+        let models = (0..workers).map(|_| load(&runtime)).collect::<anyhow::Result<Vec<_>>>()?;
+        self.run(name, control, options, models)
+    }
+
+    /// Evaluates one variant loaded once per worker.
+    fn run(
+        &self,
+        name: &str,
+        control: Control,
+        options: EvalOptions,
+        mut models: Vec<Model>,
+    ) -> anyhow::Result<Vec<eval::Prediction>> {
+        let manifest_path = models[0].manifest().file.clone();
         let label = match control {
             Control::None => name.to_string(),
             Control::ImageSwap => format!("{name} (image swap)"),
@@ -297,7 +334,7 @@ impl<'a> EvalRun<'a> {
         let mut progress = Progress::new(&label);
         let mut tick = |done: usize, total: usize| progress.update(done, total);
         let dir = self.results.run_dir(name, control);
-        let (path, preds) = eval::evaluate(&mut model, &manifest_path, self.bench, &dir, &options, &mut tick)?;
+        let (path, preds) = eval::evaluate(&mut models, &manifest_path, self.bench, &dir, &options, &mut tick)?;
         progress.finish();
         tracing::info!(variant = name, file = %path.display(), "predictions written");
         Ok(preds)
@@ -433,6 +470,11 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let zoo = args.zoo.open()?;
     for name in &args.variants {
         zoo.manifest(name)?;
+    }
+    if args.set.workers != bounds::Workers::Auto && args.set.workers != bounds::Workers::Count(1) {
+        bail!(
+            "`bench` times one copy of each variant; `--workers` is for the accuracy runs of `eval` and `compare` (docs/cli.md, \"Workers\")"
+        );
     }
     let bench = load_bench(&args.set.bench)?;
     let opts = bench_options(&args.latency, &args.set)?;

@@ -72,6 +72,24 @@ impl RuntimeArgs {
         }
         Ok(opts.with_spinning(self.spin.into()))
     }
+
+    /// Whether `--threads` was given.
+    pub(crate) fn threads_given(&self) -> bool {
+        self.threads.is_some()
+    }
+
+    /// [`RuntimeArgs::options`] for one of `workers` copies of a model run side by side: without
+    /// `--threads`, the cores divided among them (at least one thread each).
+    pub(crate) fn options_per_worker(&self, workers: usize) -> anyhow::Result<RuntimeOptions> {
+        let opts = self.options()?;
+        Ok(match self.threads {
+            Some(_) => opts,
+            None => {
+                let threads = (opts.intra_threads() / workers.max(1)).max(1);
+                opts.with_intra_threads(threads)?
+            }
+        })
+    }
 }
 
 /// Output formats of `list`.

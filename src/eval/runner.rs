@@ -7,9 +7,11 @@
 //! OUT/VARIANT/timings[.shard-I-of-N].jsonl      per-item latency (not deterministic)
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -19,9 +21,10 @@ use crate::benchmark::{Benchmark, Record};
 use crate::error::{Error, Result};
 use crate::generate::GenerationOptions;
 use crate::manifest::paths::sha256_file;
-use crate::model::{Model, Request, Timings};
+use crate::model::{Answer, Model, Request, Timings};
 use crate::results;
 use crate::results::lock::{self, Access};
+use crate::runtime::{ExecutionProvider, Spinning};
 
 /// What an evaluation run is; a resumed run must match it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,11 +197,17 @@ fn prepare_window(size: usize) -> usize {
     size * PREPARE_WINDOW.div_ceil(size)
 }
 
-/// Evaluates `model` on `bench` into the folder `dir` (`OUT/VARIANT/`, or its control folder:
+/// Evaluates a variant on `bench` into the folder `dir` (`OUT/VARIANT/`, or its control folder:
 /// [`crate::results`]), resuming a previous run of the same spec. Returns the path of the
 /// predictions file and every prediction of this shard.
+///
+/// `models` are the variant loaded once per worker (at least one). Each worker answers whole
+/// windows of batches on its own thread; the run is cut into the same batches whatever the number
+/// of workers, and their predictions are written in the benchmark's order, so the files are the
+/// same as with one worker. A worker that fails stops the others after their current window; the
+/// batches before the failing one are written.
 pub fn evaluate(
-    model: &mut Model,
+    models: &mut [Model],
     manifest_path: &Path,
     bench: &Benchmark,
     dir: &Path,
@@ -209,6 +218,9 @@ pub fn evaluate(
     // read: a second `eval` into the same folder would append the same items again.
     let access = if options.shard == Shard::ALL { Access::Whole } else { Access::Shard(options.shard) };
     let _lock = lock::lock(dir, access, &lock::this_command())?;
+    let Some(model) = models.first() else {
+        return Err(Error::InvalidArgument { what: "workers", value: "0".into(), expected: "at least 1".into() });
+    };
     let spec = RunSpec {
         variant: model.name().to_string(),
         manifest_sha256: sha256_file(manifest_path)?,
@@ -286,44 +298,148 @@ pub fn evaluate(
         .collect::<Result<_>>()?;
     let size = options.batch.max(1);
     // Pictures are read and preprocessed a window of items at a time, in one pass ahead of the
-    // window's batches, for the same reason (the window's pixels are held until it is done).
+    // window's batches, for the same reason (the window's pixels are held until it is done). A
+    // window is a worker's unit of work.
     let window = prepare_window(size);
     let mut pending = requests.into_iter();
-    for items in todo.chunks(window) {
-        let mut prepared: Vec<Request> = pending.by_ref().take(items.len()).collect();
-        for ((_, record), request) in items.iter().zip(prepared.iter_mut()) {
-            model
-                .prepare_pixels(request)
-                .map_err(|e| Error::Item { location: record.location(), source: Box::new(e) })?;
+    let windows: Vec<Window<'_>> = todo
+        .chunks(window)
+        .enumerate()
+        .map(|(w, items)| Window {
+            first_batch: w * (window / size),
+            items,
+            requests: pending.by_ref().take(items.len()).collect(),
+        })
+        .collect();
+    let queue = Mutex::new(windows.into_iter());
+    let stop = AtomicBool::new(false);
+    let (sender, answered) = mpsc::channel::<(usize, Result<Vec<Answer>>)>();
+    std::thread::scope(|scope| {
+        for model in models.iter_mut() {
+            let (sender, queue, stop) = (sender.clone(), &queue, &stop);
+            scope.spawn(move || work(model, queue, stop, size, &options.generation, &sender));
         }
-        for (chunk, requests) in items.chunks(size).zip(prepared.chunks(size)) {
-            let answers = match model.ask_batch(requests, &options.generation) {
-                Ok(a) => a,
-                Err(batch_err) => {
-                    // Find the record at fault: answer the batch's items one by one.
-                    for ((_, record), request) in chunk.iter().zip(requests) {
-                        if let Err(e) = model.ask(&request.media, &request.question, &options.generation) {
-                            return Err(Error::Item { location: record.location(), source: Box::new(e) });
-                        }
-                    }
-                    return Err(Error::Item {
-                        location: format!("batch of {} from {}", chunk.len(), chunk[0].1.location()),
-                        source: Box::new(batch_err),
-                    });
-                }
-            };
-            for ((position, record), answer) in chunk.iter().zip(&answers) {
+        drop(sender);
+        // Batches are written in order: one answered ahead waits for those before it.
+        let mut ready: BTreeMap<usize, Vec<Answer>> = BTreeMap::new();
+        let mut next = 0;
+        let mut failure: Option<(usize, Error)> = None;
+        let mut write = |k: usize, answers: &[Answer]| -> Result<()> {
+            let chunk = &todo[k * size..((k + 1) * size).min(todo.len())];
+            for ((position, record), answer) in chunk.iter().zip(answers) {
                 store.push(score_answer(record, *position, &answer.text, answer.tokens.len()))?;
                 timings.append(&ItemTiming::new(record.id(), &answer.timings, &provider))?;
             }
             done += chunk.len();
             progress(done, total);
+            Ok(())
+        };
+        for (k, result) in answered {
+            match result {
+                Ok(answers) => {
+                    ready.insert(k, answers);
+                }
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    if failure.as_ref().is_none_or(|(first, _)| k < *first) {
+                        failure = Some((k, e));
+                    }
+                }
+            }
+            while let Some(answers) = ready.remove(&next) {
+                if let Err(e) = write(next, &answers) {
+                    // The workers stop after their current window; the channel's end is dropped
+                    // with this loop, so a worker's next send fails and it returns.
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+                next += 1;
+            }
         }
-    }
+        failure.map_or(Ok(()), |(_, e)| Err(e))
+    })?;
     let path = store.path().to_path_buf();
     let mut preds = store.predictions().to_vec();
     preds.sort_by_key(|p| p.position);
     Ok((path, preds))
+}
+
+/// The most workers [`auto_workers`] chooses: every copy holds the variant and its ONNX Runtime
+/// sessions, and the 550 items of the test split are 35 windows at batch 8, which 16 workers share
+/// two or more each.
+pub const AUTO_MAX_WORKERS: usize = 16;
+
+/// How many workers (copies of a variant, each answering whole batches on its own thread with one
+/// intra-op thread) `--workers auto` runs on `cores` CPU cores: one per core for a decoder of
+/// fewer than [`Spinning::AUTO_MIN_DECODER_BYTES`] of tensors, whose kernels are too small to share
+/// between threads (the shipped zoo: batch 8 on two workers 1.4x batch 8 on one two-thread worker,
+/// docs/performance.md, "Workers"), else one, whose threads share each step (a 0.5B decoder) and
+/// which a second copy would only double in memory. Other providers than the CPU: one. At most
+/// [`AUTO_MAX_WORKERS`].
+pub fn auto_workers(decoder_bytes: u64, cores: usize, provider: ExecutionProvider) -> usize {
+    if provider == ExecutionProvider::Cpu && decoder_bytes < Spinning::AUTO_MIN_DECODER_BYTES {
+        cores.clamp(1, AUTO_MAX_WORKERS)
+    } else {
+        1
+    }
+}
+
+/// A worker's unit of work: whole batches of items, with their requests.
+struct Window<'a> {
+    /// The run's index of the window's first batch.
+    first_batch: usize,
+    items: &'a [(usize, &'a Record)],
+    requests: Vec<Request>,
+}
+
+/// One worker: takes the next window until none is left or `stop` is set, prepares its pictures,
+/// and sends each batch's answers (or the error that stopped it) with the batch's index.
+fn work<'a>(
+    model: &mut Model,
+    queue: &Mutex<impl Iterator<Item = Window<'a>>>,
+    stop: &AtomicBool,
+    size: usize,
+    generation: &GenerationOptions,
+    sender: &mpsc::Sender<(usize, Result<Vec<Answer>>)>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        let Some(mut window) = queue.lock().unwrap_or_else(PoisonError::into_inner).next() else { return };
+        for ((_, record), request) in window.items.iter().zip(window.requests.iter_mut()) {
+            if let Err(e) = model.prepare_pixels(request) {
+                let _ = sender
+                    .send((window.first_batch, Err(Error::Item { location: record.location(), source: Box::new(e) })));
+                return;
+            }
+        }
+        for (j, (chunk, requests)) in window.items.chunks(size).zip(window.requests.chunks(size)).enumerate() {
+            let result = answer_batch(model, chunk, requests, generation);
+            let failed = result.is_err();
+            if sender.send((window.first_batch + j, result)).is_err() || failed {
+                return;
+            }
+        }
+    }
+}
+
+/// The answers to one batch; when the batch fails, its items are answered one by one to name the
+/// record at fault.
+fn answer_batch(
+    model: &mut Model,
+    chunk: &[(usize, &Record)],
+    requests: &[Request],
+    generation: &GenerationOptions,
+) -> Result<Vec<Answer>> {
+    model.ask_batch(requests, generation).map_err(|batch_err| {
+        for ((_, record), request) in chunk.iter().zip(requests) {
+            if let Err(e) = model.ask(&request.media, &request.question, generation) {
+                return Error::Item { location: record.location(), source: Box::new(e) };
+            }
+        }
+        Error::Item {
+            location: format!("batch of {} from {}", chunk.len(), chunk[0].1.location()),
+            source: Box::new(batch_err),
+        }
+    })
 }
 
 /// The items of a run, for messages: `the 6 items of `ann.jsonl` (--limit 6, shard 0/2)`.
@@ -342,6 +458,16 @@ fn scope(bench: &Benchmark, n: usize, options: &EvalOptions) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_workers_are_one_per_core_for_small_decoders_on_the_cpu_only() {
+        let small = Spinning::AUTO_MIN_DECODER_BYTES - 1;
+        assert_eq!(auto_workers(small, 2, ExecutionProvider::Cpu), 2);
+        assert_eq!(auto_workers(small, 0, ExecutionProvider::Cpu), 1);
+        assert_eq!(auto_workers(small, 256, ExecutionProvider::Cpu), AUTO_MAX_WORKERS);
+        assert_eq!(auto_workers(Spinning::AUTO_MIN_DECODER_BYTES, 16, ExecutionProvider::Cpu), 1);
+        assert_eq!(auto_workers(small, 16, ExecutionProvider::Cuda { device: 0 }), 1);
+    }
 
     #[test]
     fn the_picture_window_holds_whole_batches_and_at_least_the_default() {

@@ -247,6 +247,56 @@ fn eval_refuses_a_folder_of_another_run_and_compare_replaces_it() {
 }
 
 #[test]
+fn workers_write_the_files_of_one_and_stop_at_a_bad_item_keeping_the_batches_before_it() {
+    let t = tempfile::tempdir().unwrap();
+    let bench = short_bench(t.path(), 60);
+    let eval = |bench: &Path, out: &str, workers: &str| {
+        bin()
+            .args(["eval", "tiny", "tiny-xattn", "--batch", "3", "--workers", workers, "--bench"])
+            .arg(bench)
+            .arg("--out")
+            .arg(t.path().join(out))
+            .output()
+            .unwrap()
+    };
+    for (out, workers) in [("one", "1"), ("three", "3")] {
+        let o = eval(&bench, out, workers);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    for v in ["tiny", "tiny-xattn"] {
+        let file = |out: &str| fs::read(t.path().join(out).join(v).join("predictions.jsonl")).unwrap();
+        assert_eq!(file("one"), file("three"), "{v}: three workers wrote other predictions than one");
+        assert_eq!(file("three").iter().filter(|&&b| b == b'\n').count(), 60);
+    }
+
+    // Item 40 (line 41) names a picture that is not one: the run stops there naming the line, and
+    // the batches before its window of 18 items (the pictures of a window are read before its
+    // batches run) are written, whichever worker got there first.
+    fs::write(t.path().join("m/bad.png"), b"not a png").unwrap();
+    let text = fs::read_to_string(&bench).unwrap();
+    let lines: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i == 40 { l.replace("m/b.png", "m/bad.png") } else { l.to_string() })
+        .collect();
+    let broken = t.path().join("broken.jsonl");
+    fs::write(&broken, lines.join("\n") + "\n").unwrap();
+    for workers in ["1", "3"] {
+        let out = format!("broken-{workers}");
+        let o = eval(&broken, &out, workers);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains("broken.jsonl:41"), "{workers} worker(s): {err}");
+        let written = fs::read(t.path().join(&out).join("tiny/predictions.jsonl")).unwrap();
+        assert_eq!(written.iter().filter(|&&b| b == b'\n').count(), 36, "{workers} worker(s)");
+        assert_eq!(
+            written,
+            fs::read(t.path().join("one/tiny/predictions.jsonl")).unwrap()[..written.len()],
+            "{workers} worker(s): the written batches differ from a whole run's"
+        );
+    }
+}
+
+#[test]
 fn the_main_job_runs_on_the_shipped_zoo() {
     // `bash scripts/compare` on a slice: the shipped baseline, its cross-attention twin and the
     // blind control answer the first 22 test items (two per class) and are compared.

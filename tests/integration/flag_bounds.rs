@@ -30,6 +30,8 @@ fn out_of_range_flags_are_usage_errors_naming_the_flag() {
         ([&eval[..], &["--max-new-tokens", "0"]].concat(), "--max-new-tokens", "0"),
         ([&eval[..], &["--threads", "4000"]].concat(), "--threads", "4000"),
         ([&eval[..], &["--threads", "0"]].concat(), "--threads", "0"),
+        ([&eval[..], &["--workers", "0"]].concat(), "--workers", "0"),
+        ([&eval[..], &["--workers", "65"]].concat(), "--workers", "65"),
         ([&bench[..], &["--items", "0"]].concat(), "--items", "0"),
         ([&bench[..], &["--repeats", "0"]].concat(), "--repeats", "0"),
         ([&bench[..], &["--bench-batch", "0"]].concat(), "--bench-batch", "0"),
