@@ -11,11 +11,10 @@ use lynx_zoo::bench::{self, BenchOptions, LatencyReport};
 use lynx_zoo::benchmark::Benchmark;
 use lynx_zoo::eval::{self, Control, EvalOptions, MajorityFloor, Shard, ShardSpec, StaleResults};
 use lynx_zoo::manifest::{Origin, VisionInput};
-use lynx_zoo::model::{FeatureCache, Model};
+use lynx_zoo::model::{self, FeatureCache, Model};
 use lynx_zoo::report::markdown;
 use lynx_zoo::report::{self, Comparison, Floor, Format, Imported, Table, TableName, VariantResult, DEFAULT_TABLES};
 use lynx_zoo::results::{self, ResultsDir};
-use lynx_zoo::runtime::RuntimeOptions;
 use lynx_zoo::{GenerationOptions, Zoo};
 
 use super::bounds;
@@ -44,10 +43,10 @@ pub struct EvalSetArgs {
     #[arg(long, default_value_t = 24, value_parser = bounds::positive(bounds::MAX_NEW_TOKENS))]
     max_new_tokens: usize,
     /// Copies of the variant answering batches side by side, each on its own thread: `auto` (one
-    /// per core up to 16, one thread each, for a decoder under 64 MiB of weights, whose kernels are too small
-    /// to share between threads; else one; one when `--threads` is given) or 1 to 64, with
-    /// `--threads` per copy (default: the cores divided among them). The answers and files are those
-    /// of one worker; memory grows with each copy.
+    /// per core up to 16 for a decoder under 64 MiB of weights, whose kernels are too small to share
+    /// between threads; else one; one when `--threads` is given) or 1 to 64 (`eval`, `compare`;
+    /// `bench` times one copy), with `--threads` per copy (default: the cores divided among them).
+    /// The answers and files are those of one worker; memory grows with each copy.
     #[arg(long, default_value = "auto", value_parser = bounds::workers)]
     workers: bounds::Workers,
 }
@@ -290,31 +289,30 @@ impl<'a> EvalRun<'a> {
             stale: self.stale,
             control,
         };
-        let load = |runtime: &RuntimeOptions| {
-            let model = self.zoo.load(name, runtime).with_context(|| format!("loading variant `{name}`"))?;
-            // Accuracy only: shared frozen encoders run once per item across the runs of this call.
-            anyhow::Ok(match &self.features {
-                Some(cache) => model.with_feature_cache(cache.clone()),
-                None => model,
-            })
-        };
+        let manifest = self.zoo.manifest(name)?;
+        let files = self.zoo.read_verified(&manifest).with_context(|| format!("loading variant `{name}`"))?;
         let workers = match self.set.workers {
             bounds::Workers::Count(n) => n,
             bounds::Workers::Auto if self.runtime.threads_given() => 1,
             bounds::Workers::Auto => {
-                // Decided by the decoder's size, known once loaded; a small one is loaded again
-                // per worker with one thread each.
                 let runtime = self.runtime.options()?;
-                let first = load(&runtime)?;
-                let n = eval::auto_workers(first.decoder_weight_bytes(), runtime.intra_threads(), runtime.ep());
-                if n == 1 {
-                    return self.run(name, control, options, vec![first]);
-                }
-                n
+                let decoder = model::decoder_weight_bytes(&manifest, &files)?;
+                eval::auto_workers(decoder, runtime.intra_threads(), runtime.ep())
             }
         };
+        // No more copies than windows of work (a short run).
+        let workers = workers.min(eval::windows(self.bench, &options)).max(1);
         let runtime = self.runtime.options_per_worker(workers)?;
-        let models = (0..workers).map(|_| load(&runtime)).collect::<anyhow::Result<Vec<_>>>()?;
+        tracing::info!(variant = name, workers, threads = runtime.intra_threads(), "loading the workers");
+        let models = Model::copies(manifest, &files, &runtime, workers)
+            .with_context(|| format!("loading variant `{name}`"))?
+            .into_iter()
+            // Accuracy only: shared frozen encoders run once per item across the runs of this call.
+            .map(|m| match &self.features {
+                Some(cache) => m.with_feature_cache(cache.clone()),
+                None => m,
+            })
+            .collect();
         self.run(name, control, options, models)
     }
 

@@ -17,7 +17,7 @@ use crate::benchmark::{Benchmark, Record};
 use crate::error::{Error, Result};
 use crate::score::{self, Accuracy, ClassAccuracy};
 pub use controls::{swap_partners, MajorityFloor};
-pub use runner::{auto_workers, evaluate, Control, EvalOptions, ItemTiming, RunSpec, StaleResults};
+pub use runner::{auto_workers, evaluate, windows, Control, EvalOptions, ItemTiming, RunSpec, StaleResults};
 pub use shard::{Shard, ShardSpec};
 pub use store::{
     check_ids, read_numbered_predictions, read_predictions, score_external, JsonlAppender, Prediction, PredictionStore,

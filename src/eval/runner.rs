@@ -311,57 +311,28 @@ pub fn evaluate(
             requests: pending.by_ref().take(items.len()).collect(),
         })
         .collect();
-    let queue = Mutex::new(windows.into_iter());
-    let stop = AtomicBool::new(false);
-    let (sender, answered) = mpsc::channel::<(usize, Result<Vec<Answer>>)>();
-    std::thread::scope(|scope| {
-        for model in models.iter_mut() {
-            let (sender, queue, stop) = (sender.clone(), &queue, &stop);
-            scope.spawn(move || work(model, queue, stop, size, &options.generation, &sender));
+    let mut write = |k: usize, answers: Vec<Answer>| -> Result<()> {
+        let chunk = &todo[k * size..((k + 1) * size).min(todo.len())];
+        for ((position, record), answer) in chunk.iter().zip(&answers) {
+            store.push(score_answer(record, *position, &answer.text, answer.tokens.len()))?;
+            timings.append(&ItemTiming::new(record.id(), &answer.timings, &provider))?;
         }
-        drop(sender);
-        // Batches are written in order: one answered ahead waits for those before it.
-        let mut ready: BTreeMap<usize, Vec<Answer>> = BTreeMap::new();
-        let mut next = 0;
-        let mut failure: Option<(usize, Error)> = None;
-        let mut write = |k: usize, answers: &[Answer]| -> Result<()> {
-            let chunk = &todo[k * size..((k + 1) * size).min(todo.len())];
-            for ((position, record), answer) in chunk.iter().zip(answers) {
-                store.push(score_answer(record, *position, &answer.text, answer.tokens.len()))?;
-                timings.append(&ItemTiming::new(record.id(), &answer.timings, &provider))?;
-            }
-            done += chunk.len();
-            progress(done, total);
-            Ok(())
-        };
-        for (k, result) in answered {
-            match result {
-                Ok(answers) => {
-                    ready.insert(k, answers);
-                }
-                Err(e) => {
-                    stop.store(true, Ordering::Relaxed);
-                    if failure.as_ref().is_none_or(|(first, _)| k < *first) {
-                        failure = Some((k, e));
-                    }
-                }
-            }
-            while let Some(answers) = ready.remove(&next) {
-                if let Err(e) = write(next, &answers) {
-                    // The workers stop after their current window; the channel's end is dropped
-                    // with this loop, so a worker's next send fails and it returns.
-                    stop.store(true, Ordering::Relaxed);
-                    return Err(e);
-                }
-                next += 1;
-            }
-        }
-        failure.map_or(Ok(()), |(_, e)| Err(e))
-    })?;
+        done += chunk.len();
+        progress(done, total);
+        Ok(())
+    };
+    in_order(models, windows, |model, window, emit| work(model, window, size, &options.generation, emit), &mut write)?;
     let path = store.path().to_path_buf();
     let mut preds = store.predictions().to_vec();
     preds.sort_by_key(|p| p.position);
     Ok((path, preds))
+}
+
+/// How many windows of work (a worker's unit: the items whose pictures are prepared in one pass)
+/// a run of `bench` with `options` has, at most (fewer when it resumes): the most workers it keeps
+/// busy.
+pub fn windows(bench: &Benchmark, options: &EvalOptions) -> usize {
+    select(bench, options.limit, options.shard).len().div_ceil(prepare_window(options.batch))
 }
 
 /// The most workers [`auto_workers`] chooses: every copy holds the variant and its ONNX Runtime
@@ -369,10 +340,11 @@ pub fn evaluate(
 /// two or more each.
 pub const AUTO_MAX_WORKERS: usize = 16;
 
-/// How many workers (copies of a variant, each answering whole batches on its own thread with one
-/// intra-op thread) `--workers auto` runs on `cores` CPU cores: one per core for a decoder of
+/// How many workers (copies of a variant, each answering whole batches on its own thread, the
+/// cores' intra-op threads divided among them) `--workers auto` runs on `cores` CPU cores: one per
+/// core for a decoder of
 /// fewer than [`Spinning::AUTO_MIN_DECODER_BYTES`] of tensors, whose kernels are too small to share
-/// between threads (the shipped zoo: batch 8 on two workers 1.4x batch 8 on one two-thread worker,
+/// between threads (the shipped zoo: batch 8 on two workers 1.4-1.6x batch 8 on one two-thread worker,
 /// docs/performance.md, "Workers"), else one, whose threads share each step (a 0.5B decoder) and
 /// which a second copy would only double in memory. Other providers than the CPU: one. At most
 /// [`AUTO_MAX_WORKERS`].
@@ -392,31 +364,109 @@ struct Window<'a> {
     requests: Vec<Request>,
 }
 
-/// One worker: takes the next window until none is left or `stop` is set, prepares its pictures,
-/// and sends each batch's answers (or the error that stopped it) with the batch's index.
-fn work<'a>(
-    model: &mut Model,
-    queue: &Mutex<impl Iterator<Item = Window<'a>>>,
-    stop: &AtomicBool,
-    size: usize,
-    generation: &GenerationOptions,
-    sender: &mpsc::Sender<(usize, Result<Vec<Answer>>)>,
-) {
-    while !stop.load(Ordering::Relaxed) {
-        let Some(mut window) = queue.lock().unwrap_or_else(PoisonError::into_inner).next() else { return };
-        for ((_, record), request) in window.items.iter().zip(window.requests.iter_mut()) {
-            if let Err(e) = model.prepare_pixels(request) {
-                let _ = sender
-                    .send((window.first_batch, Err(Error::Item { location: record.location(), source: Box::new(e) })));
-                return;
+/// The stack of a worker thread: the main thread's (a spawned thread gets 2 MiB by default), as a
+/// model's runs happened there before there were workers.
+const WORKER_STACK: usize = 8 << 20;
+
+/// Runs `jobs` on one thread per worker -- each takes the next job until none is left or the run
+/// is stopping -- and hands `write` every result in index order. A job reports its results through
+/// `emit(index, result)`, which returns whether to go on: false for its own error, or once the
+/// results are no longer read. The first error by index ends the run: the workers stop after their current job, the
+/// results before it are written, and it is returned; results after it are dropped (a resumed run
+/// makes them again). An error from `write` stops the run the same way.
+fn in_order<W, J, T>(
+    workers: &mut [W],
+    jobs: Vec<J>,
+    run: impl Fn(&mut W, J, &mut dyn FnMut(usize, Result<T>) -> bool) + Sync,
+    write: &mut dyn FnMut(usize, T) -> Result<()>,
+) -> Result<()>
+where
+    W: Send,
+    J: Send,
+    T: Send,
+{
+    let count = workers.len();
+    let queue = Mutex::new(jobs.into_iter());
+    let stop = AtomicBool::new(false);
+    let (sender, results) = mpsc::channel::<(usize, Result<T>)>();
+    std::thread::scope(|scope| {
+        for worker in workers.iter_mut() {
+            let (sender, queue, stop, run) = (sender.clone(), &queue, &stop, &run);
+            let spawned = std::thread::Builder::new()
+                .name("lynx-zoo-worker".into())
+                .stack_size(WORKER_STACK)
+                .spawn_scoped(scope, move || {
+                    let mut emit = |k: usize, result: Result<T>| {
+                        let failed = result.is_err();
+                        if failed {
+                            stop.store(true, Ordering::Relaxed); // no worker takes another job
+                        }
+                        // A job that is not failing runs to its end: the results before the
+                        // failure may be in it.
+                        sender.send((k, result)).is_ok() && !failed
+                    };
+                    while !stop.load(Ordering::Relaxed) {
+                        let Some(job) = queue.lock().unwrap_or_else(PoisonError::into_inner).next() else { return };
+                        run(worker, job, &mut emit);
+                    }
+                });
+            if let Err(e) = spawned {
+                stop.store(true, Ordering::Relaxed);
+                return Err(Error::InvalidArgument {
+                    what: "workers",
+                    value: count.to_string(),
+                    expected: format!("as many threads as the system can start ({e})"),
+                });
             }
         }
-        for (j, (chunk, requests)) in window.items.chunks(size).zip(window.requests.chunks(size)).enumerate() {
-            let result = answer_batch(model, chunk, requests, generation);
-            let failed = result.is_err();
-            if sender.send((window.first_batch + j, result)).is_err() || failed {
-                return;
+        drop(sender);
+        // Results are written in order: one made ahead waits for those before it.
+        let mut ready: BTreeMap<usize, T> = BTreeMap::new();
+        let mut next = 0;
+        let mut failure: Option<(usize, Error)> = None;
+        for (k, result) in results {
+            match result {
+                Ok(value) => {
+                    ready.insert(k, value);
+                }
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    if failure.as_ref().is_none_or(|(first, _)| k < *first) {
+                        failure = Some((k, e));
+                    }
+                }
             }
+            while let Some(value) = ready.remove(&next) {
+                if let Err(e) = write(next, value) {
+                    // The receiver is dropped with this return: a worker's next emit fails.
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+                next += 1;
+            }
+        }
+        failure.map_or(Ok(()), |(_, e)| Err(e))
+    })
+}
+
+/// One worker's job: a window's pictures prepared, then its batches answered, each batch's answers
+/// (or the error that ends the job) emitted with the batch's index in the run.
+fn work(
+    model: &mut Model,
+    mut window: Window<'_>,
+    size: usize,
+    generation: &GenerationOptions,
+    emit: &mut dyn FnMut(usize, Result<Vec<Answer>>) -> bool,
+) {
+    for ((_, record), request) in window.items.iter().zip(window.requests.iter_mut()) {
+        if let Err(e) = model.prepare_pixels(request) {
+            emit(window.first_batch, Err(Error::Item { location: record.location(), source: Box::new(e) }));
+            return;
+        }
+    }
+    for (j, (chunk, requests)) in window.items.chunks(size).zip(window.requests.chunks(size)).enumerate() {
+        if !emit(window.first_batch + j, answer_batch(model, chunk, requests, generation)) {
+            return;
         }
     }
 }
@@ -458,6 +508,94 @@ fn scope(bench: &Benchmark, n: usize, options: &EvalOptions) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    /// A job of the fake workers: (first index, per result: milliseconds to wait, fails?).
+    type Job = (usize, Vec<(u64, bool)>);
+
+    /// Runs `jobs` on `workers` fake workers through `in_order`, writing with `write`; returns the
+    /// run's result, the indices written, and how many jobs were started.
+    fn run_fake(
+        workers: usize,
+        jobs: Vec<Job>,
+        mut write: impl FnMut(usize) -> Result<()>,
+    ) -> (Result<()>, Vec<usize>, usize) {
+        let started = AtomicUsize::new(0);
+        let mut written = Vec::new();
+        let mut fakes = vec![(); workers];
+        let result = in_order(
+            &mut fakes,
+            jobs,
+            |_, (first, results): Job, emit| {
+                started.fetch_add(1, Ordering::Relaxed);
+                for (j, (ms, fails)) in results.into_iter().enumerate() {
+                    std::thread::sleep(Duration::from_millis(ms));
+                    let k = first + j;
+                    let r = if fails { Err(Error::Mismatch(format!("index {k} failed"))) } else { Ok(k) };
+                    if !emit(k, r) {
+                        return;
+                    }
+                }
+            },
+            &mut |k, value: usize| {
+                assert_eq!(k, value, "a result handed over under another index");
+                write(k)?;
+                written.push(k);
+                Ok(())
+            },
+        );
+        (result, written, started.into_inner())
+    }
+
+    #[test]
+    fn results_are_written_in_index_order_whatever_finishes_first() {
+        // Later jobs finish first: job j waits (6 - j) * 15 ms per result.
+        let jobs: Vec<Job> = (0..6).map(|j| (2 * j, vec![((6 - j as u64) * 15, false); 2])).collect();
+        for workers in [1, 3] {
+            let (result, written, started) = run_fake(workers, jobs.clone(), |_| Ok(()));
+            assert!(result.is_ok(), "{workers} workers: {result:?}");
+            assert_eq!(written, (0..12).collect::<Vec<_>>(), "{workers} workers");
+            assert_eq!(started, 6);
+        }
+    }
+
+    #[test]
+    fn the_first_error_by_index_ends_the_run_with_the_results_before_it_written() {
+        // Two workers: job 0 succeeds slowly; job 1 fails at index 2 after the failure of job 2
+        // (index 4, taken when job 0 ends) has arrived; job 3 is never taken.
+        let jobs: Vec<Job> = vec![
+            (0, vec![(50, false), (50, false)]),
+            (2, vec![(150, true), (0, false)]),
+            (4, vec![(0, true), (0, false)]),
+            (6, vec![(0, false), (0, false)]),
+        ];
+        let (result, written, started) = run_fake(2, jobs, |_| Ok(()));
+        let err = result.expect_err("the run failed").to_string();
+        assert!(err.contains("index 2 failed"), "the earliest failure by index is returned: {err}");
+        assert_eq!(written, vec![0, 1]);
+        assert_eq!(started, 3, "no job is taken once one has failed");
+    }
+
+    #[test]
+    fn a_job_before_the_failure_runs_to_its_end() {
+        // Job 1 fails while job 0 is half done: job 0's later results come before the failure.
+        let jobs: Vec<Job> = vec![(0, vec![(0, false), (60, false), (60, false)]), (3, vec![(20, true)])];
+        let (result, written, _) = run_fake(2, jobs, |_| Ok(()));
+        assert!(result.expect_err("the run failed").to_string().contains("index 3 failed"));
+        assert_eq!(written, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_failed_write_stops_the_workers() {
+        let jobs: Vec<Job> = (0..6).map(|j| (j, vec![(40, false)])).collect();
+        let fail_at_1 = |k: usize| if k == 1 { Err(Error::Mismatch("disk full".into())) } else { Ok(()) };
+        let (result, written, started) = run_fake(1, jobs, fail_at_1);
+        assert!(result.expect_err("the write failed").to_string().contains("disk full"));
+        assert_eq!(written, vec![0]);
+        assert!(started < 6, "the worker went on after the write failed ({started} jobs started)");
+    }
 
     #[test]
     fn auto_workers_are_one_per_core_for_small_decoders_on_the_cpu_only() {

@@ -238,8 +238,15 @@ pub struct Model {
     decoder_weight_bytes: u64,
     features: Option<FeatureCache>,
     /// This model's identity for prompts and pixels prepared ahead ([`Model::request`],
-    /// [`Model::prepare_pixels`]).
+    /// [`Model::prepare_pixels`]); [`Model::copies`] of one variant share it.
     id: u64,
+}
+
+/// The tensor bytes of a variant's decoder (its weights), from the files
+/// [`crate::zoo::Zoo::read_verified`] read: what [`Spinning::Auto`] and `eval`'s `--workers auto`
+/// ([`crate::eval::auto_workers`]) decide by.
+pub fn decoder_weight_bytes(manifest: &Manifest, files: &VerifiedFiles) -> Result<u64> {
+    files.graph(&manifest.graphs.decoder)?.tensor_bytes(GraphRole::Decoder)
 }
 
 /// What the vision side hands the decoder for a batch.
@@ -256,8 +263,26 @@ impl Model {
     /// Creates the tokenizer and a session per graph from the bytes [`crate::zoo::Zoo::read_verified`]
     /// read and verified, and checks every session's inputs and outputs against the manifest.
     pub fn from_verified(manifest: Manifest, files: &VerifiedFiles, options: &RuntimeOptions) -> Result<Model> {
+        Self::build(manifest, files, options, Self::new_id())
+    }
+
+    /// `n` copies of one variant for workers answering side by side ([`crate::eval::evaluate`]),
+    /// each with its own ONNX Runtime sessions, made from the same verified bytes: a question
+    /// encoded or a picture prepared by one copy is taken as it is by the others.
+    pub fn copies(manifest: Manifest, files: &VerifiedFiles, options: &RuntimeOptions, n: usize) -> Result<Vec<Model>> {
+        let id = Self::new_id();
+        (0..n).map(|_| Self::build(manifest.clone(), files, options, id)).collect()
+    }
+
+    /// A new identity for prompts and pixels prepared ahead.
+    fn new_id() -> u64 {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn build(manifest: Manifest, files: &VerifiedFiles, options: &RuntimeOptions, id: u64) -> Result<Model> {
         // one choice for every session of the variant, by its decoder's size
-        let decoder_bytes = files.graph(&manifest.graphs.decoder)?.tensor_bytes(GraphRole::Decoder)?;
+        let decoder_bytes = decoder_weight_bytes(&manifest, files)?;
         let spinning = options.spinning().resolve(decoder_bytes);
         let options = &options.clone().with_spinning(spinning);
         let load = |spec: &GraphSpec| -> Result<Session> {
@@ -296,10 +321,7 @@ impl Model {
             embed,
             decoder,
             features: None,
-            id: {
-                static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-                NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            },
+            id,
         })
     }
 

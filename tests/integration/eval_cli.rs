@@ -296,6 +296,53 @@ fn workers_write_the_files_of_one_and_stop_at_a_bad_item_keeping_the_batches_bef
     }
 }
 
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            chars.by_ref().take_while(|&c| c != 'm').for_each(drop);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn workers_auto_follows_the_cores_threads_and_run_and_bench_refuses_a_count() {
+    let t = tempfile::tempdir().unwrap();
+    let bench = short_bench(t.path(), 40); // 3 windows of 16 items at batch 8
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let eval = |out: &str, extra: &[&str]| {
+        let o = bin()
+            .env("LYNX_ZOO_LOG", "info")
+            .args(["eval", "tiny", "--bench"])
+            .arg(&bench)
+            .arg("--out")
+            .arg(t.path().join(out))
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{extra:?}: {err}");
+        without_colours(&err)
+    };
+    let err = eval("auto", &[]);
+    assert!(err.contains(&format!("workers={}", cores.min(3))), "auto on {cores} cores: {err}");
+    let err = eval("threads", &["--threads", "1"]);
+    assert!(err.contains("workers=1 threads=1"), "--threads given: one worker: {err}");
+    let err = eval("short", &["--workers", "8", "--limit", "10"]);
+    assert!(err.contains("workers=1"), "a run of one window loads one copy: {err}");
+    let err = eval("two", &["--workers", "2", "--limit", "20"]);
+    assert!(err.contains(&format!("workers=2 threads={}", (cores / 2).max(1))), "{err}");
+
+    let o = bin().args(["bench", "tiny", "--workers", "2", "--out"]).arg(t.path().join("b")).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("`bench` times one copy"), "{err}");
+}
+
 #[test]
 fn the_main_job_runs_on_the_shipped_zoo() {
     // `bash scripts/compare` on a slice: the shipped baseline, its cross-attention twin and the
