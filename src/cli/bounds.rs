@@ -55,7 +55,7 @@ pub fn threads() -> RangedU64ValueParser<usize> {
 /// `--workers`: `auto` or a count in 1..=[`MAX_WORKERS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workers {
-    /// [`lynx_zoo::eval::auto_workers`] by the variant's decoder, unless `--threads` is given
+    /// [`lynx_zoo::eval::auto_workers`] by the variant's size (decoder and files), unless `--threads` is given
     /// (then one).
     Auto,
     /// This many.

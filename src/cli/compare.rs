@@ -43,8 +43,8 @@ pub struct EvalSetArgs {
     #[arg(long, default_value_t = 24, value_parser = bounds::positive(bounds::MAX_NEW_TOKENS))]
     max_new_tokens: usize,
     /// Copies of the variant answering batches side by side, each on its own thread: `auto` (one
-    /// per core up to 16 for a decoder under 64 MiB of weights, whose kernels are too small to share
-    /// between threads; else one; one when `--threads` is given) or 1 to 64 (`eval`, `compare`;
+    /// per core up to 16 for a decoder under 64 MiB of weights in a variant under 256 MiB, whose
+    /// kernels are too small to share between threads; else one; one when `--threads` is given) or 1 to 64 (`eval`, `compare`;
     /// `bench` times one copy), with `--threads` per copy (default: the cores divided among them).
     /// The answers and files are those of one worker; memory grows with each copy.
     #[arg(long, default_value = "auto", value_parser = bounds::workers)]
@@ -297,7 +297,7 @@ impl<'a> EvalRun<'a> {
             bounds::Workers::Auto => {
                 let runtime = self.runtime.options()?;
                 let decoder = model::decoder_weight_bytes(&manifest, &files)?;
-                eval::auto_workers(decoder, runtime.intra_threads(), runtime.ep())
+                eval::auto_workers(decoder, files.bytes(), runtime.intra_threads(), runtime.ep())
             }
         };
         // No more copies than windows of work (a short run).

@@ -340,16 +340,21 @@ pub fn windows(bench: &Benchmark, options: &EvalOptions) -> usize {
 /// two or more each.
 pub const AUTO_MAX_WORKERS: usize = 16;
 
+/// The most a variant's files may hold for [`auto_workers`] to run copies of it: a small decoder
+/// beside a large vision tower would otherwise be copied whole once per core.
+pub const AUTO_MAX_VARIANT_BYTES: u64 = 256 << 20;
+
 /// How many workers (copies of a variant, each answering whole batches on its own thread, the
-/// cores' intra-op threads divided among them) `--workers auto` runs on `cores` CPU cores: one per
-/// core for a decoder of
-/// fewer than [`Spinning::AUTO_MIN_DECODER_BYTES`] of tensors, whose kernels are too small to share
-/// between threads (the shipped zoo: batch 8 on two workers 1.4-1.6x batch 8 on one two-thread worker,
-/// docs/performance.md, "Workers"), else one, whose threads share each step (a 0.5B decoder) and
-/// which a second copy would only double in memory. Other providers than the CPU: one. At most
-/// [`AUTO_MAX_WORKERS`].
-pub fn auto_workers(decoder_bytes: u64, cores: usize, provider: ExecutionProvider) -> usize {
-    if provider == ExecutionProvider::Cpu && decoder_bytes < Spinning::AUTO_MIN_DECODER_BYTES {
+/// cores' intra-op threads divided among them) `--workers auto` runs on `cores` CPU cores for a
+/// variant whose decoder holds `decoder_bytes` of tensors and whose files `variant_bytes`: one per
+/// core (at most [`AUTO_MAX_WORKERS`]) for a decoder under [`Spinning::AUTO_MIN_DECODER_BYTES`] in
+/// a variant under [`AUTO_MAX_VARIANT_BYTES`], whose kernels are too small to share between
+/// threads (the shipped zoo: batch 8 on two workers 1.4-1.6x batch 8 on one two-thread worker,
+/// docs/performance.md, "Workers"); else one, whose threads share each step (a 0.5B decoder) and
+/// which a copy would only double in memory. Other providers than the CPU: one.
+pub fn auto_workers(decoder_bytes: u64, variant_bytes: u64, cores: usize, provider: ExecutionProvider) -> usize {
+    let small = decoder_bytes < Spinning::AUTO_MIN_DECODER_BYTES && variant_bytes < AUTO_MAX_VARIANT_BYTES;
+    if provider == ExecutionProvider::Cpu && small {
         cores.clamp(1, AUTO_MAX_WORKERS)
     } else {
         1
@@ -598,13 +603,15 @@ mod tests {
     }
 
     #[test]
-    fn auto_workers_are_one_per_core_for_small_decoders_on_the_cpu_only() {
-        let small = Spinning::AUTO_MIN_DECODER_BYTES - 1;
-        assert_eq!(auto_workers(small, 2, ExecutionProvider::Cpu), 2);
-        assert_eq!(auto_workers(small, 0, ExecutionProvider::Cpu), 1);
-        assert_eq!(auto_workers(small, 256, ExecutionProvider::Cpu), AUTO_MAX_WORKERS);
-        assert_eq!(auto_workers(Spinning::AUTO_MIN_DECODER_BYTES, 16, ExecutionProvider::Cpu), 1);
-        assert_eq!(auto_workers(small, 16, ExecutionProvider::Cuda { device: 0 }), 1);
+    fn auto_workers_are_one_per_core_for_small_variants_on_the_cpu_only() {
+        let (small, files) = (Spinning::AUTO_MIN_DECODER_BYTES - 1, AUTO_MAX_VARIANT_BYTES - 1);
+        let cpu = ExecutionProvider::Cpu;
+        assert_eq!(auto_workers(small, files, 2, cpu), 2);
+        assert_eq!(auto_workers(small, files, 0, cpu), 1);
+        assert_eq!(auto_workers(small, files, 256, cpu), AUTO_MAX_WORKERS);
+        assert_eq!(auto_workers(Spinning::AUTO_MIN_DECODER_BYTES, files, 16, cpu), 1, "a large decoder");
+        assert_eq!(auto_workers(small, AUTO_MAX_VARIANT_BYTES, 16, cpu), 1, "a small decoder in a large variant");
+        assert_eq!(auto_workers(small, files, 16, ExecutionProvider::Cuda { device: 0 }), 1);
     }
 
     #[test]
