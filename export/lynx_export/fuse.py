@@ -444,7 +444,7 @@ class ZooFusion:
         if revision < gqa.REVISION:
             raise ValueError(f"{manifest_path}: export revision {revision}; fusing starts from revision "
                              f"{gqa.REVISION} (run `python -m lynx_export gqa` first)")
-        quantised = manifest["axes"].get("quantization", "none") != "none"
+        quantised = gqa.quantised_manifest(manifest)
         shas = {}
         for role in ROLES:
             ref = manifest["graphs"].get(role)
