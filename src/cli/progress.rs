@@ -3,7 +3,7 @@
 //! On a terminal it is an indicatif bar that redraws in place. Anywhere else -- a Slurm output
 //! file, `kubectl logs`, a pipe -- redrawing would fill the log with control characters, so it
 //! writes plain lines instead: one when the run starts, one every `LYNX_ZOO_PROGRESS_SECS` seconds
-//! (default 10; 0 = after every batch) and one at the end:
+//! (default 10; 0 = after every batch) and one at the end (which a cleared bar leaves too):
 //!
 //! ```text
 //! lynx: 0/550 items (0.0%), starting
@@ -31,8 +31,9 @@ pub struct Progress {
 }
 
 enum Sink {
-    /// stderr is a terminal. `started`: the first update has been drawn.
-    Bar { bar: ProgressBar, started: bool },
+    /// stderr is a terminal. `started`: the first update has been drawn. `lines` follows the run
+    /// without printing, for the summary line left when the bar is cleared.
+    Bar { bar: ProgressBar, started: bool, lines: Lines },
     /// stderr is a file or a pipe.
     Lines(Lines),
 }
@@ -71,13 +72,12 @@ impl Progress {
                 .progress_chars("=> "),
         );
         bar.set_prefix(name.to_string());
-        Progress { name: name.to_string(), sink: Sink::Bar { bar, started: false } }
+        Progress { name: name.to_string(), sink: Sink::Bar { bar, started: false, lines: Lines::new(Duration::MAX) } }
     }
 
     /// Plain lines at least `interval` apart.
     fn lines(name: &str, interval: Duration) -> Self {
-        let lines = Lines { interval, announced: false, start: None, last_line: None, done: 0, total: 0 };
-        Progress { name: name.to_string(), sink: Sink::Lines(lines) }
+        Progress { name: name.to_string(), sink: Sink::Lines(Lines::new(interval)) }
     }
 
     /// Called after every batch with items done and items in total (total may change once, at the
@@ -97,8 +97,8 @@ impl Progress {
 
     /// [`Progress::update`] at time `now`; returns the plain line to print, if one is due.
     fn tick_at(&mut self, done: usize, total: usize, now: Instant) -> Option<String> {
-        let lines = match &mut self.sink {
-            Sink::Bar { bar, started } => {
+        match &mut self.sink {
+            Sink::Bar { bar, started, lines } => {
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
                 if !*started {
@@ -106,30 +106,53 @@ impl Progress {
                     bar.reset_eta();
                     *started = true;
                 }
-                return None;
+                lines.tick(&self.name, done, total, now); // for the summary only
+                None
             }
-            Sink::Lines(lines) => lines,
-        };
-        lines.done = done;
-        lines.total = total;
-        if !lines.announced {
+            Sink::Lines(lines) => lines.tick(&self.name, done, total, now),
+        }
+    }
+
+    /// [`Progress::finish`] at time `now`; returns the final plain line (also after a bar, which
+    /// is cleared: the run's count, rate and duration stay on the terminal).
+    fn finish_at(self, now: Instant) -> Option<String> {
+        match self.sink {
+            Sink::Bar { bar, lines, .. } => {
+                bar.finish_and_clear();
+                Some(lines.finish(&self.name, now))
+            }
+            Sink::Lines(lines) => Some(lines.finish(&self.name, now)),
+        }
+    }
+}
+
+impl Lines {
+    fn new(interval: Duration) -> Lines {
+        Lines { interval, announced: false, start: None, last_line: None, done: 0, total: 0 }
+    }
+
+    /// An update at time `now`; returns the line to print, if one is due.
+    fn tick(&mut self, name: &str, done: usize, total: usize, now: Instant) -> Option<String> {
+        self.done = done;
+        self.total = total;
+        if !self.announced {
             // The total may still change (from 0): the rate counts from the start line.
-            lines.start = Some((now, done));
+            self.start = Some((now, done));
             if done >= total {
                 return None; // nothing to do: `finish` says so
             }
-            lines.announced = true;
-            lines.last_line = Some(now);
+            self.announced = true;
+            self.last_line = Some(now);
             let what = if done == 0 { "starting" } else { "resuming" };
-            return Some(format!("{}: {}, {what}", self.name, lines.count()));
+            return Some(format!("{name}: {}, {what}", self.count()));
         }
         // The last update is reported by `finish`, with the run's duration.
-        let due = lines.last_line.is_none_or(|last| now.saturating_duration_since(last) >= lines.interval);
+        let due = self.last_line.is_none_or(|last| now.saturating_duration_since(last) >= self.interval);
         if done >= total || !due {
             return None;
         }
-        let (start, done_at_start) = lines.start?;
-        lines.last_line = Some(now);
+        let (start, done_at_start) = self.start?;
+        self.last_line = Some(now);
         let elapsed = now.saturating_duration_since(start).as_secs_f64();
         let made = done.saturating_sub(done_at_start);
         let (rate, eta) = if made > 0 && elapsed > 0.0 {
@@ -138,33 +161,24 @@ impl Progress {
         } else {
             ("- items/s".to_string(), "?".to_string())
         };
-        Some(format!("{}: {}, {rate}, ETA {eta}", self.name, lines.count()))
+        Some(format!("{name}: {}, {rate}, ETA {eta}", self.count()))
     }
 
-    /// [`Progress::finish`] at time `now`; returns the final plain line.
-    fn finish_at(self, now: Instant) -> Option<String> {
-        let lines = match self.sink {
-            Sink::Bar { bar, .. } => {
-                bar.finish_and_clear();
-                return None;
-            }
-            Sink::Lines(lines) => lines,
+    /// The final line at time `now`.
+    fn finish(&self, name: &str, now: Instant) -> String {
+        let Some((start, done_at_start)) = self.start else {
+            return format!("{name}: done");
         };
-        let Some((start, done_at_start)) = lines.start else {
-            return Some(format!("{}: done", self.name));
-        };
-        let made = lines.done.saturating_sub(done_at_start);
+        let made = self.done.saturating_sub(done_at_start);
         if made == 0 {
-            return Some(format!("{}: {}, already done", self.name, lines.count()));
+            return format!("{name}: {}, already done", self.count());
         }
         let elapsed = now.saturating_duration_since(start).as_secs_f64();
         let rate = if elapsed > 0.0 { rate_text(made as f64 / elapsed) } else { "- items/s".to_string() };
-        let end = if lines.done < lines.total { "stopped after" } else { "done in" };
-        Some(format!("{}: {}, {rate}, {end} {}", self.name, lines.count(), human(elapsed)))
+        let end = if self.done < self.total { "stopped after" } else { "done in" };
+        format!("{name}: {}, {rate}, {end} {}", self.count(), human(elapsed))
     }
-}
 
-impl Lines {
     /// `120/550 items (21.8%)`.
     fn count(&self) -> String {
         let share = if self.total == 0 { 100.0 } else { self.done as f64 * 100.0 / self.total as f64 };
@@ -302,6 +316,20 @@ mod tests {
     }
 
     #[test]
+    fn a_bar_prints_no_lines_and_leaves_the_summary_line_when_cleared() {
+        let t0 = Instant::now();
+        let mut p = Progress::bar("lynx");
+        if let Sink::Bar { bar, .. } = &p.sink {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        for (s, done) in [(0.0, 0), (1.0, 40), (2.0, 80), (4.0, 100)] {
+            assert_eq!(p.tick_at(done, 100, t0 + Duration::from_secs_f64(s)), None, "a bar prints no lines");
+        }
+        let last = p.finish_at(t0 + Duration::from_secs(4));
+        assert_eq!(last.as_deref(), Some("lynx: 100/100 items (100.0%), 25.0 items/s, done in 4s"));
+    }
+
+    #[test]
     fn no_rate_before_an_item_is_done() {
         let lines = run(0.0, &[(0.0, 0, 10), (1.0, 0, 10)]);
         assert_eq!(lines[1], "lynx: 0/10 items (0.0%), - items/s, ETA ?");
@@ -328,12 +356,5 @@ mod tests {
             assert!(w.starts_with("warning: LYNX_ZOO_PROGRESS_SECS") && w.contains(&format!("`{bad}`")), "{w}");
             assert!(w.ends_with("using 10"), "{w}");
         }
-    }
-
-    #[test]
-    fn a_bar_prints_no_lines() {
-        let mut p = Progress::bar("lynx");
-        assert_eq!(p.tick_at(1, 2, Instant::now()), None);
-        assert_eq!(p.finish_at(Instant::now()), None);
     }
 }
