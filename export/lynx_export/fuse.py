@@ -332,15 +332,18 @@ def check_decoder(former: Path, fused: Path, shape: gqa.DecoderShape, quantised:
     return max(gqa.same_answers(former, fused, shape), padded if not quantised else 0.0)
 
 
+def _set_metadata(proto: onnx.ModelProto, props: list[tuple[str, str]]) -> None:
+    del proto.metadata_props[:]
+    for key, value in props:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
 def _graph_digest(proto: onnx.ModelProto) -> str:
     """sha256 of `proto` serialised without its FUSED_FROM entry: what the entry vouches for."""
     c = onnx.ModelProto()
     c.CopyFrom(proto)
-    kept = [(p.key, p.value) for p in c.metadata_props if p.key != FUSED_FROM]
-    del c.metadata_props[:]
-    for key, value in kept:
-        entry = c.metadata_props.add()
-        entry.key, entry.value = key, value
+    _set_metadata(c, [(p.key, p.value) for p in c.metadata_props if p.key != FUSED_FROM])
     return hashlib.sha256(c.SerializeToString()).hexdigest()
 
 
@@ -370,14 +373,14 @@ def fuse_file(path: Path, check, atol: float = gqa.ATOL, record: bool = True) ->
         return stats
     props = [(p.key, p.value) for p in proto.metadata_props if p.key != FUSED_FROM]
     if record:
-        # beside the other tools' keys, before the `lynx.*` ones, as ecosystem.stamp orders them
+        # beside the other tools' keys, before the `lynx.*` ones, as ecosystem.stamp orders them; the
+        # digest is of the graph in that order, as it is read back
+        others = [kv for kv in props if not kv[0].startswith(METADATA_PREFIX)]
+        ours = [kv for kv in props if kv[0].startswith(METADATA_PREFIX)]
+        _set_metadata(proto, others + ours)
         vouched = json.dumps({"from": sha256_file(path), "graph": _graph_digest(proto)}, separators=(",", ":"))
-        props = ([kv for kv in props if not kv[0].startswith(METADATA_PREFIX)] + [(FUSED_FROM, vouched)]
-                 + [kv for kv in props if kv[0].startswith(METADATA_PREFIX)])
-    del proto.metadata_props[:]
-    for key, value in props:
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
+        props = others + [(FUSED_FROM, vouched)] + ours
+    _set_metadata(proto, props)
     tmp = path.with_name(f".{path.name}.fuse.tmp.onnx")  # beside it: external data paths are relative
     try:
         tmp.write_bytes(proto.SerializeToString())

@@ -460,10 +460,9 @@ def shape_of(cfg) -> DecoderShape:
                         max_positions=cfg.max_positions, rope_theta=cfg.rope_theta, rotary=cfg.family.value == "llama")
 
 
-def quantised_graph(proto: onnx.ModelProto) -> bool:
-    """Whether a decoder graph quantises its activations as it runs (`lynx-int8`): what decides the
-    rewrite checks' tolerances where no manifest is at hand (`build` checks graphs before writing
-    one)."""
+def _quantised_graph(proto: onnx.ModelProto) -> bool:
+    """Whether a decoder graph quantises its activations as it runs (`lynx-int8`): what decides
+    `rewrite_file`'s tolerances, which has the graph and no manifest."""
     return any(n.op_type == "DynamicQuantizeLinear" for n in proto.graph.node)
 
 
@@ -485,7 +484,7 @@ def _replace_checked(graph: Path, proto: onnx.ModelProto, rewritten: onnx.ModelP
     difference to the former graph; then right-padded rows against rows alone, [`check_padded`])
     and replaces `graph` with it; returns the larger difference. A failed check leaves `graph` as it was."""
     tmp = graph.with_name(f".{graph.name}.gqa.tmp.onnx")  # beside it: external data paths are relative
-    atol, batch_atol = (ATOL_QUANTISED, ATOL_QUANTISED_BATCH) if quantised_graph(proto) else (ATOL, ATOL)
+    atol, batch_atol = (ATOL_QUANTISED, ATOL_QUANTISED_BATCH) if _quantised_graph(proto) else (ATOL, ATOL)
     try:
         tmp.write_bytes(rewritten.SerializeToString())
         onnx.checker.check_model(str(tmp), full_check=False)

@@ -32,17 +32,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-
-def external_array(tensor: onnx.TensorProto, base: Path) -> np.ndarray:
-    """An initializer's values, read from its external data file when it has one."""
-    if tensor.data_location != onnx.TensorProto.EXTERNAL:
-        return numpy_helper.to_array(tensor)
-    info = {e.key: e.value for e in tensor.external_data}
-    with open(base / info["location"], "rb") as f:
-        f.seek(int(info.get("offset", 0)))
-        raw = f.read(int(info["length"]))
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
-    return np.frombuffer(raw, dtype=dtype).reshape(tuple(tensor.dims))
+WARMUP, STEPS = 5, 40  # untimed, then timed decode steps
 
 
 def variant(path: Path, accuracy_level: int | None, prescale: bool) -> onnx.ModelProto:
@@ -65,7 +55,9 @@ def variant(path: Path, accuracy_level: int | None, prescale: bool) -> onnx.Mode
             qkv = producer[node.input[0]]
             if qkv.op_type != "MatMulNBits" or len(qkv.input) != 3:
                 raise SystemExit(f"{node.name}: queries not from a bias-free MatMulNBits ({qkv.op_type})")
-            scales = external_array(inits[qkv.input[2]], path.parent).copy()
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(inits[qkv.input[2]])  # to_array loads external data into the tensor it reads
+            scales = numpy_helper.to_array(tensor, base_dir=str(path.parent)).copy()
             head_dim = scales.shape[0] // (heads + 2 * kv_heads)
             scales[: heads * head_dim] *= np.float32(scale)
             name = qkv.input[2] + "_queries_prescaled"
@@ -108,10 +100,10 @@ def step(path: Path, context: int, config: list[str], profile: bool) -> None:
         else:
             raise SystemExit(f"unexpected input `{name}` (an onnxruntime-genai text decoder is expected)")
     binding.bind_output("logits")
-    for _ in range(5):
+    for _ in range(WARMUP):
         session.run_with_iobinding(binding)
     times = []
-    for _ in range(40):
+    for _ in range(STEPS):
         t = time.perf_counter()
         session.run_with_iobinding(binding)
         times.append(time.perf_counter() - t)
@@ -124,7 +116,7 @@ def step(path: Path, context: int, config: list[str], profile: bool) -> None:
         for e in events:
             if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
                 total[e["args"]["op_name"]] += e["dur"]
-        runs = 45
+        runs = WARMUP + STEPS  # the profiler records the untimed steps too
         share = sum(total.values())
         for op, us in total.most_common(6):
             print(f"  {op:34s} {us / runs / 1e3:7.3f} ms/step {100 * us / share:5.1f}%")

@@ -2,6 +2,7 @@
 every kind the zoo holds, the check that guards it, and a zoo fused in place (a shared graph, a run
 stopped halfway, a manifest that does not verify)."""
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -98,12 +99,26 @@ def _softmax_over_axis_1(model: onnx.ModelProto):
             a.i = 1
 
 
+def test_the_fused_from_entry_vouches_for_the_graph_whatever_order_its_metadata_came_in(tmp_path, tiny_vision):
+    # `lynx.*` keys ahead of another tool's: the file is written with the other tool's first
+    path, _ = _vision(tmp_path, tiny_vision)
+    model = onnx.load(str(path), load_external_data=False)
+    props = [(p.key, p.value) for p in model.metadata_props]
+    del model.metadata_props[:]
+    for key, value in [("lynx.first", "1"), *props, ("other.tool", "2")]:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    path.write_bytes(model.SerializeToString())
+    former = hashlib.sha256(path.read_bytes()).hexdigest()
+    fuse.fuse_file(path, fuse.check_graph)
+    assert fuse.fused_from(path) == former
+
+
 @pytest.mark.parametrize("edit", [_mask_the_scores, _one_key_head, _softmax_over_axis_1])
 def test_an_attention_block_of_another_shape_is_left_alone(tmp_path, tiny_vision, edit):
     path, _ = _vision(tmp_path, tiny_vision)
     model = onnx.load(str(path))
     edit(model)
-    model.graph.node.sort(key=lambda n: 0)  # (appended nodes are ordered by fuse's topological sort)
     stats = fuse.fuse(model)
     assert (stats.attention, stats.gelu) == (tiny_vision.layers - 1, tiny_vision.layers), stats
     assert [n.op_type for n in model.graph.node].count("Softmax") == 1

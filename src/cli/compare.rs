@@ -304,7 +304,7 @@ impl<'a> EvalRun<'a> {
         let workers = workers.min(eval::windows(self.bench, &options)).max(1);
         let runtime = self.runtime.options_per_worker(workers)?;
         tracing::info!(variant = name, workers, threads = runtime.intra_threads(), "loading the workers");
-        let models = Model::copies(manifest, &files, &runtime, workers)
+        let mut models = Model::copies(manifest, &files, &runtime, workers)
             .with_context(|| format!("loading variant `{name}`"))?
             .into_iter()
             // Accuracy only: shared frozen encoders run once per item across the runs of this call.
@@ -312,18 +312,7 @@ impl<'a> EvalRun<'a> {
                 Some(cache) => m.with_feature_cache(cache.clone()),
                 None => m,
             })
-            .collect();
-        self.run(name, control, options, models)
-    }
-
-    /// Evaluates one variant loaded once per worker.
-    fn run(
-        &self,
-        name: &str,
-        control: Control,
-        options: EvalOptions,
-        mut models: Vec<Model>,
-    ) -> anyhow::Result<Vec<eval::Prediction>> {
+            .collect::<Vec<_>>();
         let manifest_path = models[0].manifest().file.clone();
         let label = match control {
             Control::None => name.to_string(),
@@ -469,7 +458,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     for name in &args.variants {
         zoo.manifest(name)?;
     }
-    if args.set.workers != bounds::Workers::Auto && args.set.workers != bounds::Workers::Count(1) {
+    if matches!(args.set.workers, bounds::Workers::Count(n) if n > 1) {
         bail!(
             "`bench` times one copy of each variant; `--workers` is for the accuracy runs of `eval` and `compare` (docs/cli.md, \"Workers\")"
         );

@@ -88,11 +88,9 @@ impl Progress {
         }
     }
 
-    /// Clears a bar / prints a final plain line.
+    /// Clears a bar and prints the final plain line.
     pub fn finish(self) {
-        if let Some(line) = self.finish_at(Instant::now()) {
-            eprintln!("{line}");
-        }
+        eprintln!("{}", self.finish_at(Instant::now()));
     }
 
     /// [`Progress::update`] at time `now`; returns the plain line to print, if one is due.
@@ -115,14 +113,15 @@ impl Progress {
 
     /// [`Progress::finish`] at time `now`; returns the final plain line (also after a bar, which
     /// is cleared: the run's count, rate and duration stay on the terminal).
-    fn finish_at(self, now: Instant) -> Option<String> {
-        match self.sink {
+    fn finish_at(self, now: Instant) -> String {
+        let lines = match self.sink {
             Sink::Bar { bar, lines, .. } => {
                 bar.finish_and_clear();
-                Some(lines.finish(&self.name, now))
+                lines
             }
-            Sink::Lines(lines) => Some(lines.finish(&self.name, now)),
-        }
+            Sink::Lines(lines) => lines,
+        };
+        lines.finish(&self.name, now)
     }
 }
 
@@ -247,7 +246,7 @@ mod tests {
         let mut p = Progress::lines("lynx", Duration::from_secs_f64(interval));
         let mut out: Vec<String> = updates.iter().filter_map(|&(s, d, t)| p.tick_at(d, t, at(s))).collect();
         let end = updates.last().map_or(0.0, |u| u.0);
-        out.extend(p.finish_at(at(end)));
+        out.push(p.finish_at(at(end)));
         out
     }
 
@@ -326,7 +325,7 @@ mod tests {
             assert_eq!(p.tick_at(done, 100, t0 + Duration::from_secs_f64(s)), None, "a bar prints no lines");
         }
         let last = p.finish_at(t0 + Duration::from_secs(4));
-        assert_eq!(last.as_deref(), Some("lynx: 100/100 items (100.0%), 25.0 items/s, done in 4s"));
+        assert_eq!(last, "lynx: 100/100 items (100.0%), 25.0 items/s, done in 4s");
     }
 
     #[test]

@@ -752,8 +752,8 @@ pub fn import(folder: &Path, opts: &ImportOptions, log: &mut dyn FnMut(&str)) ->
                 split.hidden,
                 if split.tied { "; its matrix is the output head's too, so the decoder keeps it" } else { "" }
             ));
-            let tied = split.tied;
-            (split.decoder.clone(), split.embed.clone(), None, Some(split), tied)
+            let graph::Split { decoder: split_decoder, embed, tied, .. } = split;
+            (split_decoder, embed, None, true, tied)
         }
         (false, true, Some(dir)) => {
             let e = checkpoint::embedding(dir)?;
@@ -778,7 +778,7 @@ pub fn import(folder: &Path, opts: &ImportOptions, log: &mut dyn FnMut(&str)) ->
             let model =
                 graph::embed_from_external(e.vocab, e.hidden, "embed.data", tensors::INPUT_IDS, tensors::INPUTS_EMBEDS)
                     .map_err(|err| Error::import(&e.file, None, err.0))?;
-            (decoder.bytes.clone(), model, Some(e.data), None, false)
+            (decoder.bytes.clone(), model, Some(e.data), false, false)
         }
         (false, true, None) => {
             return Err(Error::import(
@@ -819,20 +819,12 @@ pub fn import(folder: &Path, opts: &ImportOptions, log: &mut dyn FnMut(&str)) ->
             .map_err(|e| Error::import(&source.decoder, None, e.0))?
         {
             Some(bytes) => {
-                notes.push(format!(
-                    "the importer put the output head on {} (logits (batch, 1, vocab))",
-                    match which {
-                        graph::LastPosition::RowLength => "each row's own last position",
-                        graph::LastPosition::Last => "the last position fed",
-                    }
-                ));
-                log(&format!(
-                    "  the output head reads {} only (logits (batch, 1, vocab))",
-                    match which {
-                        graph::LastPosition::RowLength => "each row's own last position",
-                        graph::LastPosition::Last => "the last position",
-                    }
-                ));
+                let position = match which {
+                    graph::LastPosition::RowLength => "each row's own last position",
+                    graph::LastPosition::Last => "the last position fed",
+                };
+                notes.push(format!("the importer put the output head on {position} (logits (batch, 1, vocab))"));
+                log(&format!("  the output head reads {position} only (logits (batch, 1, vocab))"));
                 (bytes, Some(which))
             }
             None => (decoder_bytes, None),
@@ -843,8 +835,8 @@ pub fn import(folder: &Path, opts: &ImportOptions, log: &mut dyn FnMut(&str)) ->
     let padding = batch_padding(&source, &outputs, head);
     let (embed_inputs, embed_outputs) = onnx_proto::graph_io(&embed_bytes).map_err(bad)?;
 
-    let split_parity = if split.is_some() || head.is_some() {
-        let embed = split.as_ref().map(|s| s.embed.as_slice());
+    let split_parity = if split || head.is_some() {
+        let embed = split.then_some(embed_bytes.as_slice());
         let diff = rewrite_parity(&decoder, &decoder_bytes, embed, head, &new_inputs, source.dims, &source.decoder)?;
         log(&format!("  rewrite checked in onnx runtime: max |last logits - original's| = {diff:.2e}"));
         if !diff.is_finite() || diff > SPLIT_ATOL {

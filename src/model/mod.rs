@@ -263,15 +263,16 @@ impl Model {
     /// Creates the tokenizer and a session per graph from the bytes [`crate::zoo::Zoo::read_verified`]
     /// read and verified, and checks every session's inputs and outputs against the manifest.
     pub fn from_verified(manifest: Manifest, files: &VerifiedFiles, options: &RuntimeOptions) -> Result<Model> {
-        Self::build(manifest, files, options, Self::new_id())
+        let decoder_bytes = decoder_weight_bytes(&manifest, files)?;
+        Self::build(manifest, files, options, decoder_bytes, Self::new_id())
     }
 
     /// `n` copies of one variant for workers answering side by side ([`crate::eval::evaluate`]),
     /// each with its own ONNX Runtime sessions, made from the same verified bytes: a question
     /// encoded or a picture prepared by one copy is taken as it is by the others.
     pub fn copies(manifest: Manifest, files: &VerifiedFiles, options: &RuntimeOptions, n: usize) -> Result<Vec<Model>> {
-        let id = Self::new_id();
-        (0..n).map(|_| Self::build(manifest.clone(), files, options, id)).collect()
+        let (decoder_bytes, id) = (decoder_weight_bytes(&manifest, files)?, Self::new_id());
+        (0..n).map(|_| Self::build(manifest.clone(), files, options, decoder_bytes, id)).collect()
     }
 
     /// A new identity for prompts and pixels prepared ahead.
@@ -280,9 +281,14 @@ impl Model {
         NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn build(manifest: Manifest, files: &VerifiedFiles, options: &RuntimeOptions, id: u64) -> Result<Model> {
+    fn build(
+        manifest: Manifest,
+        files: &VerifiedFiles,
+        options: &RuntimeOptions,
+        decoder_bytes: u64,
+        id: u64,
+    ) -> Result<Model> {
         // one choice for every session of the variant, by its decoder's size
-        let decoder_bytes = decoder_weight_bytes(&manifest, files)?;
         let spinning = options.spinning().resolve(decoder_bytes);
         let options = &options.clone().with_spinning(spinning);
         let load = |spec: &GraphSpec| -> Result<Session> {
