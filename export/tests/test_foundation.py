@@ -146,3 +146,25 @@ def test_builds_side_by_side_generate_shared_data_once_each_into_its_own_folder(
     assert results == [work / "probe-val"] * 3
     assert (work / "probe-val" / "captions.jsonl").read_text().startswith("data generate --split val")
     assert sorted(p.name for p in work.iterdir()) == ["probe-val"]
+
+
+def test_the_shipped_foundation_verifies_and_holds_every_variants_backbone():
+    """onnx/foundation/ is what every zoo build starts from: each file matches its sha256 in
+    foundation.json, it was built by the `foundation` plan, and it holds the backbone and ViT of
+    every registered variant at the plan's sizes."""
+    from lynx_export.data import repo_root
+    from lynx_export.pretrained import Pretrained
+    from lynx_export.registry import create_variant, list_variants
+
+    shipped = Pretrained.open(repo_root() / "onnx" / "foundation")  # verifies every file's sha256
+    assert shipped.doc["plan"] == "foundation"
+    plan = PLANS["foundation"]
+    vocab = len(json.loads(shipped.tokenizer_path().read_text())["model"]["vocab"])
+    assert vocab == plan.vocab_size
+    assert shipped.vision_config() == plan.vision
+    for name in list_variants():
+        ref = create_variant(name).backbone
+        cfg = shipped.decoder_config(ref)
+        assert cfg == plan.decoder(f"{ref.family.value}-{ref.size}", vocab), name
+        state = shipped.backbone_state(ref)
+        assert state["embed_tokens.weight"].shape == (vocab, cfg.hidden), name
