@@ -7,8 +7,9 @@ Two groups of engines, each engine a persistent worker process of its own (loade
 RSS is its own), driven over JSON lines on stdin/stdout:
 
 - **text**: the language model of the seeded LLaVA (`seeded-llava`, a Qwen2-0.5B-shaped decoder at
-  real size) saved as its own Hugging Face folder, built by onnxruntime-genai's model builder (int4,
-  and fp32 with `--precisions int4,fp32`) and imported with `lynx-zoo import`: lynx-zoo
+  real size) saved as its own Hugging Face folder, built by onnxruntime-genai's model builder (int4;
+  fp32 and int4 in other quantisation blocks with `--precisions int4,int4-b128,fp32`) and imported
+  with `lynx-zoo import`: lynx-zoo
   (examples/bench_worker.rs, the library) and onnxruntime-genai (`og.Generator`) decode the SAME
   graph; transformers eager runs the float32 checkpoint.
 - **llava**: the whole checkpoint with its image, imported by `python -m lynx_export import hf`
@@ -25,7 +26,11 @@ embedding lookup) over the bandwidth `bench_worker --bandwidth` measures in the 
 every engine; greedy, exactly N new tokens (EOS banned until then). Runs are interleaved: an
 untimed warm-up round, then R rounds, each over every case with the engines in a rotated order;
 medians with the min-max spread. The bandwidth is measured before, between and after the groups (no
-engine loaded then), and the floor divides by the best of those. Writes DIR/results/bench-real.{json,md} (raw samples, machine, command).
+engine loaded then) and before every timed round and after the last (the engines loaded, idle): on
+a shared machine it moves by tens of percent within minutes. Two floors: the strict one divides by
+the best bandwidth measured anywhere in the run; a round's own divides by the better of the two
+measurements around that round, and each step is held to its round's. Writes
+DIR/results/bench-real.{json,md} (raw samples, machine, command).
 
 Nothing is downloaded; the models (several GB at real size) are built under DIR and never
 committed. Each build step is skipped when its output is there (delete DIR to rebuild).
@@ -97,8 +102,7 @@ class Settings:
         if bad or not self.contexts:
             raise BenchError(f"`--contexts`: {list(self.contexts)}: give contexts longer than half of --new-tokens")
         for p in self.precisions:
-            if p not in ("int4", "fp32"):
-                raise BenchError(f"`--precisions`: `{p}` is neither int4 nor fp32")
+            builder_precision(p)
         for g in self.groups:
             if g not in ("text", "llava"):
                 raise BenchError(f"`--groups`: `{g}` is neither text nor llava")
@@ -147,10 +151,27 @@ def save_language_model(llava_dir: Path, out: Path) -> Path:
     return out
 
 
+# int4 quantisation blocks the builder's `block_size` takes (`int4-bN`; plain `int4` is its default, 32)
+INT4_BLOCKS = (16, 32, 64, 128, 256)
+
+
+def builder_precision(name: str) -> tuple[str, dict[str, str]]:
+    """A `--precisions` entry as the builder's precision and extra options: `fp32`, `int4` (the
+    builder's default blocks of 32 weights per scale) or `int4-bN` (blocks of N, e.g. 128: GPTQ's and
+    AWQ's usual group size; fewer scales to read and apply per weight)."""
+    if name in ("int4", "fp32"):
+        return name, {}
+    if name.startswith("int4-b") and name[len("int4-b"):] in {str(b) for b in INT4_BLOCKS}:
+        return "int4", {"block_size": name[len("int4-b"):]}
+    raise BenchError(f"`--precisions`: `{name}` is none of int4, fp32, "
+                     + ", ".join(f"int4-b{b}" for b in INT4_BLOCKS) + " (int4 in quantisation blocks of N)")
+
+
 def genai_build(checkpoint: Path, out: Path, precision: str, exclude_embeds: bool = False) -> None:
     """`python -m onnxruntime_genai.models.builder -i CHECKPOINT -o OUT -p PRECISION -e cpu
-    [--extra_options exclude_embeds=true]`, in this process (its `__main__` block, without importing
-    torch and transformers once more; export/tests/test_import_ort.py builds its folders with it too)."""
+    [--extra_options exclude_embeds=true block_size=N]`, in this process (its `__main__` block, without
+    importing torch and transformers once more; export/tests/test_import_ort.py builds its folders with
+    it too). PRECISION is a `--precisions` entry (`builder_precision`)."""
     import contextlib
     import logging
     from unittest import mock
@@ -159,10 +180,13 @@ def genai_build(checkpoint: Path, out: Path, precision: str, exclude_embeds: boo
 
     logging.getLogger("onnxruntime.quantization").setLevel(logging.WARNING)  # a line per MatMul otherwise
 
-    argv = ["builder", "-i", str(checkpoint), "-o", str(out), "-p", precision, "-e", "cpu",
+    builder_prec, options = builder_precision(precision)
+    argv = ["builder", "-i", str(checkpoint), "-o", str(out), "-p", builder_prec, "-e", "cpu",
             "-c", str(out.parent / f"genai-cache-{precision}")]
     if exclude_embeds:
-        argv += ["--extra_options", "exclude_embeds=true"]
+        options["exclude_embeds"] = "true"
+    if options:
+        argv += ["--extra_options", *(f"{k}={v}" for k, v in options.items())]
     with mock.patch.object(sys, "argv", argv):
         args = builder.get_args()
     extra = builder.parse_extra_options(
@@ -594,8 +618,13 @@ def run_group(s: Settings, group: str, built: dict, env: dict[str, str]) -> dict
                         raw={k: v for k, v in r.items() if k not in ("tokens", "prompt_ids")})
 
         # untimed warm-up rounds over every case (ONNX Runtime's arenas and PyTorch's allocator
-        # grow to the longest context once), then the timed rounds, engines in a rotated order
+        # grow to the longest context once), then the timed rounds, engines in a rotated order; the
+        # bandwidth before every timed round and after the last (the engines loaded and idle): a
+        # round's floor is the best of the two around it, as the machine's bandwidth moves
+        round_bandwidth: list[dict] = []
         for rnd in range(-s.warmup, s.repeats):
+            if rnd >= 0:
+                round_bandwidth.append(measure_bandwidth(s, env))
             k = rnd % len(engines)
             order = engines[k:] + engines[:k]
             for c in cases:
@@ -603,17 +632,45 @@ def run_group(s: Settings, group: str, built: dict, env: dict[str, str]) -> dict
                     samples.append(one(e, c, rnd))
             log(f"{group}: {'warm-up' if rnd < 0 else 'round'} {rnd + 1 if rnd >= 0 else rnd + s.warmup + 1}/"
                 f"{s.repeats if rnd >= 0 else s.warmup} done")
+        round_bandwidth.append(measure_bandwidth(s, env))
         memory = {e.worker.name: e.worker.memory() for e in engines}
         return dict(group=group, engines=engines, cases=cases, prompts=prompts, samples=samples, memory=memory,
-                    image_tokens=image_tokens)
+                    image_tokens=image_tokens, round_bandwidth=round_bandwidth)
     finally:
         for e in engines:
             e.worker.close()
 
 
+def paired_floor(rows: list[dict], samples: list[dict]) -> list[dict]:
+    """Each quantised graph's steps against the float32 graph's steps of the same engine, round and
+    case: a float32 decode step reads its weight bytes from memory and nothing else of size, so its
+    bytes over its time is the bandwidth a decode step got at that moment; the quantised step's floor
+    is its own bytes at that bandwidth. Median (min-max) of step / that floor over the rounds, per
+    engine, graph and case (none without a float32 row of that engine)."""
+    weight = {r["worker"]: r["decoder_weight_bytes"] for r in rows}
+    fp32 = {r["engine"]: r["worker"] for r in rows if "fp32" in r["graph"] and r["engine"] != "transformers"}
+    step = {(x["worker"], x["case"], x["round"]): x["step_ms"] for x in samples if x["round"] >= 0 and x["step_ms"]}
+    out = []
+    for r in rows:
+        ref = fp32.get(r["engine"])
+        if ref is None or ref == r["worker"] or not weight.get(r["worker"]) or not weight.get(ref):
+            continue
+        for case in r["cases"]:
+            ratios = [ms / (weight[r["worker"]] * step[(ref, c, rnd)] / weight[ref])
+                      for (w, c, rnd), ms in step.items() if w == r["worker"] and c == case and (ref, c, rnd) in step]
+            if ratios:
+                out.append({"engine": r["engine"], "graph": r["graph"], "worker": r["worker"], "reference": ref,
+                            "case": case, "step_over_floor": median_spread(ratios)})
+    return out
+
+
 def summarize(group: str, engines: list[Engine], cases: list[Case], prompts: dict, samples: list[dict],
-              memory: dict, bandwidth: dict, image_tokens: int) -> dict:
+              memory: dict, bandwidth: dict, image_tokens: int, round_bandwidth: list[dict]) -> dict:
+    """`bandwidth`: the best measured in the whole run (the strict floor); `round_bandwidth`: the
+    measurements before each timed round and after the last (a round's floor: the better of the two
+    around it)."""
     gbps = best_gbps(bandwidth)
+    window = [max(best_gbps(a), best_gbps(b)) for a, b in zip(round_bandwidth, round_bandwidth[1:])]
     timed = [x for x in samples if x["round"] >= 0]
     rows = []
     # onnxruntime-genai reads the graph lynx-zoo reports the tensor bytes of (its embedding table
@@ -631,11 +688,15 @@ def summarize(group: str, engines: list[Engine], cases: list[Case], prompts: dic
         for c in cases:
             xs = [x for x in mine if x["case"] == c.name]
             step = median_spread([x["step_ms"] for x in xs])
+            # each step against the floor of its round's bandwidth
+            in_round = median_spread([x["step_ms"] / (weight / (window[x["round"]] * 1e9) * 1e3)
+                                      for x in xs if x["step_ms"] and weight])
             row["cases"][c.name] = {
                 "context": c.context, "text_tokens": c.text_tokens, "image": c.image,
                 "ttft_ms": median_spread([x["ttft_ms"] for x in xs]), "step_ms": step,
                 "tokens_per_s": median_spread([1e3 / x["step_ms"] for x in xs if x["step_ms"]]),
-                "step_over_floor": step["median"] / floor_ms if step and floor_ms else None}
+                "step_over_floor": step["median"] / floor_ms if step and floor_ms else None,
+                "step_over_round_floor": in_round}
         rows.append(row)
     # greedy tokens: engines that share a graph must agree; the others are reported
     agree: dict[str, Any] = {}
@@ -659,8 +720,10 @@ def summarize(group: str, engines: list[Engine], cases: list[Case], prompts: dic
     if bad:
         raise BenchError(f"engines sharing a graph gave other greedy tokens: {bad} ({agree})")
     return {"group": group, "image_tokens": image_tokens, "cases": [c.__dict__ for c in cases],
+            "round_bandwidth": round_bandwidth, "round_floor_gbps": window,
             "prompts": {k: {"question_words": len(v["question"].split()), "ids": v["ids"]} for k, v in prompts.items()},
-            "rows": rows, "tokens": agree, "shared_graph_agreement": shared, "samples": samples}
+            "rows": rows, "paired_floor": paired_floor(rows, samples), "tokens": agree,
+            "shared_graph_agreement": shared, "samples": samples}
 
 
 def machine(s: Settings) -> dict:
@@ -727,7 +790,7 @@ def run(s: Settings) -> dict:
         measured.append(run_group(s, g, built, env))
         bandwidths.append(measure_bandwidth(s, env))
         log(f"bandwidth: read {bandwidths[-1]['read_gbps']:.1f} GB/s, triad {bandwidths[-1]['triad_gbps']:.1f} GB/s")
-    best = max(bandwidths, key=best_gbps)
+    best = max(bandwidths + [b for m in measured for b in m["round_bandwidth"]], key=best_gbps)
     groups = [summarize(**m, bandwidth=best) for m in measured]
     result = {"command": s.command, "machine": machine(s), "settings": {
         "size": s.size, "threads": s.threads, "repeats": s.repeats, "warmup": s.warmup, "new_tokens": s.new_tokens,
@@ -765,9 +828,11 @@ def markdown(r: dict) -> str:
              f"{m['onnxruntime_genai']}; torch {m['torch']}, transformers {m['transformers']}; {st['threads']} threads "
              f"per engine. Model size `{st['size']}`; {st['repeats']} interleaved rounds after {st['warmup']} untimed; "
              f"greedy, {st['new_tokens']} new tokens per run. Medians (min-max).", "",
-             "Bandwidth (read-only / triad GB/s, before, between and after the groups): "
+             "Bandwidth (read-only / triad GB/s, before, between and after the groups, no engine loaded): "
              + ", ".join(f"{b['read_gbps']:.1f} / {b['triad_gbps']:.1f}" for b in bws)
-             + f"; the floor divides by the best, {best_gbps(best):.1f} GB/s.", ""]
+             + f"; the best of every measurement in the run, {best_gbps(best):.1f} GB/s, sets `floor ms` and the "
+             "strict `step / floor`; each round's own floor takes the better of the measurements just before and "
+             "after it (the engines loaded, idle).", ""]
     for g in r["groups"]:
         cases = g["cases"]
         ctx = [c for c in cases if c["name"] != "ttft"]
@@ -777,10 +842,13 @@ def markdown(r: dict) -> str:
         head += [f"tok/s @ {c['context']}" for c in cols]
         if len(cols) >= 2:
             head.append(f"step {cols[-1]['context']} / {cols[0]['context']}")
-        head += [f"step / floor @ {cols[0]['context']}" if cols else "step / floor", "floor ms", "peak RSS GB", "load s"]
+        at = f" @ {cols[0]['context']}" if cols else ""
+        head += [f"step / floor{at}, its round", f"step / floor{at}, strict", "floor ms", "peak RSS GB", "load s"]
         title = "text decoder (the LLaVA's language model)" if g["group"] == "text" else \
             f"LLaVA, image ({g['image_tokens']} tokens) + text"
-        lines += [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        rounds = ", ".join(f"{best_gbps(b):.1f}" for b in g.get("round_bandwidth", []))
+        lines += [f"### {title}", "", f"Bandwidth around the rounds (GB/s, the better kernel): {rounds}.", "",
+                  "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
         for row in g["rows"]:
             cs = row["cases"]
             engine = row["engine"] + (f" (spin {row['spinning']})" if row.get("spinning") else "")
@@ -790,11 +858,19 @@ def markdown(r: dict) -> str:
                 a, b = cs[cols[-1]["name"]]["step_ms"], cs[cols[0]["name"]]["step_ms"]
                 cells.append(f"{a['median'] / b['median']:.2f}" if a and b else "-")
             sof = cs[cols[0]["name"]]["step_over_floor"] if cols else None
-            cells += [f"{sof:.2f}x" if sof else "-",
+            rof = cs[cols[0]["name"]].get("step_over_round_floor") if cols else None
+            cells += [fmt(rof, 2) if rof else "-", f"{sof:.2f}x" if sof else "-",
                       f"{row['step_floor_ms']:.3g}" if row["step_floor_ms"] else "-",
                       f"{row['peak_rss_bytes'] / 1e9:.2f}" if row["peak_rss_bytes"] else "-",
                       f"{row['load_s']:.1f}" if row["load_s"] is not None else "-"]
             lines.append("| " + " | ".join(cells) + " |")
+        paired = [x for x in g.get("paired_floor", []) if cols and x["case"] == cols[0]["name"]]
+        if paired:
+            lines += ["", f"Against the float32 step of the same engine, round and case (the bandwidth a "
+                      f"memory-bound decode step got at that moment), step / floor @ {cols[0]['context']}: "
+                      + "; ".join(f"{x['engine']} {x['graph']} {fmt(x['step_over_floor'], 2)} "
+                                  f"({100 / x['step_over_floor']['median']:.0f}% of the bandwidth)" for x in paired)
+                      + "."]
         agree = g["shared_graph_agreement"]
         if agree:
             lines += ["", f"Same greedy tokens on a shared graph: {sum(a['same_tokens'] for a in agree)}/{len(agree)} "
@@ -823,7 +899,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--new-tokens", type=int, default=16, help="new tokens per run (greedy, EOS banned)")
     p.add_argument("--ttft-tokens", type=int, default=64, help="prompt tokens of the time-to-first-token case")
     p.add_argument("--contexts", default="128,1024", help="contexts at which a decode step is timed")
-    p.add_argument("--precisions", default="int4", help="onnxruntime-genai builds for the text group: int4,fp32")
+    p.add_argument("--precisions", default="int4",
+                   help="onnxruntime-genai builds for the text group: int4 (blocks of 32), int4-bN (blocks of N: "
+                        "16, 32, 64, 128, 256), fp32; e.g. int4,int4-b128,fp32")
     p.add_argument("--groups", default="text,llava", help="text (lynx-zoo, onnxruntime-genai, transformers), llava")
     p.add_argument("--image", type=Path, default=repo_root() / "data" / "test" / "images" / "000000.png")
     p.add_argument("--build-only", action="store_true", help="build the models under --work, run nothing")
