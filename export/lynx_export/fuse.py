@@ -44,7 +44,7 @@ from onnx import helper
 from . import gqa, yaml_io
 from .ecosystem import PREFIX as METADATA_PREFIX
 from .graph_edit import constant, consumers, copy, initializer_shape, producers, prune, topological
-from .onnx_io import difference, ort_session, sha256_file
+from .onnx_io import difference, ort_session, replace_checked, sha256_file
 
 MS_DOMAIN = "com.microsoft"
 # The export revision (build.EXPORT_REVISION) whose graphs are fused; a rewritten manifest says it.
@@ -381,21 +381,19 @@ def fuse_file(path: Path, check, atol: float = gqa.ATOL, record: bool = True) ->
         vouched = json.dumps({"from": sha256_file(path), "graph": _graph_digest(proto)}, separators=(",", ":"))
         props = others + [(FUSED_FROM, vouched)] + ours
     _set_metadata(proto, props)
-    tmp = path.with_name(f".{path.name}.fuse.tmp.onnx")  # beside it: external data paths are relative
-    try:
-        tmp.write_bytes(proto.SerializeToString())
-        onnx.checker.check_model(str(tmp), full_check=False)
+
+    def against_former(fused: Path) -> float:
         try:
-            diff = stats.diff = check(path, tmp)
+            diff = check(path, fused)
         except AssertionError:
             raise
         except Exception as e:  # onnxruntime's errors name neither file
             raise RuntimeError(f"{path}: the fused graph does not run as the former one: {e}") from e
         if not diff <= atol:
             raise AssertionError(f"{path}: the fused graph is {diff:.2e} from the former (atol {atol})")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        return diff
+
+    stats.diff = replace_checked(path, proto, against_former, "fuse")
     return stats
 
 

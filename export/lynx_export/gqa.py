@@ -41,7 +41,7 @@ from onnx import TensorProto, helper, numpy_helper
 from . import yaml_io
 from .graph_edit import copy, producers, prune, topological
 from .graphs import kv_name
-from .onnx_io import difference, ort_session, sha256_file
+from .onnx_io import difference, ort_session, replace_checked, sha256_file
 
 MS_DOMAIN = "com.microsoft"
 # The export revision (build.EXPORT_REVISION) whose decoders are these graphs; a rewritten manifest says it.
@@ -483,22 +483,19 @@ def _replace_checked(graph: Path, proto: onnx.ModelProto, rewritten: onnx.ModelP
     """Writes `rewritten` beside `graph`, checks it (`against_former(graph, tmp)`: the largest
     difference to the former graph; then right-padded rows against rows alone, [`check_padded`])
     and replaces `graph` with it; returns the larger difference. A failed check leaves `graph` as it was."""
-    tmp = graph.with_name(f".{graph.name}.gqa.tmp.onnx")  # beside it: external data paths are relative
     atol, batch_atol = (ATOL_QUANTISED, ATOL_QUANTISED_BATCH) if _quantised_graph(proto) else (ATOL, ATOL)
-    try:
-        tmp.write_bytes(rewritten.SerializeToString())
-        onnx.checker.check_model(str(tmp), full_check=False)
-        diff = against_former(graph, tmp)
+
+    def checked(new: Path) -> float:
+        diff = against_former(graph, new)
         if diff > atol:
             raise AssertionError(f"{graph.name}: the rewritten decoder is {diff:.2e} from the former (atol {atol})")
-        padded = check_padded(tmp, shape)
+        padded = check_padded(new, shape)
         if padded > batch_atol:
             raise AssertionError(f"{graph.name}: right-padded rows are {padded:.2e} from the rows alone "
                                  f"(atol {batch_atol})")
-        tmp.replace(graph)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return max(diff, padded)
+        return max(diff, padded)
+
+    return replace_checked(graph, rewritten, checked, "gqa")
 
 
 def rewrite_file(graph: Path, shape: DecoderShape) -> tuple[float, int, int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,6 +160,22 @@ def place(model: onnx.ModelProto, graph_path: Path, shared: list[DataFile], own:
     graph_path.write_bytes(model.SerializeToString())
     onnx.checker.check_model(str(graph_path), full_check=False)
     return used
+
+
+def replace_checked(path: Path, proto: onnx.ModelProto, check: Callable[[Path], float], tag: str) -> float:
+    """Replaces the graph at `path` by `proto` once it passes: written beside `path` (external data
+    paths are relative to the folder) as `.NAME.TAG.tmp.onnx`, held to `onnx.checker` and then to
+    `check(written)`, which returns a measure (e.g. the largest difference to the former graph) or
+    raises to refuse the graph. Returns that measure; a refused graph leaves `path` as it was."""
+    tmp = path.with_name(f".{path.name}.{tag}.tmp.onnx")
+    try:
+        tmp.write_bytes(proto.SerializeToString())
+        onnx.checker.check_model(str(tmp), full_check=False)
+        measure = check(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return measure
 
 
 def ort_session(path: Path, threads: int = 2):
