@@ -290,7 +290,7 @@ class Build:
         # and its attention and GELU blocks fused (fuse.py), checked against the graph before
         quantised = v.quantization is Quantization.INT8_DYNAMIC
         fuse.fuse_file(graphs["decoder"].path, lambda a, b: fuse.check_decoder(a, b, shape, quantised),
-                       gqa.ATOL_QUANTISED if quantised else gqa.ATOL, record=False)
+                       gqa.tolerances(quantised)[0], record=False)
         if shape.rotary:
             graphs["decoder"].inputs = [s for s in graphs["decoder"].inputs if s.name != G.NAMES["position_ids"]]
         sizes = {}

@@ -326,7 +326,7 @@ def check_decoder(former: Path, fused: Path, shape: gqa.DecoderShape, quantised:
     quantised one, whose padded rows have their own tolerance (0.5: it quantises a batch with one
     scale) and are not batched by the runtime."""
     padded = gqa.check_padded(fused, shape)
-    batch_atol = gqa.ATOL_QUANTISED_BATCH if quantised else gqa.ATOL
+    batch_atol = gqa.tolerances(quantised)[1]
     if not padded <= batch_atol:
         raise AssertionError(f"{fused.name}: right-padded rows are {padded:.2e} from the rows alone (atol {batch_atol})")
     return max(gqa.same_answers(former, fused, shape), padded if not quantised else 0.0)
@@ -457,7 +457,7 @@ class ZooFusion:
                 def check(a, b, shape=shape):
                     return check_decoder(a, b, shape, quantised)
 
-                atol = gqa.ATOL_QUANTISED if quantised else gqa.ATOL
+                atol = gqa.tolerances(quantised)[0]
             else:
                 check, atol = check_graph, gqa.ATOL
             shas[role] = self.graph(manifest_path, ref["path"], ref["sha256"], check, atol)

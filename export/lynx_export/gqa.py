@@ -406,6 +406,12 @@ ATOL_QUANTISED = 0.25
 ATOL_QUANTISED_BATCH = 0.5
 
 
+def tolerances(quantised: bool) -> tuple[float, float]:
+    """A decoder's checks: (its largest difference to the former graph, its right-padded rows' to
+    the rows alone), for a float or a dynamically quantised graph."""
+    return (ATOL_QUANTISED, ATOL_QUANTISED_BATCH) if quantised else (ATOL, ATOL)
+
+
 def _edit_manifest(text: str, sha256: str, vocab: int, rotary: bool, rewritten: bool = False,
                    padding: str = "right") -> str:
     """The manifest `text` with the rewritten decoder: its sha256, no `position_ids` input, last-position
@@ -483,7 +489,7 @@ def _replace_checked(graph: Path, proto: onnx.ModelProto, rewritten: onnx.ModelP
     """Writes `rewritten` beside `graph`, checks it (`against_former(graph, tmp)`: the largest
     difference to the former graph; then right-padded rows against rows alone, [`check_padded`])
     and replaces `graph` with it; returns the larger difference. A failed check leaves `graph` as it was."""
-    atol, batch_atol = (ATOL_QUANTISED, ATOL_QUANTISED_BATCH) if _quantised_graph(proto) else (ATOL, ATOL)
+    atol, batch_atol = tolerances(_quantised_graph(proto))
 
     def checked(new: Path) -> float:
         diff = against_former(graph, new)
