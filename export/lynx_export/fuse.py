@@ -122,26 +122,30 @@ def _split(prod, transposed: str, perm: list[int]) -> tuple[str, onnx.NodeProto]
     return r.input[0], r
 
 
+def _target_rank(g, prod, reshape: onnx.NodeProto) -> int | None:
+    """How many entries a Reshape's target shape has, when it is a constant or a Concat of operands."""
+    shape = constant(g, prod, reshape.input[1])
+    if shape is not None:
+        return int(shape.size)
+    cat = prod.get(reshape.input[1])
+    return len(cat.input) if cat is not None and cat.op_type == "Concat" else None
+
+
 def _target(g, prod, reshape: onnx.NodeProto, rank: int, entry: int) -> int | None:
     """Entry `entry` of a Reshape's target shape when the target has `rank` entries and that one is
     a constant (the target a constant, or a Concat of one-element operands); else None."""
+    if _target_rank(g, prod, reshape) != rank:
+        return None
     shape = constant(g, prod, reshape.input[1])
     if shape is not None:
-        return int(shape.reshape(-1)[entry]) if shape.size == rank else None
-    cat = prod.get(reshape.input[1])
-    if cat is None or cat.op_type != "Concat" or len(cat.input) != rank:
-        return None
-    v = constant(g, prod, cat.input[entry])
+        return int(shape.reshape(-1)[entry])
+    v = constant(g, prod, prod[reshape.input[1]].input[entry])
     return int(v.reshape(-1)[0]) if v is not None and v.size == 1 else None
 
 
 def _merges_to_rank_3(g, prod, reshape: onnx.NodeProto) -> bool:
     """Whether a Reshape's target has three entries (a constant, or a Concat of three operands)."""
-    shape = constant(g, prod, reshape.input[1])
-    if shape is not None:
-        return shape.size == 3
-    cat = prod.get(reshape.input[1])
-    return cat is not None and cat.op_type == "Concat" and len(cat.input) == 3
+    return _target_rank(g, prod, reshape) == 3
 
 
 def _heads(g, prod, reshape: onnx.NodeProto) -> int | None:
