@@ -5,7 +5,9 @@ answers on 300 val items with a simple contains-match (not the benchmark scorer)
     PYTHONPATH=export .venv/bin/python export/probes/recipe_probe.py --chat /tmp/chat64.pt lynx 1200
 
 `--chat` replaces the small LLaMA chat backbone by a checkpoint of `backbone_probe.py`; `--split
-data/test` scores the first 300 items of another split (half of the test phrasings are held out).
+data/test` scores the first 300 items of another split (half of the test phrasings are held out);
+`--split` given several times scores each split with the one trained model (a recipe chosen on val,
+reported on data/test and a fresh split, as docs/zoo.md's seeds are).
 
 `--work`, `--data` and `--foundation` point it at another build (as `build`'s flags); `--predictions
 FILE` also writes every item's answer (`--n` items, default 300) for `lynx-zoo data score`, the
@@ -40,7 +42,6 @@ from lynx_export.data import load_annotations, repo_root
 from lynx_export.features import load_pixels
 from lynx_export.goldens import TorchGraphs, greedy
 from lynx_export.models.lynx import IGNORE
-from torch.nn import functional as F
 from lynx_export.profiles import PROFILES
 from lynx_export.recipes import prompt_ids
 from lynx_export.reference import write_predictions
@@ -65,18 +66,8 @@ class QuestionAwareResampler(nn.Module):
         self.question: torch.Tensor | None = None
 
     def forward(self, image_features):
-        r = self.inner
-        b, f, p, _ = image_features.shape
-        media = r.in_proj(image_features)
-        if r.frame_pos is not None:
-            media = r.frame_pos(media)
-        media = media.reshape(b, f * p, media.shape[-1])
-        if self.question is not None:
-            media = torch.cat([media, self.q_proj(self.question)], dim=1)
-        latents = r.latents.unsqueeze(0).expand(b, -1, -1)
-        for layer in r.layers:
-            latents = layer(latents, media)
-        return r.out_proj(r.norm(latents))
+        context = self.q_proj(self.question) if self.question is not None else None
+        return self.inner(image_features, context=context)
 
 
 def question_embeds(decoder, ids: torch.Tensor, prompt_len: list[int]) -> torch.Tensor:
@@ -104,7 +95,9 @@ def make_question_aware(model) -> QuestionAwareResampler:
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--chat", type=Path, help="a backbone_probe.py checkpoint instead of llama-chat-small")
-ap.add_argument("--split", type=Path, help="score this split folder (e.g. data/test) instead of val")
+ap.add_argument("--split", type=Path, action="append",
+                help="score this split folder (e.g. data/test) instead of val; repeat it to score several "
+                     "splits with the one trained model (`--predictions X.jsonl` then writes X.FOLDER.jsonl each)")
 ap.add_argument("--work", type=Path, default=root / "export/work", help="build cache (as `build --work`)")
 ap.add_argument("--data", type=Path, default=root / "export/work/data", help="data root (as `build --data`)")
 ap.add_argument("--foundation", type=Path, help="foundation folder (default: onnx/foundation/)")
@@ -139,7 +132,9 @@ def answer_weighted_qa_examples(codec, weight: float):
 
 
 def make_answer_weighted(model):
-    """model.loss as LynxModel.loss, each labelled token's cross-entropy weighted."""
+    """model.loss with each labelled token's cross-entropy weighted (LynxModel.loss's token_weights)."""
+    plain_loss = model.loss
+
     def loss(ids, mask, labels, feats=None):
         w = torch.ones(ids.shape, dtype=torch.float32)
         for i in range(ids.shape[0]):
@@ -147,24 +142,7 @@ def make_answer_weighted(model):
             row = ANSWER_WEIGHTS.get(tuple(ids[i, :n].tolist()))
             if row is not None:
                 w[i, :n] = row
-        embeds = model.decoder.embed(ids)
-        cross = None
-        if feats is not None and model.connector is not None:
-            out = model.connector(model.vision_features(feats))
-            if model.is_prefix:
-                b, v = out.shape[:2]
-                embeds = torch.cat([out, embeds], dim=1)
-                mask = torch.cat([mask.new_ones(b, v), mask], dim=1)
-                labels = torch.cat([labels.new_full((b, v), IGNORE), labels], dim=1)
-                w = torch.cat([w.new_ones(b, v), w], dim=1)
-            else:
-                cross = out
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits, _ = model.decoder(embeds, mask, position_ids, None, cross)
-        ce = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
-                             ignore_index=IGNORE, reduction="none")
-        w = w[:, 1:].reshape(-1) * (labels[:, 1:].reshape(-1) != IGNORE)
-        return (ce * w).sum() / w.sum().clamp(min=1e-6)
+        return plain_loss(ids, mask, labels, feats, token_weights=w)
     model.loss = loss
 
 
@@ -195,27 +173,32 @@ if args.answer_weight is not None:
 print("train", time.time() - t, stats["final_loss"])
 tg = TorchGraphs(model)
 def norm(s): return " ".join(re.findall(r"[a-z0-9]+", s.lower()))
-val = (load_annotations(args.split) if args.split else data.val)[:args.n]
-correct: dict[str, list[bool]] = {}
-answers: list[str] = []
 cfg = model.decoder.cfg
-for r in val:
-    px = None
-    if v.has_vision:
-        px = load_pixels(r.media, r.is_video, v.frames if r.is_video else 1, v.resolution,
-                         blank=v.vision_input == C.VisionInput.BLANK).unsqueeze(0).numpy()
-    prompt = prompt_ids(codec, r.question)
-    if aware is not None:
-        aware.question = question_embeds(model.decoder, torch.tensor([prompt]), [len(prompt)])
-    _, toks = greedy(tg, px, prompt, cfg.layers, cfg.heads, cfg.head_dim, model.is_prefix, model.is_cross, 16, codec.eos)
-    answers.append(codec.decode(toks))
-    pred = norm(answers[-1])
-    ok = any(f" {norm(a)} " in f" {pred} " for a in r.answers)
-    correct.setdefault(r.cls, []).append(ok)
-allc = [x for oks in correct.values() for x in oks]
-if args.predictions:
-    write_predictions(args.predictions, val, answers, f"{name} {overrides}")
-print("ACC", name, overrides, round(100*np.mean(allc),1), {k: round(100*np.mean(oks)) for k, oks in correct.items()})
+splits = [(folder.name, load_annotations(folder)) for folder in args.split] if args.split else [("val", data.val)]
+for split_name, items in splits:
+    val = items[:args.n]
+    correct: dict[str, list[bool]] = {}
+    answers: list[str] = []
+    for r in val:
+        px = None
+        if v.has_vision:
+            px = load_pixels(r.media, r.is_video, v.frames if r.is_video else 1, v.resolution,
+                             blank=v.vision_input == C.VisionInput.BLANK).unsqueeze(0).numpy()
+        prompt = prompt_ids(codec, r.question)
+        if aware is not None:
+            aware.question = question_embeds(model.decoder, torch.tensor([prompt]), [len(prompt)])
+        _, toks = greedy(tg, px, prompt, cfg.layers, cfg.heads, cfg.head_dim, model.is_prefix, model.is_cross, 16,
+                         codec.eos)
+        answers.append(codec.decode(toks))
+        pred = norm(answers[-1])
+        ok = any(f" {norm(a)} " in f" {pred} " for a in r.answers)
+        correct.setdefault(r.cls, []).append(ok)
+    allc = [x for oks in correct.values() for x in oks]
+    if args.predictions:
+        out = args.predictions if len(splits) == 1 else args.predictions.with_suffix(f".{split_name}.jsonl")
+        write_predictions(out, val, answers, f"{name} {overrides}")
+    print("ACC", split_name, name, overrides, round(100*np.mean(allc),1),
+          {k: round(100*np.mean(oks)) for k, oks in correct.items()})
 with torch.no_grad():
     if store is not None and model.connector is not None and model.is_prefix:
         f = store.gather([[0]])

@@ -96,10 +96,12 @@ class LynxModel(nn.Module):
             feats = self.vision.head(feats.reshape(b * f, p, d)).reshape(b, f, p, d)
         return feats
 
-    def loss(self, input_ids, attention_mask, labels, feats=None):
+    def loss(self, input_ids, attention_mask, labels, feats=None, token_weights=None):
         """Mean next-token cross-entropy over labelled positions.
 
-        input_ids/attention_mask/labels (B, T); feats (B, F, P, Dv) cached vision features or None.
+        input_ids/attention_mask/labels (B, T); feats (B, F, P, Dv) cached vision features or None;
+        token_weights (B, T) or None: each labelled position's weight, the mean then taken over the
+        weights (a probe's answer-weighted loss).
         """
         embeds = self.decoder.embed(input_ids)  # (B, T, D)
         cross = None
@@ -110,12 +112,18 @@ class LynxModel(nn.Module):
                 embeds = torch.cat([out, embeds], dim=1)
                 attention_mask = torch.cat([attention_mask.new_ones(b, v), attention_mask], dim=1)
                 labels = torch.cat([labels.new_full((b, v), IGNORE), labels], dim=1)
+                if token_weights is not None:
+                    token_weights = torch.cat([token_weights.new_ones(b, v), token_weights], dim=1)
             else:
                 cross = out
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         logits, _ = self.decoder(embeds, attention_mask, position_ids, None, cross)
-        return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
-                               ignore_index=IGNORE)
+        flat_logits, flat_labels = logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1)
+        if token_weights is None:
+            return F.cross_entropy(flat_logits, flat_labels, ignore_index=IGNORE)
+        ce = F.cross_entropy(flat_logits, flat_labels, ignore_index=IGNORE, reduction="none")
+        w = token_weights[:, 1:].reshape(-1) * (flat_labels != IGNORE)
+        return (ce * w).sum() / w.sum().clamp(min=1e-6)
 
 
 def _lora_keys(state: dict, decoder: Decoder) -> dict:

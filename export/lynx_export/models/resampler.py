@@ -63,12 +63,16 @@ class PerceiverResampler(PrefixConnector):
         nn.init.normal_(self.out_proj.weight, std=std / self.out_proj.in_features ** 0.5)
         nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, image_features):
+    def forward(self, image_features, context=None):
+        """`context` (B, N, W), when given: more keys and values for the latents beside the media,
+        already in the resampler's width (a probe's question tokens; no exported graph takes it)."""
         b, f, p, _ = image_features.shape
         media = self.in_proj(image_features)  # (B, F, P, W)
         if self.frame_pos is not None:
             media = self.frame_pos(media)
         media = media.reshape(b, f * p, media.shape[-1])  # (B, F*P, W)
+        if context is not None:
+            media = torch.cat([media, context], dim=1)
         latents = self.latents.unsqueeze(0).expand(b, -1, -1)  # (B, L, W)
         for layer in self.layers:
             latents = layer(latents, media)
