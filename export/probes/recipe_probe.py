@@ -153,6 +153,7 @@ name, steps, overrides = args.name, args.steps, eval(args.overrides)
 v = create_variant(name, **overrides)
 v = C.replace(v, recipe={"instruction_steps": steps})
 print("recipe", v.recipe)
+torch.manual_seed(v.recipe.seed)  # as VariantTraining.trained: the initialisation follows the recipe's seed
 model = VariantTraining(b).build_model(v)
 if args.chat and v.backbone.name == "llama-chat-small":
     backbone = torch.load(args.chat, weights_only=True)
