@@ -30,16 +30,24 @@ class VariantTraining:
         c = self.components
         return LynxModel(v, c.vision_cfg(), c.decoder_cfg(v.backbone))
 
+    def initial_model(self, v: VariantConfig, backbone_state: dict | None = None) -> LynxModel:
+        """The model `train_variant` starts from: initialised under the recipe's seed (a seed
+        replicate starts elsewhere), the pretrained ViT and backbone (`backbone_state`, default the
+        foundation's) loaded."""
+        c = self.components
+        torch.manual_seed(v.recipe.seed)
+        model = self.build_model(v)
+        model.load_pretrained(c.vit_state() if v.has_vision else None,
+                              backbone_state if backbone_state is not None else c.backbone_state(v.backbone))
+        return model
+
     def trained(self, v: VariantConfig, frame_counts: list[int]) -> tuple[LynxModel, dict]:
         """(model in eval mode, stats) of a trained variant, from the cache when present."""
         c = self.components
         data = c.data()
 
         def make():
-            torch.manual_seed(v.recipe.seed)  # the initialisation: a seed replicate starts elsewhere
-            model = self.build_model(v)
-            vit_state = c.vit_state() if v.has_vision else None
-            model.load_pretrained(vit_state, c.backbone_state(v.backbone))
+            model = self.initial_model(v)
             store = c.features(v.resolution, frame_counts) if v.has_vision else None
             stats = train_variant(model, c.codec(), store, data.records, data.captions, data.instructions,
                                   c.profile.step_scale, c.log)

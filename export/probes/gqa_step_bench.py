@@ -93,7 +93,7 @@ def arithmetic(path: str, contexts: tuple[int, int]) -> str:
     inits = {i.name: i for i in model.graph.initializer}
     weights = sum(int(np.prod(inits[x].dims)) for n in model.graph.node if n.op_type in ("MatMul", "Gemm")
                   for x in n.input if x in inits)
-    layers, heads, head_dim = 0, 0, 0
+    layers, heads = 0, 0
     for node in model.graph.node:
         if node.op_type == "GroupQueryAttention":
             layers += 1

@@ -153,13 +153,8 @@ name, steps, overrides = args.name, args.steps, eval(args.overrides)
 v = create_variant(name, **overrides)
 v = C.replace(v, recipe={"instruction_steps": steps})
 print("recipe", v.recipe)
-torch.manual_seed(v.recipe.seed)  # as VariantTraining.trained: the initialisation follows the recipe's seed
-model = VariantTraining(b).build_model(v)
-if args.chat and v.backbone.name == "llama-chat-small":
-    backbone = torch.load(args.chat, weights_only=True)
-else:
-    backbone = b.backbone_state(v.backbone)
-model.load_pretrained(b.vit_state() if v.has_vision else None, backbone)
+chat = torch.load(args.chat, weights_only=True) if args.chat and v.backbone.name == "llama-chat-small" else None
+model = VariantTraining(b).initial_model(v, chat)  # as the build starts it: seeded, pretrained weights loaded
 store = b.features(v.resolution, [1, 5]) if v.has_vision else None
 aware = make_question_aware(model) if args.question_aware else None
 emb = model.decoder.embed_tokens.weight
