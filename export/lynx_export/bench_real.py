@@ -515,6 +515,7 @@ class Engine:
     graph: str  # what it runs
     worker: Worker
     takes: str  # question | ids
+    precision: str  # a `--precisions` entry (int4, int4-b128, fp32); fp32 for the checkpoints and the import
 
 
 def cases_for(s: Settings, group: str, image_tokens: int) -> list[Case]:
@@ -572,11 +573,12 @@ def run_group(s: Settings, group: str, built: dict, env: dict[str, str]) -> dict
             llava_cfg = None
             for p in s.precisions:
                 lynx = Worker(f"lynx-zoo/lm-{p}", lynx_argv(s, zoo, f"lm-{p}"), env, wait)
-                engines.append(Engine("lynx-zoo", f"genai {p} graph", lynx, "question"))
+                engines.append(Engine("lynx-zoo", f"genai {p} graph", lynx, "question", p))
                 genai = Worker(f"onnxruntime-genai/{p}", python_worker("genai", s.work / f"genai-{p}", s.threads), env, wait)
-                engines.append(Engine("onnxruntime-genai", f"genai {p} graph", genai, "ids"))
+                engines.append(Engine("onnxruntime-genai", f"genai {p} graph", genai, "ids", p))
             engines.append(Engine("transformers", "fp32 checkpoint",
-                                  Worker("transformers/lm", python_worker("transformers", built["lm"], s.threads), env, wait), "ids"))
+                                  Worker("transformers/lm", python_worker("transformers", built["lm"], s.threads), env, wait),
+                                  "ids", "fp32"))
             image_tokens = 0
         else:
             llava_cfg = json.loads((built["llava"] / "config.json").read_text())
@@ -584,10 +586,10 @@ def run_group(s: Settings, group: str, built: dict, env: dict[str, str]) -> dict
             if image_tokens <= 0:
                 raise BenchError(f"`{built['llava']}/config.json`: field `image_seq_length`: missing")
             lynx = Worker("lynx-zoo/llava", lynx_argv(s, zoo, "llava"), env, wait)
-            engines.append(Engine("lynx-zoo", "import hf fp32 graphs", lynx, "question"))
+            engines.append(Engine("lynx-zoo", "import hf fp32 graphs", lynx, "question", "fp32"))
             engines.append(Engine("transformers", "fp32 checkpoint",
                                   Worker("transformers/llava", python_worker("transformers", built["llava"], s.threads,
-                                                                             "llava"), env, wait), "ids"))
+                                                                             "llava"), env, wait), "ids", "fp32"))
         for e in engines:
             e.worker.wait_ready()
         cases = cases_for(s, group, image_tokens)
@@ -648,7 +650,7 @@ def paired_floor(rows: list[dict], samples: list[dict]) -> list[dict]:
     is its own bytes at that bandwidth. Median (min-max) of step / that floor over the rounds, per
     engine, graph and case (none without a float32 row of that engine)."""
     weight = {r["worker"]: r["decoder_weight_bytes"] for r in rows}
-    fp32 = {r["engine"]: r["worker"] for r in rows if "fp32" in r["graph"] and r["engine"] != "transformers"}
+    fp32 = {r["engine"]: r["worker"] for r in rows if r["precision"] == "fp32" and r["engine"] != "transformers"}
     step = {(x["worker"], x["case"], x["round"]): x["step_ms"] for x in samples if x["round"] >= 0 and x["step_ms"]}
     out = []
     for r in rows:
@@ -681,7 +683,7 @@ def summarize(group: str, engines: list[Engine], cases: list[Case], prompts: dic
         mine = [x for x in timed if x["worker"] == e.worker.name]
         weight = e.worker.ready.get("decoder_weight_bytes") or graph_bytes.get(e.graph)
         floor_ms = weight / (gbps * 1e9) * 1e3 if weight else None
-        row: dict[str, Any] = {"engine": e.name, "graph": e.graph, "worker": e.worker.name,
+        row: dict[str, Any] = {"engine": e.name, "graph": e.graph, "precision": e.precision, "worker": e.worker.name,
                                "load_s": e.worker.ready.get("load_s"), "spinning": e.worker.ready.get("spinning"),
                                "peak_rss_bytes": memory[e.worker.name].get("VmHWM"),
                                "decoder_weight_bytes": weight, "step_floor_ms": floor_ms, "cases": {}}
@@ -877,8 +879,8 @@ def markdown(r: dict) -> str:
                       f"cases ({', '.join(sorted({' = '.join(a['engines']) for a in agree}))})."]
         tf = [row["worker"] for row in g["rows"] if row["engine"] == "transformers"]
         if tf:
-            ref = sorted((row["worker"] for row in g["rows"] if row["engine"] == "lynx-zoo"),
-                         key=lambda w: "fp32" not in w and w != "lynx-zoo/llava")
+            ref = [row["worker"] for row in sorted((row for row in g["rows"] if row["engine"] == "lynx-zoo"),
+                                                   key=lambda row: row.get("precision") != "fp32")]
             same = [c["name"] for c in cases if g["tokens"][c["name"]][tf[0]] == g["tokens"][c["name"]][ref[0]]] \
                 if ref else []
             lines += ["", f"transformers' greedy tokens equal to `{ref[0] if ref else '-'}`'s in {len(same)}/{len(cases)} "

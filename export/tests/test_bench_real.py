@@ -63,6 +63,8 @@ def test_the_report_has_every_engine_case_and_the_machine(report):
         ("lynx-zoo", "genai int4 graph"), ("onnxruntime-genai", "genai int4 graph"),
         ("lynx-zoo", "genai int4-b64 graph"), ("onnxruntime-genai", "genai int4-b64 graph"),
         ("transformers", "fp32 checkpoint")]
+    assert [x["precision"] for x in groups["text"]["rows"]] == ["int4", "int4", "int4-b64", "int4-b64", "fp32"]
+    assert [x["precision"] for x in groups["llava"]["rows"]] == ["fp32", "fp32"]
     assert [x["engine"] for x in groups["llava"]["rows"]] == ["lynx-zoo", "transformers"]
     assert [c["name"] for c in groups["text"]["cases"]] == ["ttft", "ctx40", "ctx64"]
     assert [c["name"] for c in groups["llava"]["cases"]] == ["ttft", "ctx40", "ctx64"]
@@ -161,9 +163,10 @@ def python_worker_argv(work: Path) -> list[str]:
 def test_the_paired_floor_holds_each_quantised_step_to_the_float32_step_of_its_round():
     from lynx_export.bench_real import paired_floor
 
-    rows = [{"engine": "lynx-zoo", "graph": g, "worker": f"lynx-zoo/lm-{p}", "decoder_weight_bytes": b,
-             "cases": {"ctx128": {}}} for g, p, b in (("genai int4 graph", "int4", 300), ("genai fp32 graph", "fp32", 2000))]
-    rows.append({"engine": "transformers", "graph": "fp32 checkpoint", "worker": "transformers/lm",
+    # the float32 graph is found by its precision, not by its label
+    rows = [{"engine": "lynx-zoo", "graph": g, "precision": p, "worker": f"lynx-zoo/lm-{p}", "decoder_weight_bytes": b,
+             "cases": {"ctx128": {}}} for g, p, b in (("genai int4 graph", "int4", 300), ("genai float graph", "fp32", 2000))]
+    rows.append({"engine": "transformers", "graph": "fp32 checkpoint", "precision": "fp32", "worker": "transformers/lm",
                  "decoder_weight_bytes": 2000, "cases": {"ctx128": {}}})
 
     def sample(worker, rnd, ms):
