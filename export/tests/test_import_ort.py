@@ -269,6 +269,19 @@ def test_the_manifest_is_an_imported_text_variant_that_check_accepts(built, name
         assert ("the decoder keeps it" in built["logs"][name]) == (name == "genai-qwen2"), built["logs"][name]
     done = cli("check", name, "--zoo", str(built["zoo"]))
     assert done.returncode == 0, done.stderr
+    # the importer's output head reads one position per row (each row's own last over genai's shared
+    # buffer, the last fed for Optimum's left padding), whatever product computes it: genai's int4
+    # head is a MatMulNBits
+    import onnx
+
+    outputs = {t["name"]: t for t in doc["graphs"]["decoder"]["outputs"]}
+    assert outputs["logits"]["shape"] == ["batch", 1, VOCAB]
+    graph = onnx.load(str(built["zoo"] / doc["graphs"]["decoder"]["path"]), load_external_data=False).graph
+    (head,) = [n for n in graph.node if "logits" in n.output]
+    assert head.op_type == ("MatMulNBits" if route == "genai-int4" else "MatMul"), head
+    (gather,) = [n for n in graph.node if head.input[0] in n.output]
+    assert (gather.op_type, gather.output[0]) == ("Gather" if route == "optimum" else "GatherElements",
+                                                  "lynx_last/hidden"), gather
 
 
 def transformers_answer(model, tok, question: str) -> tuple[list[int], list[int], np.ndarray]:
