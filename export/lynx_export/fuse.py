@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -477,20 +476,14 @@ def edit_manifest(text: str, shas: dict[str, str]) -> str:
     """The manifest `text` with `shas` (role -> sha256) as its graphs' checksums and
     `provenance.export_revision` at least [`REVISION`]; lines edited in place, the rest as written."""
     out: list[str] = []
-    section, graph = "", ""
     done: set[str] = set()
-    for line in text.split("\n"):
-        stripped = line.lstrip(" ")
-        indent = len(line) - len(stripped)
-        if indent == 0 and stripped:
-            section, graph = stripped.split(":", 1)[0], ""
-        elif section == "graphs" and indent == 2:
-            graph = stripped.split(":", 1)[0]
-        if section == "graphs" and graph in shas and indent == 4 and stripped.startswith("sha256:"):
-            line = f'    sha256: "{shas[graph]}"'
-            done.add(graph)
-        if section == "provenance" and indent == 2 and (m := re.match(r"export_revision: (\d+)$", stripped)):
-            line = f"  export_revision: {max(int(m[1]), REVISION)}"
+    for ln in yaml_io.lines(text):
+        line = ln.text
+        if ln.section == "graphs" and ln.key in shas and ln.indent == 4 and ln.stripped.startswith("sha256:"):
+            line = f'    sha256: "{shas[ln.key]}"'
+            done.add(ln.key)
+        elif (revised := ln.revision(REVISION)) is not None:
+            line = revised
             done.add("revision")
         out.append(line)
     missing = (set(shas) | {"revision"}) - done

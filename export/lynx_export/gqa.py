@@ -30,7 +30,6 @@ logits and every present) and updates the manifest.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -420,35 +419,27 @@ def _edit_manifest(text: str, sha256: str, vocab: int, rotary: bool, rewritten: 
     `provenance.export_revision` (at least [`REVISION`]). `rewritten`: the manifest of a decoder
     rewritten before (revision 5), whose sha256, padding and revision change only. Edits lines in
     place, so the rest of the file stays as it was written."""
-    lines = text.split("\n")
     out: list[str] = []
-    section, graph = "", ""
     done = {"model", "position_ids", "logits"} if rewritten else set()
-    for line in lines:
-        stripped = line.lstrip(" ")
-        indent = len(line) - len(stripped)
-        if indent == 0 and stripped:
-            if section == "model" and "model" not in done:
-                out.extend((["  position_ids: derived"] if rotary else []) + ["  kv_cache: {update: shared_buffer}"])
-                done.add("model")
-            section = stripped.split(":", 1)[0]
-            graph = ""
-        elif section == "graphs" and indent == 2:
-            graph = stripped.split(":", 1)[0]
-        if section == "graphs" and graph == "decoder":
-            if indent == 4 and stripped.startswith("sha256:"):
+    for ln in yaml_io.lines(text):
+        line = ln.text
+        if ln.ended == "model" and "model" not in done:
+            out.extend((["  position_ids: derived"] if rotary else []) + ["  kv_cache: {update: shared_buffer}"])
+            done.add("model")
+        if ln.section == "graphs" and ln.key == "decoder":
+            if ln.indent == 4 and ln.stripped.startswith("sha256:"):
                 line = f'    sha256: "{sha256}"'
                 done.add("sha256")
-            elif not rewritten and rotary and stripped.startswith("- {name: position_ids,"):
+            elif not rewritten and rotary and ln.stripped.startswith("- {name: position_ids,"):
                 done.add("position_ids")
                 continue
-            elif not rewritten and stripped.startswith("- {name: logits,"):
-                line = f"{' ' * indent}- {{name: logits, dtype: float32, shape: [batch, 1, {vocab}]}}"
+            elif not rewritten and ln.stripped.startswith("- {name: logits,"):
+                line = f"{' ' * ln.indent}- {{name: logits, dtype: float32, shape: [batch, 1, {vocab}]}}"
                 done.add("logits")
-        if section == "provenance" and indent == 2 and (m := re.match(r"export_revision: (\d+)$", stripped)):
-            line = f"  export_revision: {max(int(m[1]), REVISION)}"
+        if (revised := ln.revision(REVISION)) is not None:
+            line = revised
             done.add("revision")
-        if section == "prompt" and stripped.startswith("prompt:"):
+        if ln.section == "prompt" and ln.stripped.startswith("prompt:"):
             was = "padding: none" if rewritten else "padding: left"
             if was in line:
                 line = line.replace(was, f"padding: {padding}")

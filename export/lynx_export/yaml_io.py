@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./+-]*$")
@@ -218,3 +220,41 @@ def _plain(t: str):
     if re.fullmatch(r"[-+]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][-+]?[0-9]+)?", t):
         return float(t)
     return t
+
+
+# -- editing a manifest's lines in place ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a manifest in the layout [`dump`] writes: the top-level section it is in, the key
+    at indent 2 it is under (`decoder` under `graphs`), its indent and its text without it.
+    `ended` names the section that the line's own section ends, on a section's first line."""
+
+    text: str
+    section: str
+    key: str
+    indent: int
+    stripped: str
+    ended: str = ""
+
+    def revision(self, at_least: int) -> str | None:
+        """This line with `provenance.export_revision` raised to `at_least`, when it is that line."""
+        m = re.match(r"export_revision: (\d+)$", self.stripped) if self.section == "provenance" and self.indent == 2 \
+            else None
+        return f"  export_revision: {max(int(m[1]), at_least)}" if m else None
+
+
+def lines(text: str) -> Iterator[Line]:
+    """The lines of a manifest `text` with where each one stands, for the edits that rewrite a few
+    lines and keep the rest of the file as it was written."""
+    section, key = "", ""
+    for text_line in text.split("\n"):
+        stripped = text_line.lstrip(" ")
+        indent = len(text_line) - len(stripped)
+        ended = ""
+        if indent == 0 and stripped:
+            ended, section, key = section, stripped.split(":", 1)[0], ""
+        elif indent == 2:
+            key = stripped.split(":", 1)[0]
+        yield Line(text_line, section, key, indent, stripped, ended)

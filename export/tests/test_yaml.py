@@ -70,3 +70,15 @@ def test_up_to_date_reads_the_manifest_fields_not_substrings(tmp_path):
     current = manifest("abc", EXPORT_REVISION)
     (tmp_path / "onnx" / "d.onnx").write_text("changed")  # a listed file no longer verifies
     assert not _up_to_date(current, "abc", tmp_path)
+
+
+def test_lines_say_where_each_line_of_a_manifest_stands():
+    text = "model:\n  layers: 2\ngraphs:\n  decoder:\n    sha256: \"ab\"\nprovenance:\n  export_revision: 5\n"
+    got = [(x.section, x.key, x.indent, x.ended) for x in yaml_io.lines(text)]
+    assert got == [("model", "", 0, ""), ("model", "layers", 2, ""), ("graphs", "", 0, "model"),
+                   ("graphs", "decoder", 2, ""), ("graphs", "decoder", 4, ""), ("provenance", "", 0, "graphs"),
+                   ("provenance", "export_revision", 2, ""), ("provenance", "export_revision", 0, "")]
+    revised = [x.revision(7) for x in yaml_io.lines(text)]
+    assert revised[6] == "  export_revision: 7" and revised.count(None) == 7
+    # a revision above the one asked for is kept
+    assert [x.revision(3) for x in yaml_io.lines(text)][6] == "  export_revision: 5"
