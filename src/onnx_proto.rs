@@ -443,6 +443,39 @@ pub(crate) mod write {
         varint(out, v);
     }
 
+    /// A `TensorProto`'s dims, data type and name: the fields every tensor it writes starts with.
+    fn tensor_head(name: &str, elem_type: i64, dims: &[i64]) -> Vec<u8> {
+        let mut t = Vec::new();
+        for d in dims {
+            uint(&mut t, 1, *d as u64);
+        }
+        uint(&mut t, 2, elem_type as u64);
+        bytes(&mut t, 8, name.as_bytes());
+        t
+    }
+
+    /// A `TensorProto` of `dims` (empty: a scalar) holding `raw`, its little-endian elements.
+    pub fn tensor(name: &str, elem_type: i64, dims: &[i64], raw: &[u8]) -> Vec<u8> {
+        let mut t = tensor_head(name, elem_type, dims);
+        bytes(&mut t, 9, raw);
+        t
+    }
+
+    /// A `TensorProto` of `dims` whose `length` bytes are in the external-data file `location`
+    /// (next to the model) from offset 0.
+    pub fn external_tensor(name: &str, elem_type: i64, dims: &[i64], location: &str, length: u64) -> Vec<u8> {
+        let mut t = tensor_head(name, elem_type, dims);
+        let length = length.to_string();
+        for (k, v) in [("location", location), ("offset", "0"), ("length", length.as_str())] {
+            let mut entry = Vec::new();
+            bytes(&mut entry, 1, k.as_bytes());
+            bytes(&mut entry, 2, v.as_bytes());
+            bytes(&mut t, 13, &entry);
+        }
+        uint(&mut t, 14, 1); // data_location: EXTERNAL
+        t
+    }
+
     /// A `ValueInfoProto` of a tensor: name, element type and dimensions (a fixed size, or a
     /// name for a dynamic axis).
     pub fn value_info(name: &str, elem_type: i64, dims: &[super::ProtoDim]) -> Vec<u8> {

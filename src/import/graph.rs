@@ -504,19 +504,8 @@ pub fn parameter_count(model: &[u8]) -> Walk<u64> {
 /// `location` (next to the model) from offset 0.
 pub fn embed_from_external(vocab: i64, hidden: i64, location: &str, ids: &str, embeds: &str) -> Walk<Vec<u8>> {
     let weight_name = "embed_tokens.weight";
-    let mut tensor = Vec::new();
-    write::uint(&mut tensor, 1, vocab as u64);
-    write::uint(&mut tensor, 1, hidden as u64);
-    write::uint(&mut tensor, 2, onnx_proto::FLOAT as u64);
-    write::bytes(&mut tensor, 8, weight_name.as_bytes());
-    let bytes = (vocab * hidden * 4).to_string();
-    for (k, v) in [("location", location), ("offset", "0"), ("length", bytes.as_str())] {
-        let mut entry = Vec::new();
-        write::bytes(&mut entry, 1, k.as_bytes());
-        write::bytes(&mut entry, 2, v.as_bytes());
-        write::bytes(&mut tensor, 13, &entry);
-    }
-    write::uint(&mut tensor, 14, 1);
+    let length = (vocab * hidden * 4) as u64;
+    let tensor = write::external_tensor(weight_name, onnx_proto::FLOAT, &[vocab, hidden], location, length);
     let mut weight = Vec::new();
     write::bytes(&mut weight, 5, &tensor);
     let batch = ProtoDim::Param("batch".into());
@@ -549,15 +538,8 @@ fn node_with(inputs: &[&str], outputs: &[&str], name: &str, op_type: &str, ints:
 
 /// An int64 initializer of `dims` (empty: a scalar) holding `values`.
 fn int64_initializer(name: &str, dims: &[i64], values: &[i64]) -> Vec<u8> {
-    let mut t = Vec::new();
-    for d in dims {
-        write::uint(&mut t, 1, *d as u64);
-    }
-    write::uint(&mut t, 2, onnx_proto::INT64 as u64);
-    write::bytes(&mut t, 8, name.as_bytes());
     let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    write::bytes(&mut t, 9, &raw);
-    t
+    write::tensor(name, onnx_proto::INT64, dims, &raw)
 }
 
 /// Which position of each row the output head reads after [`last_position_logits`].
@@ -803,15 +785,13 @@ mod tests {
     /// ids (b, s) -> Gather(E (5, 3)) -> e -> MatMul(H (3, 4)) -> logits (b, s, 4); the mask an
     /// input the graph does not read; opset `opset` (0: none declared).
     fn runnable(opset: u64) -> Vec<u8> {
-        let f32s = |name: &str, dims: &[u64], values: &[f32]| {
-            let mut t = Vec::new();
-            for d in dims {
-                write::uint(&mut t, 1, *d);
-            }
-            write::uint(&mut t, 2, 1);
-            write::bytes(&mut t, 8, name.as_bytes());
-            write::bytes(&mut t, 9, &values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
-            t
+        let f32s = |name: &str, dims: &[i64], values: &[f32]| {
+            write::tensor(
+                name,
+                onnx_proto::FLOAT,
+                dims,
+                &values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
+            )
         };
         let e: Vec<f32> = (0..15).map(|k| k as f32 * 0.5 - 3.0).collect();
         let h: Vec<f32> = (0..12).map(|k| (k as f32 * 0.37).sin()).collect();
