@@ -365,11 +365,12 @@ def fused_from(path: Path) -> str | None:
     return former if digest == _graph_digest(proto) else None
 
 
-def fuse_file(path: Path, check, atol: float = gqa.ATOL, record: bool = True) -> Fused:
+def fuse_file(path: Path, check, atol: float = gqa.ATOL, record: bool = True, sha256: str | None = None) -> Fused:
     """Fuses the graph at `path` in place after `check(former, fused)` -- the largest difference --
     is within `atol`; a failed check leaves `path` as it was. Nothing to fuse: nothing written.
-    `record`: write the former file's sha256 into the graph's FUSED_FROM entry (a zoo fused in
-    place; `build` fuses a graph it has just written and records nothing)."""
+    `record`: write the former file's sha256 (`sha256`, when the caller has it) into the graph's
+    FUSED_FROM entry (a zoo fused in place; `build` fuses a graph it has just written and records
+    nothing)."""
     proto = onnx.load(str(path), load_external_data=False)
     stats = fuse(proto)
     if not stats.changed:
@@ -381,7 +382,7 @@ def fuse_file(path: Path, check, atol: float = gqa.ATOL, record: bool = True) ->
         others = [kv for kv in props if not kv[0].startswith(METADATA_PREFIX)]
         ours = [kv for kv in props if kv[0].startswith(METADATA_PREFIX)]
         _set_metadata(proto, others + ours)
-        vouched = json.dumps({"from": sha256_file(path), "graph": _graph_digest(proto)}, separators=(",", ":"))
+        vouched = json.dumps({"from": sha256 or sha256_file(path), "graph": _graph_digest(proto)}, separators=(",", ":"))
         props = others + [(FUSED_FROM, vouched)] + ours
     _set_metadata(proto, props)
 
@@ -421,17 +422,17 @@ class ZooFusion:
         stopped between a shared graph and the manifests that list it); anything else raises."""
         path = self.zoo / rel
         if rel not in self.sha:
-            before = sha256_file(path)
+            new = before = sha256_file(path)
             accepted = {before} | ({former} if (former := fused_from(path)) else set())
             if listed == before:
-                stats = fuse_file(path, check, atol)
+                stats = fuse_file(path, check, atol, sha256=before)
                 if stats.changed:
                     self.log(f"{rel}: {stats.summary()}")
+                    new = sha256_file(path)
             elif listed not in accepted:
                 raise ValueError(f"{manifest}: lists {rel} with sha256 {listed}, the file on disk is {before} "
                                  "and was not fused from it; run `lynx-zoo check` -- a graph that does not "
                                  "verify is not rewritten")
-            new = sha256_file(path)
             self.sha[rel] = (accepted | {new}, new)
         accepted, new = self.sha[rel]
         if listed not in accepted:

@@ -193,6 +193,7 @@ def test_a_zoo_fuses_a_shared_graph_once_and_mends_manifests_a_stopped_run_left(
     assert fuse.ZooFusion(zoo, lines.append).variant("a") == "a: vision fused; export revision 7"
     fused = O.sha256_file(shared)
     assert fused != former and any("onnx/vit.onnx" in line for line in lines)
+    assert fuse.fused_from(shared) == former  # the sha256 the run read before fusing, recorded
     # a run stopped here: c still lists the shared file as it was; the next run recognises it
     run = fuse.ZooFusion(zoo, lines.append)
     assert run.variant("a") == "a: fused already"
