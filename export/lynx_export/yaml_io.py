@@ -228,8 +228,8 @@ def _plain(t: str):
 @dataclass(frozen=True)
 class Line:
     """One line of a manifest in the layout [`dump`] writes: the top-level section it is in, the key
-    at indent 2 it is under (`decoder` under `graphs`), its indent and its text without it.
-    `ended` names the section that the line's own section ends, on a section's first line."""
+    at indent 2 it is under (`decoder` under `graphs`), its indent and its text without it. On a
+    section's first line, `ended` is the section before it (the one this line ends); else empty."""
 
     text: str
     section: str
