@@ -20,6 +20,10 @@ benchmark's own scorer with paired tests:
 instruction-aware Q-Former, in small): they attend to the last 48 prompt-token embeddings of the
 frozen LLM, through one new linear map, beside the image features. Probe-only: nothing exports it.
 
+`--prefix-norm` holds every visual token at the root mean square of the LLM's token embeddings
+(the resampler is initialised at that scale; its tokens grow several times above it in training).
+Probe-only, like the two above.
+
 `--answer-weight W` multiplies the loss of each response's answer tokens (the tokens that spell part
 of a word of the record's answers) by W, the loss normalised by the weights: the template words of a
 response ("The triangle is ...") otherwise carry most of it.
@@ -93,6 +97,22 @@ def make_question_aware(model) -> QuestionAwareResampler:
     return aware
 
 
+class NormalizedPrefix(nn.Module):
+    """The connector's tokens, each scaled to the root mean square of the LLM's own token embeddings
+    (`Decoder.embedding_std`): the resampler starts at that scale (`match_output_scale`) but its
+    tokens grow 2.5-6x above it in training, which shrinks the layers' share of those positions'
+    residual stream."""
+
+    def __init__(self, inner, rms: float):
+        super().__init__()
+        self.inner = inner
+        self.rms = rms
+
+    def forward(self, image_features):
+        out = self.inner(image_features)
+        return out * (self.rms / out.pow(2).mean(-1, keepdim=True).add(1e-12).sqrt())
+
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--chat", type=Path, help="a backbone_probe.py checkpoint instead of llama-chat-small")
 ap.add_argument("--split", type=Path, action="append",
@@ -105,6 +125,7 @@ ap.add_argument("--n", type=int, default=300, help="items of the split scored")
 ap.add_argument("--predictions", type=Path, help="write the answers here for `lynx-zoo data score`")
 ap.add_argument("--question-aware", action="store_true", help="the resampler's latents see the question")
 ap.add_argument("--answer-weight", type=float, help="loss weight of the answer tokens in QA responses")
+ap.add_argument("--prefix-norm", action="store_true", help="each visual token held at the LLM's embedding scale")
 ap.add_argument("name")
 ap.add_argument("steps", type=int)
 ap.add_argument("overrides", nargs="?", default="{}")
@@ -157,6 +178,9 @@ chat = torch.load(args.chat, weights_only=True) if args.chat and v.backbone.name
 model = VariantTraining(b).initial_model(v, chat)  # as the build starts it: seeded, pretrained weights loaded
 store = b.features(v.resolution, [1, 5]) if v.has_vision else None
 aware = make_question_aware(model) if args.question_aware else None
+if args.prefix_norm:
+    model.connector = NormalizedPrefix(model.connector, model.decoder.embedding_std)
+    print("prefix rms", model.decoder.embedding_std)
 emb = model.decoder.embed_tokens.weight
 print("embed std", emb.std().item(), "row norm", emb.norm(dim=-1).mean().item())
 if args.answer_weight is not None:
