@@ -652,14 +652,15 @@ def paired_floor(rows: list[dict], samples: list[dict]) -> list[dict]:
     weight = {r["worker"]: r["decoder_weight_bytes"] for r in rows}
     fp32 = {r["engine"]: r["worker"] for r in rows if r["precision"] == "fp32" and r["engine"] != "transformers"}
     step = {(x["worker"], x["case"], x["round"]): x["step_ms"] for x in samples if x["round"] >= 0 and x["step_ms"]}
+    rounds = sorted({rnd for _, _, rnd in step})
     out = []
     for r in rows:
-        ref = fp32.get(r["engine"])
-        if ref is None or ref == r["worker"] or not weight.get(r["worker"]) or not weight.get(ref):
+        me, ref = r["worker"], fp32.get(r["engine"])
+        if ref is None or ref == me or not weight.get(me) or not weight.get(ref):
             continue
         for case in r["cases"]:
-            ratios = [ms / (weight[r["worker"]] * step[(ref, c, rnd)] / weight[ref])
-                      for (w, c, rnd), ms in step.items() if w == r["worker"] and c == case and (ref, c, rnd) in step]
+            ratios = [step[(me, case, rnd)] / (weight[me] * step[(ref, case, rnd)] / weight[ref])
+                      for rnd in rounds if (me, case, rnd) in step and (ref, case, rnd) in step]
             if ratios:
                 out.append({"engine": r["engine"], "graph": r["graph"], "worker": r["worker"], "reference": ref,
                             "case": case, "step_over_floor": median_spread(ratios)})

@@ -121,25 +121,30 @@ def _split(prod, transposed: str, perm: list[int]) -> tuple[str, onnx.NodeProto]
     return r.input[0], r
 
 
-def _target_rank(g, prod, reshape: onnx.NodeProto) -> int | None:
-    """How many entries a Reshape's target shape has, when it is a constant or a Concat of operands."""
+def _target_entries(g, prod, reshape: onnx.NodeProto) -> list | None:
+    """A Reshape's target shape entry by entry -- an int where it is a constant, else None -- when the
+    target is a constant or a Concat of operands (each a one-element constant or not); else None."""
     shape = constant(g, prod, reshape.input[1])
     if shape is not None:
-        return int(shape.size)
+        return [int(x) for x in shape.reshape(-1)]
     cat = prod.get(reshape.input[1])
-    return len(cat.input) if cat is not None and cat.op_type == "Concat" else None
+    if cat is None or cat.op_type != "Concat":
+        return None
+    values = [constant(g, prod, x) for x in cat.input]
+    return [int(v.reshape(-1)[0]) if v is not None and v.size == 1 else None for v in values]
+
+
+def _target_rank(g, prod, reshape: onnx.NodeProto) -> int | None:
+    """How many entries a Reshape's target shape has, when it is a constant or a Concat of operands."""
+    entries = _target_entries(g, prod, reshape)
+    return None if entries is None else len(entries)
 
 
 def _target(g, prod, reshape: onnx.NodeProto, rank: int, entry: int) -> int | None:
     """Entry `entry` of a Reshape's target shape when the target has `rank` entries and that one is
     a constant (the target a constant, or a Concat of one-element operands); else None."""
-    if _target_rank(g, prod, reshape) != rank:
-        return None
-    shape = constant(g, prod, reshape.input[1])
-    if shape is not None:
-        return int(shape.reshape(-1)[entry])
-    v = constant(g, prod, prod[reshape.input[1]].input[entry])
-    return int(v.reshape(-1)[0]) if v is not None and v.size == 1 else None
+    entries = _target_entries(g, prod, reshape)
+    return entries[entry] if entries is not None and len(entries) == rank else None
 
 
 def _merges_to_rank_3(g, prod, reshape: onnx.NodeProto) -> bool:

@@ -132,8 +132,8 @@ def main():
     lo, hi = (int(x) for x in a.contexts.split(","))
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="gqa-step-") as tmp:
-        graphs: list[tuple[str, Callable[..., Any], ort.InferenceSession]] = [
-            ("rewritten", rewritten_run, session(a.rewritten))]
+        new = session(a.rewritten)
+        graphs: list[tuple[str, Callable[..., Any], ort.InferenceSession]] = [("rewritten", rewritten_run, new)]
         if a.former:
             graphs.insert(0, ("former", former_run, session(a.former)))
         if a.scale_one:
@@ -147,7 +147,6 @@ def main():
                 row[name] = f"step@{lo} {short:.0f} us, step@{hi} {long:.0f} us ({long / short:.2f}x), prefill {pre:.0f} us"
             print(f"round {r + 1}: " + " | ".join(f"{k}: {v}" for k, v in row.items()), flush=True)
         # the rewrite at context `lo` with a buffer of `hi` positions: what capacity costs
-        new = graphs[1 if a.former else 0][2]
         print(f"rewritten, step@{lo} with a {hi}-position buffer: "
               f"{median_us(rewritten_run(new, lo - 1, 1, rng, capacity=hi), a.runs):.0f} us")
 

@@ -98,8 +98,8 @@ def make_question_aware(model) -> QuestionAwareResampler:
 
 
 class NormalizedPrefix(nn.Module):
-    """The connector's tokens, each scaled to the root mean square of the LLM's own token embeddings
-    (`Decoder.embedding_std`): the resampler starts at that scale (`match_output_scale`) but its
+    """The connector's tokens, each scaled to a root mean square of `Decoder.embedding_std` (the
+    standard deviation of the LLM's token embeddings, whose mean is near 0): the resampler starts at that scale (`match_output_scale`) but its
     tokens grow 2.5-6x above it in training, which shrinks the layers' share of those positions'
     residual stream."""
 

@@ -710,12 +710,7 @@ mod tests {
     /// A model: ids -> Gather(W) -> e -> MatMul(W2) -> logits, W inline; `extra` adds a node
     /// reading `ids`.
     fn toy(extra: Option<&str>, tied: bool) -> Vec<u8> {
-        let mut w = Vec::new();
-        write::uint(&mut w, 1, 5);
-        write::uint(&mut w, 1, 3);
-        write::uint(&mut w, 2, 1);
-        write::bytes(&mut w, 8, b"W");
-        write::bytes(&mut w, 9, &[0u8; 60]);
+        let w = write::tensor("W", onnx_proto::FLOAT, &[5, 3], &[0u8; 60]);
         let mut graph = Vec::new();
         write::bytes(&mut graph, 1, &node_bytes(&["W", "input_ids"], &["e"], "lookup", "Gather"));
         let head = if tied { "W" } else { "W2" };
